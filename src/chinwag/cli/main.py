@@ -1,0 +1,115 @@
+"""``chinwag``: serve, and manage apps and keys. Options mirror Settings (CHINWAG_* env vars)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from chinwag import __version__
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="chinwag",
+    help="Self-hostable chat with bring-your-own-identity auth.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="CHINWAG_DATABASE_URL",
+        help="sqlite+aiosqlite:///chinwag.db (default) or postgresql+asyncpg://…",
+    ),
+]
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="CHINWAG_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="CHINWAG_PORT")] = 8000,
+    database_url: DatabaseUrl = None,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            "--broker-url", envvar="CHINWAG_BROKER_URL", help="memory:// (default) or redis://…"
+        ),
+    ] = None,
+    dev_app: Annotated[
+        bool,
+        typer.Option(
+            "--dev-app/--no-dev-app",
+            help="Make sure a staging app exists and print its id and development key.",
+        ),
+    ] = True,
+) -> None:
+    """Run the chinwag server."""
+    import uvicorn
+
+    from chinwag.server.app import create_app
+    from chinwag.server.settings import Settings
+
+    overrides: dict[str, object] = {"host": host, "port": port}
+    if database_url:
+        overrides["database_url"] = database_url
+    if broker_url:
+        overrides["broker_url"] = broker_url
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    if dev_app:
+        asyncio.run(_print_dev_app(settings))
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
+        f"(docs: {escape(url)}/docs)"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+async def _print_dev_app(settings: object) -> None:
+    from chinwag.server.context import ensure_dev_app, open_services
+
+    async with open_services(settings) as services:  # type: ignore[arg-type]
+        app_record, key = await ensure_dev_app(services)
+    console.print(f"staging app  [bold]{escape(app_record.id)}[/] ({escape(app_record.name)})")
+    if key is not None:
+        console.print(
+            f"dev key      [bold]{escape(key.kid)}[/] ({key.alg}; used by "
+            "POST /v1/dev/identity_tokens)"
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

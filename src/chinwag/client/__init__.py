@@ -1,0 +1,3 @@
+"""The chinwag Python client SDK (asyncio)."""
+
+__all__: list[str] = []

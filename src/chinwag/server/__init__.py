@@ -1,0 +1,3 @@
+"""The chinwag server: api (HTTP/WebSocket edges) → handlers (rules) → storage (SQL)."""
+
+__all__: list[str] = []

@@ -1,0 +1,120 @@
+"""Turn every failure into the JSON error envelope; never a stack trace to the client."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chinwag.core.errors import ChinwagError, ErrorId, RateLimited
+from chinwag.server.api.responses import error_response, plain_error
+
+__all__ = ["BodyLimit", "install_error_handlers"]
+
+log = logging.getLogger("chinwag.api")
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors()[:20]:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        details.append(
+            {
+                "field": ".".join(loc) or None,
+                "problem": str(err.get("msg", ""))[:200],
+                "type": err.get("type"),
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ChinwagError)
+    async def _chinwag(_request: Request, exc: ChinwagError) -> Response:
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return error_response(exc, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return plain_error(400, ErrorId.INVALID_REQUEST, "The body is not valid JSON.")
+        first = details[0] if details else {"field": None, "problem": "invalid"}
+        message = f"Invalid {first['field'] or 'request'}: {first['problem']}"
+        return plain_error(422, ErrorId.INVALID_REQUEST, message, {"errors": details})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return plain_error(404, ErrorId.NOT_FOUND, "No such endpoint.")
+        if exc.status_code == 405:
+            return plain_error(
+                405, ErrorId.METHOD_NOT_ALLOWED, "That method is not allowed on this endpoint."
+            )
+        return plain_error(exc.status_code, ErrorId.INVALID_REQUEST, str(exc.detail)[:200])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return plain_error(
+            500, ErrorId.INTERNAL_ERROR, "Something went wrong on the server; it has been logged."
+        )
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit before they are read into memory (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        seen = 0
+        limit = self.max_bytes
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLargeError:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = plain_error(
+            413,
+            ErrorId.PAYLOAD_TOO_LARGE,
+            f"The request body is larger than {self.max_bytes} bytes.",
+            {"max_bytes": self.max_bytes},
+        )
+        await response(scope, receive, send)
+
+
+class _TooLargeError(Exception):
+    pass

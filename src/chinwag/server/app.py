@@ -1,0 +1,75 @@
+"""The app factory and its lifespan: open store, broker and hub; close them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chinwag import __version__
+from chinwag.clock import Clock, SystemClock
+from chinwag.server.api import auth as auth_api
+from chinwag.server.api.errors import BodyLimit, install_error_handlers
+from chinwag.server.broker import open_broker
+from chinwag.server.services import RateLimiter, Services, load_server_secret
+from chinwag.server.settings import Settings
+from chinwag.server.storage.database import Database
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("chinwag")
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        await db.migrate()
+        broker = open_broker(settings.broker_url)
+        services = Services(
+            settings=settings,
+            clock=clock,
+            db=db,
+            broker=broker,
+            nonce_secret=await load_server_secret(db, "nonce", _random),
+            auth_limiter=RateLimiter(settings.auth_rate_per_second, settings.auth_rate_burst),
+        )
+        app.state.services = services
+        if settings.create_dev_app:
+            from chinwag.server.context import ensure_dev_app
+
+            await ensure_dev_app(services)
+        await broker.start(services.on_doorbell)
+        try:
+            yield
+        finally:
+            await services.shutdown()
+            await broker.close()
+            await db.close()
+
+    app = FastAPI(
+        title="chinwag",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hostable chat with bring-your-own-identity authentication.",
+    )
+    install_error_handlers(app)
+    app.include_router(auth_api.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _random(n: int) -> bytes:
+    import secrets
+
+    return secrets.token_bytes(n)

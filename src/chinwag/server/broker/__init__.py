@@ -1,0 +1,15 @@
+"""Pub/sub between server nodes. The database is the truth; the broker is a doorbell.
+
+Backends are picked by URL scheme (``memory://``, ``redis://``) in :func:`open_broker`.
+"""
+
+from chinwag.server.broker.base import (
+    Broker,
+    Doorbell,
+    EventsAppended,
+    SessionsRevoked,
+    Signal,
+    open_broker,
+)
+
+__all__ = ["Broker", "Doorbell", "EventsAppended", "SessionsRevoked", "Signal", "open_broker"]

@@ -1,0 +1,271 @@
+"""Apps and signing keys: the rules behind the CLI and the platform API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chinwag.core.errors import AppNotFound, InvalidRequest, NotFound
+from chinwag.core.keys import (
+    Alg,
+    generate_hmac_secret,
+    generate_key_pair,
+    load_public_key,
+    public_key_pem,
+)
+from chinwag.server.services import Services
+from chinwag.server.storage import apps as app_store
+from chinwag.server.storage.records import AppRecord, KeyRecord
+
+__all__ = [
+    "DEFAULT_MAX_TOKEN_AGE",
+    "DEFAULT_SESSION_LIFETIME",
+    "NewKey",
+    "add_public_key",
+    "add_secret",
+    "create_app",
+    "delete_key",
+    "generate_key",
+    "get_app",
+    "list_apps",
+    "list_keys",
+    "set_key_enabled",
+    "update_app",
+]
+
+DEFAULT_SESSION_LIFETIME = 30 * 24 * 3600
+MIN_SESSION_LIFETIME = 30
+MAX_SESSION_LIFETIME = 365 * 24 * 3600
+DEFAULT_MAX_TOKEN_AGE = 15 * 60
+MAX_TOKEN_AGE_LIMIT = 24 * 3600
+ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    record: KeyRecord
+    private_key_pem: str | None = None
+    secret: str | None = None
+
+
+def _new_kid(services: Services) -> str:
+    return "key_" + services.random(12).hex()
+
+
+def _check_app_fields(
+    name: str | None,
+    environment: str | None,
+    session_lifetime: int | None,
+    max_token_age: int | None,
+) -> None:
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise InvalidRequest(
+            "An app name must be 1 to 200 characters.", data={"property": "name"}, status=422
+        )
+    if environment is not None and environment not in ENVIRONMENTS:
+        raise InvalidRequest(
+            "environment must be 'staging' or 'production'.",
+            data={"property": "environment"},
+            status=422,
+        )
+    if session_lifetime is not None and not (
+        MIN_SESSION_LIFETIME <= session_lifetime <= MAX_SESSION_LIFETIME
+    ):
+        raise InvalidRequest(
+            f"session_lifetime must be {MIN_SESSION_LIFETIME} to {MAX_SESSION_LIFETIME} seconds.",
+            data={"property": "session_lifetime"},
+            status=422,
+        )
+    if max_token_age is not None and not 1 <= max_token_age <= MAX_TOKEN_AGE_LIMIT:
+        raise InvalidRequest(
+            f"max_token_age must be 1 to {MAX_TOKEN_AGE_LIMIT} seconds.",
+            data={"property": "max_token_age"},
+            status=422,
+        )
+
+
+async def create_app(
+    services: Services,
+    name: str,
+    *,
+    production: bool = False,
+    allow_anonymous: bool = False,
+    require_nonce: bool = True,
+    session_lifetime: int = DEFAULT_SESSION_LIFETIME,
+    max_token_age: int = DEFAULT_MAX_TOKEN_AGE,
+) -> tuple[AppRecord, NewKey | None]:
+    """Create an app; a staging app also gets its development key (the sample provider's)."""
+    _check_app_fields(name, None, session_lifetime, max_token_age)
+    now = services.now()
+    record = AppRecord(
+        id=str(uuid.UUID(bytes=services.random(16), version=4)),
+        name=name.strip(),
+        environment="production" if production else "staging",
+        session_lifetime=session_lifetime,
+        require_nonce=require_nonce,
+        max_token_age=max_token_age,
+        allow_anonymous=allow_anonymous,
+        created_at=now,
+        updated_at=now,
+    )
+    dev_key: NewKey | None = None
+    async with services.db.transaction() as tx:
+        await app_store.insert_app(tx.conn, record)
+        if not production:
+            pair = generate_key_pair(Alg.ES256)
+            key = KeyRecord(
+                kid=_new_kid(services),
+                app_id=record.id,
+                alg=Alg.ES256.value,
+                public_key_pem=pair.public_key_pem,
+                secret=None,
+                private_key_pem=pair.private_key_pem,
+                development=True,
+                enabled=True,
+                created_at=now,
+            )
+            await app_store.insert_key(tx.conn, key)
+            dev_key = NewKey(record=key, private_key_pem=pair.private_key_pem)
+    return record, dev_key
+
+
+async def get_app(services: Services, app_id: str) -> AppRecord:
+    async with services.db.read() as conn:
+        record = await app_store.get_app(conn, app_id)
+    if record is None:
+        raise AppNotFound(data={"app_id": app_id[:64]})
+    return record
+
+
+async def list_apps(services: Services) -> list[AppRecord]:
+    async with services.db.read() as conn:
+        return await app_store.list_apps(conn)
+
+
+async def update_app(services: Services, app_id: str, **changes: Any) -> AppRecord:
+    """Change name, environment, session_lifetime, require_nonce, max_token_age or
+    allow_anonymous. Moving to production keeps development keys but they stop working."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    allowed = {
+        "name",
+        "environment",
+        "session_lifetime",
+        "require_nonce",
+        "max_token_age",
+        "allow_anonymous",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidRequest(f"Unknown app settings: {', '.join(sorted(unknown))}.")
+    _check_app_fields(
+        changes.get("name"),
+        changes.get("environment"),
+        changes.get("session_lifetime"),
+        changes.get("max_token_age"),
+    )
+    async with services.db.transaction() as tx:
+        record = await app_store.get_app(tx.conn, app_id)
+        if record is None:
+            raise AppNotFound(data={"app_id": app_id[:64]})
+        if changes:
+            changes["updated_at"] = services.now()
+            await app_store.update_app(tx.conn, app_id, changes)
+            record = replace(record, **changes)
+    return record
+
+
+async def list_keys(services: Services, app_id: str) -> list[KeyRecord]:
+    await get_app(services, app_id)
+    async with services.db.read() as conn:
+        return await app_store.list_keys(conn, app_id)
+
+
+async def _insert_key(services: Services, record: KeyRecord) -> None:
+    async with services.db.transaction() as tx:
+        if await app_store.get_app(tx.conn, record.app_id) is None:
+            raise AppNotFound(data={"app_id": record.app_id[:64]})
+        await app_store.insert_key(tx.conn, record)
+
+
+def _parse_alg(alg: str) -> Alg:
+    try:
+        return Alg(alg)
+    except ValueError:
+        raise InvalidRequest(
+            f"Unsupported algorithm {alg[:16]!r}; use one of "
+            + ", ".join(a.value for a in Alg)
+            + ".",
+            data={"property": "alg"},
+            status=422,
+        ) from None
+
+
+async def generate_key(services: Services, app_id: str, alg: str) -> NewKey:
+    """Generate a key pair; the private key is returned once and never stored."""
+    chosen = _parse_alg(alg)
+    pair = generate_key_pair(chosen)
+    record = KeyRecord(
+        kid=_new_kid(services),
+        app_id=app_id,
+        alg=chosen.value,
+        public_key_pem=pair.public_key_pem,
+        secret=None,
+        private_key_pem=None,
+        development=False,
+        enabled=True,
+        created_at=services.now(),
+    )
+    await _insert_key(services, record)
+    return NewKey(record=record, private_key_pem=pair.private_key_pem)
+
+
+async def add_public_key(
+    services: Services, app_id: str, key_text: str, alg: str | None = None, kid: str | None = None
+) -> NewKey:
+    chosen, key = load_public_key(key_text, _parse_alg(alg) if alg else None)
+    record = KeyRecord(
+        kid=kid or _new_kid(services),
+        app_id=app_id,
+        alg=chosen.value,
+        public_key_pem=public_key_pem(key),
+        secret=None,
+        private_key_pem=None,
+        development=False,
+        enabled=True,
+        created_at=services.now(),
+    )
+    await _insert_key(services, record)
+    return NewKey(record=record)
+
+
+async def add_secret(services: Services, app_id: str) -> NewKey:
+    secret = generate_hmac_secret(services.random(32))
+    record = KeyRecord(
+        kid=_new_kid(services),
+        app_id=app_id,
+        alg=Alg.HS256.value,
+        public_key_pem=None,
+        secret=secret,
+        private_key_pem=None,
+        development=False,
+        enabled=True,
+        created_at=services.now(),
+    )
+    await _insert_key(services, record)
+    return NewKey(record=record, secret=secret)
+
+
+async def set_key_enabled(services: Services, kid: str, enabled: bool) -> KeyRecord:
+    async with services.db.transaction() as tx:
+        if not await app_store.set_key_enabled(tx.conn, kid, enabled):
+            raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+        record = await app_store.get_key(tx.conn, kid)
+    assert record is not None
+    return record
+
+
+async def delete_key(services: Services, kid: str) -> None:
+    async with services.db.transaction() as tx:
+        if not await app_store.delete_key(tx.conn, kid):
+            raise NotFound("No key with that kid.", data={"kid": kid[:128]})

@@ -1,0 +1,334 @@
+"""Nonces, identity tokens and sessions: the rules of signing in and out.
+
+Order matters for security. Every pure check (token syntax, key, signature, claims, nonce
+seal and age) runs before the transaction; inside it, the nonce (or ``jti``) is consumed
+first, so concurrent submissions serialise on its unique key and exactly one commits. A
+token that fails any check never reaches that point and so never uses up its nonce.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from chinwag.core.errors import (
+    AnonymousNotAllowed,
+    AuthenticationRequired,
+    InvalidIdentityToken,
+    SampleProviderForbidden,
+    TokenRejection,
+)
+from chinwag.core.events import EventType
+from chinwag.core.identity_tokens import (
+    IdentityClaims,
+    TokenKey,
+    TokenPolicy,
+    parse_identity_token,
+    verify_identity_token,
+)
+from chinwag.core.keys import Alg, sign_identity_token
+from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
+from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
+from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.handlers.apps import get_app
+from chinwag.server.services import Services
+from chinwag.server.storage import apps as app_store
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import sessions as session_store
+from chinwag.server.storage import users as user_store
+from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.records import AppRecord, SessionRecord, UserRecord
+
+__all__ = [
+    "Authenticated",
+    "NewSession",
+    "authenticate",
+    "create_anonymous_session",
+    "create_session",
+    "end_session",
+    "new_nonce",
+    "sample_identity_token",
+    "user_json",
+]
+
+log = logging.getLogger("chinwag.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str
+    session: SessionRecord
+    user: UserRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The caller of an authenticated request."""
+
+    session: SessionRecord
+    user: UserRecord
+
+    @property
+    def app_id(self) -> str:
+        return self.session.app_id
+
+
+def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
+    body: dict[str, object] = {
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "avatar_url": user.avatar_url,
+        "anonymous": user.anonymous,
+    }
+    if private:
+        body["email"] = user.email
+        body["first_name"] = user.first_name
+        body["last_name"] = user.last_name
+    return body
+
+
+def new_nonce(services: Services, app: AppRecord) -> IssuedNonce:
+    return issue_nonce(
+        app.id, secret=services.nonce_secret, now=services.now(), random=services.random(16)
+    )
+
+
+async def _challenge(services: Services, app_id: str | None) -> AuthenticationRequired:
+    """A 401 that carries a fresh nonce when the app is known (Layer's challenge)."""
+    data: dict[str, object] = {}
+    if app_id is not None:
+        async with services.db.read() as conn:
+            app = await app_store.get_app(conn, app_id)
+        if app is not None:
+            nonce = new_nonce(services, app)
+            data = {
+                "nonce": nonce.value,
+                "nonce_expires_at": nonce.expires_at,
+                "server_time": services.now(),
+            }
+    return AuthenticationRequired(data=data)
+
+
+async def authenticate(
+    services: Services, token: str | None, *, app_hint: str | None = None
+) -> Authenticated:
+    parsed = parse_session_token(token) if token else None
+    if parsed is None:
+        raise await _challenge(services, app_hint)
+    async with services.db.read() as conn:
+        session = await session_store.get_session(conn, parsed.session_id)
+        user = None
+        if session is not None and secret_matches(session.secret_hash, parsed):
+            user = await user_store.get_user_by_pk(conn, session.user_pk)
+    if session is None or user is None or not secret_matches(session.secret_hash, parsed):
+        raise await _challenge(services, app_hint)
+    if session.revoked_at is not None or session.expires_at <= services.now():
+        raise await _challenge(services, session.app_id)
+    return Authenticated(session=session, user=user)
+
+
+def _policy(services: Services, app: AppRecord) -> TokenPolicy:
+    return TokenPolicy(
+        app_id=app.id,
+        production=app.production,
+        require_nonce=app.require_nonce,
+        max_token_age=float(app.max_token_age),
+        leeway=services.settings.token_leeway_seconds,
+    )
+
+
+async def _verify(services: Services, app: AppRecord, identity_token: object) -> IdentityClaims:
+    parsed = parse_identity_token(identity_token)
+    async with services.db.read() as conn:
+        record = await app_store.get_key(conn, parsed.kid, app.id)
+    key = None
+    if record is not None:
+        key = TokenKey(
+            kid=record.kid,
+            material=services.keys.material(record),
+            enabled=record.enabled,
+            development=record.development,
+        )
+    return verify_identity_token(parsed, key=key, policy=_policy(services, app), now=services.now())
+
+
+def _profile(claims: IdentityClaims) -> dict[str, str | None]:
+    fields = {
+        "display_name": claims.display_name,
+        "avatar_url": claims.avatar_url,
+        "email": claims.email,
+        "first_name": claims.first_name,
+        "last_name": claims.last_name,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+async def _resolve_user(
+    services: Services, tx: Transaction, app: AppRecord, claims: IdentityClaims
+) -> UserRecord:
+    now = services.now()
+    profile = _profile(claims)
+    user: UserRecord | None
+    if claims.user_id is not None:
+        user = await user_store.get_user(tx.conn, app.id, claims.user_id)
+        user_id = claims.user_id
+    else:
+        assert claims.email is not None
+        user = await user_store.find_by_email(tx.conn, app.id, claims.email)
+        user_id = claims.email
+        if user is None:
+            user = await user_store.get_user(tx.conn, app.id, user_id)
+    if user is not None and user.anonymous:
+        raise InvalidIdentityToken(
+            TokenRejection.USER_CONFLICT, "That user id belongs to an anonymous user of this app."
+        )
+    if user is None:
+        return await user_store.insert_user(
+            tx.conn, app_id=app.id, user_id=user_id, anonymous=False, profile=profile, now=now
+        )
+    changed = {k: v for k, v in profile.items() if getattr(user, k) != v}
+    if changed:
+        await user_store.update_user(tx.conn, user.pk, {**changed, "updated_at": now})
+        refreshed = await user_store.get_user_by_pk(tx.conn, user.pk)
+        assert refreshed is not None
+        appended = await event_store.append_event(
+            tx.conn,
+            app_id=app.id,
+            event_type=EventType.IDENTITY_UPDATED,
+            data={"user": user_json(refreshed, private=False)},
+            user_pks=await user_store.identity_audience(tx.conn, refreshed.pk),
+            now=now,
+        )
+        tx.after_commit(
+            lambda: services.publish(
+                EventsAppended(event_json=appended.event_json, targets=appended.targets)
+            )
+        )
+        return refreshed
+    return user
+
+
+async def _open_session(
+    services: Services,
+    tx: Transaction,
+    app: AppRecord,
+    user: UserRecord,
+    *,
+    identity_expires_at: float | None,
+) -> NewSession:
+    now = services.now()
+    expires_at = now + app.session_lifetime
+    if identity_expires_at is not None:
+        expires_at = min(expires_at, identity_expires_at)
+    token = new_session_token(services.random(48))
+    record = SessionRecord(
+        id=token.session_id,
+        app_id=app.id,
+        user_pk=user.pk,
+        secret_hash=token.secret_hash,
+        created_at=now,
+        expires_at=expires_at,
+        revoked_at=None,
+        revoked_reason=None,
+    )
+    await session_store.insert_session(tx.conn, record)
+    return NewSession(token=token.token, session=record, user=user)
+
+
+async def create_session(services: Services, app_id: str, identity_token: object) -> NewSession:
+    app = await get_app(services, app_id)
+    started = time.perf_counter()
+    try:
+        claims = await _verify(services, app, identity_token)
+        checked = (
+            check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())
+            if claims.nonce is not None
+            else None
+        )
+    except InvalidIdentityToken as exc:
+        log.info(
+            "identity token rejected app=%s reason=%s detail=%s", app.id, exc.reason, exc.detail
+        )
+        raise
+    async with services.db.transaction() as tx:
+        if checked is not None:
+            if not await session_store.consume_nonce(
+                tx.conn, key=checked.key, app_id=app.id, expires_at=checked.expires_at
+            ):
+                raise InvalidIdentityToken(
+                    TokenRejection.NONCE_USED, "The nonce was already used; ask for a new one."
+                )
+        elif claims.jti is not None:
+            horizon = claims.issued_at + app.max_token_age + services.settings.token_leeway_seconds
+            if not await session_store.record_jti(
+                tx.conn, app_id=app.id, jti=claims.jti, expires_at=float(horizon)
+            ):
+                raise InvalidIdentityToken(
+                    TokenRejection.JTI_USED, "This token's 'jti' was already used."
+                )
+        user = await _resolve_user(services, tx, app, claims)
+        result = await _open_session(
+            services,
+            tx,
+            app,
+            user,
+            identity_expires_at=float(claims.expires_at) if claims.expires_at else None,
+        )
+    log.debug("session opened app=%s in %.1f ms", app.id, (time.perf_counter() - started) * 1e3)
+    return result
+
+
+async def create_anonymous_session(services: Services, app_id: str) -> NewSession:
+    app = await get_app(services, app_id)
+    if not app.allow_anonymous:
+        raise AnonymousNotAllowed()
+    async with services.db.transaction() as tx:
+        user_id = f"anon_{uuid.UUID(bytes=services.random(16), version=4).hex}"
+        user = await user_store.insert_user(
+            tx.conn, app_id=app.id, user_id=user_id, anonymous=True, profile={}, now=services.now()
+        )
+        return await _open_session(services, tx, app, user, identity_expires_at=None)
+
+
+async def end_session(services: Services, caller: Authenticated, *, reason: str = "logout") -> None:
+    """Revoke the session at once, tell the user's other devices, close its sockets."""
+    now = services.now()
+    async with services.db.transaction() as tx:
+        await session_store.revoke_session(tx.conn, caller.session.id, now=now, reason=reason)
+        appended = await event_store.append_event(
+            tx.conn,
+            app_id=caller.app_id,
+            event_type=EventType.SESSION_REVOKED,
+            data={"session_id": caller.session.id, "reason": reason},
+            user_pks=[caller.user.pk],
+            now=now,
+        )
+    services.publish(SessionsRevoked(session_ids=(caller.session.id,), reason=reason))
+    services.publish(EventsAppended(event_json=appended.event_json, targets=appended.targets))
+
+
+async def sample_identity_token(
+    services: Services, app_id: str, user_id: str, nonce: str, display_name: str | None = None
+) -> str:
+    """The development-only sample identity provider: signs for anyone, so staging only."""
+    app = await get_app(services, app_id)
+    if app.production:
+        raise SampleProviderForbidden()
+    async with services.db.read() as conn:
+        keys = [
+            k
+            for k in await app_store.list_keys(conn, app.id)
+            if k.development and k.enabled and k.private_key_pem
+        ]
+    if not keys:
+        raise SampleProviderForbidden("This app has no enabled development key.")
+    key = keys[0]
+    now = int(services.now())
+    claims: dict[str, object] = {"sub": user_id, "nce": nonce, "iat": now, "iss": app.id}
+    if display_name:
+        claims["display_name"] = display_name
+    return sign_identity_token(
+        claims, kid=key.kid, alg=Alg(key.alg), private_key_pem=key.private_key_pem
+    )

@@ -1,0 +1,83 @@
+"""Live connections on this node, and how doorbells reach them.
+
+The hub never blocks and never queues without bound: it hands each connection a frame
+(``offer_*``) and the connection decides, against its own bounded queue, whether to take
+it, catch up from the store, or disconnect itself with "resume later".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol
+
+from chinwag.core.events import event_frame
+from chinwag.server.broker import Doorbell, EventsAppended, SessionsRevoked, Signal
+
+__all__ = ["Hub", "LiveConnection"]
+
+
+class LiveConnection(Protocol):
+    user_pk: int
+    session_id: str
+
+    def offer_event(self, pos: int, frame: bytes) -> None:
+        """A new event at stream position ``pos`` for this connection's user."""
+        ...
+
+    def offer_signal(self, frame: bytes) -> None: ...
+
+    def revoke(self, reason: str) -> None:
+        """The session ended: send ``session.revoked`` and close."""
+        ...
+
+    def going_away(self) -> None:
+        """The server is shutting down: close with 1001."""
+        ...
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._by_user: defaultdict[int, set[LiveConnection]] = defaultdict(set)
+        self._by_session: defaultdict[str, set[LiveConnection]] = defaultdict(set)
+
+    def register(self, conn: LiveConnection) -> None:
+        self._by_user[conn.user_pk].add(conn)
+        self._by_session[conn.session_id].add(conn)
+
+    def unregister(self, conn: LiveConnection) -> None:
+        users = self._by_user.get(conn.user_pk)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self._by_user[conn.user_pk]
+        sessions = self._by_session.get(conn.session_id)
+        if sessions is not None:
+            sessions.discard(conn)
+            if not sessions:
+                del self._by_session[conn.session_id]
+
+    def connection_count(self) -> int:
+        return sum(len(group) for group in self._by_user.values())
+
+    def dispatch(self, message: Doorbell) -> None:
+        if isinstance(message, EventsAppended):
+            for user_pk, pos in message.targets:
+                group = self._by_user.get(user_pk)
+                if group:
+                    frame = event_frame(pos, message.event_json)
+                    for conn in tuple(group):
+                        conn.offer_event(pos, frame)
+        elif isinstance(message, Signal):
+            for user_pk in message.user_pks:
+                for conn in tuple(self._by_user.get(user_pk, ())):
+                    if conn.session_id != message.exclude_session:
+                        conn.offer_signal(message.frame)
+        elif isinstance(message, SessionsRevoked):
+            for session_id in message.session_ids:
+                for conn in tuple(self._by_session.get(session_id, ())):
+                    conn.revoke(message.reason)
+
+    def close_all(self) -> None:
+        for group in tuple(self._by_user.values()):
+            for conn in tuple(group):
+                conn.going_away()

@@ -1,0 +1,111 @@
+"""Everything a handler needs, built once by the app factory and passed down explicitly."""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chinwag.clock import Clock
+from chinwag.core.errors import RateLimited
+from chinwag.core.keys import Alg, KeyMaterial, verifier_for
+from chinwag.core.rate_limit import TokenBucket
+from chinwag.server.broker import Broker, Doorbell
+from chinwag.server.hub import Hub
+from chinwag.server.settings import Settings
+from chinwag.server.storage.database import Database
+from chinwag.server.storage.records import KeyRecord
+from chinwag.server.storage.schema import server_secrets
+
+__all__ = ["KeyCache", "RateLimiter", "Services", "load_server_secret"]
+
+Random = Callable[[int], bytes]
+
+
+class KeyCache:
+    """Parsed verification keys, keyed by their stored text (a changed key is a new entry)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[str, str, str], KeyMaterial] = OrderedDict()
+        self._size = size
+
+    def material(self, record: KeyRecord) -> KeyMaterial:
+        stored = record.public_key_pem or record.secret or ""
+        cache_key = (record.kid, record.alg, stored)
+        found = self._entries.get(cache_key)
+        if found is None:
+            found = verifier_for(
+                Alg(record.alg), public_key_pem=record.public_key_pem, secret=record.secret
+            )
+            self._entries[cache_key] = found
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return found
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int, max_clients: int = 100_000) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._max = max_clients
+
+    def check(self, client: str, now: float) -> None:
+        if self._rate <= 0:
+            return
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = TokenBucket.full(self._rate, self._burst, now)
+            self._buckets[client] = bucket
+            if len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)
+        wait = bucket.take(now)
+        if wait > 0:
+            raise RateLimited(retry_after=round(wait, 3))
+
+
+async def load_server_secret(db: Database, name: str, random: Random) -> bytes:
+    """Read a shared secret, creating it first if no node has yet (first writer wins)."""
+    async with db.transaction() as tx:
+        dialect_insert = pg_insert if tx.is_postgres else sqlite_insert
+        await tx.conn.execute(
+            dialect_insert(server_secrets)
+            .values(name=name, value=random(32))
+            .on_conflict_do_nothing()
+        )
+        value = (
+            await tx.conn.execute(
+                select(server_secrets.c.value).where(server_secrets.c.name == name)
+            )
+        ).scalar_one()
+    return bytes(value)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    broker: Broker
+    nonce_secret: bytes
+    random: Random = field(default=secrets.token_bytes)
+    keys: KeyCache = field(default_factory=KeyCache)
+    auth_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    hub: Hub = field(default_factory=Hub)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def publish(self, message: Doorbell) -> None:
+        self.broker.publish(message)
+
+    def on_doorbell(self, message: Doorbell) -> None:
+        self.hub.dispatch(message)
+
+    async def shutdown(self) -> None:
+        self.hub.close_all()

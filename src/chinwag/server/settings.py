@@ -1,0 +1,40 @@
+"""Server settings, read once at the edge (flags and CHINWAG_* environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHINWAG_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./chinwag.db"
+    broker_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+    """The URL clients reach this server at (printed on start); defaults to http://host:port."""
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1)
+    max_participants: int = Field(default=1000, ge=2)
+    token_leeway_seconds: float = Field(default=60.0, ge=0, le=300)
+
+    auth_rate_per_second: float = Field(default=20.0, ge=0)
+    """Sustained auth requests (nonces, sessions) per client address; 0 disables the limit."""
+    auth_rate_burst: int = Field(default=100, ge=1)
+
+    connection_queue_size: int = Field(default=1000, ge=1)
+    """Frames a WebSocket may have waiting before it is told to resume later."""
+    ws_ping_interval: float = Field(default=20.0, gt=0)
+    ws_ping_timeout: float = Field(default=20.0, gt=0)
+    typing_pause_after: float = Field(default=2.5, gt=0)
+    typing_finish_after: float = Field(default=5.0, gt=0)
+
+    create_dev_app: bool = False
+    """On start, make sure a staging app exists and print its id and development key."""
+
+    log_level: str = "info"

@@ -1,0 +1,65 @@
+"""Typed rows handed from storage to handlers (frozen; no SQLAlchemy objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AppRecord", "KeyRecord", "SessionRecord", "UserRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    id: str
+    name: str
+    environment: str
+    session_lifetime: int
+    require_nonce: bool
+    max_token_age: int
+    allow_anonymous: bool
+    created_at: float
+    updated_at: float
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    kid: str
+    app_id: str
+    alg: str
+    public_key_pem: str | None
+    secret: str | None
+    private_key_pem: str | None
+    development: bool
+    enabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    pk: int
+    app_id: str
+    user_id: str
+    anonymous: bool
+    display_name: str | None
+    avatar_url: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    stream_head: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    app_id: str
+    user_pk: int
+    secret_hash: bytes
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    revoked_reason: str | None

@@ -1,0 +1,226 @@
+"""Every table chinwag keeps. Changes here need an Alembic migration (see migrations/).
+
+Conventions: times are float seconds since the epoch; JSON is stored as text (encoded by
+orjson in the domain modules) so SQLite and PostgreSQL hold byte-identical payloads; users
+have an internal integer ``pk`` and the app's own ``user_id`` is unique per app.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "app_keys",
+    "apps",
+    "consumed_nonces",
+    "conversations",
+    "events",
+    "hidden_messages",
+    "messages",
+    "metadata",
+    "participants",
+    "server_secrets",
+    "sessions",
+    "used_jtis",
+    "user_events",
+    "users",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("environment", String(16), nullable=False),
+    Column("session_lifetime", Integer, nullable=False),
+    Column("require_nonce", Boolean, nullable=False),
+    Column("max_token_age", Integer, nullable=False),
+    Column("allow_anonymous", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+app_keys = Table(
+    "app_keys",
+    metadata,
+    Column("kid", String(128), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("alg", String(8), nullable=False),
+    Column("public_key_pem", Text),
+    Column("secret", Text),
+    Column("private_key_pem", Text),
+    Column("development", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_app_keys_app_id", "app_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("anonymous", Boolean, nullable=False),
+    Column("display_name", String(128)),
+    Column("avatar_url", String(1024)),
+    Column("email", String(254)),
+    Column("first_name", String(128)),
+    Column("last_name", String(128)),
+    Column("stream_head", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
+    Index("ix_users_app_email", "app_id", "email"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("revoked_reason", String(32)),
+    Index("ix_sessions_user_pk", "user_pk"),
+)
+
+consumed_nonces = Table(
+    "consumed_nonces",
+    metadata,
+    Column("key", LargeBinary(32), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_consumed_nonces_expires_at", "expires_at"),
+)
+
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("app_id", String(36), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_used_jtis_expires_at", "expires_at"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("distinct", Boolean, nullable=False),
+    Column("distinct_key", String(64)),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("created_by_pk", BigId),
+    Column("created_at", Float, nullable=False),
+    Column("last_position", BigInteger, nullable=False, server_default="0"),
+    Column("last_message_id", String(36)),
+    Column("last_message_at", Float),
+    Column("participant_count", Integer, nullable=False, server_default="0"),
+    Column("deleted_at", Float),
+    UniqueConstraint("app_id", "distinct_key", name="uq_conversations_distinct"),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column(
+        "conversation_id",
+        String(36),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("joined_at", Float, nullable=False),
+    Column("joined_position", BigInteger, nullable=False, server_default="0"),
+    Column("left_at", Float),
+    Column("left_position", BigInteger),
+    Column("read_position", BigInteger, nullable=False, server_default="0"),
+    Column("delivered_position", BigInteger, nullable=False, server_default="0"),
+    Column("hidden_position", BigInteger, nullable=False, server_default="0"),
+    Column("sort_at", Float, nullable=False),
+    Index("ix_participants_user_sort", "user_pk", "sort_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Column(
+        "conversation_id",
+        String(36),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", BigInteger, nullable=False),
+    Column("sender_pk", BigId),
+    Column("parts", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("deleted_at", Float),
+    UniqueConstraint("conversation_id", "position", name="uq_messages_conversation_position"),
+)
+
+hidden_messages = Table(
+    "hidden_messages",
+    metadata,
+    Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "message_id", String(36), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(36), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("conversation_id", String(36)),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+user_events = Table(
+    "user_events",
+    metadata,
+    Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("pos", BigInteger, primary_key=True),
+    Column("event_id", BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+)

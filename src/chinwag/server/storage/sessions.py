@@ -1,0 +1,94 @@
+"""Sessions, consumed nonces and used jtis (the single-use records)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chinwag.server.storage.records import SessionRecord
+from chinwag.server.storage.schema import consumed_nonces, sessions, used_jtis
+
+__all__ = [
+    "consume_nonce",
+    "get_session",
+    "insert_session",
+    "purge_expired",
+    "record_jti",
+    "revoke_session",
+    "revoke_user_sessions",
+    "user_session_ids",
+]
+
+
+async def _insert_once(conn: AsyncConnection, table: Table, values: dict[str, object]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING: True for exactly one of any concurrent callers."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount == 1)
+
+
+async def consume_nonce(
+    conn: AsyncConnection, *, key: bytes, app_id: str, expires_at: float
+) -> bool:
+    """Record the nonce as used; False when it already was (another request won)."""
+    return await _insert_once(
+        conn, consumed_nonces, {"key": key, "app_id": app_id, "expires_at": expires_at}
+    )
+
+
+async def record_jti(conn: AsyncConnection, *, app_id: str, jti: str, expires_at: float) -> bool:
+    return await _insert_once(
+        conn, used_jtis, {"app_id": app_id, "jti": jti, "expires_at": expires_at}
+    )
+
+
+async def insert_session(conn: AsyncConnection, record: SessionRecord) -> None:
+    await conn.execute(insert(sessions).values({f: getattr(record, f) for f in record.__slots__}))
+
+
+async def get_session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
+    row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+    return SessionRecord(**row._mapping) if row else None
+
+
+async def revoke_session(
+    conn: AsyncConnection, session_id: str, *, now: float, reason: str
+) -> bool:
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    return bool(result.rowcount)
+
+
+async def user_session_ids(conn: AsyncConnection, user_pk: int, *, now: float) -> list[str]:
+    rows = await conn.execute(
+        select(sessions.c.id).where(
+            sessions.c.user_pk == user_pk,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+    )
+    return [r.id for r in rows]
+
+
+async def revoke_user_sessions(
+    conn: AsyncConnection, user_pk: int, *, now: float, reason: str
+) -> list[str]:
+    ids = await user_session_ids(conn, user_pk, now=now)
+    if ids:
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.id.in_(ids))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+    return ids
+
+
+async def purge_expired(conn: AsyncConnection, *, now: float) -> None:
+    """Single-use records can go once what they guard has expired anyway."""
+    await conn.execute(delete(consumed_nonces).where(consumed_nonces.c.expires_at < now))
+    await conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))

@@ -1,0 +1,102 @@
+"""Users: created and updated from identity-token claims; one stream head each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chinwag.server.storage.records import UserRecord
+from chinwag.server.storage.schema import participants, users
+
+__all__ = [
+    "PROFILE_FIELDS",
+    "find_by_email",
+    "get_user",
+    "get_user_by_pk",
+    "get_users_by_pk",
+    "identity_audience",
+    "insert_user",
+    "update_user",
+]
+
+PROFILE_FIELDS = ("display_name", "avatar_url", "email", "first_name", "last_name")
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(**row._mapping)
+
+
+async def get_user(conn: AsyncConnection, app_id: str, user_id: str) -> UserRecord | None:
+    row = (
+        await conn.execute(
+            select(users).where(users.c.app_id == app_id, users.c.user_id == user_id)
+        )
+    ).first()
+    return _user(row) if row else None
+
+
+async def get_user_by_pk(conn: AsyncConnection, pk: int) -> UserRecord | None:
+    row = (await conn.execute(select(users).where(users.c.pk == pk))).first()
+    return _user(row) if row else None
+
+
+async def get_users_by_pk(conn: AsyncConnection, pks: list[int]) -> dict[int, UserRecord]:
+    if not pks:
+        return {}
+    rows = await conn.execute(select(users).where(users.c.pk.in_(pks)))
+    return {r.pk: _user(r) for r in rows}
+
+
+async def find_by_email(conn: AsyncConnection, app_id: str, email: str) -> UserRecord | None:
+    row = (
+        await conn.execute(
+            select(users)
+            .where(users.c.app_id == app_id, users.c.email == email, users.c.anonymous.is_(False))
+            .order_by(users.c.pk)
+            .limit(1)
+        )
+    ).first()
+    return _user(row) if row else None
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    user_id: str,
+    anonymous: bool,
+    profile: dict[str, str | None],
+    now: float,
+) -> UserRecord:
+    values = {
+        "app_id": app_id,
+        "user_id": user_id,
+        "anonymous": anonymous,
+        "stream_head": 0,
+        "created_at": now,
+        "updated_at": now,
+        **profile,
+    }
+    pk = (await conn.execute(insert(users).values(**values).returning(users.c.pk))).scalar_one()
+    record = await get_user_by_pk(conn, int(pk))
+    assert record is not None
+    return record
+
+
+async def update_user(conn: AsyncConnection, pk: int, changes: dict[str, Any]) -> None:
+    await conn.execute(update(users).where(users.c.pk == pk).values(**changes))
+
+
+async def identity_audience(conn: AsyncConnection, user_pk: int) -> list[int]:
+    """Who sees this user's identity change: the user and everyone sharing a conversation."""
+    mine = participants.alias("mine")
+    theirs = participants.alias("theirs")
+    rows = await conn.execute(
+        select(theirs.c.user_pk)
+        .distinct()
+        .join(mine, mine.c.conversation_id == theirs.c.conversation_id)
+        .where(mine.c.user_pk == user_pk, mine.c.left_at.is_(None), theirs.c.left_at.is_(None))
+    )
+    return sorted({user_pk, *(int(r.user_pk) for r in rows)})
