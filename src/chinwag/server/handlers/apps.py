@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chinwag.core.errors import AppNotFound, InvalidRequest, NotFound
+from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -28,6 +28,7 @@ __all__ = [
     "delete_key",
     "generate_key",
     "get_app",
+    "get_secret",
     "list_apps",
     "list_keys",
     "set_key_enabled",
@@ -40,6 +41,7 @@ MAX_SESSION_LIFETIME = 365 * 24 * 3600
 DEFAULT_MAX_TOKEN_AGE = 15 * 60
 MAX_TOKEN_AGE_LIMIT = 24 * 3600
 ENVIRONMENTS = ("staging", "production")
+MAX_KID_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,9 @@ async def _insert_key(services: Services, record: KeyRecord) -> None:
     async with services.db.transaction() as tx:
         if await app_store.get_app(tx.conn, record.app_id) is None:
             raise AppNotFound(data={"app_id": record.app_id[:64]})
+        if await app_store.get_key(tx.conn, record.kid) is not None:
+            # kids are global (tokens name only the kid), so a chosen kid may clash.
+            raise IdInUse("A key with that kid already exists.", data={"kid": record.kid[:128]})
         await app_store.insert_key(tx.conn, record)
 
 
@@ -223,6 +228,12 @@ async def generate_key(services: Services, app_id: str, alg: str) -> NewKey:
 async def add_public_key(
     services: Services, app_id: str, key_text: str, alg: str | None = None, kid: str | None = None
 ) -> NewKey:
+    if kid is not None and not (1 <= len(kid) <= MAX_KID_LENGTH and kid.isprintable()):
+        raise InvalidRequest(
+            f"A kid must be 1 to {MAX_KID_LENGTH} printable characters.",
+            data={"property": "kid"},
+            status=422,
+        )
     chosen, key = load_public_key(key_text, _parse_alg(alg) if alg else None)
     record = KeyRecord(
         kid=kid or _new_kid(services),
@@ -254,6 +265,23 @@ async def add_secret(services: Services, app_id: str) -> NewKey:
     )
     await _insert_key(services, record)
     return NewKey(record=record, secret=secret)
+
+
+async def get_secret(services: Services, kid: str) -> KeyRecord:
+    """An HS256 key with its secret, for an admin. Unlike a private key, chinwag must keep
+    the secret to verify with, and the app's backend needs the very same one to sign, so
+    showing it again is how a lost copy is recovered without rotating the key."""
+    async with services.db.read() as conn:
+        record = await app_store.get_key(conn, kid)
+    if record is None:
+        raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+    if record.alg != Alg.HS256.value or record.secret is None:
+        raise InvalidRequest(
+            f"Key {kid[:128]!r} is {record.alg}; only HS256 keys have a secret to show.",
+            data={"kid": kid[:128], "alg": record.alg},
+            status=422,
+        )
+    return record
 
 
 async def set_key_enabled(services: Services, kid: str, enabled: bool) -> KeyRecord:
