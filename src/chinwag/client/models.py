@@ -1,0 +1,120 @@
+"""What the SDK hands to apps: users, conversations and messages as frozen dataclasses.
+
+They are snapshots read from the local store; the store (and so the server) stays the
+truth, so holding one never goes stale in a way that matters: query again after an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "LOGIN_REQUEST_MIME_TYPE",
+    "AnonymousData",
+    "Conversation",
+    "Message",
+    "MessagePart",
+    "MessageState",
+    "User",
+]
+
+LOGIN_REQUEST_MIME_TYPE = "application/vnd.chinwag.login-request+json"
+"""A message part of this type asks an anonymous user to sign in (ASAPP's Sign In button)."""
+
+
+class AnonymousData(StrEnum):
+    """What happens to an anonymous user's conversations when they log in."""
+
+    KEEP = "keep"
+    DISCARD = "discard"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    display_name: str | None = None
+    avatar_url: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    anonymous: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> User:
+        return cls(
+            user_id=str(data["user_id"]),
+            display_name=data.get("display_name"),
+            avatar_url=data.get("avatar_url"),
+            email=data.get("email"),
+            first_name=data.get("first_name"),
+            last_name=data.get("last_name"),
+            anonymous=bool(data.get("anonymous", False)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "avatar_url": self.avatar_url,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "anonymous": self.anonymous,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePart:
+    mime_type: str
+    body: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"mime_type": self.mime_type, "body": self.body}
+
+
+class MessageState(StrEnum):
+    PENDING = "pending"
+    """In the outbox: stored on the device, not yet acknowledged by the server."""
+    SENT = "sent"
+    FAILED = "failed"
+    """Refused by the server for good (e.g. too large, not a participant)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    conversation_id: str
+    position: int | None
+    """The server's per-conversation position; None while the message is pending."""
+    sender_id: str
+    parts: tuple[MessagePart, ...]
+    sent_at: float | None
+    state: MessageState = MessageState.SENT
+    deleted: bool = False
+
+    @property
+    def text(self) -> str:
+        """The bodies of the ``text/plain`` parts, joined: handy for simple UIs and tests."""
+        return "".join(p.body for p in self.parts if p.mime_type.startswith("text/plain"))
+
+    @property
+    def requests_login(self) -> bool:
+        return any(p.mime_type == LOGIN_REQUEST_MIME_TYPE for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    participants: tuple[str, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    distinct: bool = False
+    created_at: float | None = None
+    created_by: str | None = None
+    last_position: int = 0
+    last_message_at: float | None = None
+    read_position: int = 0
+    delivered_position: int = 0
+    unread_count: int = 0
+    left: bool = False
