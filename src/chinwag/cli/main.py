@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from chinwag import __version__
+from chinwag.cli.apps import apps_app
+from chinwag.cli.keys import keys_app
+from chinwag.cli.options import DatabaseUrl
 
 __all__ = ["app", "main"]
 
@@ -20,16 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(apps_app)
+app.add_typer(keys_app)
 console = Console()
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="CHINWAG_DATABASE_URL",
-        help="sqlite+aiosqlite:///chinwag.db (default) or postgresql+asyncpg://…",
-    ),
-]
 
 
 @app.callback()

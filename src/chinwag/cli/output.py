@@ -1,0 +1,152 @@
+"""How commands speak: one JSON object for scripts, Rich for people, errors on stderr.
+
+With ``--json`` stdout carries exactly one JSON object — the result, or ``{"error": …}`` —
+so ``chinwag … --json | jq`` never meets a stray line. Human output goes through Rich,
+and every value that came from a user or the database is escaped first: an app named
+``[red]x`` must print as typed, never restyle the terminal.
+
+Exit codes come from exceptions: a :class:`ChinwagError` becomes ``typer.Exit(1)`` after
+it is reported; Typer's own usage errors keep their code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from chinwag.core.errors import ChinwagError
+
+if TYPE_CHECKING:
+    from chinwag.server.storage.records import AppRecord, KeyRecord
+
+__all__ = [
+    "EXIT_ERROR",
+    "Output",
+    "app_details",
+    "app_json",
+    "app_table",
+    "key_json",
+    "keys_table",
+    "when",
+]
+
+EXIT_ERROR = 1
+
+
+def app_json(app: AppRecord) -> dict[str, Any]:
+    return {
+        "app_id": app.id,
+        "name": app.name,
+        "environment": app.environment,
+        "session_lifetime": app.session_lifetime,
+        "require_nonce": app.require_nonce,
+        "max_token_age": app.max_token_age,
+        "allow_anonymous": app.allow_anonymous,
+        "created_at": app.created_at,
+        "updated_at": app.updated_at,
+    }
+
+
+def key_json(key: KeyRecord) -> dict[str, Any]:
+    """A key as listed: never its secret or private key (those have their own commands)."""
+    return {
+        "kid": key.kid,
+        "app_id": key.app_id,
+        "alg": key.alg,
+        "enabled": key.enabled,
+        "development": key.development,
+        "created_at": key.created_at,
+    }
+
+
+def when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def app_table(apps: list[AppRecord]) -> Table:
+    """Apps one per row; the id never wraps (people copy it), the name may."""
+    table = Table()
+    table.add_column("app id", no_wrap=True, min_width=36)
+    table.add_column("name", overflow="fold")
+    table.add_column("environment")
+    table.add_column("anonymous")
+    for app in apps:
+        table.add_row(
+            escape(app.id), escape(app.name), escape(app.environment), _yes(app.allow_anonymous)
+        )
+    return table
+
+
+def app_details(app: AppRecord) -> Table:
+    """One app, every setting, as a two-column list."""
+    table = Table(show_header=False, box=None)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("app id", f"[bold]{escape(app.id)}[/]")
+    table.add_row("name", escape(app.name))
+    table.add_row("environment", escape(app.environment))
+    table.add_row("anonymous users", "allowed" if app.allow_anonymous else "refused")
+    table.add_row("nonce", "required" if app.require_nonce else "optional")
+    table.add_row("session lifetime", f"{app.session_lifetime} s")
+    table.add_row("max token age", f"{app.max_token_age} s")
+    table.add_row("created", when(app.created_at))
+    table.add_row("updated", when(app.updated_at))
+    return table
+
+
+def keys_table(keys: list[KeyRecord]) -> Table:
+    table = Table()
+    table.add_column("kid", no_wrap=True, min_width=28)
+    table.add_column("alg")
+    table.add_column("enabled")
+    table.add_column("development")
+    table.add_column("created")
+    for key in keys:
+        table.add_row(
+            escape(key.kid),
+            escape(key.alg),
+            _yes(key.enabled),
+            _yes(key.development),
+            when(key.created_at),
+        )
+    return table
+
+
+class Output:
+    """One command's output channel; consoles are made per command so tests' captured
+    streams and ``COLUMNS`` apply."""
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self.console = Console(highlight=False)
+        self.errors = Console(stderr=True, highlight=False)
+
+    def emit(self, data: dict[str, Any], human: Callable[[Console], None]) -> None:
+        """The command's result: ``data`` as JSON, or ``human`` drawing it with Rich."""
+        if self.json_mode:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            human(self.console)
+
+    def fail(self, error: ChinwagError) -> NoReturn:
+        """Report ``error`` (stderr always; stdout too with --json) and exit 1."""
+        self.errors.print(f"[bold red]error:[/] {escape(error.message)}")
+        if error.data:
+            details = ", ".join(f"{k}={v!r}" for k, v in error.data.items())
+            self.errors.print(f"[dim]{escape(str(error.error_id))} ({escape(details)})[/]")
+        else:
+            self.errors.print(f"[dim]{escape(str(error.error_id))}[/]")
+        if self.json_mode:
+            typer.echo(json.dumps(error.to_json(), indent=2))
+        raise typer.Exit(EXIT_ERROR)

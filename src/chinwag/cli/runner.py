@@ -1,0 +1,109 @@
+"""Run one server handler from a command: settings, services, one event loop, clean errors.
+
+Every failure a user can cause ends as a :class:`ChinwagError`, so the command reports it
+and exits 1 instead of showing a traceback: a malformed or unsupported database URL is
+``invalid_request``; a database that cannot be reached or opened is ``service_unavailable``
+(with the URL's password hidden). Errors after the database opened that are not database
+errors are bugs, and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from chinwag.core.errors import ChinwagError, InvalidRequest, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from chinwag.cli.output import Output
+    from chinwag.server.services import Services
+    from chinwag.server.settings import Settings
+
+__all__ = ["run_handler"]
+
+T = TypeVar("T")
+_MAX_DETAIL = 300
+
+
+def run_handler(
+    out: Output, database_url: str | None, action: Callable[[Services], Awaitable[T]]
+) -> T:
+    """``action(services)`` on a fresh event loop; a ChinwagError is reported and exits 1."""
+    try:
+        return asyncio.run(_run(_settings(database_url), action))
+    except ChinwagError as error:
+        out.fail(error)
+
+
+def _settings(database_url: str | None) -> Settings:
+    import pydantic
+
+    from chinwag.server.settings import Settings
+
+    try:
+        return Settings(database_url=database_url) if database_url else Settings()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(f"Invalid settings: {problems}") from None
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not parseable, so no password to find: show it unless it might hold one.
+        return url[:80] if "@" not in url else url.split(":", 1)[0] + ":…"
+
+
+def _detail(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    first = text[0] if text else type(cause).__name__
+    return f"{type(cause).__name__}: {first}"[:_MAX_DETAIL]
+
+
+def _check_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise InvalidRequest(
+            f"Unsupported database URL {_redacted(url)!r}; use sqlite+aiosqlite:///path.db "
+            "or postgresql+asyncpg://user@host/db.",
+            data={"property": "database_url"},
+        )
+
+
+async def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chinwag.server.context import open_services
+
+    _check_url(settings.database_url)
+    opened = False
+    try:
+        async with open_services(settings) as services:
+            opened = True
+            return await action(services)
+    except ChinwagError:
+        raise
+    except Exception as exc:
+        if opened and not isinstance(exc, SQLAlchemyError):
+            raise
+        where = _redacted(settings.database_url)
+        message = (
+            f"Database error on {where}: {_detail(exc)}"
+            if opened
+            else f"Could not open the database at {where}: {_detail(exc)}"
+        )
+        raise ServiceUnavailable(message, data={"database_url": where}) from None
