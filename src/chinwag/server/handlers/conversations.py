@@ -1,0 +1,347 @@
+"""Conversations: who may see them, how they are created, listed and changed.
+
+Authorization is one rule applied everywhere through :func:`load`: only a user with a
+participant row sees a conversation (anyone else gets 404, never 403, so ids leak nothing);
+a former participant keeps read access to the history before they left and gets 403 on
+writes. Every write locks the conversation row first (PostgreSQL), then participant rows,
+then users' stream heads — one order everywhere, so concurrent writers cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chinwag.core.errors import AccessDenied, Conflict, IdInUse, InvalidRequest, NotFound
+from chinwag.core.events import EventType
+from chinwag.core.ids import is_valid_uuid, user_id_problem
+from chinwag.server.broker import EventsAppended
+from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.services import Services
+from chinwag.server.storage import conversations as store
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import messages as message_store
+from chinwag.server.storage.conversations import ConversationRow, MemberRow
+from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.messages import MessageRow, Visibility
+
+__all__ = [
+    "active_participant_pks",
+    "append",
+    "check_metadata",
+    "check_user_ids",
+    "create_conversation",
+    "emit",
+    "get_conversation",
+    "invalid",
+    "list_conversations",
+    "load",
+    "message_json",
+    "require_active",
+    "shared_json",
+    "view",
+    "visibility",
+]
+
+SORTS = ("last_message", "created_at")
+MAX_METADATA_DEPTH = 16
+
+
+def invalid(prop: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid {prop}: {problem}.", status=422, data={"property": prop})
+
+
+def emit(
+    services: Services,
+    tx: Transaction,
+    appended: event_store.Appended,
+) -> None:
+    """Ring the doorbell for an appended event once (and only if) the transaction commits."""
+    if appended.targets:
+        doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
+        tx.after_commit(lambda: services.publish(doorbell))
+
+
+async def append(
+    services: Services,
+    tx: Transaction,
+    conv_id: str,
+    app_id: str,
+    event_type: EventType,
+    data: dict[str, Any],
+    user_pks: list[int],
+) -> None:
+    appended = await event_store.append_event(
+        tx.conn,
+        app_id=app_id,
+        event_type=event_type,
+        data=data,
+        user_pks=user_pks,
+        now=services.now(),
+        conversation_id=conv_id,
+    )
+    emit(services, tx, appended)
+
+
+def message_json(row: MessageRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "position": row.position,
+        "sender_id": row.sender_id,
+        "parts": orjson.loads(row.parts),
+        "sent_at": row.sent_at,
+        "deleted": row.deleted_at is not None,
+    }
+
+
+def check_user_ids(value: object, prop: str, limit: int) -> list[str]:
+    """A list of valid user ids, de-duplicated in order."""
+    if not isinstance(value, list):
+        raise invalid(prop, "expected a list of user ids")
+    seen: dict[str, None] = {}
+    for item in value:
+        problem = user_id_problem(item)
+        if problem is not None:
+            raise invalid(prop, f"every user id {problem}")
+        seen[item] = None
+        if len(seen) > limit:
+            raise invalid(prop, f"at most {limit} participants")
+    return list(seen)
+
+
+def check_metadata(value: object, prop: str = "metadata", depth: int = 0) -> dict[str, Any]:
+    """Metadata is an object whose values are strings or (nested) objects; keys have no dots
+    so that dotted paths in PATCH are unambiguous."""
+    if not isinstance(value, dict):
+        raise invalid(prop, "expected an object")
+    if depth > MAX_METADATA_DEPTH:
+        raise invalid(prop, f"nested deeper than {MAX_METADATA_DEPTH} levels")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or "." in key or user_id_problem(key):
+            raise invalid(prop, "keys must be non-empty strings without dots or control characters")
+        if isinstance(item, dict):
+            check_metadata(item, prop, depth + 1)
+        elif not isinstance(item, str) or _has_surrogate(item):
+            raise invalid(prop, "values must be strings or objects")
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def distinct_key(user_ids: list[str]) -> str:
+    return hashlib.sha256(orjson.dumps(sorted(user_ids))).hexdigest()
+
+
+async def load(
+    conn: AsyncConnection, caller: Authenticated, conversation_id: str, *, lock: bool = False
+) -> tuple[ConversationRow, MemberRow]:
+    """The conversation and the caller's membership; 404 unless they are or were a member."""
+    conv = None
+    if is_valid_uuid(conversation_id):
+        conv = await store.get_conversation(
+            conn, caller.app_id, conversation_id=conversation_id, lock=lock
+        )
+    member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
+    if conv is None or member is None:
+        raise NotFound("No conversation with that id.")
+    return conv, member
+
+
+def require_active(member: MemberRow) -> None:
+    if not member.active:
+        raise AccessDenied()
+
+
+def visibility(member: MemberRow) -> Visibility:
+    return Visibility(
+        user_pk=member.user_pk, above=member.hidden_position, up_to=member.left_position
+    )
+
+
+async def shared_json(
+    conn: AsyncConnection, conv: ConversationRow, last: MessageRow | None
+) -> dict[str, Any]:
+    """The conversation as every participant sees it (no per-user fields)."""
+    people = await store.member_user_ids(conn, conv.id)
+    creator = await store.user_ids_by_pk(conn, [conv.created_by_pk] if conv.created_by_pk else [])
+    return {
+        "id": conv.id,
+        "distinct": conv.distinct,
+        "metadata": orjson.loads(conv.metadata),
+        "participants": [user_id for _, user_id in people],
+        "created_at": conv.created_at,
+        "created_by": creator.get(conv.created_by_pk or 0),
+        "last_message": message_json(last) if last else None,
+        "last_position": conv.last_position,
+    }
+
+
+async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) -> dict[str, Any]:
+    """The conversation as ``member`` sees it, with their watermarks and unread count."""
+    seen = visibility(member)
+    body = await shared_json(conn, conv, await message_store.last_visible(conn, conv.id, seen))
+    if member.left_position is not None:
+        body["last_position"] = member.left_position
+    body["unread_count"] = await message_store.unread_count(
+        conn, conv.id, seen, read_position=member.read_position
+    )
+    body["read_position"] = member.read_position
+    body["delivered_position"] = member.delivered_position
+    body["left"] = not member.active
+    return body
+
+
+async def get_conversation(
+    services: Services, caller: Authenticated, conversation_id: str
+) -> dict[str, Any]:
+    async with services.db.read() as conn:
+        conv, member = await load(conn, caller, conversation_id)
+        return await view(conn, conv, member)
+
+
+async def active_participant_pks(
+    services: Services, caller: Authenticated, conversation_id: str
+) -> list[int]:
+    """Who is in the conversation now (for relaying typing); the caller must be one of them."""
+    async with services.db.read() as conn:
+        conv, member = await load(conn, caller, conversation_id)
+        require_active(member)
+        return [pk for pk, _ in await store.member_user_ids(conn, conv.id)]
+
+
+async def create_conversation(
+    services: Services,
+    caller: Authenticated,
+    *,
+    participants: object,
+    distinct: bool,
+    metadata: object,
+    conversation_id: object = None,
+) -> tuple[dict[str, Any], bool]:
+    """Create a conversation with the caller in it; returns (conversation, created).
+
+    A distinct conversation is unique per participant set: the insert is ON CONFLICT DO
+    NOTHING on (app, distinct_key), so of many concurrent creators exactly one inserts and
+    the rest read its row (200, or 409 when they asked for other metadata).
+    """
+    limit = services.settings.max_participants
+    named = check_user_ids(participants, "participants", limit)
+    user_ids = list(dict.fromkeys([caller.user.user_id, *named]))
+    if len(user_ids) > limit:
+        raise invalid("participants", f"at most {limit} participants")
+    meta = check_metadata({} if metadata is None else metadata)
+    if conversation_id is not None and not is_valid_uuid(conversation_id):
+        raise invalid("id", "expected a lower-case UUID")
+    now = services.now()
+    new_id = str(conversation_id or uuid.UUID(bytes=services.random(16), version=4))
+    key = distinct_key(user_ids) if distinct else None
+    async with services.db.transaction() as tx:
+        pks = await store.ensure_users(tx.conn, caller.app_id, user_ids, now)
+        inserted = await store.insert_conversation(
+            tx.conn,
+            {
+                "id": new_id,
+                "app_id": caller.app_id,
+                "distinct": distinct,
+                "distinct_key": key,
+                "metadata": orjson.dumps(meta).decode(),
+                "created_by_pk": caller.user.pk,
+                "created_at": now,
+                "last_position": 0,
+                "participant_count": 0,
+            },
+        )
+        if not inserted:
+            return await _existing(tx.conn, caller, new_id, key, meta, user_ids), False
+        ordered = [pks[u] for u in user_ids]
+        await store.add_members(tx.conn, new_id, ordered, now=now, position=0)
+        conv, member = await load(tx.conn, caller, new_id)
+        created = await shared_json(tx.conn, conv, None)
+        await append(
+            services, tx, new_id, caller.app_id, EventType.CONVERSATION_CREATED,
+            {"conversation": created}, ordered,
+        )  # fmt: skip
+        return await view(tx.conn, conv, member), True
+
+
+async def _existing(
+    conn: AsyncConnection,
+    caller: Authenticated,
+    conversation_id: str,
+    key: str | None,
+    meta: dict[str, Any],
+    user_ids: list[str],
+) -> dict[str, Any]:
+    """What a create that did not insert answers: the existing distinct one, or 409."""
+    if key is not None:
+        conv = await store.get_conversation(conn, caller.app_id, distinct_key=key)
+        if conv is not None:
+            body = await view(conn, conv, await _member(conn, conv, caller))
+            if meta and meta != body["metadata"]:
+                raise Conflict("A distinct conversation with these participants exists.", data=body)
+            return body
+    conv = await store.get_conversation(conn, caller.app_id, conversation_id=conversation_id)
+    member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
+    if conv is not None and member is not None and member.active:
+        body = await view(conn, conv, member)
+        same = (
+            set(body["participants"]) == set(user_ids)
+            and body["distinct"] == (key is not None)
+            and body["metadata"] == meta
+        )
+        if same:
+            return body
+    raise IdInUse("That conversation id is already in use.")
+
+
+async def _member(conn: AsyncConnection, conv: ConversationRow, caller: Authenticated) -> MemberRow:
+    member = await store.get_member(conn, conv.id, caller.user.pk)
+    assert member is not None, "a distinct key always includes the creator"
+    return member
+
+
+def _encode_cursor(sort: str, value: float, conversation_id: str) -> str:
+    raw = orjson.dumps([sort, value, conversation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[float, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, value, last_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        if kind != sort or not isinstance(value, int | float) or not is_valid_uuid(last_id):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise invalid("cursor", "not a cursor this server issued for this sort") from None
+    return float(value), str(last_id)
+
+
+async def list_conversations(
+    services: Services, caller: Authenticated, *, sort: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    if sort not in SORTS:
+        raise invalid("sort", "expected last_message or created_at")
+    after = _decode_cursor(cursor, sort) if cursor else None
+    async with services.db.read() as conn:
+        rows = await store.list_for_user(
+            conn, caller.app_id, caller.user.pk, sort=sort, limit=limit + 1, after=after
+        )
+        items = [await view(conn, conv, member) for conv, member, _ in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last_conv, _, last_value = rows[limit - 1]
+        next_cursor = _encode_cursor(sort, last_value, last_conv.id)
+    return {"conversations": items, "next_cursor": next_cursor}

@@ -1,0 +1,192 @@
+"""Messages: position allocation, paging, deletion and per-user hiding. SQL only.
+
+Positions are allocated by ``UPDATE conversations SET last_position = last_position + 1
+RETURNING``: in PostgreSQL that takes the conversation's row lock for the rest of the
+transaction, so positions in one conversation are handed out (and committed) one at a time
+and never collide; in SQLite the single connection serialises writers anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chinwag.server.storage.schema import conversations, hidden_messages, messages, users
+
+__all__ = [
+    "MessageRow",
+    "Visibility",
+    "allocate_position",
+    "get_message",
+    "hide_message",
+    "insert_message",
+    "last_visible",
+    "mark_deleted",
+    "page",
+    "unread_count",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: str
+    app_id: str
+    conversation_id: str
+    position: int
+    sender_pk: int | None
+    sender_id: str | None
+    parts: str
+    size: int
+    sent_at: float
+    deleted_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which of a conversation's messages one user may see."""
+
+    user_pk: int
+    above: int
+    """Positions at or below this were deleted from the user's devices (hidden_position)."""
+    up_to: int | None
+    """A former participant sees nothing after the position at which they left."""
+
+
+def _select() -> Select[Any]:
+    return select(messages, users.c.user_id.label("sender_id")).outerjoin(
+        users, users.c.pk == messages.c.sender_pk
+    )
+
+
+def _row(row: Any) -> MessageRow:
+    m = row._mapping
+    return MessageRow(
+        id=m["id"],
+        app_id=m["app_id"],
+        conversation_id=m["conversation_id"],
+        position=int(m["position"]),
+        sender_pk=m["sender_pk"],
+        sender_id=m["sender_id"],
+        parts=m["parts"],
+        size=int(m["size"]),
+        sent_at=float(m["sent_at"]),
+        deleted_at=m["deleted_at"],
+    )
+
+
+def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Select[Any]:
+    hidden = select(hidden_messages.c.message_id).where(hidden_messages.c.user_pk == seen.user_pk)
+    query = query.where(
+        messages.c.conversation_id == conversation_id,
+        messages.c.position > seen.above,
+        messages.c.id.not_in(hidden),
+    )
+    if seen.up_to is not None:
+        query = query.where(messages.c.position <= seen.up_to)
+    return query
+
+
+async def allocate_position(
+    conn: AsyncConnection, conversation_id: str, *, message_id: str, now: float
+) -> int:
+    result = await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(
+            last_position=conversations.c.last_position + 1,
+            last_message_id=message_id,
+            last_message_at=now,
+        )
+        .returning(conversations.c.last_position)
+    )
+    return int(result.scalar_one())
+
+
+async def insert_message(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """False when the id is already taken (by any conversation); nothing is written then."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = await conn.execute(dialect_insert(messages).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount == 1)
+
+
+async def get_message(conn: AsyncConnection, message_id: str) -> MessageRow | None:
+    row = (await conn.execute(_select().where(messages.c.id == message_id))).first()
+    return _row(row) if row else None
+
+
+async def page(
+    conn: AsyncConnection,
+    conversation_id: str,
+    seen: Visibility,
+    *,
+    after: int | None,
+    before: int | None,
+    limit: int,
+) -> tuple[list[MessageRow], bool]:
+    """Up to ``limit`` visible messages, ascending, and whether more lie in that direction.
+
+    With ``after`` the page starts just above it; otherwise it ends just below ``before``
+    (or at the newest message).
+    """
+    query = _visible(_select(), conversation_id, seen)
+    if after is not None:
+        query = query.where(messages.c.position > after)
+    if before is not None:
+        query = query.where(messages.c.position < before)
+    order = messages.c.position.asc() if after is not None else messages.c.position.desc()
+    rows = [_row(r) for r in await conn.execute(query.order_by(order).limit(limit + 1))]
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after is None:
+        rows.reverse()
+    return rows, has_more
+
+
+async def last_visible(
+    conn: AsyncConnection, conversation_id: str, seen: Visibility
+) -> MessageRow | None:
+    query = _visible(_select(), conversation_id, seen).order_by(messages.c.position.desc())
+    row = (await conn.execute(query.limit(1))).first()
+    return _row(row) if row else None
+
+
+async def unread_count(
+    conn: AsyncConnection, conversation_id: str, seen: Visibility, *, read_position: int
+) -> int:
+    """Visible, undeleted messages from others above the user's read watermark."""
+    query = _visible(select(func.count()).select_from(messages), conversation_id, seen).where(
+        messages.c.position > read_position,
+        messages.c.deleted_at.is_(None),
+        _not_sent_by(seen.user_pk),
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+def _not_sent_by(user_pk: int) -> Any:
+    """Messages not sent by ``user_pk`` (a NULL sender, a removed user, counts as other)."""
+    return messages.c.sender_pk.is_(None) | (messages.c.sender_pk != user_pk)
+
+
+async def mark_deleted(conn: AsyncConnection, message_id: str, *, now: float) -> bool:
+    """Delete for everyone: keep the row (and its position) but drop the content."""
+    result = await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id, messages.c.deleted_at.is_(None))
+        .values(deleted_at=now, parts="[]", size=0)
+    )
+    return bool(result.rowcount)
+
+
+async def hide_message(conn: AsyncConnection, user_pk: int, message_id: str) -> bool:
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = await conn.execute(
+        dialect_insert(hidden_messages)
+        .values(user_pk=user_pk, message_id=message_id)
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount == 1)
