@@ -168,14 +168,19 @@ def parse_identity_token(token: object) -> ParsedToken:
     )
 
 
+def _printable(name: str, limit: int) -> str:
+    """A header name safe to echo: ASCII only, so lone surrogates cannot break rendering."""
+    return name[:limit].encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _check_header(header: dict[str, Any]) -> None:
     extra = sorted(set(header) - _ALLOWED_HEADER)
     if extra:
         raise _reject(
             TokenRejection.UNSUPPORTED_HEADER,
-            "The token header has parameters chinwag does not accept "
-            f"(only alg, kid, typ, cty are allowed): {', '.join(x[:20] for x in extra[:5])}.",
-            parameters=[x[:40] for x in extra[:10]],
+            "The token header has parameters chinwag does not accept (only alg, kid, typ, "
+            f"cty are allowed): {', '.join(_printable(x, 20) for x in extra[:5])}.",
+            parameters=[_printable(x, 40) for x in extra[:10]],
         )
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
@@ -196,13 +201,13 @@ def _check_header(header: dict[str, Any]) -> None:
             detail="kid has an invalid shape",
         )
     typ = header.get("typ")
-    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP):
+    if "typ" in header and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP):
         raise _reject(
             TokenRejection.UNSUPPORTED_HEADER,
             "The token 'typ' must be absent, 'JWT' or 'chinwag-id+jwt'.",
         )
     cty = header.get("cty")
-    if cty is not None and (not isinstance(cty, str) or cty.lower() not in _ACCEPTED_CTY):
+    if "cty" in header and (not isinstance(cty, str) or cty.lower() not in _ACCEPTED_CTY):
         raise _reject(
             TokenRejection.UNSUPPORTED_HEADER,
             "Nested tokens are refused: 'cty' must be absent or 'chinwag-eit;v=1'.",
@@ -348,9 +353,13 @@ def _check_claims(claims: dict[str, Any], policy: TokenPolicy, now: float) -> Id
             "This app requires the token to carry a chinwag nonce in 'nce'.",
         )
     jti = claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not 1 <= len(jti) <= 256):
+    # jti is stored (used_jtis): the user-id rules keep NUL and lone surrogates out of SQL.
+    if jti is not None and user_id_problem(jti) is not None:
         raise _reject(
-            TokenRejection.CLAIM_INVALID, "The 'jti' claim must be a short string.", claim="jti"
+            TokenRejection.CLAIM_INVALID,
+            "The 'jti' claim must be a string of 1 to 256 characters without control "
+            "characters.",
+            claim="jti",
         )
     if nonce is None and now - issued_at > policy.max_token_age:
         raise _reject(

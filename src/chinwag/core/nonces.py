@@ -26,7 +26,7 @@ _VERSION = 1
 _RANDOM_BYTES = 16
 _MAC_BYTES = 16
 _RAW_LENGTH = 1 + 8 + _RANDOM_BYTES + _MAC_BYTES
-_SHAPE = re.compile(r"[A-Za-z0-9_-]{55,56}")
+_SHAPE = re.compile(r"[A-Za-z0-9_-]{55}")  # 41 bytes, unpadded
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,10 @@ def check_nonce(value: object, app_id: str, *, secret: bytes, now: float) -> Che
             TokenRejection.NONCE_NOT_FOUND, "The nonce is not one this server issued."
         )
     raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    if len(raw) != _RAW_LENGTH or raw[0] != _VERSION:
+    # One nonce, one spelling: the last character has 2 unused bits, and the consumption
+    # key hashes the text, so a non-canonical spelling would be a second use of one nonce.
+    canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == value
+    if not canonical or len(raw) != _RAW_LENGTH or raw[0] != _VERSION:
         raise InvalidIdentityToken(
             TokenRejection.NONCE_NOT_FOUND, "The nonce is not one this server issued."
         )
