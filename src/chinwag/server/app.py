@@ -11,6 +11,10 @@ from fastapi import FastAPI
 from chinwag import __version__
 from chinwag.clock import Clock, SystemClock
 from chinwag.server.api import auth as auth_api
+from chinwag.server.api import conversations as conversations_api
+from chinwag.server.api import events as events_api
+from chinwag.server.api import messages as messages_api
+from chinwag.server.api import users as users_api
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.broker import open_broker
 from chinwag.server.services import RateLimiter, Services, load_server_secret
@@ -60,6 +64,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     install_error_handlers(app)
     app.include_router(auth_api.router)
+    app.include_router(conversations_api.router)
+    app.include_router(messages_api.router)
+    app.include_router(users_api.router)
+    app.include_router(events_api.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)

@@ -33,6 +33,7 @@ __all__ = [
     "member_user_ids",
     "members",
     "set_marks",
+    "shares_conversation",
     "touch_sort",
     "update_conversation",
     "user_ids_by_pk",
@@ -310,3 +311,23 @@ async def list_for_user(
         member = MemberRow(**{c: mapping[participants.c[c]] for c in member_cols})
         page.append((conv, member, float(mapping["sort_value"])))
     return page
+
+
+async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int) -> bool:
+    """Whether the two users are or were participants of one live conversation."""
+    mine = participants.alias("mine")
+    theirs = participants.alias("theirs")
+    row = (
+        await conn.execute(
+            select(mine.c.conversation_id)
+            .join(theirs, theirs.c.conversation_id == mine.c.conversation_id)
+            .join(conversations, conversations.c.id == mine.c.conversation_id)
+            .where(
+                mine.c.user_pk == user_pk,
+                theirs.c.user_pk == other_pk,
+                conversations.c.deleted_at.is_(None),
+            )
+            .limit(1)
+        )
+    ).first()
+    return row is not None

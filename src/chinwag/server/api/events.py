@@ -1,0 +1,29 @@
+"""/v1/events: delta sync of the caller's event stream after a cursor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query
+
+from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.responses import JSON
+from chinwag.server.handlers import events
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["event stream"])
+
+
+@router.get("/events")
+async def read_events(
+    caller: Caller,
+    services: ServicesDep,
+    after: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSON:
+    """Events after ``after`` in cursor order, the stream ``head`` and ``has_more``."""
+    page = await events.read_events(services, caller, after=after, limit=limit)
+    items = [{"cursor": e.pos, "event": orjson.Fragment(e.event_json)} for e in page.events]
+    return JSON({"events": items, "head": page.head, "has_more": page.has_more})

@@ -1,0 +1,94 @@
+"""Messages and receipts: send, page, delete, mark read/delivered."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
+
+from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.responses import JSON
+from chinwag.server.handlers import messages, receipts
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+
+MAX_POSITION = 2**53
+"""Far above any real position, and below every integer column's limit."""
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    id: str
+    parts: list[Any]
+
+
+class ConversationReceipt(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    type: str
+    position: int
+
+
+class MessageReceipt(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    type: str
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=201)
+async def send_message(
+    conversation_id: str, body: SendMessage, caller: Caller, services: ServicesDep
+) -> JSON:
+    """201 for a new message; 200 with the stored one when the same message is sent again."""
+    found, created = await messages.send_message(
+        services, caller, conversation_id, body.id, body.parts
+    )
+    return JSON(found, status_code=201 if created else 200)
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: str,
+    caller: Caller,
+    services: ServicesDep,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSON:
+    """Ascending by position: after ``after``, or the newest below ``before`` (or overall)."""
+    page = await messages.list_messages(
+        services, caller, conversation_id, after=after, before=before, limit=limit
+    )
+    return JSON(page)
+
+
+@router.delete("/messages/{message_id}", status_code=204)
+async def delete_message(
+    message_id: str,
+    caller: Caller,
+    services: ServicesDep,
+    mode: Annotated[str, Query(max_length=32)],
+) -> Response:
+    await messages.delete_message(services, caller, message_id, mode=mode)
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/receipts")
+async def conversation_receipt(
+    conversation_id: str, body: ConversationReceipt, caller: Caller, services: ServicesDep
+) -> JSON:
+    marks = await receipts.mark_receipt(services, caller, conversation_id, body.type, body.position)
+    return JSON(marks)
+
+
+@router.post("/messages/{message_id}/receipts")
+async def message_receipt(
+    message_id: str, body: MessageReceipt, caller: Caller, services: ServicesDep
+) -> JSON:
+    marks = await receipts.mark_message_receipt(services, caller, message_id, body.type)
+    return JSON(marks)

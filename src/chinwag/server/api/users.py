@@ -1,0 +1,18 @@
+"""/v1/users/{user_id}: public profiles of the people the caller talks to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.responses import JSON
+from chinwag.server.handlers import users
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: str, caller: Caller, services: ServicesDep) -> JSON:
+    return JSON(await users.get_user(services, caller, user_id))

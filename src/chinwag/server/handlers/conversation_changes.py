@@ -1,0 +1,220 @@
+"""Changing a conversation: metadata, participants, leaving, deleting.
+
+Each change is written together with the events that tell the affected users, in one
+transaction under the conversation's row lock. Any change of participants makes a distinct
+conversation non-distinct (its key no longer names its participant set).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from chinwag.core.errors import NotFound
+from chinwag.core.events import EventType
+from chinwag.core.ids import user_id_problem
+from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.conversations import (
+    append,
+    check_metadata,
+    check_user_ids,
+    invalid,
+    load,
+    require_active,
+    shared_json,
+    view,
+)
+from chinwag.server.services import Services
+from chinwag.server.storage import conversations as store
+from chinwag.server.storage import messages as message_store
+from chinwag.server.storage import users as user_store
+from chinwag.server.storage.conversations import ConversationRow
+from chinwag.server.storage.database import Transaction
+
+__all__ = [
+    "CONVERSATION_DELETE_MODES",
+    "add_participants",
+    "apply_metadata_patch",
+    "delete_conversation",
+    "depart",
+    "leave",
+    "remove_participant",
+    "update_metadata",
+]
+
+CONVERSATION_DELETE_MODES = ("all_participants", "my_devices")
+
+
+def _path(path: object) -> list[str]:
+    if not isinstance(path, str) or not all(path.split(".")):
+        raise invalid("metadata", "paths are dot-separated non-empty keys")
+    return path.split(".")
+
+
+def apply_metadata_patch(meta: dict[str, Any], changes: object) -> dict[str, Any]:
+    """``{"set": {"a.b": value}, "delete": ["c"]}`` applied to a copy of ``meta``."""
+    if not isinstance(changes, dict) or not set(changes) <= {"set", "delete"}:
+        raise invalid("metadata", 'expected {"set": {path: value}, "delete": [path]}')
+    sets, deletes = changes.get("set", {}), changes.get("delete", [])
+    if not isinstance(sets, dict) or not isinstance(deletes, list):
+        raise invalid("metadata", '"set" must be an object and "delete" a list')
+    result = copy.deepcopy(meta)
+    for path, value in sets.items():
+        keys = _path(path)
+        node = result
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise invalid("metadata", f"{path!r} passes through a string value")
+        node[keys[-1]] = value
+    for path in deletes:
+        keys = _path(path)
+        parent: Any = result
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(keys[-1], None)
+    return check_metadata(result)
+
+
+async def update_metadata(
+    services: Services, caller: Authenticated, conversation_id: str, changes: object
+) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        conv, member = await load(tx.conn, caller, conversation_id, lock=True)
+        require_active(member)
+        new = apply_metadata_patch(orjson.loads(conv.metadata), changes)
+        if new != orjson.loads(conv.metadata):
+            await store.update_conversation(tx.conn, conv.id, metadata=orjson.dumps(new).decode())
+            conv, member = await load(tx.conn, caller, conversation_id)
+            shared = await _shared(tx, conv)
+            readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+            await append(
+                services, tx, conv.id, caller.app_id, EventType.CONVERSATION_UPDATED,
+                {"conversation": shared}, readers,
+            )  # fmt: skip
+        return await view(tx.conn, conv, member)
+
+
+async def _shared(tx: Transaction, conv: ConversationRow) -> dict[str, Any]:
+    last = None
+    if conv.last_message_id is not None:
+        last = await message_store.get_message(tx.conn, conv.last_message_id)
+    return await shared_json(tx.conn, conv, last)
+
+
+async def add_participants(
+    services: Services, caller: Authenticated, conversation_id: str, user_ids: object
+) -> dict[str, Any]:
+    """New members get ``conversation.created``; the others ``participants_added``."""
+    limit = services.settings.max_participants
+    named = check_user_ids(user_ids, "user_ids", limit)
+    if not named:
+        raise invalid("user_ids", "expected at least one user id")
+    now = services.now()
+    async with services.db.transaction() as tx:
+        conv, member = await load(tx.conn, caller, conversation_id, lock=True)
+        require_active(member)
+        pks = await store.ensure_users(tx.conn, caller.app_id, named, now)
+        before = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+        new = [pks[u] for u in named if pks[u] not in before]
+        if len(before) + len(new) > limit:
+            raise invalid("user_ids", f"at most {limit} participants")
+        if new:
+            await store.add_members(tx.conn, conv.id, new, now=now, position=conv.last_position)
+            await store.clear_distinct(tx.conn, conv.id)
+            conv, member = await load(tx.conn, caller, conversation_id)
+            shared = await _shared(tx, conv)
+            await append(
+                services, tx, conv.id, caller.app_id, EventType.CONVERSATION_CREATED,
+                {"conversation": shared}, new,
+            )  # fmt: skip
+            added = [u for u in named if pks[u] in new]
+            data = {
+                "conversation_id": conv.id,
+                "user_ids": added,
+                "participants": shared["participants"],
+            }
+            await append(
+                services, tx, conv.id, caller.app_id, EventType.PARTICIPANTS_ADDED, data, before
+            )
+        return await view(tx.conn, conv, member)
+
+
+async def depart(
+    services: Services, tx: Transaction, conv: ConversationRow, user_pk: int, user_id: str
+) -> None:
+    """``user_pk`` stops being a participant; they keep the history up to now."""
+    await store.mark_left(
+        tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position
+    )
+    await store.clear_distinct(tx.conn, conv.id)
+    left = {"conversation_id": conv.id, "position": conv.last_position}
+    await append(services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk])
+    remaining = await store.member_user_ids(tx.conn, conv.id)
+    data = {
+        "conversation_id": conv.id,
+        "user_ids": [user_id],
+        "participants": [u for _, u in remaining],
+    }
+    await append(
+        services, tx, conv.id, conv.app_id, EventType.PARTICIPANTS_REMOVED, data,
+        [pk for pk, _ in remaining],
+    )  # fmt: skip
+
+
+async def remove_participant(
+    services: Services, caller: Authenticated, conversation_id: str, user_id: str
+) -> None:
+    async with services.db.transaction() as tx:
+        conv, member = await load(tx.conn, caller, conversation_id, lock=True)
+        require_active(member)
+        target = None
+        if user_id_problem(user_id) is None:
+            target = await user_store.get_user(tx.conn, caller.app_id, user_id)
+        gone = await store.get_member(tx.conn, conv.id, target.pk) if target else None
+        if target is None or gone is None or not gone.active:
+            raise NotFound("No participant with that user id in this conversation.")
+        await depart(services, tx, conv, target.pk, target.user_id)
+
+
+async def leave(services: Services, caller: Authenticated, conversation_id: str) -> None:
+    async with services.db.transaction() as tx:
+        conv, member = await load(tx.conn, caller, conversation_id, lock=True)
+        require_active(member)
+        await depart(services, tx, conv, caller.user.pk, caller.user.user_id)
+
+
+async def delete_conversation(
+    services: Services, caller: Authenticated, conversation_id: str, *, mode: str
+) -> None:
+    """``all_participants`` ends the conversation for everyone; ``my_devices`` hides its
+    history so far for the caller only (a former participant may do that too)."""
+    if mode not in CONVERSATION_DELETE_MODES:
+        raise invalid("mode", "expected all_participants or my_devices")
+    async with services.db.transaction() as tx:
+        conv, member = await load(tx.conn, caller, conversation_id, lock=True)
+        up_to = conv.last_position if member.left_position is None else member.left_position
+        data = {"conversation_id": conv.id, "mode": mode, "up_to_position": up_to}
+        if mode == "my_devices":
+            if up_to > member.hidden_position:
+                read = max(member.read_position, up_to)
+                await store.set_marks(
+                    tx.conn, conv.id, member.user_pk, hidden_position=up_to, read_position=read,
+                    delivered_position=max(member.delivered_position, read),
+                )  # fmt: skip
+                await append(
+                    services, tx, conv.id, caller.app_id, EventType.CONVERSATION_DELETED,
+                    data, [member.user_pk],
+                )  # fmt: skip
+            return
+        require_active(member)
+        readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+        await store.update_conversation(
+            tx.conn, conv.id, deleted_at=services.now(), distinct_key=None
+        )
+        await append(
+            services, tx, conv.id, caller.app_id, EventType.CONVERSATION_DELETED, data, readers
+        )
