@@ -144,8 +144,9 @@ def header_for(signer: Signer, **extra: Any) -> dict[str, Any]:
 
 
 def token_for(signer: Signer, claims: dict[str, Any] | None = None, **header: Any) -> str:
-    return forge(header_for(signer, **header), good_claims() if claims is None else claims,
-                 signer=signer)  # fmt: skip
+    return forge(
+        header_for(signer, **header), good_claims() if claims is None else claims, signer=signer
+    )
 
 
 def verify(
@@ -163,8 +164,9 @@ def rejected(call: Callable[[], object]) -> InvalidIdentityToken:
     return info.value
 
 
-def reason_of(token: object, signer: Signer | None, policy: TokenPolicy = POLICY,
-              now: float = NOW) -> TokenRejection:  # fmt: skip
+def reason_of(
+    token: object, signer: Signer | None, policy: TokenPolicy = POLICY, now: float = NOW
+) -> TokenRejection:
     key = signer.key if signer is not None else None
     return rejected(lambda: verify(token, key, policy, now)).reason
 
@@ -302,8 +304,9 @@ def test_alg_other_than_the_keys_pinned_alg_is_refused(
         private = key_signer.private
     else:
         private = signers[token_alg].private
-    token = forge({"alg": token_alg.value, "kid": KID}, good_claims(), sign_alg=token_alg,
-                  sign_key=private)  # fmt: skip
+    token = forge(
+        {"alg": token_alg.value, "kid": KID}, good_claims(), sign_alg=token_alg, sign_key=private
+    )
     assert reason_of(token, key_signer) is TokenRejection.SIGNATURE_INVALID
 
 
@@ -360,8 +363,9 @@ def test_unknown_kid_is_signature_invalid(es: Signer) -> None:
 def test_kid_injection_strings_never_reach_a_lookup(hs: Signer, kid: object) -> None:
     # Signed with the keys jwt_tool tries: empty, "1", and the real secret.
     for secret in (b"", b"1", hs.private):
-        token = forge({"alg": "HS256", "kid": kid}, good_claims(), sign_alg=Alg.HS256,
-                      sign_key=secret)  # fmt: skip
+        token = forge(
+            {"alg": "HS256", "kid": kid}, good_claims(), sign_alg=Alg.HS256, sign_key=secret
+        )
         error = rejected(lambda t=token: parse_identity_token(t))  # type: ignore[misc]
         assert error.reason is TokenRejection.SIGNATURE_INVALID
 
@@ -392,7 +396,7 @@ def test_every_key_failure_gives_the_same_answer(signers: dict[Alg, Signer]) -> 
     identical from outside (reason, message and data)."""
     es = signers[Alg.ES256]
     good = token_for(es)
-    head, body, sig = good.split(".")
+    head, body, _sig = good.split(".")
     other = make_signer(Alg.ES256)
     cases = [
         (good, None, POLICY),
@@ -866,9 +870,19 @@ def test_iss_equal_to_app_id_is_accepted(hs: Signer) -> None:
 
 @pytest.mark.parametrize(
     "iss",
-    [APP[:-1], APP + "x", APP.upper(), " " + APP, f"layer:///apps/production/{APP}", "", [APP],
-     None, {"id": APP}, 1],
-)  # fmt: skip
+    [
+        APP[:-1],
+        APP + "x",
+        APP.upper(),
+        " " + APP,
+        f"layer:///apps/production/{APP}",
+        "",
+        [APP],
+        None,
+        {"id": APP},
+        1,
+    ],
+)
 def test_iss_must_match_exactly(hs: Signer, iss: object) -> None:
     assert reason_of(token_for(hs, good_claims(iss=iss)), hs) is TokenRejection.ISSUER_MISMATCH
 
@@ -900,9 +914,22 @@ def test_user_id_of_256_characters_is_accepted(hs: Signer) -> None:
 
 @pytest.mark.parametrize(
     "sub",
-    ["", "u" * 257, "ali\x00ce", "ali\x1fce", "\x7f", "a\u0085", "a\nb", 123, 0, True, ["a"],
-     {"id": "a"}, 1.5],
-)  # fmt: skip
+    [
+        "",
+        "u" * 257,
+        "ali\x00ce",
+        "ali\x1fce",
+        "\x7f",
+        "a\u0085",
+        "a\nb",
+        123,
+        0,
+        True,
+        ["a"],
+        {"id": "a"},
+        1.5,
+    ],
+)
 def test_bad_user_ids_are_claim_invalid(hs: Signer, sub: object) -> None:
     error = rejected(lambda: verify(token_for(hs, good_claims(sub=sub)), hs.key))
     assert error.reason is TokenRejection.CLAIM_INVALID
@@ -965,9 +992,17 @@ def test_email_only_token_names_the_user_by_email(hs: Signer) -> None:
 
 
 @pytest.mark.parametrize(
-    "email", ["not-an-email", "a @example.com", "a@example.com\n", "a\x00@x.y", 5, ["a@x.y"],
-              "a" * 250 + "@x.yz"],
-)  # fmt: skip
+    "email",
+    [
+        "not-an-email",
+        "a @example.com",
+        "a@example.com\n",
+        "a\x00@x.y",
+        5,
+        ["a@x.y"],
+        "a" * 250 + "@x.yz",
+    ],
+)
 def test_bad_email_is_claim_invalid(hs: Signer, email: object) -> None:
     token = token_for(hs, {"email": email, "nce": NONCE, "iat": NOW})
     assert reason_of(token, hs) is TokenRejection.CLAIM_INVALID
@@ -1057,7 +1092,7 @@ def _es_parts(es: Signer) -> tuple[str, str, int, int]:
 @pytest.mark.parametrize("r", [0, 1, P256_ORDER - 1, P256_ORDER])
 @pytest.mark.parametrize("s", [0, 1, P256_ORDER - 1, P256_ORDER])
 def test_ecdsa_psychic_signatures_are_refused(es: Signer, r: int, s: int) -> None:
-    """CVE-2022-21449 and Wycheproof's r, s ∈ {0, 1, n−1, n}."""
+    """CVE-2022-21449 and Wycheproof's r, s ∈ {0, 1, n-1, n}."""
     head, body, _, _ = _es_parts(es)
     sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     assert reason_of(f"{head}.{body}.{b64u(sig)}", es) is TokenRejection.SIGNATURE_INVALID
@@ -1092,12 +1127,14 @@ def test_ecdsa_signatures_of_the_wrong_length_are_refused(
 
 
 def test_malleated_ecdsa_signature_verifies_so_replay_keys_on_the_nonce(es: Signer) -> None:
-    """(r, n−s) is a second valid signature over the same claims: a different token string
+    """(r, n-s) is a second valid signature over the same claims: a different token string
     for one login. chinwag therefore never deduplicates on token or signature bytes; the
     nonce (or jti) is the replay key, and both spellings carry the same one."""
     head, body, r, s = _es_parts(es)
     original = f"{head}.{body}.{b64u(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-    malleated = f"{head}.{body}.{b64u(r.to_bytes(32, 'big') + (P256_ORDER - s).to_bytes(32, 'big'))}"  # noqa: E501
+    malleated = (
+        f"{head}.{body}.{b64u(r.to_bytes(32, 'big') + (P256_ORDER - s).to_bytes(32, 'big'))}"
+    )
     assert original != malleated
     first, second = verify(original, es.key), verify(malleated, es.key)
     assert first.nonce == second.nonce == NONCE
@@ -1171,22 +1208,38 @@ def test_eddsa_signature_edge_values_are_refused(signers: dict[Alg, Signer]) -> 
 
 # --- the property: nothing but InvalidIdentityToken ever escapes ----------------------------
 
-_B64_TEXT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                    max_size=60)  # fmt: skip
+_B64_TEXT = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=60
+)
 _JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 _CLAIM_NAMES = st.sampled_from(
-    ["sub", "prn", "external_id", "externalId", "email", "iat", "exp", "nbf", "iss", "aud",
-     "nce", "jti", "display_name", "name", "avatar_url", "first_name", "last_name", "x"]
-)  # fmt: skip
+    [
+        "sub",
+        "prn",
+        "external_id",
+        "externalId",
+        "email",
+        "iat",
+        "exp",
+        "nbf",
+        "iss",
+        "aud",
+        "nce",
+        "jti",
+        "display_name",
+        "name",
+        "avatar_url",
+        "first_name",
+        "last_name",
+        "x",
+    ]
+)
 
 
 def _only_token_errors(token: object, key: TokenKey | None = None) -> None:
@@ -1215,7 +1268,9 @@ def test_any_three_segments_only_raise_invalid_identity_token(segments: list[str
     _only_token_errors(".".join(segments))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     header=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "cty", "jku"]), _JSON),
     claims=st.dictionaries(_CLAIM_NAMES | st.text(max_size=5), _JSON, max_size=8),
@@ -1226,7 +1281,9 @@ def test_any_json_header_and_claims_only_raise_invalid_identity_token(
     _only_token_errors(forge(header, claims, signer=hs), hs.key)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(claims=st.dictionaries(_CLAIM_NAMES, _JSON | st.integers(NOW - 2000, NOW + 2000)))
 def test_any_signed_claims_verify_or_raise_invalid_identity_token(
     hs: Signer, claims: dict[str, Any]

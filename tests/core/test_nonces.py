@@ -23,8 +23,9 @@ def issue(random: bytes = b"r" * 16, *, now: float = NOW, app: str = APP) -> str
     return issue_nonce(app, secret=SECRET, now=now, random=random).value
 
 
-def reason(value: object, *, app: str = APP, now: float = NOW + 1,
-           secret: bytes = SECRET) -> TokenRejection:  # fmt: skip
+def reason(
+    value: object, *, app: str = APP, now: float = NOW + 1, secret: bytes = SECRET
+) -> TokenRejection:
     with pytest.raises(InvalidIdentityToken) as info:
         check_nonce(value, app, secret=secret, now=now)
     return info.value.reason

@@ -357,8 +357,7 @@ def _check_claims(claims: dict[str, Any], policy: TokenPolicy, now: float) -> Id
     if jti is not None and user_id_problem(jti) is not None:
         raise _reject(
             TokenRejection.CLAIM_INVALID,
-            "The 'jti' claim must be a string of 1 to 256 characters without control "
-            "characters.",
+            "The 'jti' claim must be a string of 1 to 256 characters without control characters.",
             claim="jti",
         )
     if nonce is None and now - issued_at > policy.max_token_age:

@@ -118,9 +118,18 @@ def _infer_alg(key: object) -> Alg:
 def _parse_jwk(data: dict[str, Any]) -> PublicKey:
     if "d" in data or "p" in data or "k" in data:
         raise _bad_key("Upload the public key only; this JWK holds private or secret material.")
+    # PyJWK would pick its algorithm from the JWK's own "alg" ("none" → NotImplementedError,
+    # a 500); the key type decides the parser, and load_public_key checks "alg" itself.
+    shape = {k: v for k, v in data.items() if k != "alg"}
     try:
-        parsed = jwt.PyJWK(data).key
-    except (jwt.exceptions.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        parsed = jwt.PyJWK(shape).key
+    except (
+        jwt.exceptions.PyJWTError,
+        ValueError,
+        TypeError,
+        KeyError,
+        NotImplementedError,
+    ) as exc:
         raise _bad_key(f"Not a usable public JWK: {type(exc).__name__}.") from None
     if not isinstance(
         parsed, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
