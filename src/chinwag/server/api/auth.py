@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from chinwag.server.api.deps import Caller, ServicesDep, rate_limit_auth
+from chinwag.server.api.deps import Caller, ServicesDep, bearer_token, rate_limit_auth
 from chinwag.server.api.responses import JSON
-from chinwag.server.handlers import auth
+from chinwag.server.handlers import auth, upgrade
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.auth import NewSession, user_json
 
@@ -26,6 +28,7 @@ class NonceRequest(BaseModel):
 class SessionRequest(BaseModel):
     app_id: str = AppIdField
     identity_token: str = Field(min_length=1, max_length=65536)
+    anonymous_data: Literal["keep", "discard"] = "keep"
 
 
 class AnonymousSessionRequest(BaseModel):
@@ -57,9 +60,14 @@ async def create_nonce(body: NonceRequest, services: ServicesDep) -> JSON:
 
 
 @router.post("/sessions", status_code=201, dependencies=[Depends(rate_limit_auth)])
-async def create_session(body: SessionRequest, services: ServicesDep) -> JSON:
-    """Exchange an identity token signed by the app's backend for a session."""
-    new = await auth.create_session(services, body.app_id, body.identity_token)
+async def create_session(body: SessionRequest, request: Request, services: ServicesDep) -> JSON:
+    """Exchange an identity token signed by the app's backend for a session; with an
+    anonymous session's bearer token, also upgrade that anonymous user."""
+    found = await upgrade.anonymous_upgrade(
+        services, bearer_token(request), body.app_id, body.anonymous_data
+    )
+    then = upgrade.upgrade_hook(services, found) if found else None
+    new = await auth.create_session(services, body.app_id, body.identity_token, then)
     return JSON(_session_json(new), status_code=201)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chinwag.core.errors import (
@@ -237,7 +238,13 @@ async def _open_session(
     return NewSession(token=token.token, session=record, user=user)
 
 
-async def create_session(services: Services, app_id: str, identity_token: object) -> NewSession:
+async def create_session(
+    services: Services,
+    app_id: str,
+    identity_token: object,
+    then: Callable[[Transaction, UserRecord], Awaitable[None]] | None = None,
+) -> NewSession:
+    """``then`` runs in the session's transaction once it is open (the anonymous upgrade)."""
     app = await get_app(services, app_id)
     started = time.perf_counter()
     try:
@@ -276,6 +283,8 @@ async def create_session(services: Services, app_id: str, identity_token: object
             user,
             identity_expires_at=float(claims.expires_at) if claims.expires_at else None,
         )
+        if then is not None:
+            await then(tx, user)
     log.debug("session opened app=%s in %.1f ms", app.id, (time.perf_counter() - started) * 1e3)
     return result
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +24,7 @@ __all__ = [
     "MemberRow",
     "add_members",
     "clear_distinct",
+    "delete_member",
     "ensure_users",
     "get_conversation",
     "get_member",
@@ -32,6 +33,8 @@ __all__ = [
     "mark_left",
     "member_user_ids",
     "members",
+    "memberships_of",
+    "reassign_member",
     "set_marks",
     "shares_conversation",
     "touch_sort",
@@ -331,3 +334,33 @@ async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int
         )
     ).first()
     return row is not None
+
+
+async def memberships_of(conn: AsyncConnection, user_pk: int) -> list[MemberRow]:
+    """Every membership row of one user (active and former), by conversation id."""
+    rows = await conn.execute(
+        select(participants)
+        .where(participants.c.user_pk == user_pk)
+        .order_by(participants.c.conversation_id)
+    )
+    return [MemberRow(**r._mapping) for r in rows]
+
+
+async def reassign_member(
+    conn: AsyncConnection, conversation_id: str, from_pk: int, to_pk: int
+) -> None:
+    """Hand a membership row, watermarks and all, to another user."""
+    await conn.execute(
+        update(participants)
+        .where(participants.c.conversation_id == conversation_id, participants.c.user_pk == from_pk)
+        .values(user_pk=to_pk)
+    )
+
+
+async def delete_member(conn: AsyncConnection, conversation_id: str, user_pk: int) -> None:
+    await conn.execute(
+        delete(participants).where(
+            participants.c.conversation_id == conversation_id, participants.c.user_pk == user_pk
+        )
+    )
+    await _recount(conn, conversation_id)

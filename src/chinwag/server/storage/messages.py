@@ -28,6 +28,8 @@ __all__ = [
     "last_visible",
     "mark_deleted",
     "page",
+    "reassign_hidden",
+    "reassign_sender",
     "unread_count",
 ]
 
@@ -190,3 +192,23 @@ async def hide_message(conn: AsyncConnection, user_pk: int, message_id: str) -> 
         .on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)
+
+
+async def reassign_sender(
+    conn: AsyncConnection, conversation_id: str, from_pk: int, to_pk: int
+) -> None:
+    await conn.execute(
+        update(messages)
+        .where(messages.c.conversation_id == conversation_id, messages.c.sender_pk == from_pk)
+        .values(sender_pk=to_pk)
+    )
+
+
+async def reassign_hidden(conn: AsyncConnection, from_pk: int, to_pk: int) -> None:
+    """Move one user's hidden messages to another, skipping ones the other already hid."""
+    theirs = select(hidden_messages.c.message_id).where(hidden_messages.c.user_pk == to_pk)
+    await conn.execute(
+        update(hidden_messages)
+        .where(hidden_messages.c.user_pk == from_pk, hidden_messages.c.message_id.not_in(theirs))
+        .values(user_pk=to_pk)
+    )

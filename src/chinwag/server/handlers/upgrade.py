@@ -1,0 +1,161 @@
+"""Anonymous → identified: what happens to an anonymous user's data when they sign in.
+
+The upgrade runs inside the sign-in's own transaction, right after the new session is
+opened, so either both happen or neither does. Revoking the anonymous session comes first:
+of two concurrent sign-ins presenting the same anonymous token only one revokes it, and
+only that one moves (or discards) the anonymous user's conversations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chinwag.core.errors import AuthenticationRequired
+from chinwag.core.events import EventType
+from chinwag.server.broker import SessionsRevoked
+from chinwag.server.handlers.auth import Authenticated, authenticate
+from chinwag.server.handlers.conversation_changes import depart
+from chinwag.server.handlers.conversations import emit, invalid, shared_json
+from chinwag.server.services import Services
+from chinwag.server.storage import conversations as store
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import messages as message_store
+from chinwag.server.storage import sessions as session_store
+from chinwag.server.storage.conversations import MemberRow
+from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.records import UserRecord
+
+__all__ = ["ANONYMOUS_DATA", "SessionHook", "Upgrade", "anonymous_upgrade", "upgrade_hook"]
+
+ANONYMOUS_DATA = ("keep", "discard")
+SessionHook = Callable[[Transaction, UserRecord], Awaitable[None]]
+"""Run by ``auth.create_session`` inside its transaction once the new session is open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    anonymous: Authenticated
+    mode: str
+
+
+async def anonymous_upgrade(
+    services: Services, token: str | None, app_id: str, mode: object
+) -> Upgrade | None:
+    """The upgrade a sign-in asks for: only a live anonymous session of the same app counts;
+    any other bearer token is ignored (the sign-in itself does not depend on it)."""
+    if mode not in ANONYMOUS_DATA:
+        raise invalid("anonymous_data", "expected keep or discard")
+    if token is None:
+        return None
+    try:
+        caller = await authenticate(services, token)
+    except AuthenticationRequired:
+        return None
+    if not caller.user.anonymous or caller.app_id != app_id:
+        return None
+    return Upgrade(anonymous=caller, mode=str(mode))
+
+
+def upgrade_hook(services: Services, upgrade: Upgrade) -> SessionHook:
+    async def hook(tx: Transaction, user: UserRecord) -> None:
+        await _upgrade(services, tx, upgrade, user)
+
+    return hook
+
+
+async def _upgrade(services: Services, tx: Transaction, upgrade: Upgrade, user: UserRecord) -> None:
+    anon = upgrade.anonymous
+    now = services.now()
+    if not await session_store.revoke_session(tx.conn, anon.session.id, now=now, reason="upgraded"):
+        return
+    if upgrade.mode == "keep":
+        await _move(services, tx, anon.user, user)
+    else:
+        await _discard(services, tx, anon.user)
+    for event_type, data in (
+        (EventType.SESSION_REVOKED, {"session_id": anon.session.id, "reason": "upgraded"}),
+        (
+            EventType.USER_UPGRADED,
+            {"from_user_id": anon.user.user_id, "to_user_id": user.user_id,
+             "anonymous_data": upgrade.mode},
+        ),
+    ):  # fmt: skip
+        appended = await event_store.append_event(
+            tx.conn, app_id=anon.app_id, event_type=event_type, data=data,
+            user_pks=[anon.user.pk], now=now,
+        )  # fmt: skip
+        emit(services, tx, appended)
+    revoked = SessionsRevoked(session_ids=(anon.session.id,), reason="upgraded")
+    tx.after_commit(lambda: services.publish(revoked))
+
+
+async def _discard(services: Services, tx: Transaction, anon: UserRecord) -> None:
+    for member in await store.memberships_of(tx.conn, anon.pk):
+        conv = await store.get_conversation(
+            tx.conn, anon.app_id, conversation_id=member.conversation_id, lock=True
+        )
+        if conv is not None and member.active:
+            await depart(services, tx, conv, anon.pk, anon.user_id)
+
+
+async def _move(services: Services, tx: Transaction, anon: UserRecord, user: UserRecord) -> None:
+    """Memberships, sent messages, watermarks and hidden messages pass to ``user``."""
+    moved = []
+    for theirs in await store.memberships_of(tx.conn, anon.pk):
+        conv = await store.get_conversation(
+            tx.conn, anon.app_id, conversation_id=theirs.conversation_id, lock=True
+        )
+        if conv is None:
+            continue
+        await _take_over(tx, theirs, anon, user, services.now())
+        await message_store.reassign_sender(tx.conn, conv.id, anon.pk, user.pk)
+        if conv.created_by_pk == anon.pk:
+            await store.update_conversation(tx.conn, conv.id, created_by_pk=user.pk)
+        await store.clear_distinct(tx.conn, conv.id)
+        if theirs.active:
+            moved.append(conv.id)
+    await message_store.reassign_hidden(tx.conn, anon.pk, user.pk)
+    for conversation_id in moved:
+        await _announce(services, tx, conversation_id, user)
+
+
+async def _take_over(
+    tx: Transaction, theirs: MemberRow, anon: UserRecord, user: UserRecord, now: float
+) -> None:
+    conv_id = theirs.conversation_id
+    mine = await store.get_member(tx.conn, conv_id, user.pk)
+    if mine is None:
+        await store.reassign_member(tx.conn, conv_id, anon.pk, user.pk)
+        return
+    await store.delete_member(tx.conn, conv_id, anon.pk)
+    if theirs.active and not mine.active:
+        await store.add_members(tx.conn, conv_id, [user.pk], now=now, position=mine.joined_position)
+    read = max(mine.read_position, theirs.read_position)
+    await store.set_marks(
+        tx.conn, conv_id, user.pk, read_position=read,
+        delivered_position=max(mine.delivered_position, theirs.delivered_position, read),
+    )  # fmt: skip
+
+
+async def _announce(
+    services: Services, tx: Transaction, conversation_id: str, user: UserRecord
+) -> None:
+    """``conversation.created`` to the identified user; the others see it updated."""
+    conv = await store.get_conversation(tx.conn, user.app_id, conversation_id=conversation_id)
+    assert conv is not None
+    last = None
+    if conv.last_message_id is not None:
+        last = await message_store.get_message(tx.conn, conv.last_message_id)
+    shared = await shared_json(tx.conn, conv, last)
+    others = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id) if pk != user.pk]
+    for event_type, readers in (
+        (EventType.CONVERSATION_CREATED, [user.pk]),
+        (EventType.CONVERSATION_UPDATED, others),
+    ):
+        appended = await event_store.append_event(
+            tx.conn, app_id=user.app_id, event_type=event_type,
+            data={"conversation": shared}, user_pks=readers, now=services.now(),
+            conversation_id=conv.id,
+        )  # fmt: skip
+        emit(services, tx, appended)
