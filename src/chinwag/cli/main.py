@@ -28,13 +28,23 @@ app.add_typer(keys_app)
 console = Console()
 
 
+def _print_version(value: bool) -> None:
+    # Eager, so `chinwag --version` answers before Typer asks for a command.
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        console.print(__version__)
-        raise typer.Exit()
+    pass
 
 
 @app.command()

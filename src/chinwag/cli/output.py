@@ -140,13 +140,13 @@ class Output:
             human(self.console)
 
     def fail(self, error: ChinwagError) -> NoReturn:
-        """Report ``error`` (stderr always; stdout too with --json) and exit 1."""
-        self.errors.print(f"[bold red]error:[/] {escape(error.message)}")
-        if error.data:
-            details = ", ".join(f"{k}={v!r}" for k, v in error.data.items())
-            self.errors.print(f"[dim]{escape(str(error.error_id))} ({escape(details)})[/]")
-        else:
-            self.errors.print(f"[dim]{escape(str(error.error_id))}[/]")
+        """Report ``error`` (stderr always; stdout too with --json) and exit 1.
+
+        Error lines are never wrapped, so logs and ``grep`` see each message whole."""
+        self.errors.print(f"[bold red]error:[/] {escape(error.message)}", soft_wrap=True)
+        details = ", ".join(f"{k}={v!r}" for k, v in error.data.items())
+        suffix = f" ({details})" if details else ""
+        self.errors.print(f"[dim]{escape(str(error.error_id) + suffix)}[/]", soft_wrap=True)
         if self.json_mode:
             typer.echo(json.dumps(error.to_json(), indent=2))
         raise typer.Exit(EXIT_ERROR)

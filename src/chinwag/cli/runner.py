@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from chinwag.core.errors import ChinwagError, InvalidRequest, ServiceUnavailable
@@ -24,6 +25,7 @@ __all__ = ["run_handler"]
 
 T = TypeVar("T")
 _MAX_DETAIL = 300
+_DRIVER_SETTLE_SECONDS = 0.05
 
 
 def run_handler(
@@ -82,6 +84,15 @@ def _check_url(url: str) -> None:
             "or postgresql+asyncpg://user@host/db.",
             data={"property": "database_url"},
         )
+    path = parsed.database
+    if parsed.drivername.startswith("sqlite") and path and path != ":memory:":
+        # SQLite creates the file but not its directory, and says only "unable to open".
+        directory = Path(path).parent
+        if not path.startswith("file:") and not directory.is_dir():
+            raise InvalidRequest(
+                f"The SQLite database's directory {str(directory)[:200]!r} does not exist.",
+                data={"property": "database_url"},
+            )
 
 
 async def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
@@ -100,6 +111,10 @@ async def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -
     except Exception as exc:
         if opened and not isinstance(exc, SQLAlchemyError):
             raise
+        if not opened:
+            # aiosqlite (0.22) stops its worker thread without awaiting it when a connect
+            # fails; let it finish while this loop is alive, or it raises in the thread.
+            await asyncio.sleep(_DRIVER_SETTLE_SECONDS)
         where = _redacted(settings.database_url)
         message = (
             f"Database error on {where}: {_detail(exc)}"
