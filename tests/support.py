@@ -21,6 +21,7 @@ from chinwag.core.keys import Alg, generate_key_pair, sign_identity_token
 from chinwag.server.app import create_app
 from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
+from chinwag.server.serving import ChinwagServer
 from chinwag.server.settings import Settings
 
 __all__ = [
@@ -96,7 +97,7 @@ async def run_server(
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
     )
-    server = uvicorn.Server(config)
+    server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:

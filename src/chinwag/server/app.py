@@ -20,6 +20,7 @@ from chinwag.server.broker import open_broker
 from chinwag.server.services import RateLimiter, Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
+from chinwag.server.ws import router as websocket_router
 
 __all__ = ["create_app"]
 
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         await db.migrate()
-        broker = open_broker(settings.broker_url)
+        broker = open_broker(settings.broker_url, prefix=settings.broker_prefix)
         services = Services(
             settings=settings,
             clock=clock,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
             await ensure_dev_app(services)
         await broker.start(services.on_doorbell)
+        services.start_background()
         try:
             yield
         finally:
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(messages_api.router)
     app.include_router(users_api.router)
     app.include_router(events_api.router)
+    app.include_router(websocket_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)

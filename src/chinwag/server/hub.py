@@ -7,6 +7,7 @@ it, catch up from the store, or disconnect itself with "resume later".
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Protocol
 
@@ -17,8 +18,10 @@ __all__ = ["Hub", "LiveConnection"]
 
 
 class LiveConnection(Protocol):
+    app_id: str
     user_pk: int
     session_id: str
+    expires_at: float
 
     def offer_event(self, pos: int, frame: bytes) -> None:
         """A new event at stream position ``pos`` for this connection's user."""
@@ -39,10 +42,13 @@ class Hub:
     def __init__(self) -> None:
         self._by_user: defaultdict[int, set[LiveConnection]] = defaultdict(set)
         self._by_session: defaultdict[str, set[LiveConnection]] = defaultdict(set)
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def register(self, conn: LiveConnection) -> None:
         self._by_user[conn.user_pk].add(conn)
         self._by_session[conn.session_id].add(conn)
+        self._empty.clear()
 
     def unregister(self, conn: LiveConnection) -> None:
         users = self._by_user.get(conn.user_pk)
@@ -55,6 +61,22 @@ class Hub:
             sessions.discard(conn)
             if not sessions:
                 del self._by_session[conn.session_id]
+        if not self._by_user:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        """Until no connection is registered (graceful shutdown waits for its sockets)."""
+        await self._empty.wait()
+
+    def expired_sessions(self, now: float) -> dict[str, LiveConnection]:
+        """One live connection per session whose expiry has passed (for the expiry sweep)."""
+        found: dict[str, LiveConnection] = {}
+        for session_id, group in self._by_session.items():
+            for conn in group:
+                if conn.expires_at <= now:
+                    found[session_id] = conn
+                    break
+        return found
 
     def connection_count(self) -> int:
         return sum(len(group) for group in self._by_user.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
+from chinwag.server.typing_relay import TypingRelay
 
 __all__ = ["KeyCache", "RateLimiter", "Services", "load_server_secret"]
 
@@ -97,6 +100,21 @@ class Services:
     keys: KeyCache = field(default_factory=KeyCache)
     auth_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     hub: Hub = field(default_factory=Hub)
+    typing: TypingRelay = field(init=False)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.typing = TypingRelay(
+            self.publish,
+            pause_after=self.settings.typing_pause_after,
+            finish_after=self.settings.typing_finish_after,
+        )
+
+    def start_background(self) -> None:
+        """Start the periodic sweep (typing silence, session expiry) for live sockets."""
+        from chinwag.server.ws import sweep_forever
+
+        self._background.append(asyncio.create_task(sweep_forever(self)))
 
     def now(self) -> float:
         return self.clock.now()
@@ -109,3 +127,8 @@ class Services:
 
     async def shutdown(self) -> None:
         self.hub.close_all()
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

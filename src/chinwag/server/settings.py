@@ -13,6 +13,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./chinwag.db"
     broker_url: str = "memory://"
+    broker_prefix: str = "chinwag"
+    """Redis channel prefix: nodes sharing a database share it; tests use their own."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None

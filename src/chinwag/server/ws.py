@@ -1,0 +1,349 @@
+"""The WebSocket driver: ``GET /v1/websocket``, requests over the socket, and the sweeps.
+
+The driver only moves bytes. Ordering and back-pressure live in
+:class:`~chinwag.server.connection.Connection`; the rules of sending a message or marking a
+receipt live in the handlers, shared with the HTTP API. Each socket runs two tasks: one
+writer draining the connection's bounded queue, and one reader answering requests in the
+order they arrive. The handler that accepted the socket waits for the connection to
+finish, then closes the socket with the connection's close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+
+from chinwag.core.errors import AuthenticationRequired, ChinwagError, ErrorId, InvalidRequest
+from chinwag.core.events import EventType
+from chinwag.core.typing import TypingState
+from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.connection import (
+    CLOSE_AUTHENTICATION,
+    CLOSE_PROTOCOL,
+    Close,
+    Connection,
+)
+from chinwag.server.handlers.auth import Authenticated, authenticate, user_json
+from chinwag.server.services import Services
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import sessions as session_store
+from chinwag.server.storage import users as user_store
+from chinwag.server.storage.events import StoredEvent
+
+__all__ = ["expire_session", "router", "serve_socket", "sweep_forever"]
+
+log = logging.getLogger("chinwag.ws")
+
+router = APIRouter()
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PEER = "peer"
+"""Close reason marking a socket the client (or the network) already closed."""
+
+Method = Callable[[Services, Authenticated, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@router.websocket("/v1/websocket")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    await serve_socket(services, websocket)
+
+
+def _session_token(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return websocket.query_params.get("session_token") or None
+
+
+def _cursor(raw: str | None, head: int) -> int | None:
+    """The resume position: ``after`` when it is a position the stream has reached."""
+    if raw is None:
+        return head
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    after = int(raw)
+    return after if after <= head else None
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    await websocket.accept()
+    await websocket.close(code, reason)
+
+
+async def serve_socket(services: Services, websocket: WebSocket) -> None:
+    try:
+        caller = await authenticate(services, _session_token(websocket))
+    except AuthenticationRequired:
+        await _refuse(websocket, CLOSE_AUTHENTICATION, "authentication_required")
+        return
+    head = caller.user.stream_head
+    cursor = _cursor(websocket.query_params.get("after"), head)
+    if cursor is None:
+        await _refuse(websocket, CLOSE_PROTOCOL, f"after must be an integer from 0 to {head}")
+        return
+    await websocket.accept()
+    conn = _connect(services, caller, cursor)
+    # Queued before registering, so it is first; registered before replaying, so no live
+    # event can fall between the replay and the live stream.
+    conn.offer_signal(_hello(services, caller, head))
+    services.hub.register(conn)
+    conn.start_replay()
+    tasks = [
+        asyncio.create_task(_write(conn, websocket)),
+        asyncio.create_task(_read(services, caller, conn, websocket)),
+    ]
+    try:
+        close = await conn.finished
+    finally:
+        services.hub.unregister(conn)
+        conn.finish(Close(CLOSE_PROTOCOL, "cancelled"))
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if close.reason != _PEER:
+        with contextlib.suppress(Exception):
+            await websocket.close(close.code, close.reason)
+
+
+def _connect(services: Services, caller: Authenticated, cursor: int) -> Connection:
+    user_pk = caller.user.pk
+
+    async def read_page(after: int, limit: int) -> list[StoredEvent]:
+        async with services.db.read() as db:
+            return await event_store.read_stream(db, user_pk, after=after, limit=limit)
+
+    return Connection(
+        app_id=caller.app_id,
+        user_pk=user_pk,
+        session_id=caller.session.id,
+        expires_at=caller.session.expires_at,
+        cursor=cursor,
+        queue_size=services.settings.connection_queue_size,
+        read_page=read_page,
+    )
+
+
+def _hello(services: Services, caller: Authenticated, head: int) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "hello",
+            "session_id": caller.session.id,
+            "user": user_json(caller.user),
+            "head": head,
+            "server_time": services.now(),
+        }
+    )
+
+
+async def _write(conn: Connection, websocket: WebSocket) -> None:
+    try:
+        await conn.write_forever(websocket.send_text)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        conn.finish(Close(1006, _PEER))
+
+
+async def _read(
+    services: Services, caller: Authenticated, conn: Connection, websocket: WebSocket
+) -> None:
+    while True:
+        try:
+            message = await websocket.receive()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            conn.finish(Close(1006, _PEER))
+            return
+        if message["type"] == "websocket.disconnect":
+            conn.finish(Close(int(message.get("code") or 1005), _PEER))
+            return
+        text = message.get("text")
+        try:
+            frame = orjson.loads(text) if text is not None else None
+        except orjson.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict):
+            conn.finish(Close(CLOSE_PROTOCOL, "frames must be JSON objects in text frames"))
+            return
+        # Shielded: a socket closing mid-request must not cut a transaction in half.
+        response = await asyncio.shield(_answer(services, caller, conn, frame))
+        await conn.send(response)
+
+
+async def _answer(
+    services: Services, caller: Authenticated, conn: Connection, frame: dict[str, Any]
+) -> bytes:
+    request_id = frame.get("request_id")
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        request_id = None
+    try:
+        if request_id is None:
+            raise InvalidRequest("Expected request_id: 1-64 characters of [A-Za-z0-9._-].")
+        if frame.get("type") != "request":
+            raise InvalidRequest(f"Expected type 'request', got {frame.get('type')!r:.40}.")
+        method = _METHODS.get(str(frame.get("method")))
+        if method is None:
+            raise InvalidRequest(
+                f"Unknown method {frame.get('method')!r:.40}; expected one of "
+                + ", ".join(sorted(_METHODS))
+                + "."
+            )
+        data = frame.get("data", {})
+        if not isinstance(data, dict):
+            raise InvalidRequest("Expected data to be an object.")
+        if conn.ending or caller.session.expires_at <= services.now():
+            raise AuthenticationRequired("This session has ended.")
+        result = await method(services, caller, data)
+    except ChinwagError as error:
+        return _response(request_id, error=error.to_json()["error"])
+    except Exception:
+        log.exception("WebSocket request %s failed", request_id)
+        internal = {"id": str(ErrorId.INTERNAL_ERROR), "message": "Internal error.", "data": {}}
+        return _response(request_id, error=internal)
+    return _response(request_id, data=result)
+
+
+def _response(
+    request_id: str | None,
+    *,
+    data: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> bytes:
+    if error is not None:
+        return orjson.dumps(
+            {"type": "response", "request_id": request_id, "ok": False, "error": error}
+        )
+    return orjson.dumps({"type": "response", "request_id": request_id, "ok": True, "data": data})
+
+
+def _field(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidRequest(
+            f"Invalid {name}: expected {kind.__name__}, got {type(value).__name__}.",
+            status=422,
+            data={"property": name},
+        )
+    return value
+
+
+async def _message_send(
+    services: Services, caller: Authenticated, data: dict[str, Any]
+) -> dict[str, Any]:
+    from chinwag.server.handlers.messages import send_message
+
+    message, created = await send_message(
+        services,
+        caller,
+        _field(data, "conversation_id", str),
+        _field(data, "id", str),
+        data.get("parts"),
+    )
+    return {"message": message, "created": created}
+
+
+async def _receipt_mark(
+    services: Services, caller: Authenticated, data: dict[str, Any]
+) -> dict[str, Any]:
+    from chinwag.server.handlers.receipts import mark_receipt
+
+    return await mark_receipt(
+        services,
+        caller,
+        _field(data, "conversation_id", str),
+        _field(data, "type", str),
+        _field(data, "position", int),
+    )
+
+
+async def _typing_update(
+    services: Services, caller: Authenticated, data: dict[str, Any]
+) -> dict[str, Any]:
+    from chinwag.server.handlers.conversations import active_participant_pks
+
+    conversation_id = _field(data, "conversation_id", str)
+    state = data.get("state")
+    if state not in {s.value for s in TypingState}:
+        raise InvalidRequest(
+            f"Invalid state: expected started, paused or finished, got {state!r:.40}.",
+            status=422,
+            data={"property": "state"},
+        )
+    audience = await active_participant_pks(services, caller, conversation_id)
+    services.typing.update(
+        conversation_id=conversation_id,
+        user_pk=caller.user.pk,
+        user_id=caller.user.user_id,
+        audience=audience,
+        state=TypingState(state),
+        now=services.now(),
+    )
+    return {}
+
+
+async def _ping(services: Services, caller: Authenticated, data: dict[str, Any]) -> dict[str, Any]:
+    async with services.db.read() as db:
+        user = await user_store.get_user_by_pk(db, caller.user.pk)
+    head = user.stream_head if user is not None else caller.user.stream_head
+    return {"server_time": services.now(), "head": head}
+
+
+_METHODS: dict[str, Method] = {
+    "message.send": _message_send,
+    "receipt.mark": _receipt_mark,
+    "typing.update": _typing_update,
+    "ping": _ping,
+}
+
+
+async def expire_session(services: Services, session_id: str, app_id: str, user_pk: int) -> None:
+    """End a session whose time is up: mark it, tell the user's stream once (whichever
+    node gets there first), and close its sockets with 4004."""
+    now = services.now()
+    appended = None
+    async with services.db.transaction() as tx:
+        if await session_store.revoke_session(tx.conn, session_id, now=now, reason="expired"):
+            appended = await event_store.append_event(
+                tx.conn,
+                app_id=app_id,
+                event_type=EventType.SESSION_REVOKED,
+                data={"session_id": session_id, "reason": "expired"},
+                user_pks=[user_pk],
+                now=now,
+            )
+    revoked = SessionsRevoked(session_ids=(session_id,), reason="expired")
+    if appended is None:
+        services.hub.dispatch(revoked)  # ended elsewhere already: close ours
+        return
+    services.publish(revoked)
+    services.publish(EventsAppended(event_json=appended.event_json, targets=appended.targets))
+
+
+async def sweep_forever(services: Services, interval: float = 0.5) -> None:
+    """Typing silence and session expiry, checked against ``services.now()``."""
+    expiring: set[str] = set()
+    while True:
+        await asyncio.sleep(interval)
+        now = services.now()
+        try:
+            services.typing.sweep(now)
+            due = services.hub.expired_sessions(now)
+            expiring &= set(due)
+            for session_id, conn in due.items():
+                if session_id not in expiring:
+                    expiring.add(session_id)
+                    await expire_session(services, session_id, conn.app_id, conn.user_pk)
+        except Exception:
+            log.exception("sweep failed; retrying on the next tick")
