@@ -1,3 +1,65 @@
-"""The chinwag Python client SDK (asyncio)."""
+"""The chinwag Python client SDK (asyncio).
 
-__all__: list[str] = []
+Everything an app needs is exported here; the submodules are implementation. See
+docs/sdk.md for the three ways to sign in (challenge, token provider, log-in JWT).
+"""
+
+from chinwag.client.auth import STOP, ChallengeHandler, StopAuthentication, TokenProvider
+from chinwag.client.client import Client, ClientEvent
+from chinwag.client.errors import (
+    AlreadyAuthenticated,
+    AuthenticationStopped,
+    ClientError,
+    IllegalTransition,
+    MessageRejected,
+    NotAuthenticated,
+    OfflineError,
+    ServerError,
+    SessionRevoked,
+    UsageError,
+)
+from chinwag.client.models import (
+    LOGIN_REQUEST_MIME_TYPE,
+    AnonymousData,
+    Conversation,
+    Message,
+    MessagePart,
+    MessageState,
+    User,
+)
+from chinwag.client.sync import SyncProgress
+from chinwag.core.backoff import Backoff
+from chinwag.core.client_states import AuthState, ConnectionState
+from chinwag.core.sync_cursor import HistoryPolicy, SyncPolicy
+
+__all__ = [
+    "LOGIN_REQUEST_MIME_TYPE",
+    "STOP",
+    "AlreadyAuthenticated",
+    "AnonymousData",
+    "AuthState",
+    "AuthenticationStopped",
+    "Backoff",
+    "ChallengeHandler",
+    "Client",
+    "ClientError",
+    "ClientEvent",
+    "ConnectionState",
+    "Conversation",
+    "HistoryPolicy",
+    "IllegalTransition",
+    "Message",
+    "MessagePart",
+    "MessageRejected",
+    "MessageState",
+    "NotAuthenticated",
+    "OfflineError",
+    "ServerError",
+    "SessionRevoked",
+    "StopAuthentication",
+    "SyncPolicy",
+    "SyncProgress",
+    "TokenProvider",
+    "UsageError",
+    "User",
+]

@@ -270,6 +270,22 @@ class Store:
 
         await self._run(_drop)
 
+    async def mark_synced(self, head: int) -> None:
+        """The first sync is done and valid at stream position ``head``."""
+
+        def _mark(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
+            _set_meta(conn, "cursor", str(max(head, int(row[0]) if row else 0)))
+            _set_meta(conn, "synced", "1")
+
+        await self._run(_mark)
+
+    async def forget_stream(self) -> None:
+        """Keep the data but start over on a new stream (an anonymous user who logged in)."""
+        await self._run(
+            lambda conn: conn.execute("DELETE FROM meta WHERE key IN ('cursor', 'synced')")
+        )
+
     async def forget_conversations(self) -> None:
         """Drop every conversation and message but keep the outbox (anonymous upgrade)."""
 

@@ -13,7 +13,7 @@ Authentication::
     AUTHENTICATED --UPGRADE--> UPGRADING --SUCCEED|FAIL--> AUTHENTICATED   (anonymous → identified)
     AUTHENTICATED --DEAUTHENTICATE--> DEAUTHENTICATING --FINISH--> UNAUTHENTICATED
     any signed-in state --REVOKE--> UNAUTHENTICATED (the local store is wiped)
-    CHALLENGED|AUTHENTICATING --STOP--> UNAUTHENTICATED (the token provider said stop)
+    CHALLENGED|AUTHENTICATING --STOP|FAIL--> UNAUTHENTICATED (provider said stop / gave up)
 
 Connection::
 
@@ -96,6 +96,7 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], AuthState] = {
     (_C, AuthEvent.STOP): _U,
     (_C, AuthEvent.REVOKE): _U,
     (_C, AuthEvent.DEAUTHENTICATE): _D,
+    (_C, AuthEvent.FAIL): _U,
     (_A, AuthEvent.SUCCEED): _OK,
     (_A, AuthEvent.FAIL): _U,
     (_A, AuthEvent.CHALLENGE): _C,

@@ -1,0 +1,593 @@
+"""The one object apps touch: :class:`Client`.
+
+It wires the parts together — :mod:`~chinwag.client.auth` (who we are),
+:mod:`~chinwag.client.store` (what we know), :mod:`~chinwag.client.sync` (staying current),
+:mod:`~chinwag.client.outbox` (what we said) — and keeps the rules that span them:
+
+* one user per client: another user needs :meth:`Client.deauthenticate` to finish first;
+* local data belongs to its user: a user switch, a deauthentication or a server-side
+  revocation deletes it; a challenge (expired session) keeps it for the same user;
+* :meth:`Client.deauthenticate` needs the server, so queued messages are delivered first;
+  offline it refuses and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chinwag.client.apply import ApplyResult
+from chinwag.client.auth import (
+    Authenticator,
+    ChallengeHandler,
+    SavedSession,
+    SessionVault,
+    TokenProvider,
+    claimed_user,
+)
+from chinwag.client.connection import Api, error_from
+from chinwag.client.errors import AlreadyAuthenticated, NotAuthenticated, UsageError
+from chinwag.client.models import AnonymousData, Conversation, Message, User
+from chinwag.client.outbox import Outbox
+from chinwag.client.store import Store, remove_store_files, store_path
+from chinwag.client.sync import LiveSync, SyncProgress, historic_sync
+from chinwag.core.backoff import Backoff
+from chinwag.core.client_states import (
+    AuthEvent,
+    AuthState,
+    ConnectionEvent,
+    ConnectionState,
+    next_connection_state,
+)
+from chinwag.core.sync_cursor import SyncPolicy
+
+__all__ = ["Client", "ClientEvent"]
+
+log = logging.getLogger("chinwag.client")
+
+
+class ClientEvent(StrEnum):
+    """Names for :meth:`Client.on`, with the arguments each handler receives."""
+
+    CONNECTED = "connected"  # ()
+    DISCONNECTED = "disconnected"  # ()
+    CHALLENGE = "challenge"  # (nonce)
+    AUTHENTICATED = "authenticated"  # (user)
+    DEAUTHENTICATED = "deauthenticated"  # (reason: deauthenticated|revoked|stopped)
+    SYNC_PROGRESS = "sync_progress"  # (SyncProgress)
+    SYNCED = "synced"  # ()
+    CHANGES = "changes"  # (list of applied events)
+    LOGIN_REQUESTED = "login_requested"  # (message)
+    MESSAGE_SENT = "message_sent"  # (message id)
+    MESSAGE_FAILED = "message_failed"  # (message id, MessageRejected)
+    ERROR = "error"  # (exception)
+
+
+Handler = Callable[..., Any]
+
+
+class Client:
+    """A chinwag client for one app on one device. Use ``async with`` or ``connect``/``close``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        app_id: str,
+        *,
+        store_dir: str | os.PathLike[str],
+        identity_token_provider: TokenProvider | None = None,
+        on_challenge: ChallengeHandler | None = None,
+        sync_policy: SyncPolicy | None = None,
+        anonymous_data: AnonymousData = AnonymousData.KEEP,
+        use_keyring: bool = False,
+        use_websocket: bool = True,
+        poll_interval: float = 5.0,
+        backoff: Backoff | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.app_id = app_id
+        self.store_dir = Path(store_dir)
+        self.sync_policy = sync_policy or SyncPolicy.all()
+        self.anonymous_data = anonymous_data
+        self._backoff = backoff or Backoff(base=0.5, cap=60.0)
+        self._rand = rand
+        self._use_websocket = use_websocket
+        self._poll_interval = poll_interval
+        self._handlers: dict[str, list[Handler]] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.connection_state = ConnectionState.DISCONNECTED
+        self._api = Api(base_url, app_id, on_reachable=self._reachable)
+        self._auth = Authenticator(
+            self._api,
+            SessionVault(self.store_dir, app_id, use_keyring=use_keyring),
+            emit=self._emit,
+            token_provider=identity_token_provider,
+            challenge_handler=on_challenge,
+            backoff=Backoff(base=self._backoff.base, cap=min(self._backoff.cap, 30.0)),
+            rand=rand,
+        )
+        self._auth.on_session = self._on_session
+        self._store: Store | None = None
+        self._store_user: str | None = None
+        self._upgrade_data: AnonymousData | None = None
+        self._live: LiveSync | None = None
+        self._outbox: Outbox | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._synced = asyncio.Event()
+
+    # -- events -----------------------------------------------------------------------
+
+    def on(self, event: ClientEvent | str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler`` (plain or async) on ``event``; returns a function to unsubscribe."""
+        name = ClientEvent(event).value
+        self._handlers.setdefault(name, []).append(handler)
+        return lambda: self._handlers[name].remove(handler)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for handler in list(self._handlers.get(event, ())):
+            try:
+                result = handler(*args)
+            except Exception:
+                log.exception("chinwag %s handler failed", event)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._pending.add(task)
+                task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("chinwag event handler failed", exc_info=task.exception())
+
+    def _reachable(self, ok: bool) -> None:
+        state = self.connection_state
+        if ok and state is not ConnectionState.CONNECTED:
+            if state is ConnectionState.DISCONNECTED:
+                state = next_connection_state(state, ConnectionEvent.CONNECT)
+            self.connection_state = next_connection_state(state, ConnectionEvent.OPEN)
+            self._emit(ClientEvent.CONNECTED)
+            if self._outbox is not None:
+                self._outbox.wake()
+        elif not ok and state is not ConnectionState.WAITING:
+            if state is ConnectionState.DISCONNECTED:
+                state = next_connection_state(state, ConnectionEvent.CONNECT)
+            was_connected = state is ConnectionState.CONNECTED
+            self.connection_state = next_connection_state(state, ConnectionEvent.LOSE)
+            if was_connected:
+                self._emit(ClientEvent.DISCONNECTED)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Reach the server (offline is fine) and resume a session kept on the device."""
+        saved = await self._auth.restore()
+        try:
+            await self._api.call("GET", "/healthz")
+        except UsageError:
+            raise
+        except Exception as exc:
+            log.info("connect: server not reachable yet (%s); working offline", exc)
+        if saved is not None:
+            await self._open_store(saved.user.user_id)
+            self._start_background()
+            self._emit(ClientEvent.AUTHENTICATED, saved.user)
+
+    async def close(self) -> None:
+        """Stop background work and close files; the session stays on the device."""
+        await self._stop_background()
+        if self._store is not None:
+            await self._store.close()
+            self._store, self._store_user = None, None
+        for task in list(self._pending):
+            task.cancel()
+        await self._api.aclose()
+        if self.connection_state is not ConnectionState.DISCONNECTED:
+            self.connection_state = next_connection_state(
+                self.connection_state, ConnectionEvent.CLOSE
+            )
+
+    # -- who we are -------------------------------------------------------------------
+
+    @property
+    def user(self) -> User | None:
+        return self._auth.user
+
+    @property
+    def auth_state(self) -> AuthState:
+        return self._auth.state
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self._auth.state is AuthState.AUTHENTICATED
+
+    async def request_nonce(self) -> str | None:
+        """A nonce for an identity token, or None if an identified user is signed in."""
+        return await self._auth.request_nonce()
+
+    async def authenticate(
+        self, user_id: str | None = None, *, anonymous_data: AnonymousData | None = None
+    ) -> User:
+        """Sign in with the challenge flow and return the user once authenticated.
+
+        Raises the ``challenge`` (to ``on_challenge``, the token provider, or the
+        ``challenge`` event, answered by :meth:`answer_authentication_challenge`). When
+        ``user_id`` is already signed in this resumes; another user raises
+        :class:`AlreadyAuthenticated`. An anonymous user is upgraded.
+        """
+        upgrading = self._is_anonymous()
+        if upgrading:
+            await self._prepare_upgrade(anonymous_data)
+        try:
+            session = await self._auth.authenticate(user_id, anonymous_data or self.anonymous_data)
+        finally:
+            self._start_background()
+        return session.user
+
+    async def answer_authentication_challenge(self, identity_token: str) -> User:
+        """Answer the latest challenge with a token from the app's backend."""
+        session = await self._auth.answer(identity_token)
+        self._start_background()
+        return session.user
+
+    async def log_in(self, jwt: str, *, anonymous_data: AnonymousData | None = None) -> User:
+        """Kustomer-style: exchange a JWT from the app's backend (no nonce) for a session.
+
+        Upgrades an anonymous user, keeping or discarding their conversations
+        (``anonymous_data``, default from the constructor).
+        """
+        auth = self._auth
+        if auth.state is AuthState.CHALLENGED and auth.in_flight:
+            return await self.answer_authentication_challenge(jwt)
+        if auth.state is AuthState.AUTHENTICATED and auth.session is not None:
+            current = auth.session.user
+            if not current.anonymous:
+                claimed = claimed_user(jwt)
+                if claimed is not None and claimed not in (current.user_id, current.email):
+                    raise AlreadyAuthenticated(current.user_id, claimed)
+                return current
+            data = await self._prepare_upgrade(anonymous_data)
+            auth.move(AuthEvent.UPGRADE)
+            try:
+                session = await auth.exchange(jwt, upgrade=(auth.session, data))
+            finally:
+                self._start_background()
+            return session.user
+        session = await auth.exchange(jwt)
+        self._start_background()
+        return session.user
+
+    async def log_out(self) -> None:
+        """Kustomer's name for :meth:`deauthenticate`."""
+        await self.deauthenticate()
+
+    def is_logged_in(self, email: str | None = None, user_id: str | None = None) -> bool:
+        """Signed in as an identified user — that one, if ``email`` or ``user_id`` is given
+        (``email`` wins when both are, as Kustomer's backend does)."""
+        user = self._auth.user
+        if user is None or user.anonymous or self._auth.session is None:
+            return False
+        if email is not None:
+            return user.email == email
+        if user_id is not None:
+            return user.user_id == user_id
+        return True
+
+    async def start_anonymous(self) -> User:
+        """Sign in as a new anonymous user (the app must allow anonymous users)."""
+        current = self._auth.user
+        if self._auth.state is AuthState.AUTHENTICATED and current is not None:
+            if current.anonymous:
+                return current
+            raise AlreadyAuthenticated(current.user_id, "a new anonymous user")
+        session = await self._auth.exchange("", anonymous=True)
+        self._start_background()
+        return session.user
+
+    async def deauthenticate(self) -> None:
+        """Deliver queued messages, end the session on the server, delete local data.
+
+        Needs the server: offline it raises :class:`OfflineError` and deletes nothing.
+        """
+        auth = self._auth
+        if auth.state not in (AuthState.AUTHENTICATED, AuthState.CHALLENGED):
+            raise NotAuthenticated("deauthenticate()")
+        await self._api.call("GET", "/healthz")  # OfflineError: nothing touched
+        if auth.state is AuthState.CHALLENGED:
+            if self._store is not None and await self._store.outbox():
+                raise UsageError(
+                    "The session expired and messages are still queued; answer the challenge "
+                    "so they can be delivered, then deauthenticate()."
+                )
+            auth.move(AuthEvent.DEAUTHENTICATE)
+        else:
+            auth.move(AuthEvent.DEAUTHENTICATE)
+            try:
+                if self._outbox is not None:
+                    await self._outbox.flush()
+                assert auth.session is not None
+                response = await self._api.call(
+                    "DELETE", "/v1/sessions/current", token=auth.session.token
+                )
+                if response.status_code not in (204, 401):
+                    raise error_from(response)
+            except BaseException:
+                auth.move(AuthEvent.FAIL)
+                raise
+        await self._wipe()
+        auth.move(AuthEvent.FINISH)
+        self._emit(ClientEvent.DEAUTHENTICATED, "deauthenticated")
+
+    async def me(self) -> User:
+        """The signed-in user as the server sees it now (``GET /v1/me``)."""
+        return User.from_json((await self._request("GET", "/v1/me"))["user"])
+
+    # -- data -------------------------------------------------------------------------
+
+    async def conversations(self) -> list[Conversation]:
+        """From the local store: most recent message first, with unread counts."""
+        return await self._need_store().conversations()
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        return await self._need_store().conversation(conversation_id)
+
+    async def messages(
+        self,
+        conversation_id: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """From the local store, by position; messages still in the outbox come last."""
+        return await self._need_store().messages(
+            conversation_id, after=after, before=before, limit=limit
+        )
+
+    async def create_conversation(
+        self,
+        participants: list[str],
+        *,
+        distinct: bool = False,
+        metadata: dict[str, Any] | None = None,
+        conversation_id: str | None = None,
+    ) -> Conversation:
+        """Create (or, when distinct, find) a conversation on the server; needs the server."""
+        body: dict[str, Any] = {"participants": participants, "distinct": distinct}
+        if metadata is not None:
+            body["metadata"] = metadata
+        if conversation_id is not None:
+            body["id"] = conversation_id
+        created = await self._request("POST", "/v1/conversations", json=body)
+        store = self._need_store()
+        await store.upsert_conversations([created])
+        found = await store.conversation(created["id"])
+        assert found is not None
+        return found
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        text: str | None = None,
+        *,
+        parts: list[dict[str, str]] | None = None,
+        message_id: str | None = None,
+    ) -> Message:
+        """Queue a message: stored at once (offline too), delivered in order, exactly once."""
+        if parts is None:
+            if text is None:
+                raise UsageError("send_message() needs text or parts")
+            parts = [{"mime_type": "text/plain", "body": text}]
+        user = self._auth.user
+        if user is None:
+            raise NotAuthenticated("send_message()")
+        message = await self._need_store().enqueue(
+            message_id or str(uuid.uuid4()), conversation_id, user.user_id, parts
+        )
+        if self._outbox is not None:
+            self._outbox.wake()
+        return message
+
+    async def mark_read(self, conversation_id: str, position: int) -> None:
+        await self._request(
+            "POST",
+            f"/v1/conversations/{conversation_id}/receipts",
+            json={"type": "read", "position": position},
+        )
+        if self._live is not None:
+            await self._live.catch_up()
+
+    async def flush_outbox(self) -> None:
+        """Wait until every queued message is acknowledged (raises if offline)."""
+        if self._outbox is not None:
+            await self._outbox.flush()
+
+    async def pending_count(self) -> int:
+        return len(await self._need_store().outbox())
+
+    async def sync_now(self) -> None:
+        """Catch up from the event stream over REST (e.g. before a test asserts)."""
+        await self._synced.wait()
+        assert self._live is not None
+        await self._live.catch_up()
+
+    async def wait_until_synced(self) -> None:
+        """Wait for the first sync of this user to finish (wrap in ``asyncio.timeout``)."""
+        await self._synced.wait()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _is_anonymous(self) -> bool:
+        user = self._auth.user
+        return self._auth.state is AuthState.AUTHENTICATED and user is not None and user.anonymous
+
+    def _need_store(self) -> Store:
+        if self._store is None:
+            raise NotAuthenticated("The local store")
+        return self._store
+
+    async def _request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """An authenticated call; a 401 re-authenticates once for everyone, then retries."""
+        while True:
+            session = await self._auth.current()
+            response = await self._api.call(
+                method, path, token=session.token, json=json, params=params
+            )
+            if response.status_code == 401:
+                await self._auth.unauthorized(session, error_from(response).data)
+                continue
+            if response.status_code >= 400:
+                raise error_from(response)
+            if not response.content:
+                return None
+            return orjson.loads(response.content)
+
+    async def _prepare_upgrade(self, anonymous_data: AnonymousData | None) -> AnonymousData:
+        """Before an anonymous user logs in: stop sync (the server will close the anonymous
+        socket) and try to deliver what the anonymous user queued."""
+        data = anonymous_data or self.anonymous_data
+        self._upgrade_data = data
+        await self._stop_background()
+        if data is AnonymousData.KEEP and self._outbox is not None:
+            try:
+                await asyncio.wait_for(self._outbox.flush(), 10)
+            except Exception as exc:
+                log.info("anonymous outbox not fully delivered before log-in: %s", exc)
+        return data
+
+    async def _on_session(self, new: SavedSession, old: SavedSession | None) -> None:
+        if self._store is not None and self._store_user == new.user.user_id:
+            return
+        if self._store is not None and self._store_user is not None:
+            upgraded = old is not None and old.user.anonymous and not new.user.anonymous
+            store, self._store = self._store, None
+            if upgraded and self._upgrade_data is not AnonymousData.DISCARD:
+                await store.close()
+                target = store_path(self.store_dir, self.app_id, new.user.user_id)
+                await asyncio.to_thread(_move_store, store.path, target)
+                self._store, self._store_user = await Store.open(target), new.user.user_id
+                await self._store.forget_stream()
+                return
+            await store.destroy()
+        await self._open_store(new.user.user_id)
+
+    async def _open_store(self, user_id: str) -> None:
+        if self._store is None:
+            self._store = await Store.open(store_path(self.store_dir, self.app_id, user_id))
+            self._store_user = user_id
+
+    def _start_background(self) -> None:
+        if self._tasks or self._store is None or self._auth.session is None:
+            return
+        store = self._store
+        self._synced = asyncio.Event()
+        self._outbox = Outbox(
+            store,
+            self._request,
+            me=lambda: self._auth.user.user_id if self._auth.user else "",
+            emit=self._emit,
+            backoff=self._backoff,
+            rand=self._rand,
+        )
+        self._live = LiveSync(
+            self._api,
+            self._auth,
+            store,
+            self._request,
+            on_result=self._on_result,
+            on_revoked=self._on_revoked,
+            on_state=self._reachable,
+            backoff=self._backoff,
+            rand=self._rand,
+            use_websocket=self._use_websocket,
+            poll_interval=self._poll_interval,
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._sync_then_live()),
+            loop.create_task(self._outbox.run()),
+        ]
+
+    async def _stop_background(self) -> None:
+        current = asyncio.current_task()
+        tasks, self._tasks = [t for t in self._tasks if t is not current], []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _sync_then_live(self) -> None:
+        store, live = self._need_store(), self._live
+        assert live is not None
+        attempt = 0
+        while await store.get_meta("synced") != "1":
+            try:
+                me = (await self._auth.current()).user.user_id
+                head = await historic_sync(
+                    self._request, store, me, self.sync_policy, self._progress
+                )
+                await store.mark_synced(head)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._emit(ClientEvent.ERROR, exc)
+                await asyncio.sleep(self._backoff.delay(attempt, self._rand()))
+                attempt += 1
+        self._synced.set()
+        self._emit(ClientEvent.SYNCED)
+        await live.run()
+
+    def _progress(self, progress: SyncProgress) -> None:
+        self._emit(ClientEvent.SYNC_PROGRESS, progress)
+
+    async def _on_result(self, result: ApplyResult) -> None:
+        if result.applied:
+            self._emit(ClientEvent.CHANGES, result.applied)
+        for message in result.login_requests:
+            self._emit(ClientEvent.LOGIN_REQUESTED, message)
+        for cid in result.missing_conversations:
+            try:
+                found = await self._request("GET", f"/v1/conversations/{cid}")
+            except Exception as exc:
+                log.info("could not fetch conversation %s: %s", cid, exc)
+                continue
+            await self._need_store().upsert_conversations([found])
+
+    async def _on_revoked(self) -> None:
+        """The server ended this session (revoked, logged out elsewhere): wipe, sign out."""
+        self._auth.move(AuthEvent.REVOKE)
+        await self._wipe()
+        self._emit(ClientEvent.DEAUTHENTICATED, "revoked")
+
+    async def _wipe(self) -> None:
+        await self._stop_background()
+        self._outbox, self._live = None, None
+        if self._store is not None:
+            await self._store.destroy()
+            self._store, self._store_user = None, None
+        await self._auth.forget()
+
+
+def _move_store(source: Path, target: Path) -> None:
+    remove_store_files(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    remove_store_files(source)

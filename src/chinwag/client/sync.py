@@ -1,0 +1,303 @@
+"""Getting the device current: the first (historic) sync, then the live event stream.
+
+First sync, for a fresh device: read the stream head *before* the snapshot, download
+conversations and then messages (per the app's :class:`SyncPolicy`), and finally replay the
+stream from that head. Whatever changed during the download is replayed over data that
+may already include it — harmless, because applying events is idempotent — and nothing can
+fall between snapshot and stream. Pages are up to 500 messages, inserted with one
+``executemany`` per page, and a few conversations download at once so the server's latency
+and the device's inserts overlap; memory holds a few pages, never the whole history.
+
+Then the stream: the WebSocket ``/v1/websocket?after=CURSOR`` replays what was missed and
+stays live. When it can't be used (an HTTP error other than 401 at the handshake) the SDK
+polls ``GET /v1/events``. Reconnects wait a jittered, capped back-off so a restarted server
+is not stormed. The cursor is committed with the events it covers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from chinwag.client.apply import ApplyResult
+from chinwag.client.auth import Authenticator
+from chinwag.client.connection import Api, open_websocket
+from chinwag.client.errors import OfflineError, ServerError
+from chinwag.client.store import Store
+from chinwag.core.backoff import Backoff
+from chinwag.core.sync_cursor import SyncPolicy, history_start
+
+__all__ = ["LiveSync", "SyncProgress", "historic_sync"]
+
+log = logging.getLogger("chinwag.client")
+
+PAGE = 500
+"""Messages per history request: the protocol's maximum, so few round trips."""
+EVENTS_PAGE = 1000
+CONCURRENCY = 4
+"""Conversations downloaded at once: enough to hide latency, few enough for memory."""
+
+
+class Requester(Protocol):
+    async def __call__(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    conversations: int
+    conversations_total: int
+    messages: int
+    messages_total: int
+
+    @property
+    def fraction(self) -> float:
+        if self.messages_total == 0:
+            return 1.0 if self.conversations >= self.conversations_total else 0.0
+        return min(1.0, self.messages / self.messages_total)
+
+
+async def historic_sync(
+    request: Requester,
+    store: Store,
+    me: str,
+    policy: SyncPolicy,
+    progress: Callable[[SyncProgress], None],
+) -> int:
+    """Download the user's history into ``store``; return the stream head it is valid at."""
+    head = int((await request("GET", "/v1/events", params={"after": 0, "limit": 1}))["head"])
+    conversations: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"sort": "last_message", "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        page = await request("GET", "/v1/conversations", params=params)
+        conversations.extend(page["conversations"])
+        await store.upsert_conversations(page["conversations"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    plan = []
+    for c in conversations:
+        last = int(c.get("last_position") or 0)
+        start = history_start(
+            policy, last_position=last, read_position=int(c.get("read_position") or 0)
+        )
+        if last > start:
+            plan.append((c["id"], start, last))
+    total = sum(last - start for _, start, last in plan)
+    done = {"conversations": len(conversations) - len(plan), "messages": 0}
+
+    def report() -> None:
+        progress(SyncProgress(done["conversations"], len(conversations), done["messages"], total))
+
+    report()
+    queue: asyncio.Queue[tuple[str, int, int]] = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            cid, after, _last = queue.get_nowait()
+            while True:
+                page = await request(
+                    "GET",
+                    f"/v1/conversations/{cid}/messages",
+                    params={"after": after, "limit": PAGE},
+                )
+                messages = page["messages"]
+                if messages:
+                    await store.insert_messages(messages, me)
+                    after = messages[-1]["position"]
+                    done["messages"] += len(messages)
+                    report()
+                if not page.get("has_more") or not messages:
+                    break
+            done["conversations"] += 1
+            report()
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return head
+
+
+ResultHandler = Callable[[ApplyResult], Awaitable[None]]
+
+
+class LiveSync:
+    """Keeps the store current from the stream, across reconnects; one task per client."""
+
+    def __init__(
+        self,
+        api: Api,
+        auth: Authenticator,
+        store: Store,
+        request: Requester,
+        *,
+        on_result: ResultHandler,
+        on_revoked: Callable[[], Awaitable[None]],
+        on_state: Callable[[bool], None],
+        backoff: Backoff,
+        rand: Callable[[], float] = random.random,
+        use_websocket: bool = True,
+        poll_interval: float = 5.0,
+    ) -> None:
+        self.api = api
+        self.auth = auth
+        self.store = store
+        self.request = request
+        self.on_result = on_result
+        self.on_revoked = on_revoked
+        self.on_state = on_state
+        self.backoff = backoff
+        self.rand = rand
+        self.use_websocket = use_websocket
+        self.poll_interval = poll_interval
+        self.caught_up = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def apply(self, batch: list[tuple[int, dict[str, Any]]]) -> ApplyResult:
+        session = await self.auth.current()
+        result = await self.store.apply_events(batch, session.user.user_id, session.session_id)
+        await self.on_result(result)
+        return result
+
+    async def catch_up(self) -> None:
+        """Read ``/v1/events`` from the cursor to the head (also the polling fallback)."""
+        async with self._lock:
+            while True:
+                cursor = await self.store.cursor()
+                page = await self.request(
+                    "GET", "/v1/events", params={"after": cursor, "limit": EVENTS_PAGE}
+                )
+                batch = [(int(e["cursor"]), e["event"]) for e in page["events"]]
+                if not batch:
+                    return
+                result = await self.apply(batch)
+                if result.revoked:
+                    return
+                if not page.get("has_more") and not result.gap:
+                    return
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            pause = 0.0
+            try:
+                if self.use_websocket:
+                    pause = await self._websocket()
+                else:
+                    await self.catch_up()
+                    self.caught_up.set()
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                attempt = 0 if pause == 0.0 else attempt
+            except OfflineError:
+                self.on_state(False)
+            except ServerError as exc:
+                if exc.status == 401:
+                    continue  # the request path already re-authenticated
+                log.warning("live sync: %s", exc)
+            except _Revoked:
+                await self.on_revoked()
+                return
+            await asyncio.sleep(pause + self.backoff.delay(attempt, self.rand()))
+            attempt += 1
+
+    async def _websocket(self) -> float:
+        """One socket's life; returns the extra pause the close code asks for."""
+        session = await self.auth.current()
+        cursor = await self.store.cursor()
+        try:
+            async with open_websocket(self.api, session.token, cursor) as ws:
+                queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4000)
+                reader = asyncio.create_task(_read(ws, queue))
+                try:
+                    await self._consume(queue)
+                finally:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
+                code = ws.close_code
+        except websockets.InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401:
+                data = _error_data(bytes(exc.response.body or b""))
+                await self.auth.unauthorized(session, data)
+                return 0.0
+            log.warning("WebSocket refused (%s); polling /v1/events instead", status)
+            self.use_websocket = False
+            return 0.0
+        self.on_state(False)
+        return await self._closed(code, session)
+
+    async def _consume(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        while True:
+            frame = await queue.get()
+            if frame is None:
+                return
+            kind = frame.get("type")
+            if kind == "hello":
+                self.on_state(True)
+                continue
+            if kind == "caught_up":
+                self.caught_up.set()
+                continue
+            if kind != "event":
+                continue
+            batch = [(int(frame["cursor"]), frame["event"])]
+            while len(batch) < EVENTS_PAGE and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    queue.put_nowait(None)
+                    break
+                if more.get("type") == "event":
+                    batch.append((int(more["cursor"]), more["event"]))
+                elif more.get("type") == "caught_up":
+                    self.caught_up.set()
+            result = await self.apply(batch)
+            if result.revoked:
+                raise _Revoked
+            if result.gap:
+                await self.catch_up()
+
+    async def _closed(self, code: int | None, session: Any) -> float:
+        if code == 4003:
+            raise _Revoked
+        if code in (4001, 4004):
+            nonce = await self.auth.fetch_nonce()
+            await self.auth.unauthorized(session, {"nonce": nonce})
+            return 0.0
+        if code == 4008:
+            return 1.0
+        return 0.0
+
+
+class _Revoked(Exception):
+    pass
+
+
+async def _read(ws: Any, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    try:
+        async for raw in ws:
+            await queue.put(orjson.loads(raw))
+    except ConnectionClosed:
+        pass
+    finally:
+        await queue.put(None)
+
+
+def _error_data(body: bytes | None) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body or b"")["error"].get("data") or {}
+        return dict(data)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return {}
