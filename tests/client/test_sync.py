@@ -69,7 +69,8 @@ async def test_two_devices_and_a_third_user_converge(
         assert views[0] == views[1] == views[2]
         laptop_conv = await laptop.conversation(conv.id)
         bob_conv = await bob.conversation(conv.id)
-        assert laptop_conv is not None and bob_conv is not None
+        assert laptop_conv is not None
+        assert bob_conv is not None
         assert laptop_conv.unread_count == 3
         assert bob_conv.unread_count == 5
         assert laptop_conv.metadata == {"title": "hi"}

@@ -18,7 +18,15 @@ from chinwag.server.broker import EventsAppended
 from chinwag.server.storage import events as event_store
 from tests.support import AppFixture, RunningServer, login, make_app
 
-__all__ = ["Device", "create_conversation", "open_device", "send_rest", "sign_in"]
+__all__ = [
+    "Device",
+    "append_silently",
+    "create_conversation",
+    "open_device",
+    "send_rest",
+    "sign_in",
+    "user_pk_of",
+]
 
 _ids = itertools.count(1)
 
@@ -212,8 +220,8 @@ async def test_replay_larger_than_a_page_and_the_queue(
     """Replay waits for room in the bounded queue instead of overflowing it."""
     server.settings.connection_queue_size = 8
     alice = await sign_in(client, app, "alice", server.clock.now())
-    user_pk = await _user_pk(server, alice)
-    await _append_silently(server, app.app_id, user_pk, 1203)
+    user_pk = await user_pk_of(server, alice)
+    await append_silently(server, app.app_id, user_pk, 1203)
     device = await open_device(server, alice.token, after=0)
     await device.until_caught_up()
     assert device.caught_up == 1203
@@ -228,22 +236,22 @@ async def test_a_missed_doorbell_is_filled_from_the_store(
     conversation_id = await create_conversation(client, alice, ["bob"])
     device = await open_device(server, alice.token)
     await device.until_caught_up()
-    user_pk = await _user_pk(server, alice)
-    await _append_silently(server, app.app_id, user_pk, 3)  # stored, no doorbell
+    user_pk = await user_pk_of(server, alice)
+    await append_silently(server, app.app_id, user_pk, 3)  # stored, no doorbell
     await send_rest(client, alice, conversation_id, "after the gap")
     await device.until_cursor(5)
     assert [e["type"] for e in device.events] == ["test.silent"] * 3 + ["message.created"]
     await device.ws.close()
 
 
-async def _user_pk(server: RunningServer, user: SignedIn) -> int:
+async def user_pk_of(server: RunningServer, user: SignedIn) -> int:
     from chinwag.server.handlers.auth import authenticate
 
     caller = await authenticate(server.services, user.token)
     return caller.user.pk
 
 
-async def _append_silently(
+async def append_silently(
     server: RunningServer, app_id: str, user_pk: int, count: int
 ) -> list[EventsAppended]:
     """Append events straight to the store and return their doorbells, unrung."""
