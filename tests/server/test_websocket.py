@@ -20,6 +20,7 @@ from tests.support import AppFixture, RunningServer, login, make_app
 
 __all__ = [
     "Device",
+    "SignedIn",
     "append_silently",
     "create_conversation",
     "open_device",
