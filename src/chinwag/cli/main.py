@@ -88,7 +88,9 @@ def serve(
         f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
         f"(docs: {escape(url)}/docs)"
     )
-    uvicorn.run(
+    from chinwag.server.serving import ChinwagServer
+
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -98,6 +100,7 @@ def serve(
         loop="uvloop",
         http="httptools",
     )
+    ChinwagServer(config).run()  # closes WebSockets with 1001 before uvicorn's 1012
 
 
 async def _print_dev_app(settings: object) -> None:
