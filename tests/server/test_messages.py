@@ -1,0 +1,276 @@
+"""Messages over REST: idempotent send, size rules, paging, deletion, unread counts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import AppFixture, RunningServer, login, make_app
+
+Headers = dict[str, str]
+
+
+async def auth(client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float) -> Headers:
+    session = await login(client, app, user_id, now)
+    return {"Authorization": f"Bearer {session['session_token']}"}
+
+
+def text(body: str, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": message_id or str(uuid.uuid4()),
+        "parts": [{"mime_type": "text/plain", "body": body}],
+    }
+
+
+async def post(client: httpx.AsyncClient, headers: Headers, conv: str, body: Any) -> httpx.Response:
+    return await client.post(f"/v1/conversations/{conv}/messages", json=body, headers=headers)
+
+
+async def bodies(client: httpx.AsyncClient, headers: Headers, conv: str, query: str = "") -> Any:
+    answer = await client.get(f"/v1/conversations/{conv}/messages{query}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    page = answer.json()
+    return [m["parts"][0]["body"] if m["parts"] else None for m in page["messages"]], page[
+        "has_more"
+    ]
+
+
+async def conversation(client: httpx.AsyncClient, headers: Headers, conv: str) -> Any:
+    return (await client.get(f"/v1/conversations/{conv}", headers=headers)).json()
+
+
+@pytest.fixture
+async def app(server: RunningServer) -> AppFixture:
+    return await make_app(server.services)
+
+
+@pytest.fixture
+async def alice(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
+    return await auth(client, app, "alice", server.clock.now())
+
+
+@pytest.fixture
+async def bob(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
+    return await auth(client, app, "bob", server.clock.now())
+
+
+@pytest.fixture
+async def conv(client: httpx.AsyncClient, alice: Headers, bob: Headers) -> str:
+    made = await client.post("/v1/conversations", json={"participants": ["bob"]}, headers=alice)
+    return str(made.json()["id"])
+
+
+async def test_send_assigns_positions_and_tells_every_participant(
+    server: RunningServer, client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    first = await post(client, alice, conv, text("one"))
+    second = await post(client, bob, conv, text("two"))
+    assert first.status_code == second.status_code == 201
+    assert (first.json()["position"], second.json()["position"]) == (1, 2)
+    assert first.json()["sender_id"] == "alice"
+    assert first.json()["sent_at"] == server.clock.now()
+    assert first.json()["deleted"] is False
+    events = (await client.get("/v1/events", headers=alice)).json()["events"]
+    created = [
+        e["event"]["data"]["message"] for e in events if e["event"]["type"] == "message.created"
+    ]
+    assert [m["position"] for m in created] == [1, 2]
+
+
+async def test_the_same_message_sent_twice_is_stored_once(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    body = text("hello")
+    assert (await post(client, alice, conv, body)).status_code == 201
+    again = await post(client, alice, conv, body)
+    assert again.status_code == 200
+    assert again.json()["position"] == 1
+    assert (await bodies(client, alice, conv))[0] == ["hello"]
+
+
+async def test_concurrent_sends_of_one_id_store_one_message(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    body = text("once")
+    answers = await asyncio.gather(*(post(client, alice, conv, body) for _ in range(8)))
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert (await bodies(client, alice, conv))[0] == ["once"]
+    assert (await conversation(client, alice, conv))["last_position"] == 1
+
+
+async def test_reusing_an_id_for_other_content_is_id_in_use(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    message_id = str(uuid.uuid4())
+    await post(client, alice, conv, text("first", message_id))
+    for who, body in ((alice, "changed"), (bob, "first")):
+        clash = await post(client, who, conv, text(body, message_id))
+        assert clash.status_code == 409
+        assert clash.json()["error"]["id"] == "id_in_use"
+
+
+async def test_a_message_at_the_size_limit_is_accepted_and_one_byte_more_is_413(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    limit = 64 * 1024
+    fits = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "a/b", "body": "é" * (limit // 2)}]}
+    assert (await post(client, alice, conv, fits)).status_code == 201
+    over = {
+        "id": str(uuid.uuid4()),
+        "parts": [
+            {"mime_type": "a/b", "body": "x" * (limit - 1)},
+            {"mime_type": "a/b", "body": "yz"},
+        ],
+    }
+    answer = await post(client, alice, conv, over)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["id"] == "message_too_large"
+
+
+async def test_a_body_over_the_request_limit_is_413_not_500(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    answer = await post(client, alice, conv, text("x" * 300_000))
+    assert answer.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "not-a-uuid", "parts": [{"mime_type": "text/plain", "body": "x"}]},
+        {"id": str(uuid.uuid4()).upper(), "parts": [{"mime_type": "text/plain", "body": "x"}]},
+        {"id": 7, "parts": [{"mime_type": "text/plain", "body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": []},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "t/p", "body": "x"}] * 1001},
+        {"id": str(uuid.uuid4()), "parts": [{"body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "", "body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "m" * 257, "body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "t/p", "body": 5}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "t/p", "body": "x", "extra": 1}]},
+        {"id": str(uuid.uuid4()), "parts": ["text"]},
+        {"id": str(uuid.uuid4()), "parts": "text"},
+        {"id": str(uuid.uuid4())},
+    ],
+)
+async def test_bad_messages_are_422(
+    client: httpx.AsyncClient, alice: Headers, conv: str, body: Any
+) -> None:
+    answer = await post(client, alice, conv, body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["id"] == "invalid_request"
+
+
+async def test_a_lone_surrogate_in_a_body_is_422(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    raw = (
+        b'{"id": "' + str(uuid.uuid4()).encode() + b'", '
+        b'"parts": [{"mime_type": "text/plain", "body": "\\udc00"}]}'
+    )
+    headers = {**alice, "Content-Type": "application/json"}
+    answer = await client.post(f"/v1/conversations/{conv}/messages", content=raw, headers=headers)
+    assert answer.status_code == 422, answer.text
+
+
+async def test_nul_characters_survive_on_every_database(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    assert (await post(client, alice, conv, text("a\x00b"))).status_code == 201
+    assert (await bodies(client, alice, conv))[0] == ["a\x00b"]
+
+
+async def test_paging_forwards_and_backwards(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    for i in range(1, 8):
+        await post(client, alice, conv, text(str(i)))
+    assert await bodies(client, alice, conv, "?limit=3") == (["5", "6", "7"], True)
+    assert await bodies(client, alice, conv, "?before=5&limit=3") == (["2", "3", "4"], True)
+    assert await bodies(client, alice, conv, "?before=3&limit=3") == (["1", "2"], False)
+    assert await bodies(client, alice, conv, "?after=2&limit=3") == (["3", "4", "5"], True)
+    assert await bodies(client, alice, conv, "?after=5&limit=3") == (["6", "7"], False)
+
+
+@pytest.mark.parametrize(
+    "query", ["?limit=0", "?limit=501", "?after=-1", "?before=x", "?after=1e99"]
+)
+async def test_bad_paging_queries_are_422(
+    client: httpx.AsyncClient, alice: Headers, conv: str, query: str
+) -> None:
+    answer = await client.get(f"/v1/conversations/{conv}/messages{query}", headers=alice)
+    assert answer.status_code == 422
+
+
+async def test_sender_deletes_for_everyone(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    message = (await post(client, alice, conv, text("oops"))).json()
+    denied = await client.delete(f"/v1/messages/{message['id']}?mode=all_participants", headers=bob)
+    assert denied.status_code == 403
+    gone = await client.delete(f"/v1/messages/{message['id']}?mode=all_participants", headers=alice)
+    assert gone.status_code == 204
+    page = (await client.get(f"/v1/conversations/{conv}/messages", headers=bob)).json()
+    assert page["messages"][0]["deleted"] is True
+    assert page["messages"][0]["parts"] == []
+    last = (await client.get("/v1/events", headers=bob)).json()["events"][-1]["event"]
+    assert last["type"] == "message.deleted"
+    assert last["data"] == {
+        "conversation_id": conv,
+        "message_id": message["id"],
+        "mode": "all_participants",
+    }
+    assert (await conversation(client, bob, conv))["unread_count"] == 0
+
+
+async def test_delete_for_my_devices_hides_only_for_me(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    message = (await post(client, alice, conv, text("hide me"))).json()
+    await post(client, alice, conv, text("keep"))
+    hidden = await client.delete(f"/v1/messages/{message['id']}?mode=my_devices", headers=bob)
+    assert hidden.status_code == 204
+    assert (await bodies(client, bob, conv))[0] == ["keep"]
+    assert (await bodies(client, alice, conv))[0] == ["hide me", "keep"]
+    assert (await conversation(client, bob, conv))["unread_count"] == 1
+
+
+@pytest.mark.parametrize("mode", ["", "?mode=all", "?mode=my_devices&mode=x"])
+async def test_message_delete_needs_a_known_mode(
+    client: httpx.AsyncClient, alice: Headers, conv: str, mode: str
+) -> None:
+    message = (await post(client, alice, conv, text("x"))).json()
+    answer = await client.delete(f"/v1/messages/{message['id']}{mode}", headers=alice)
+    assert answer.status_code == 422
+
+
+async def test_unread_counts_others_messages_above_my_read_position(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    for body in ("a", "b", "c"):
+        await post(client, alice, conv, text(body))
+    assert (await conversation(client, bob, conv))["unread_count"] == 3
+    assert (await conversation(client, alice, conv))["unread_count"] == 0
+    await post(client, bob, conv, text("reply"))
+    mine = await conversation(client, bob, conv)
+    assert (mine["unread_count"], mine["read_position"]) == (0, 4)
+    assert mine["last_message"]["parts"][0]["body"] == "reply"
+
+
+async def test_someone_elses_message_is_404(
+    server: RunningServer, client: httpx.AsyncClient, alice: Headers, conv: str, app: AppFixture
+) -> None:
+    message = (await post(client, alice, conv, text("private"))).json()
+    carol = await auth(client, app, "carol", server.clock.now())
+    other_app = await make_app(server.services)
+    stranger = await auth(client, other_app, "alice", server.clock.now())
+    for who in (carol, stranger):
+        answer = await client.delete(f"/v1/messages/{message['id']}?mode=my_devices", headers=who)
+        assert answer.status_code == 404
+        sent = await post(client, who, conv, text("hi"))
+        assert sent.status_code == 404
+    bad = await client.delete("/v1/messages/not-a-uuid?mode=my_devices", headers=alice)
+    assert bad.status_code == 404
