@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from chinwag.cli.options import DatabaseUrl, JsonFlag
-from chinwag.cli.output import Output, app_details, app_json, app_table, key_json, keys_table
+from chinwag.cli.output import Output, app_details, app_json, app_table, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
 
 if TYPE_CHECKING:
@@ -93,10 +92,10 @@ def create(
         _print_app(console, app)
         if dev is not None:
             console.print(
-                f"development key [bold]{escape(dev.kid)}[/] ({escape(dev.alg)}): signs tokens "
+                f"development key [bold]{safe(dev.kid)}[/] ({safe(dev.alg)}): signs tokens "
                 "for anyone via POST /v1/dev/identity_tokens; refused once the app is production."
             )
-        console.print(f"[green]created app[/] [bold]{escape(app.id)}[/]")
+        console.print(f"[green]created app[/] [bold]{safe(app.id)}[/]")
 
     out.emit(data, human)
 
@@ -188,6 +187,6 @@ def update(
 
     def human(console: Console) -> None:
         _print_app(console, app)
-        console.print(f"[green]updated app[/] [bold]{escape(app.id)}[/]")
+        console.print(f"[green]updated app[/] [bold]{safe(app.id)}[/]")
 
     out.emit(app_json(app), human)

@@ -18,10 +18,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from chinwag.cli.options import DatabaseUrl, JsonFlag
-from chinwag.cli.output import Output, key_json, keys_table
+from chinwag.cli.output import Output, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
 from chinwag.core.errors import InvalidRequest
 
@@ -56,7 +55,7 @@ def generate(
 
     def human(console: Console) -> None:
         console.print(
-            f"[green]generated key[/] [bold]{escape(new.record.kid)}[/] ({new.record.alg})"
+            f"[green]generated key[/] [bold]{safe(new.record.kid)}[/] ({safe(new.record.alg)})"
         )
         console.print(
             "[bold yellow]This private key is shown once and is not stored by chinwag. "
@@ -104,13 +103,15 @@ def add(
     )
 
     def human(console: Console) -> None:
-        console.print(f"[green]added key[/] [bold]{escape(new.record.kid)}[/] ({new.record.alg})")
+        console.print(
+            f"[green]added key[/] [bold]{safe(new.record.kid)}[/] ({safe(new.record.alg)})"
+        )
 
     out.emit({"kid": new.record.kid, "alg": new.record.alg}, human)
 
 
 def _print_secret(console: Console, kid: str, secret: str) -> None:
-    console.print(f"HS256 secret for [bold]{escape(kid)}[/] (keep it on your backend only):")
+    console.print(f"HS256 secret for [bold]{safe(kid)}[/] (keep it on your backend only):")
     typer.echo(secret)
 
 
@@ -173,7 +174,7 @@ def _set_enabled(kid: str, enabled: bool, database_url: str | None, json_mode: b
     word = "enabled" if enabled else "disabled"
     out.emit(
         key_json(key),
-        lambda console: console.print(f"[green]{word} key[/] [bold]{escape(key.kid)}[/]"),
+        lambda console: console.print(f"[green]{word} key[/] [bold]{safe(key.kid)}[/]"),
     )
 
 
@@ -198,5 +199,5 @@ def delete(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = Fal
     run_handler(out, database_url, lambda services: handlers.delete_key(services, kid))
     out.emit(
         {"kid": kid, "deleted": True},
-        lambda console: console.print(f"[green]deleted key[/] [bold]{escape(kid)}[/]"),
+        lambda console: console.print(f"[green]deleted key[/] [bold]{safe(kid)}[/]"),
     )

@@ -34,10 +34,21 @@ __all__ = [
     "app_table",
     "key_json",
     "keys_table",
+    "safe",
     "when",
 ]
 
 EXIT_ERROR = 1
+
+
+def safe(text: str) -> str:
+    """Untrusted text made inert for Rich: markup escaped, and control characters (an
+    app name holding ESC[2J would clear the screen) shown as visible escapes."""
+    shown = "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+    return escape(shown)
 
 
 def app_json(app: AppRecord) -> dict[str, Any]:
@@ -83,7 +94,7 @@ def app_table(apps: list[AppRecord]) -> Table:
     table.add_column("anonymous")
     for app in apps:
         table.add_row(
-            escape(app.id), escape(app.name), escape(app.environment), _yes(app.allow_anonymous)
+            safe(app.id), safe(app.name), safe(app.environment), _yes(app.allow_anonymous)
         )
     return table
 
@@ -93,9 +104,9 @@ def app_details(app: AppRecord) -> Table:
     table = Table(show_header=False, box=None)
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("app id", f"[bold]{escape(app.id)}[/]")
-    table.add_row("name", escape(app.name))
-    table.add_row("environment", escape(app.environment))
+    table.add_row("app id", f"[bold]{safe(app.id)}[/]")
+    table.add_row("name", safe(app.name))
+    table.add_row("environment", safe(app.environment))
     table.add_row("anonymous users", "allowed" if app.allow_anonymous else "refused")
     table.add_row("nonce", "required" if app.require_nonce else "optional")
     table.add_row("session lifetime", f"{app.session_lifetime} s")
@@ -114,8 +125,8 @@ def keys_table(keys: list[KeyRecord]) -> Table:
     table.add_column("created")
     for key in keys:
         table.add_row(
-            escape(key.kid),
-            escape(key.alg),
+            safe(key.kid),
+            safe(key.alg),
             _yes(key.enabled),
             _yes(key.development),
             when(key.created_at),
@@ -143,10 +154,10 @@ class Output:
         """Report ``error`` (stderr always; stdout too with --json) and exit 1.
 
         Error lines are never wrapped, so logs and ``grep`` see each message whole."""
-        self.errors.print(f"[bold red]error:[/] {escape(error.message)}", soft_wrap=True)
+        self.errors.print(f"[bold red]error:[/] {safe(error.message)}", soft_wrap=True)
         details = ", ".join(f"{k}={v!r}" for k, v in error.data.items())
         suffix = f" ({details})" if details else ""
-        self.errors.print(f"[dim]{escape(str(error.error_id) + suffix)}[/]", soft_wrap=True)
+        self.errors.print(f"[dim]{safe(str(error.error_id) + suffix)}[/]", soft_wrap=True)
         if self.json_mode:
             typer.echo(json.dumps(error.to_json(), indent=2))
         raise typer.Exit(EXIT_ERROR)
