@@ -13,6 +13,7 @@ from chinwag.server.broker import (
     Broker,
     Doorbell,
     EventsAppended,
+    Resync,
     SessionsRevoked,
     Signal,
     open_broker,
@@ -128,3 +129,38 @@ async def test_two_nodes_share_events_and_typing_through_redis() -> None:
                 assert signal["data"]["user_id"] == "bob"
                 for device in (on_a, on_b):
                     await device.ws.close()
+
+
+async def _kill_subscribers(prefix: str) -> int:
+    """Cut this test's Redis subscriber connections (and only those), as an outage would."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        killed = 0
+        for client in await admin.client_list():
+            if client.get("name") == f"{prefix}:doorbell" and int(client.get("sub", 0)) > 0:
+                await admin.client_kill_filter(_id=client["id"])
+                killed += 1
+        return killed
+    finally:
+        await admin.aclose()
+
+
+async def test_redis_resubscribes_after_losing_the_connection_and_asks_for_a_resync() -> None:
+    prefix = _prefix()
+    broker = open_broker(REDIS_URL, prefix=prefix)
+    heard: asyncio.Queue[Doorbell] = asyncio.Queue()
+    await broker.start(heard.put_nowait)
+    try:
+        assert await _kill_subscribers(prefix) == 1
+        assert await asyncio.wait_for(heard.get(), 10) == Resync()
+        broker.publish(DOORBELLS[0])
+        assert await asyncio.wait_for(heard.get(), 5) == DOORBELLS[0]
+    finally:
+        await broker.close()
+
+
+def test_resync_is_never_published() -> None:
+    with pytest.raises(ValueError, match="never published"):
+        encode(Resync())

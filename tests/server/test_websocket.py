@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from chinwag.server.broker import EventsAppended
+from chinwag.server.broker import EventsAppended, Resync
 from chinwag.server.storage import events as event_store
 from tests.support import AppFixture, RunningServer, login, make_app
 
@@ -242,6 +242,19 @@ async def test_a_missed_doorbell_is_filled_from_the_store(
     await send_rest(client, alice, conversation_id, "after the gap")
     await device.until_cursor(5)
     assert [e["type"] for e in device.events] == ["test.silent"] * 3 + ["message.created"]
+    await device.ws.close()
+
+
+async def test_a_broker_resync_makes_every_socket_check_the_store(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    await append_silently(server, app.app_id, await user_pk_of(server, alice), 2)
+    server.services.on_doorbell(Resync())  # what a broker does after resubscribing
+    await device.until_cursor(2)
+    assert [e["data"] for e in device.events] == [{"n": 0}, {"n": 1}]
     await device.ws.close()
 
 

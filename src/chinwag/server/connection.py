@@ -121,6 +121,10 @@ class Connection:
         if not self.ending:
             self._push_live(frame)
 
+    def resync(self) -> None:
+        if not self.ending and not self._catching_up:
+            self._start_catch_up(announce=False)
+
     def revoke(self, reason: str) -> None:
         """Send every stored event up to now (the ``session.revoked`` one included), then
         close with 4003, or 4004 when the session expired."""

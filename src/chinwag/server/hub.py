@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Protocol
 
 from chinwag.core.events import event_frame
-from chinwag.server.broker import Doorbell, EventsAppended, SessionsRevoked, Signal
+from chinwag.server.broker import Doorbell, EventsAppended, Resync, SessionsRevoked, Signal
 
 __all__ = ["Hub", "LiveConnection"]
 
@@ -28,6 +28,10 @@ class LiveConnection(Protocol):
         ...
 
     def offer_signal(self, frame: bytes) -> None: ...
+
+    def resync(self) -> None:
+        """Doorbells may have been lost: check the store for anything past the cursor."""
+        ...
 
     def revoke(self, reason: str) -> None:
         """The session ended: send ``session.revoked`` and close."""
@@ -98,6 +102,10 @@ class Hub:
             for session_id in message.session_ids:
                 for conn in tuple(self._by_session.get(session_id, ())):
                     conn.revoke(message.reason)
+        elif isinstance(message, Resync):
+            for group in tuple(self._by_user.values()):
+                for conn in tuple(group):
+                    conn.resync()
 
     def close_all(self) -> None:
         for group in tuple(self._by_user.values()):

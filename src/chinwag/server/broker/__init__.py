@@ -7,9 +7,18 @@ from chinwag.server.broker.base import (
     Broker,
     Doorbell,
     EventsAppended,
+    Resync,
     SessionsRevoked,
     Signal,
     open_broker,
 )
 
-__all__ = ["Broker", "Doorbell", "EventsAppended", "SessionsRevoked", "Signal", "open_broker"]
+__all__ = [
+    "Broker",
+    "Doorbell",
+    "EventsAppended",
+    "Resync",
+    "SessionsRevoked",
+    "Signal",
+    "open_broker",
+]

@@ -17,6 +17,7 @@ __all__ = [
     "Broker",
     "Doorbell",
     "EventsAppended",
+    "Resync",
     "SessionsRevoked",
     "Signal",
     "decode",
@@ -50,7 +51,13 @@ class SessionsRevoked:
     reason: str
 
 
-Doorbell = EventsAppended | Signal | SessionsRevoked
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Local only, never published: the broker lost its subscription for a while, so
+    doorbells may have been missed; every live connection should check the store."""
+
+
+Doorbell = EventsAppended | Signal | SessionsRevoked | Resync
 Listener = Callable[[Doorbell], None]
 
 
@@ -65,8 +72,10 @@ def encode(message: Doorbell) -> bytes:
             "f": message.frame.decode(),
             "x": message.exclude_session,
         }
-    else:
+    elif isinstance(message, SessionsRevoked):
         body = {"k": "r", "s": message.session_ids, "r": message.reason}
+    else:
+        raise ValueError("Resync is delivered locally by a broker and never published")
     return orjson.dumps(body)
 
 
