@@ -84,6 +84,14 @@ def test_serve_keeps_its_options() -> None:
         assert option in result.stdout
 
 
+def test_serve_with_a_bad_database_url_fails_before_listening() -> None:
+    result = runner.invoke(app, ["serve", "--database-url", "mysql://user@host/db"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "Unsupported database URL" in result.stderr
+    assert "serving at" not in result.stdout
+
+
 def test_version() -> None:
     from chinwag import __version__
 

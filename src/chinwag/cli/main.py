@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated
 
@@ -14,6 +13,8 @@ from chinwag import __version__
 from chinwag.cli.apps import apps_app
 from chinwag.cli.keys import keys_app
 from chinwag.cli.options import DatabaseUrl
+from chinwag.cli.output import Output, safe
+from chinwag.cli.runner import run_handler
 
 __all__ = ["app", "main"]
 
@@ -82,7 +83,7 @@ def serve(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
     if dev_app:
-        asyncio.run(_print_dev_app(settings))
+        _print_dev_app(database_url)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.print(
         f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
@@ -103,15 +104,15 @@ def serve(
     ChinwagServer(config).run()  # closes WebSockets with 1001 before uvicorn's 1012
 
 
-async def _print_dev_app(settings: object) -> None:
-    from chinwag.server.context import ensure_dev_app, open_services
+def _print_dev_app(database_url: str | None) -> None:
+    """Also the first touch of the database, so a bad URL fails here cleanly (exit 1)."""
+    from chinwag.server.context import ensure_dev_app
 
-    async with open_services(settings) as services:  # type: ignore[arg-type]
-        app_record, key = await ensure_dev_app(services)
-    console.print(f"staging app  [bold]{escape(app_record.id)}[/] ({escape(app_record.name)})")
+    app_record, key = run_handler(Output(json_mode=False), database_url, ensure_dev_app)
+    console.print(f"staging app  [bold]{safe(app_record.id)}[/] ({safe(app_record.name)})")
     if key is not None:
         console.print(
-            f"dev key      [bold]{escape(key.kid)}[/] ({key.alg}; used by "
+            f"dev key      [bold]{safe(key.kid)}[/] ({key.alg}; used by "
             "POST /v1/dev/identity_tokens)"
         )
 
