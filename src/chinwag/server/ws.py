@@ -97,6 +97,7 @@ async def serve_socket(services: Services, websocket: WebSocket) -> None:
     conn.offer_signal(_hello(services, caller, head))
     services.hub.register(conn)
     conn.start_replay()
+    await _recheck_session(services, conn)
     tasks = [
         asyncio.create_task(_write(conn, websocket)),
         asyncio.create_task(_read(services, caller, conn, websocket)),
@@ -114,6 +115,14 @@ async def serve_socket(services: Services, websocket: WebSocket) -> None:
     if close.reason != _PEER:
         with contextlib.suppress(Exception):
             await websocket.close(close.code, close.reason)
+
+
+async def _recheck_session(services: Services, conn: Connection) -> None:
+    """A session revoked between authenticating and registering missed its doorbell."""
+    async with services.db.read() as db:
+        session = await session_store.get_session(db, conn.session_id)
+    if session is not None and session.revoked_at is not None:
+        conn.revoke(session.revoked_reason or "revoked")
 
 
 def _connect(services: Services, caller: Authenticated, cursor: int) -> Connection:
