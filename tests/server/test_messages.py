@@ -274,3 +274,17 @@ async def test_someone_elses_message_is_404(
         assert sent.status_code == 404
     bad = await client.delete("/v1/messages/not-a-uuid?mode=my_devices", headers=alice)
     assert bad.status_code == 404
+
+
+async def test_concurrent_senders_get_dense_distinct_positions(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    sends = [post(client, who, conv, text(str(i))) for i in range(6) for who in (alice, bob)]
+    answers = await asyncio.gather(*sends)
+    assert all(a.status_code == 201 for a in answers)
+    assert sorted(a.json()["position"] for a in answers) == list(range(1, 13))
+    seen = await conversation(client, bob, conv)
+    assert seen["last_position"] == 12
+    from_alice = [a.json()["position"] for a in answers if a.json()["sender_id"] == "alice"]
+    expected = sum(1 for position in from_alice if position > seen["read_position"])
+    assert seen["unread_count"] == expected
