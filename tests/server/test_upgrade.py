@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -185,3 +186,25 @@ async def test_an_unknown_anonymous_data_value_is_422(
     answer = await sign_in(server, client, app, "alice", bearer(anon), anonymous_data="merge")
     assert answer.status_code == 422
     assert (await client.get("/v1/me", headers=bearer(anon))).status_code == 200
+
+
+async def test_concurrent_upgrades_with_one_anonymous_token_move_data_once(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    app: AppFixture,
+    anon_conv: tuple[dict[str, Any], str],
+) -> None:
+    anon, conv = anon_conv
+    answers = await asyncio.gather(
+        sign_in(server, client, app, "alice", bearer(anon)),
+        sign_in(server, client, app, "carol", bearer(anon)),
+    )
+    assert [a.status_code for a in answers] == [201, 201]
+    owners = []
+    for answer in answers:
+        seen = await client.get(f"/v1/conversations/{conv}", headers=bearer(answer.json()))
+        if seen.status_code == 200:
+            owners.append(answer.json()["user"]["user_id"])
+    assert len(owners) == 1
+    anon_events = await stream_types(server, app.app_id, anon["user"]["user_id"])
+    assert [e["type"] for e in anon_events].count("user.upgraded") == 1
