@@ -1309,3 +1309,16 @@ def test_any_raw_header_and_payload_bytes_only_raise_invalid_identity_token(
     header: bytes, payload: bytes
 ) -> None:
     _only_token_errors(forge(header, payload, signature=b"\x01" * 32))
+
+
+# --- the documentation lists every reason ---------------------------------------------------
+
+
+def test_docs_reason_table_lists_every_rejection_reason() -> None:
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "identity-tokens.md"
+    section = doc.read_text().split("## When chinwag says no", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+    assert documented == {reason.value for reason in TokenRejection}
