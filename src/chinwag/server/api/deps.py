@@ -12,7 +12,9 @@ from chinwag.server.services import Services
 __all__ = ["Caller", "bearer_token", "client_address", "get_services", "rate_limit_auth"]
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def`` although they never await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per request (see bench/README.md).
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -39,7 +41,9 @@ async def current_caller(
     )
 
 
-def rate_limit_auth(request: Request, services: Annotated[Services, Depends(get_services)]) -> None:
+async def rate_limit_auth(
+    request: Request, services: Annotated[Services, Depends(get_services)]
+) -> None:
     services.auth_limiter.check(client_address(request), services.now())
 
 
