@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -102,6 +103,9 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     start_timeout: float = 30.0
     log_path: Path | None = None
+    python_args: tuple[str, ...] = ()
+    """Run the server as ``python <python_args> chinwag serve …``, e.g.
+    ``("-m", "cProfile", "-o", "server.prof")`` to profile it (written on a clean exit)."""
     _proc: subprocess.Popen[bytes] | None = None
     _log: TextIO | None = None
 
@@ -122,8 +126,10 @@ class ServerProcess:
             **self.env,
         }
         self._log = open(self.log_path, "w") if self.log_path else None
+        prefix = [sys.executable, *self.python_args] if self.python_args else []
         self._proc = subprocess.Popen(
             [
+                *prefix,
                 str(CHINWAG),
                 "serve",
                 "--no-dev-app",
@@ -164,7 +170,8 @@ class ServerProcess:
 
     def __exit__(self, *_exc: object) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
+            # SIGINT: uvicorn shuts down gracefully and a cProfile wrapper still writes its file.
+            self._proc.send_signal(signal.SIGINT)
             try:
                 self._proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -148,31 +148,65 @@ async def setup_database(database_url: str, algs: list[str]) -> dict[str, AppKey
 # --------------------------------------------------------------------------- steps in-process
 
 
-def _time_sync(fn: Callable[[], object], min_seconds: float, min_iterations: int) -> float:
-    """µs per call of ``fn``: run until both minimums are met."""
+@dataclass(frozen=True)
+class Cost:
+    """One step's cost per operation: wall clock, and CPU of the whole process (all threads,
+    so aiosqlite's worker thread is included). CPU is the steadier figure on a busy machine."""
+
+    wall_us: float
+    cpu_us: float
+
+
+def _time_sync(fn: Callable[[], object], min_seconds: float, min_iterations: int) -> Cost:
+    """Cost of one call of ``fn``: run until both minimums are met."""
     for _ in range(20):
         fn()  # warm caches
     n = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     elapsed = 0.0
     while n < min_iterations or elapsed < min_seconds:
         for _ in range(50):
             fn()
         n += 50
         elapsed = time.perf_counter() - started
-    return elapsed / n * 1e6
+    return Cost(elapsed / n * 1e6, (time.process_time() - cpu) / n * 1e6)
+
+
+_HOPS = [0]
+
+
+def _count_thread_hops() -> None:
+    """Count aiosqlite's hand-offs to its worker thread (one per driver call)."""
+    import aiosqlite.core
+
+    original = aiosqlite.core.Connection._execute
+
+    async def counting(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        _HOPS[0] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = counting  # type: ignore[method-assign]
 
 
 async def _time_async(
     fn: Callable[[int], Awaitable[object]], iterations: int, warmup: int = 20
-) -> float:
-    """µs per await of ``fn(i)``, ``i`` counting up so each call can use fresh inputs."""
+) -> Cost:
+    """Cost of one await of ``fn(i)``, ``i`` counting up so each call can use fresh inputs."""
     for i in range(warmup):
         await fn(i)
-    started = time.perf_counter()
+    hops = _HOPS[0]
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(warmup, warmup + iterations):
         await fn(i)
-    return (time.perf_counter() - started) / iterations * 1e6
+    cost = Cost(
+        (time.perf_counter() - started) / iterations * 1e6,
+        (time.process_time() - cpu) / iterations * 1e6,
+    )
+    _LAST_HOPS[0] = (_HOPS[0] - hops) / iterations
+    return cost
+
+
+_LAST_HOPS = [0.0]
 
 
 async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
@@ -219,10 +253,12 @@ async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
 
 @dataclass
 class StepResults:
-    common: dict[str, float] = field(default_factory=dict)
-    """µs per op for steps that do not depend on the algorithm."""
-    per_alg: dict[str, dict[str, float]] = field(default_factory=dict)
-    """alg → step → µs per op."""
+    common: dict[str, Cost] = field(default_factory=dict)
+    """Steps that do not depend on the algorithm."""
+    per_alg: dict[str, dict[str, Cost]] = field(default_factory=dict)
+    """alg → step → cost."""
+    hops: dict[str, float] = field(default_factory=dict)
+    """aiosqlite thread hand-offs per operation, for the database steps."""
     iterations: int = 0
 
 
@@ -244,6 +280,7 @@ async def measure_steps(
     from chinwag.server.storage import users as user_store
     from chinwag.server.storage.records import SessionRecord
 
+    _count_thread_hops()
     settings = _settings(database_url)
     app = create_app(settings)
     results = StepResults(iterations=iterations)
@@ -254,6 +291,12 @@ async def measure_steps(
         first = keys[algs[0]]
         app_record = await get_app(services, first.app_id)
         note = f"{iterations} iterations per async step"
+
+        async def measure(
+            target: dict[str, Cost], name: str, fn: Callable[[int], Awaitable[object]]
+        ) -> None:
+            target[name] = await _time_async(fn, iterations)
+            results.hops[name] = _LAST_HOPS[0]
 
         def step(name: str) -> None:
             progress.update(f"steps: {name}"[:24], done_seconds=0, note=note)
@@ -277,14 +320,14 @@ async def measure_steps(
                 await app_store.get_app(conn, first.app_id)
 
         step("app lookup")
-        results.common["app lookup (SQLite read)"] = await _time_async(read_app, iterations)
+        await measure(results.common, "app lookup (SQLite read)", read_app)
 
         async def read_key(_: int) -> None:
             async with services.db.read() as conn:
                 await app_store.get_key(conn, first.kid, first.app_id)
 
         step("key lookup")
-        results.common["key lookup (SQLite read)"] = await _time_async(read_key, iterations)
+        await measure(results.common, "key lookup (SQLite read)", read_key)
 
         checked = [
             check_nonce(
@@ -330,9 +373,7 @@ async def measure_steps(
                 )
 
         step("session transaction")
-        results.common["session transaction (nonce + user + session)"] = await _time_async(
-            transaction, iterations
-        )
+        await measure(results.common, "session transaction (nonce + user + session)", transaction)
 
         nonce_body = orjson.dumps({"app_id": first.app_id})
 
@@ -341,18 +382,14 @@ async def measure_steps(
             assert status == 201, body
 
         step("POST /v1/nonces ASGI")
-        results.common["POST /v1/nonces through FastAPI (ASGI)"] = await _time_async(
-            asgi_nonce, iterations
-        )
+        await measure(results.common, "POST /v1/nonces through FastAPI (ASGI)", asgi_nonce)
 
         async def nonce_handler(_: int) -> None:
             app_ = await get_app(services, first.app_id)
             auth_handlers.new_nonce(services, app_)
 
         step("nonce handler")
-        results.common["nonce handler (app lookup + issue)"] = await _time_async(
-            nonce_handler, iterations
-        )
+        await measure(results.common, "nonce handler (app lookup + issue)", nonce_handler)
 
         # -- per algorithm -------------------------------------------------------------------
         for alg in algs:
@@ -379,7 +416,7 @@ async def measure_steps(
                 }
             )
             parsed = parse_identity_token(sample)
-            timings: dict[str, float] = {}
+            timings: dict[str, Cost] = {}
             step(f"{alg} sign/verify")
             timings["client: sign token"] = _time_sync(
                 lambda s=signer, n=nonce_value, t=iat: s.sign({"sub": "u", "nce": n, "iat": t}),
@@ -412,7 +449,7 @@ async def measure_steps(
             async def handler(i: int, k: AppKey = key, toks: list[str] = tokens) -> None:
                 await auth_handlers.create_session(services, k.app_id, toks[i])
 
-            timings["create_session handler (no HTTP)"] = await _time_async(handler, iterations)
+            await measure(timings, "create_session handler (no HTTP)", handler)
             offset = iterations + 20
 
             async def asgi_session(
@@ -423,9 +460,7 @@ async def measure_steps(
                 assert status == 201, out
 
             step(f"{alg} ASGI session")
-            timings["POST /v1/sessions through FastAPI (ASGI)"] = await _time_async(
-                asgi_session, iterations
-            )
+            await measure(timings, "POST /v1/sessions through FastAPI (ASGI)", asgi_session)
             results.per_alg[alg] = timings
     return results
 
@@ -636,8 +671,9 @@ def run_load(
 
 
 def _breakdown(steps: StepResults, alg: str, load: LoadResult | None) -> dict[str, float]:
-    """Server µs per full authentication, split into parts that add up (wall, in-process)."""
-    c, a = steps.common, steps.per_alg[alg]
+    """Server CPU µs per full authentication, split into parts that add up (in-process)."""
+    c = {k: v.cpu_us for k, v in steps.common.items()}
+    a = {k: v.cpu_us for k, v in steps.per_alg[alg].items()}
     reads = 2 * c["app lookup (SQLite read)"] + c["key lookup (SQLite read)"]
     tx = c["session transaction (nonce + user + session)"]
     verify = a["signature verify"]
@@ -715,30 +751,44 @@ def write_markdown(
     if steps is not None:
         algs = list(steps.per_alg)
         lines += [
-            "## Cost of each step, in-process (µs per operation, wall clock, no sockets)",
+            "## Cost of each step, in-process (µs per operation, no sockets)",
             "",
             f"Async steps averaged over {steps.iterations} iterations, pure steps over "
-            "≥ 0.3 s. SQLite steps include the aiosqlite thread hand-offs.",
+            "≥ 0.3 s. *CPU* is the bench process's CPU time (all threads) per operation, "
+            "*wall* the elapsed time; *hops* counts aiosqlite hand-offs to its worker "
+            "thread per operation.",
             "",
-            "| step | µs/op |",
-            "|---|---:|",
-            *(f"| {name} | {us:,.1f} |" for name, us in steps.common.items()),
+            "| step | CPU µs/op | wall µs/op | hops |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {name} | {cost.cpu_us:,.1f} | {cost.wall_us:,.1f} | "
+                f"{steps.hops.get(name, 0):.0f} |"
+                for name, cost in steps.common.items()
+            ),
             "",
-            "| step | " + " | ".join(algs) + " |",
-            "|---|" + "---:|" * len(algs),
+            "CPU µs/op per algorithm (wall in brackets):",
+            "",
+            "| step | " + " | ".join(algs) + " | hops |",
+            "|---|" + "---:|" * (len(algs) + 1),
         ]
         names = list(next(iter(steps.per_alg.values())))
         for name in names:
             lines.append(
-                f"| {name} | " + " | ".join(f"{steps.per_alg[a][name]:,.1f}" for a in algs) + " |"
+                f"| {name} | "
+                + " | ".join(
+                    f"{steps.per_alg[a][name].cpu_us:,.1f} ({steps.per_alg[a][name].wall_us:,.0f})"
+                    for a in algs
+                )
+                + f" | {steps.hops.get(name, 0):.0f} |"
             )
         by_alg = {r.alg: r for r in loads}
         lines += [
             "",
-            "### Server time per full authentication, by part (µs)",
+            "### Server CPU per full authentication, by part (µs)",
             "",
-            "Built from the in-process figures above (and, for the last row, the measured "
-            "server CPU under load). Reads: one app lookup per request plus the key lookup.",
+            "Built from the in-process CPU figures above (and, for the last row, the "
+            "server's measured CPU under load minus the in-process ASGI figures). Reads: "
+            "one app lookup per request plus the key lookup.",
             "",
         ]
         breakdowns = {a: _breakdown(steps, a, by_alg.get(a)) for a in algs}
@@ -807,7 +857,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alg", action="append", choices=ALGS, help="repeatable; default all")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per alg")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per alg")
-    parser.add_argument("--concurrency", type=int, default=32, help="connections in total")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections in total")
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument(
         "--database-url",
@@ -817,6 +867,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-steps", action="store_true", help="only the HTTP load")
     parser.add_argument("--skip-load", action="store_true", help="only the in-process steps")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--profile-server",
+        type=Path,
+        metavar="PATH",
+        help="run the server under cProfile and write its stats to PATH (slows it down)",
+    )
     args = parser.parse_args(argv)
     args.alg = args.alg or list(ALGS)
     if not 1 <= args.workers <= args.concurrency or args.concurrency > 1024:
@@ -842,13 +898,21 @@ def main(argv: list[str] | None = None) -> int:
         args.db_label = "SQLite (fresh file, WAL)" if not args.database_url else "the given URL"
         keys = asyncio.run(setup_database(server_url, args.alg))
         if not args.skip_steps:
-            steps = asyncio.run(measure_steps(steps_url, args.alg, args.iterations, progress))
+            import uvloop  # the server runs on uvloop too
+
+            steps = uvloop.run(measure_steps(steps_url, args.alg, args.iterations, progress))
             progress.finish("in-process steps done")
         if not args.skip_load:
             env = {"CHINWAG_AUTH_RATE_PER_SECOND": "0", "CHINWAG_LOG_LEVEL": "warning"}
             log_path = Path(tmp) / "server.log"
             try:
-                with ServerProcess(server_url, env=env, log_path=log_path) as server:
+                profile = ("-m", "cProfile", "-o", str(args.profile_server.resolve()))
+                with ServerProcess(
+                    server_url,
+                    env=env,
+                    log_path=log_path,
+                    python_args=profile if args.profile_server else (),
+                ) as server:
                     done = 0.0 if args.skip_steps else 30.0
                     for alg in args.alg:
                         result = run_load(
