@@ -333,9 +333,7 @@ async def test_random_requests_never_produce_a_500(
     )
     anon = await client.post("/v1/sessions/anonymous", json={"app_id": app.app_id})
     session = anon.json()["session_token"]
-    # NUL in app_id is a known 500 on PostgreSQL (see the xfail test below); kept out of the
-    # fuzzer there so it still guards everything else.
-    nul = not server.services.db.is_postgres
+    nul = True
     endpoints, bodies, headers = _fuzz_strategies(app.app_id, token, nonce, session, nul=nul)
     failures: list[str] = []
 
@@ -372,17 +370,8 @@ async def test_random_requests_never_produce_a_500(
     "path", ["/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"]
 )
 async def test_nul_in_app_id_is_404_not_500(
-    request: pytest.FixtureRequest, server: RunningServer, client: httpx.AsyncClient, path: str
+    server: RunningServer, client: httpx.AsyncClient, path: str
 ) -> None:
-    if server.services.db.is_postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="handlers.apps.get_app sends any app_id to SQL; PostgreSQL text cannot "
-                "hold NUL, so asyncpg raises and the request is a 500. Fix: refuse a "
-                "non-UUID app_id as app_not_found before the query.",
-            )
-        )
     body = {"app_id": "\x00", "identity_token": "a.b.c", "user_id": "u", "nonce": "n"}
     response = await client.post(path, json=body)
     assert response.status_code == 404, response.text

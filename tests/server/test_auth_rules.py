@@ -355,11 +355,23 @@ async def test_session_ends_with_the_identity_tokens_exp_when_sooner(
     now = server.clock.now()
     exp = int(now) + 600
     session = await login(client, app, "alice", now, exp=exp)
-    assert session["expires_at"] == exp
-    server.clock.set(exp - 1)
+    ends = exp + server.settings.token_leeway_seconds
+    assert session["expires_at"] == ends
+    server.clock.set(ends - 1)
     assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
-    server.clock.set(exp)
+    server.clock.set(ends)
     assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 401
+
+
+async def test_token_used_inside_the_exp_leeway_opens_a_live_session(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    now = server.clock.now()
+    exp = int(now) - 30  # expired, but inside the 60 s leeway
+    session = await login(client, app, "alice", now, iat=int(now) - 300, exp=exp)
+    assert session["expires_at"] > now
+    assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
 
 
 async def test_session_keeps_the_app_lifetime_when_exp_is_later(
@@ -730,11 +742,6 @@ async def test_oversized_body_is_413(server: RunningServer, client: httpx.AsyncC
         assert response.json()["error"]["id"] == "payload_too_large"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BodyLimit raises inside receive(); FastAPI's body reader turns any exception "
-    "there into 400 'error parsing the body'. The read still stops at the limit.",
-)
 async def test_oversized_chunked_body_is_413(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:

@@ -70,13 +70,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit before they are read into memory (413)."""
+    """Refuse request bodies over the limit (413) before the app sees them, and any request
+    whose path or query carries a NUL (400): no database stores NUL in text, so it must
+    never reach a query.
+
+    The body is read here, up to the limit, and replayed to the app: a chunked upload over
+    the limit is cut off at the limit and answered 413 like one with a large Content-Length.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        has_nul = "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        if has_nul and scope["type"] == "http":
+            message = "NUL is not allowed in the path or query."
+            await plain_error(400, ErrorId.INVALID_REQUEST, message)(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -89,22 +103,42 @@ class BodyLimit:
                 if too_big:
                     await self._reject(scope, receive, send)
                     return
+        chunks: list[bytes] = []
         seen = 0
-        limit = self.max_bytes
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLargeError
-            return message
+            if message["type"] != "http.request":
+                break  # client went away; let the app see the disconnect below
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
+                await self._drain(receive, more=bool(message.get("more_body", False)))
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await self._reject(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _drain(self, receive: Receive, *, more: bool) -> None:
+        """Discard a bounded amount of what the client is still sending, so it reads our
+        413 instead of a reset connection; past the bound, the connection is closed."""
+        budget = 4 * self.max_bytes
+        while more and budget > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            budget -= len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = plain_error(
@@ -112,9 +146,6 @@ class BodyLimit:
             ErrorId.PAYLOAD_TOO_LARGE,
             f"The request body is larger than {self.max_bytes} bytes.",
             {"max_bytes": self.max_bytes},
+            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
-
-
-class _TooLargeError(Exception):
-    pass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
+from chinwag.core.ids import is_valid_uuid
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -133,8 +134,12 @@ async def create_app(
 
 
 async def get_app(services: Services, app_id: str) -> AppRecord:
-    async with services.db.read() as conn:
-        record = await app_store.get_app(conn, app_id)
+    """The app, or ``app_not_found``. App ids are UUIDs we generated: anything else is
+    refused before it reaches SQL (PostgreSQL cannot even hold a NUL in text)."""
+    record = None
+    if is_valid_uuid(app_id):
+        async with services.db.read() as conn:
+            record = await app_store.get_app(conn, app_id)
     if record is None:
         raise AppNotFound(data={"app_id": app_id[:64]})
     return record

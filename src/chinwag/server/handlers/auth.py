@@ -29,6 +29,7 @@ from chinwag.core.identity_tokens import (
     parse_identity_token,
     verify_identity_token,
 )
+from chinwag.core.ids import is_valid_uuid
 from chinwag.core.keys import Alg, sign_identity_token
 from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
@@ -99,7 +100,7 @@ def new_nonce(services: Services, app: AppRecord) -> IssuedNonce:
 async def _challenge(services: Services, app_id: str | None) -> AuthenticationRequired:
     """A 401 that carries a fresh nonce when the app is known (Layer's challenge)."""
     data: dict[str, object] = {}
-    if app_id is not None:
+    if app_id is not None and is_valid_uuid(app_id):
         async with services.db.read() as conn:
             app = await app_store.get_app(conn, app_id)
         if app is not None:
@@ -281,7 +282,13 @@ async def create_session(
             tx,
             app,
             user,
-            identity_expires_at=float(claims.expires_at) if claims.expires_at else None,
+            # The token is accepted until exp + leeway, so the session may live that long:
+            # otherwise a token used inside the leeway would open an already-dead session.
+            identity_expires_at=(
+                float(claims.expires_at) + services.settings.token_leeway_seconds
+                if claims.expires_at is not None
+                else None
+            ),
         )
         if then is not None:
             await then(tx, user)
