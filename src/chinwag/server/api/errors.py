@@ -88,8 +88,10 @@ class BodyLimit:
             return
         has_nul = "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
         if has_nul and scope["type"] == "http":
-            message = "NUL is not allowed in the path or query."
-            await plain_error(400, ErrorId.INVALID_REQUEST, message)(scope, receive, send)
+            refusal = plain_error(
+                400, ErrorId.INVALID_REQUEST, "NUL is not allowed in the path or query."
+            )
+            await refusal(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
