@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,7 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chinwag.core.errors import ChinwagError, ErrorId, RateLimited
 from chinwag.server.api.responses import error_response, plain_error
 
-__all__ = ["BodyLimit", "install_error_handlers"]
+__all__ = ["BodyLimit", "install_error_handlers", "is_transient"]
+
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available, too_many_connections
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53300"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A failure that a retry of the same request can cure (the client gets 503)."""
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "deadlock" in text
+
 
 log = logging.getLogger("chinwag.api")
 
@@ -60,6 +73,21 @@ def install_error_handlers(app: FastAPI) -> None:
                 405, ErrorId.METHOD_NOT_ALLOWED, "That method is not allowed on this endpoint."
             )
         return plain_error(exc.status_code, ErrorId.INVALID_REQUEST, str(exc.detail)[:200])
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if is_transient(exc):
+            log.warning("transient database failure on %s: %s", request.url.path, exc.orig)
+            return plain_error(
+                503,
+                ErrorId.SERVICE_UNAVAILABLE,
+                "The database was busy; retry the request.",
+                headers={"Retry-After": "1"},
+            )
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return plain_error(
+            500, ErrorId.INTERNAL_ERROR, "Something went wrong on the server; it has been logged."
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
