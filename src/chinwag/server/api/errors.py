@@ -114,11 +114,13 @@ class BodyLimit:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        has_nul = "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
-        if has_nul and scope["type"] == "http":
-            refusal = plain_error(
-                400, ErrorId.INVALID_REQUEST, "NUL is not allowed in the path or query."
-            )
+        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
+            # No resource has a NUL in its name (and no database stores one in text).
+            refusal = plain_error(404, ErrorId.NOT_FOUND, "Not found.")
+            await refusal(scope, receive, send)
+            return
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            refusal = plain_error(400, ErrorId.INVALID_REQUEST, "NUL is not allowed in the query.")
             await refusal(scope, receive, send)
             return
         if scope["type"] != "http":
