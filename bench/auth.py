@@ -812,7 +812,7 @@ def write_plot(path: Path, steps: StepResults | None, loads: list[LoadResult]) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5))
     if loads:
         names = [r.alg for r in loads]
         xs = range(len(names))
@@ -844,7 +844,7 @@ def write_plot(path: Path, steps: StepResults | None, loads: list[LoadResult]) -
             bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
         right.set_ylabel("µs of server time per full authentication")
         right.set_title("Where the server's time goes")
-        right.legend(fontsize=7)
+        right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
