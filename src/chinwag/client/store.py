@@ -5,8 +5,8 @@ Why SQLite on the device: queries must answer offline and instantly (Layer's
 before ``send_message`` returns. Why one file per user: a user switch can then never show
 user A's conversations to user B (a recurring bug elsewhere); wiping is deleting a file.
 
-The stdlib ``sqlite3`` runs in a worker thread (``asyncio.to_thread``) on one connection;
-an ``asyncio.Lock`` makes calls take turns, so the connection is never used by two
+The stdlib ``sqlite3`` runs on one connection in the store's own single worker thread, so
+calls take turns in order and the connection is never used by two
 threads at once. Each write is one transaction: a page of messages is one
 ``executemany``; a batch of events and the cursor that follows them commit together, so a
 crash can never leave the cursor ahead of the data (or behind it, beyond a harmless
@@ -20,6 +20,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,10 +96,13 @@ class OutboxEntry:
 class Store:
     """Async façade over one SQLite connection; see the module docstring for why."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self.path = path
         self._conn = conn
-        self._lock = asyncio.Lock()
+        # One thread per store, for its whole life: calls queue on it in order. An
+        # asyncio.Lock is not enough: a cancelled await releases the lock while its
+        # thread is still inside sqlite3, and two threads on one connection crash.
+        self._executor = executor
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -108,15 +112,18 @@ class Store:
             conn.executescript(SCHEMA)
             return conn
 
-        return cls(path, await asyncio.to_thread(_open))
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chinwag-store")
+        conn = await asyncio.get_running_loop().run_in_executor(executor, _open)
+        return cls(path, conn, executor)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        async with self._lock:
-            return await asyncio.to_thread(_in_transaction, self._conn, fn)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _in_transaction, self._conn, fn)
 
     async def close(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._conn.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=False)
 
     async def destroy(self) -> None:
         """Close and delete the file (and its WAL): what deauthentication promises."""
