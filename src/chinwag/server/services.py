@@ -25,7 +25,7 @@ from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
 from chinwag.server.typing_relay import TypingRelay
 
-__all__ = ["KeyCache", "RateLimiter", "Services", "load_server_secret"]
+__all__ = ["KeyCache", "KnownApps", "RateLimiter", "Services", "load_server_secret"]
 
 Random = Callable[[int], bytes]
 
@@ -49,6 +49,23 @@ class KeyCache:
             if len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return found
+
+
+class KnownApps:
+    """App ids known to exist (bounded). Safe to keep because apps are never deleted; if
+    deleting apps is ever added, it must clear this on every node."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def contains(self, app_id: str) -> bool:
+        return app_id in self._ids
+
+    def add(self, app_id: str) -> None:
+        self._ids[app_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
 
 
 class RateLimiter:
@@ -98,6 +115,7 @@ class Services:
     nonce_secret: bytes
     random: Random = field(default=secrets.token_bytes)
     keys: KeyCache = field(default_factory=KeyCache)
+    known_apps: KnownApps = field(default_factory=KnownApps)
     auth_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     hub: Hub = field(default_factory=Hub)
     typing: TypingRelay = field(init=False)

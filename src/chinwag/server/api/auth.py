@@ -11,7 +11,6 @@ from starlette.responses import Response
 from chinwag.server.api.deps import Caller, ServicesDep, bearer_token, rate_limit_auth
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import auth, upgrade
-from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.auth import NewSession, user_json
 
 __all__ = ["router"]
@@ -54,8 +53,7 @@ def _session_json(new: NewSession) -> dict[str, object]:
 @router.post("/nonces", status_code=201, dependencies=[Depends(rate_limit_auth)])
 async def create_nonce(body: NonceRequest, services: ServicesDep) -> JSON:
     """A single-use nonce for the app, valid 10 minutes."""
-    app = await get_app(services, body.app_id)
-    nonce = auth.new_nonce(services, app)
+    nonce = await auth.issue_app_nonce(services, body.app_id)
     return JSON({"nonce": nonce.value, "expires_at": nonce.expires_at}, status_code=201)
 
 

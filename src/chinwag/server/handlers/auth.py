@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from chinwag.core.errors import (
     AnonymousNotAllowed,
+    AppNotFound,
     AuthenticationRequired,
     InvalidIdentityToken,
     SampleProviderForbidden,
@@ -24,6 +25,7 @@ from chinwag.core.errors import (
 from chinwag.core.events import EventType
 from chinwag.core.identity_tokens import (
     IdentityClaims,
+    ParsedToken,
     TokenKey,
     TokenPolicy,
     parse_identity_token,
@@ -50,6 +52,7 @@ __all__ = [
     "create_anonymous_session",
     "create_session",
     "end_session",
+    "issue_app_nonce",
     "new_nonce",
     "sample_identity_token",
     "user_json",
@@ -89,6 +92,17 @@ def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
         body["first_name"] = user.first_name
         body["last_name"] = user.last_name
     return body
+
+
+async def issue_app_nonce(services: Services, app_id: str) -> IssuedNonce:
+    """A nonce for an existing app. Apps are never deleted, so an id once found is
+    remembered and later nonces for it need no database read (``KnownApps``)."""
+    if not services.known_apps.contains(app_id):
+        await get_app(services, app_id)
+        services.known_apps.add(app_id)
+    return issue_nonce(
+        app_id, secret=services.nonce_secret, now=services.now(), random=services.random(16)
+    )
 
 
 def new_nonce(services: Services, app: AppRecord) -> IssuedNonce:
@@ -141,10 +155,32 @@ def _policy(services: Services, app: AppRecord) -> TokenPolicy:
     )
 
 
-async def _verify(services: Services, app: AppRecord, identity_token: object) -> IdentityClaims:
-    parsed = parse_identity_token(identity_token)
-    async with services.db.read() as conn:
-        record = await app_store.get_key(conn, parsed.kid, app.id)
+async def _app_and_claims(
+    services: Services, app_id: str, identity_token: object
+) -> tuple[AppRecord, IdentityClaims]:
+    """Read the app and the token's key in one connection, then verify (pure).
+
+    ``app_not_found`` still wins over a malformed token: the parse error is held until the
+    app is known to exist.
+    """
+    parsed: ParsedToken | None = None
+    parse_error: InvalidIdentityToken | None = None
+    try:
+        parsed = parse_identity_token(identity_token)
+    except InvalidIdentityToken as exc:
+        parse_error = exc
+    app = record = None
+    if is_valid_uuid(app_id):
+        async with services.db.read() as conn:
+            app = await app_store.get_app(conn, app_id)
+            if app is not None and parsed is not None:
+                record = await app_store.get_key(conn, parsed.kid, app.id)
+    if app is None:
+        raise AppNotFound(data={"app_id": app_id[:64]})
+    if parse_error is not None:
+        _log_rejection(app.id, parse_error)
+        raise parse_error
+    assert parsed is not None
     key = None
     if record is not None:
         key = TokenKey(
@@ -153,7 +189,21 @@ async def _verify(services: Services, app: AppRecord, identity_token: object) ->
             enabled=record.enabled,
             development=record.development,
         )
-    return verify_identity_token(parsed, key=key, policy=_policy(services, app), now=services.now())
+    try:
+        claims = verify_identity_token(
+            parsed, key=key, policy=_policy(services, app), now=services.now()
+        )
+    except InvalidIdentityToken as exc:
+        _log_rejection(app.id, exc)
+        raise
+    return app, claims
+
+
+def _log_rejection(app_id: str, exc: InvalidIdentityToken | None) -> None:
+    if exc is not None:
+        log.info(
+            "identity token rejected app=%s reason=%s detail=%s", app_id, exc.reason, exc.detail
+        )
 
 
 def _profile(claims: IdentityClaims) -> dict[str, str | None]:
@@ -246,19 +296,16 @@ async def create_session(
     then: Callable[[Transaction, UserRecord], Awaitable[None]] | None = None,
 ) -> NewSession:
     """``then`` runs in the session's transaction once it is open (the anonymous upgrade)."""
-    app = await get_app(services, app_id)
     started = time.perf_counter()
+    app, claims = await _app_and_claims(services, app_id, identity_token)
     try:
-        claims = await _verify(services, app, identity_token)
         checked = (
             check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())
             if claims.nonce is not None
             else None
         )
     except InvalidIdentityToken as exc:
-        log.info(
-            "identity token rejected app=%s reason=%s detail=%s", app.id, exc.reason, exc.detail
-        )
+        _log_rejection(app.id, exc)
         raise
     async with services.db.transaction() as tx:
         if checked is not None:
