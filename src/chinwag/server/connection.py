@@ -156,6 +156,9 @@ class Connection:
                 self.finish(item)
                 return
             await send_text(item.decode())
+            # An idle socket must not pin the last frame it sent while it waits: orjson's
+            # output keeps a 4 KiB allocation however short the frame (caught_up, hello).
+            del item
 
     def finish(self, close: Close) -> None:
         """End the connection now; the driver closes the socket with ``close.code``."""
