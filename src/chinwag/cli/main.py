@@ -15,6 +15,7 @@ from chinwag.cli.keys import keys_app
 from chinwag.cli.options import DatabaseUrl
 from chinwag.cli.output import Output, safe
 from chinwag.cli.runner import run_handler
+from chinwag.cli.sessions import sessions_app
 
 __all__ = ["app", "main"]
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(apps_app)
 app.add_typer(keys_app)
+app.add_typer(sessions_app)
 console = Console()
 
 

@@ -82,6 +82,10 @@ class Hub:
                     break
         return found
 
+    def session_ids(self) -> list[str]:
+        """Sessions with a live connection on this node (for the revocation check)."""
+        return list(self._by_session)
+
     def connection_count(self) -> int:
         return sum(len(group) for group in self._by_user.values())
 

@@ -340,11 +340,17 @@ async def expire_session(services: Services, session_id: str, app_id: str, user_
     services.publish(EventsAppended(event_json=appended.event_json, targets=appended.targets))
 
 
-async def sweep_forever(services: Services, interval: float = 0.5) -> None:
-    """Typing silence and session expiry, checked against ``services.now()``."""
+async def sweep_forever(
+    services: Services, interval: float = 0.5, revocation_every: int = 4
+) -> None:
+    """Typing silence and session expiry, checked against ``services.now()``; and, every
+    ``revocation_every`` ticks, sessions revoked in the database by a process that could not
+    ring this node's doorbell (the CLI, a node on another broker)."""
     expiring: set[str] = set()
+    tick = 0
     while True:
         await asyncio.sleep(interval)
+        tick += 1
         now = services.now()
         try:
             services.typing.sweep(now)
@@ -354,5 +360,18 @@ async def sweep_forever(services: Services, interval: float = 0.5) -> None:
                 if session_id not in expiring:
                     expiring.add(session_id)
                     await expire_session(services, session_id, conn.app_id, conn.user_pk)
+            if tick % revocation_every == 0:
+                await _close_revoked(services)
         except Exception:
             log.exception("sweep failed; retrying on the next tick")
+
+
+async def _close_revoked(services: Services) -> None:
+    from chinwag.server.handlers.sessions import revoked_among
+
+    revoked = await revoked_among(services, services.hub.session_ids())
+    by_reason: dict[str, list[str]] = {}
+    for session_id, reason in revoked.items():
+        by_reason.setdefault(reason, []).append(session_id)
+    for reason, ids in by_reason.items():
+        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason))

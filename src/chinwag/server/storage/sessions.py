@@ -18,6 +18,7 @@ __all__ = [
     "record_jti",
     "revoke_session",
     "revoke_user_sessions",
+    "revoked_among",
     "user_session_ids",
 ]
 
@@ -92,3 +93,17 @@ async def purge_expired(conn: AsyncConnection, *, now: float) -> None:
     """Single-use records can go once what they guard has expired anyway."""
     await conn.execute(delete(consumed_nonces).where(consumed_nonces.c.expires_at < now))
     await conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
+
+
+async def revoked_among(conn: AsyncConnection, session_ids: list[str]) -> dict[str, str]:
+    """The revoked sessions among ``session_ids`` (id → reason), in chunks of 500."""
+    found: dict[str, str] = {}
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        rows = await conn.execute(
+            select(sessions.c.id, sessions.c.revoked_reason).where(
+                sessions.c.id.in_(chunk), sessions.c.revoked_at.is_not(None)
+            )
+        )
+        found.update({r.id: r.revoked_reason or "revoked" for r in rows})
+    return found

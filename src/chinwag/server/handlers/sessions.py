@@ -1,0 +1,62 @@
+"""Ending sessions from the server side: an admin (CLI or platform) revokes a user's sessions.
+
+Revocation must reach live connections, not only the next REST call (a pain point of
+token-based peers). Three things make it so: the rows are revoked in the database (REST
+refuses them at once), each session gets a ``session.revoked`` event in the user's stream
+(the user's other devices learn it), and a ``SessionsRevoked`` doorbell closes the sockets.
+Where the revoking process has no shared broker (the CLI with ``memory://``), the servers'
+sweep finds the revoked rows in the database within seconds (``revoked_among``).
+"""
+
+from __future__ import annotations
+
+from chinwag.core.errors import NotFound
+from chinwag.core.events import EventType
+from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.handlers.apps import get_app
+from chinwag.server.services import Services
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import sessions as session_store
+from chinwag.server.storage import users as user_store
+
+__all__ = ["REVOKED", "revoke_user_sessions", "revoked_among"]
+
+REVOKED = "revoked"
+
+
+async def revoke_user_sessions(
+    services: Services, app_id: str, user_id: str, *, reason: str = REVOKED
+) -> list[str]:
+    """End every live session of one user of one app; returns the ended session ids."""
+    await get_app(services, app_id)
+    now = services.now()
+    appended = []
+    async with services.db.transaction() as tx:
+        user = await user_store.get_user(tx.conn, app_id, user_id)
+        if user is None:
+            raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+        ended = await session_store.revoke_user_sessions(tx.conn, user.pk, now=now, reason=reason)
+        for session_id in ended:
+            appended.append(
+                await event_store.append_event(
+                    tx.conn,
+                    app_id=app_id,
+                    event_type=EventType.SESSION_REVOKED,
+                    data={"session_id": session_id, "reason": reason},
+                    user_pks=[user.pk],
+                    now=now,
+                )
+            )
+    for event in appended:
+        services.publish(EventsAppended(event_json=event.event_json, targets=event.targets))
+    if ended:
+        services.publish(SessionsRevoked(session_ids=tuple(ended), reason=reason))
+    return ended
+
+
+async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, str]:
+    """Which of these sessions the database says have ended, with their reasons."""
+    if not session_ids:
+        return {}
+    async with services.db.read() as conn:
+        return await session_store.revoked_among(conn, session_ids)

@@ -1,0 +1,70 @@
+"""Server-side revocation reaches REST at once and live sockets within seconds."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from chinwag.core.errors import AppNotFound, NotFound
+from chinwag.server.context import open_services
+from chinwag.server.handlers.sessions import revoke_user_sessions
+from chinwag.server.settings import Settings
+from tests.server.test_websocket import open_device, sign_in
+from tests.support import RunningServer, make_app
+
+CLOSE_REVOKED = 4003
+
+
+async def test_revocation_by_another_process_closes_every_socket_of_the_user(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    now = server.clock.now()
+    phone, laptop = (
+        await sign_in(client, app, "alice", now),
+        await sign_in(client, app, "alice", now),
+    )
+    bob = await sign_in(client, app, "bob", now)
+    devices = [await open_device(server, s.token) for s in (phone, laptop)]
+    bobs = await open_device(server, bob.token)
+
+    # Like `chinwag sessions revoke`: its own Services on the same database, no shared broker.
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        ended = await revoke_user_sessions(admin, app.app_id, "alice")
+    assert sorted(ended) == sorted([phone.body["session_id"], laptop.body["session_id"]])
+
+    for signed_in in (phone, laptop):
+        me = await client.get("/v1/me", headers=signed_in.headers)
+        assert me.status_code == 401
+        assert me.json()["error"]["id"] == "authentication_required"
+    for device in devices:
+        code, reason = await device.closed(timeout=10)
+        assert code == CLOSE_REVOKED, (code, reason)
+        revoked = {e["data"]["session_id"] for e in device.events if e["type"] == "session.revoked"}
+        assert revoked == set(ended)
+    assert (await client.get("/v1/me", headers=bob.headers)).status_code == 200
+    pong = await bobs.request("ping", {})
+    assert pong["ok"]
+    await bobs.ws.close()
+
+
+async def test_revocation_in_the_server_process_closes_sockets_through_the_doorbell(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    device = await open_device(server, alice.token)
+    assert await revoke_user_sessions(server.services, app.app_id, "alice") == [
+        alice.body["session_id"]
+    ]
+    code, _ = await device.closed(timeout=5)
+    assert code == CLOSE_REVOKED
+    assert await revoke_user_sessions(server.services, app.app_id, "alice") == []
+
+
+async def test_revoking_an_unknown_user_or_app_is_not_found(server: RunningServer) -> None:
+    app = await make_app(server.services)
+    with pytest.raises(NotFound):
+        await revoke_user_sessions(server.services, app.app_id, "nobody")
+    with pytest.raises(AppNotFound):
+        await revoke_user_sessions(server.services, "00000000-0000-4000-8000-000000000000", "x")
