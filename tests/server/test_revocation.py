@@ -68,3 +68,34 @@ async def test_revoking_an_unknown_user_or_app_is_not_found(server: RunningServe
         await revoke_user_sessions(server.services, app.app_id, "nobody")
     with pytest.raises(AppNotFound):
         await revoke_user_sessions(server.services, "00000000-0000-4000-8000-000000000000", "x")
+
+
+async def test_purging_spent_nonces_never_makes_a_nonce_usable_again(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    from sqlalchemy import func, select
+
+    from chinwag.server.handlers.sessions import purge_spent_records
+    from chinwag.server.storage.schema import consumed_nonces
+    from tests.support import get_nonce
+
+    app = await make_app(server.services)
+    nonce = await get_nonce(client, app.app_id)
+    token = app.token({"sub": "alice", "nce": nonce, "iat": int(server.clock.now())})
+    body = {"app_id": app.app_id, "identity_token": token}
+    assert (await client.post("/v1/sessions", json=body)).status_code == 201
+
+    async def spent() -> int:
+        async with server.services.db.read() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(consumed_nonces))).scalar_one()
+            )
+
+    await purge_spent_records(server.services)
+    assert await spent() == 1  # not expired yet: kept
+    server.clock.advance(601)
+    await purge_spent_records(server.services)
+    assert await spent() == 0
+    again = await client.post("/v1/sessions", json=body)
+    assert again.status_code == 401
+    assert again.json()["error"]["data"]["reason"] == "nonce_expired"

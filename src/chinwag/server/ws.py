@@ -341,11 +341,12 @@ async def expire_session(services: Services, session_id: str, app_id: str, user_
 
 
 async def sweep_forever(
-    services: Services, interval: float = 0.5, revocation_every: int = 4
+    services: Services, interval: float = 0.5, revocation_every: int = 4, purge_every: int = 120
 ) -> None:
     """Typing silence and session expiry, checked against ``services.now()``; and, every
     ``revocation_every`` ticks, sessions revoked in the database by a process that could not
-    ring this node's doorbell (the CLI, a node on another broker)."""
+    ring this node's doorbell (the CLI, a node on another broker); every ``purge_every``
+    ticks, spent nonce and jti records."""
     expiring: set[str] = set()
     tick = 0
     while True:
@@ -362,6 +363,10 @@ async def sweep_forever(
                     await expire_session(services, session_id, conn.app_id, conn.user_pk)
             if tick % revocation_every == 0:
                 await _close_revoked(services)
+            if tick % purge_every == 0:
+                from chinwag.server.handlers.sessions import purge_spent_records
+
+                await purge_spent_records(services)
         except Exception:
             log.exception("sweep failed; retrying on the next tick")
 

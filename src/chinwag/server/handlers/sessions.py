@@ -19,7 +19,7 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 
-__all__ = ["REVOKED", "revoke_user_sessions", "revoked_among"]
+__all__ = ["REVOKED", "purge_spent_records", "revoke_user_sessions", "revoked_among"]
 
 REVOKED = "revoked"
 
@@ -60,3 +60,14 @@ async def revoked_among(services: Services, session_ids: list[str]) -> dict[str,
         return {}
     async with services.db.read() as conn:
         return await session_store.revoked_among(conn, session_ids)
+
+
+async def purge_spent_records(services: Services) -> None:
+    """Forget used nonces and jtis whose tokens have expired anyway.
+
+    Safe because expiry is checked before the record is: an expired nonce fails its seal
+    check (``nonce_expired``) and an old no-nonce token fails ``too_old``, whether or not
+    its record is still there. Without this, every sign-in would leave a row forever.
+    """
+    async with services.db.transaction() as tx:
+        await session_store.purge_expired(tx.conn, now=services.now())
