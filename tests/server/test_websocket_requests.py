@@ -151,6 +151,10 @@ async def test_typing_is_relayed_to_others_and_silence_pauses_then_finishes(
     bob = await sign_in(client, app, "bob", server.clock.now())
     conversation_id = await create_conversation(client, alice, ["bob"])
     a, b = await open_device(server, alice.token), await open_device(server, bob.token)
+    # Signals are ephemeral and may overtake ``caught_up``; settle both streams first so the
+    # silence check below sees only typing frames.
+    await a.until_caught_up()
+    await b.until_caught_up()
     update = {"conversation_id": conversation_id, "state": "started"}
     answer = await a.request("typing.update", update)
     assert (answer["ok"], answer["data"]) == (True, {})
