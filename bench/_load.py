@@ -27,7 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -106,6 +106,8 @@ class ServerProcess:
     python_args: tuple[str, ...] = ()
     """Run the server as ``python <python_args> chinwag serve …``, e.g.
     ``("-m", "cProfile", "-o", "server.prof")`` to profile it (written on a clean exit)."""
+    preexec_fn: Callable[[], None] | None = None
+    """Runs in the child before exec (e.g. to raise its file-descriptor limit)."""
     _proc: subprocess.Popen[bytes] | None = None
     _log: TextIO | None = None
 
@@ -141,6 +143,7 @@ class ServerProcess:
             env=env,
             stdout=self._log or subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
+            preexec_fn=self.preexec_fn,
         )
         try:
             self._wait_until_ready()

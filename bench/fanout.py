@@ -44,14 +44,14 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing as mp
-import os
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
@@ -152,40 +152,9 @@ def _raise_limit_in_child() -> None:
 
 @dataclass
 class FanoutServer(ServerProcess):
-    """``ServerProcess`` with a raised fd limit and an optional command prefix (profiler)."""
+    """``ServerProcess`` with a raised fd limit (and, via ``python_args``, a profiler)."""
 
-    prefix: list[str] = field(default_factory=list)
-
-    def __enter__(self) -> FanoutServer:
-        env = {
-            **os.environ,
-            "CHINWAG_DATABASE_URL": self.database_url,
-            "CHINWAG_LOG_LEVEL": "warning",
-            **self.env,
-        }
-        self._log = open(self.log_path, "w") if self.log_path else None
-        self._proc = subprocess.Popen(
-            [
-                *self.prefix,
-                str(CHINWAG),
-                "serve",
-                "--no-dev-app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=self._log or subprocess.DEVNULL,
-            preexec_fn=_raise_limit_in_child,  # runs in the child before exec
-        )
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
+    preexec_fn: Callable[[], None] | None = _raise_limit_in_child
 
     def process(self) -> psutil.Process:
         """The Python process serving (the profiler wrapper execs nothing: it is that one)."""
@@ -692,16 +661,16 @@ def main(argv: list[str] | None = None) -> None:
         database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/fanout.db"
         fx = asyncio.run(_setup(database_url, args.devices))
         log(f"setup done in {fx.seconds:.0f} s")
-        prefix: list[str] = []
+        python_args: tuple[str, ...] = ()
         if args.profile:
-            prefix = [sys.executable, "-m", "pyinstrument", "-o", str(args.profile)]
+            python_args = ("-m", "pyinstrument", "-o", str(args.profile))
             if args.profile.suffix == ".txt":
-                prefix += ["-r", "text"]
+                python_args += ("-r", "text")
         server = FanoutServer(
             database_url=database_url,
             env={"CHINWAG_AUTH_RATE_PER_SECOND": "0"},
             log_path=Path(tmp) / "server.log",
-            prefix=prefix,
+            python_args=python_args,
             start_timeout=60,
         )
         with server:
