@@ -305,9 +305,9 @@ async def measure_steps(
         # -- algorithm-independent steps ---------------------------------------------------
         step("nonce issue")
         results.common["nonce issue (HMAC-SHA256)"] = _time_sync(
-            lambda: auth_handlers.new_nonce(services, app_record), min_s, 2000
+            lambda: auth_handlers.new_nonce(services, app_record.id), min_s, 2000
         )
-        nonce_value = auth_handlers.new_nonce(services, app_record).value
+        nonce_value = auth_handlers.new_nonce(services, app_record.id).value
         now = services.now()
         step("nonce check")
         results.common["nonce check (HMAC + SHA-256 key)"] = _time_sync(
@@ -332,7 +332,7 @@ async def measure_steps(
 
         checked = [
             check_nonce(
-                auth_handlers.new_nonce(services, app_record).value,
+                auth_handlers.new_nonce(services, app_record.id).value,
                 app_record.id,
                 secret=services.nonce_secret,
                 now=now,
@@ -387,7 +387,7 @@ async def measure_steps(
 
         async def nonce_handler(_: int) -> None:
             app_ = await get_app(services, first.app_id)
-            auth_handlers.new_nonce(services, app_)
+            auth_handlers.new_nonce(services, app_.id)
 
         step("nonce handler")
         await measure(results.common, "nonce handler (app lookup + issue)", nonce_handler)
@@ -412,7 +412,7 @@ async def measure_steps(
             sample = signer.sign(
                 {
                     "sub": "step-user",
-                    "nce": auth_handlers.new_nonce(services, alg_app).value,
+                    "nce": auth_handlers.new_nonce(services, alg_app.id).value,
                     "iat": iat,
                 }
             )
@@ -437,7 +437,7 @@ async def measure_steps(
                 signer.sign(
                     {
                         "sub": f"step-user-{i % 200}",
-                        "nce": auth_handlers.new_nonce(services, alg_app).value,
+                        "nce": auth_handlers.new_nonce(services, alg_app.id).value,
                         "iat": iat,
                     }
                 )

@@ -108,7 +108,7 @@ async def _setup(database_url: str, devices: int) -> Fixture:
             user_id = f"{'p' if i < devices else 'g'}{i}"
             claims = {
                 "sub": user_id,
-                "nce": new_nonce(services, app).value,
+                "nce": new_nonce(services, app.id).value,
                 "iat": int(services.now()),
             }
             token = sign_identity_token(

@@ -94,36 +94,43 @@ def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
     return body
 
 
-async def issue_app_nonce(services: Services, app_id: str) -> IssuedNonce:
-    """A nonce for an existing app. Apps are never deleted, so an id once found is
-    remembered and later nonces for it need no database read (``KnownApps``)."""
-    if not services.known_apps.contains(app_id):
-        await get_app(services, app_id)
+async def _app_exists(services: Services, app_id: str) -> bool:
+    """Apps are never deleted, so an id once found is remembered (``KnownApps``) and later
+    nonces for it need no database read."""
+    if services.known_apps.contains(app_id):
+        return True
+    if not is_valid_uuid(app_id):
+        return False
+    async with services.db.read() as conn:
+        found = await app_store.get_app(conn, app_id) is not None
+    if found:
         services.known_apps.add(app_id)
+    return found
+
+
+def new_nonce(services: Services, app_id: str) -> IssuedNonce:
     return issue_nonce(
         app_id, secret=services.nonce_secret, now=services.now(), random=services.random(16)
     )
 
 
-def new_nonce(services: Services, app: AppRecord) -> IssuedNonce:
-    return issue_nonce(
-        app.id, secret=services.nonce_secret, now=services.now(), random=services.random(16)
-    )
+async def issue_app_nonce(services: Services, app_id: str) -> IssuedNonce:
+    """A nonce for an existing app, else ``app_not_found``."""
+    if not await _app_exists(services, app_id):
+        raise AppNotFound(data={"app_id": app_id[:64]})
+    return new_nonce(services, app_id)
 
 
 async def _challenge(services: Services, app_id: str | None) -> AuthenticationRequired:
     """A 401 that carries a fresh nonce when the app is known (Layer's challenge)."""
     data: dict[str, object] = {}
-    if app_id is not None and is_valid_uuid(app_id):
-        async with services.db.read() as conn:
-            app = await app_store.get_app(conn, app_id)
-        if app is not None:
-            nonce = new_nonce(services, app)
-            data = {
-                "nonce": nonce.value,
-                "nonce_expires_at": nonce.expires_at,
-                "server_time": services.now(),
-            }
+    if app_id is not None and await _app_exists(services, app_id):
+        nonce = new_nonce(services, app_id)
+        data = {
+            "nonce": nonce.value,
+            "nonce_expires_at": nonce.expires_at,
+            "server_time": services.now(),
+        }
     return AuthenticationRequired(data=data)
 
 
