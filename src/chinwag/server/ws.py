@@ -21,9 +21,8 @@ import orjson
 from fastapi import APIRouter, WebSocket
 
 from chinwag.core.errors import AuthenticationRequired, ChinwagError, ErrorId, InvalidRequest
-from chinwag.core.events import EventType
 from chinwag.core.typing import TypingState
-from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.broker import SessionsRevoked
 from chinwag.server.connection import (
     CLOSE_AUTHENTICATION,
     CLOSE_PROTOCOL,
@@ -31,6 +30,7 @@ from chinwag.server.connection import (
     Connection,
 )
 from chinwag.server.handlers.auth import Authenticated, authenticate, user_json
+from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
@@ -320,24 +320,13 @@ _METHODS: dict[str, Method] = {
 async def expire_session(services: Services, session_id: str, app_id: str, user_pk: int) -> None:
     """End a session whose time is up: mark it, tell the user's stream once (whichever
     node gets there first), and close its sockets with 4004."""
-    now = services.now()
-    appended = None
     async with services.db.transaction() as tx:
-        if await session_store.revoke_session(tx.conn, session_id, now=now, reason="expired"):
-            appended = await event_store.append_event(
-                tx.conn,
-                app_id=app_id,
-                event_type=EventType.SESSION_REVOKED,
-                data={"session_id": session_id, "reason": "expired"},
-                user_pks=[user_pk],
-                now=now,
-            )
-    revoked = SessionsRevoked(session_ids=(session_id,), reason="expired")
-    if appended is None:
-        services.hub.dispatch(revoked)  # ended elsewhere already: close ours
-        return
-    services.publish(revoked)
-    services.publish(EventsAppended(event_json=appended.event_json, targets=appended.targets))
+        ended = await end_sessions(
+            services, tx, app_id=app_id, user_pk=user_pk, session_ids=[session_id],
+            reason="expired",
+        )  # fmt: skip
+    if not ended:  # ended elsewhere already: close ours
+        services.hub.dispatch(SessionsRevoked(session_ids=(session_id,), reason="expired"))
 
 
 async def sweep_forever(
@@ -364,16 +353,12 @@ async def sweep_forever(
             if tick % revocation_every == 0:
                 await _close_revoked(services)
             if tick % purge_every == 0:
-                from chinwag.server.handlers.sessions import purge_spent_records
-
                 await purge_spent_records(services)
         except Exception:
             log.exception("sweep failed; retrying on the next tick")
 
 
 async def _close_revoked(services: Services) -> None:
-    from chinwag.server.handlers.sessions import revoked_among
-
     revoked = await revoked_among(services, services.hub.session_ids())
     by_reason: dict[str, list[str]] = {}
     for session_id, reason in revoked.items():

@@ -35,8 +35,9 @@ from chinwag.core.ids import is_valid_uuid
 from chinwag.core.keys import Alg, sign_identity_token
 from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
-from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.apps import get_app
+from chinwag.server.handlers.sessions import end_sessions
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
 from chinwag.server.storage import events as event_store
@@ -364,19 +365,15 @@ async def create_anonymous_session(services: Services, app_id: str) -> NewSessio
 
 async def end_session(services: Services, caller: Authenticated, *, reason: str = "logout") -> None:
     """Revoke the session at once, tell the user's other devices, close its sockets."""
-    now = services.now()
     async with services.db.transaction() as tx:
-        await session_store.revoke_session(tx.conn, caller.session.id, now=now, reason=reason)
-        appended = await event_store.append_event(
-            tx.conn,
+        await end_sessions(
+            services,
+            tx,
             app_id=caller.app_id,
-            event_type=EventType.SESSION_REVOKED,
-            data={"session_id": caller.session.id, "reason": reason},
-            user_pks=[caller.user.pk],
-            now=now,
+            user_pk=caller.user.pk,
+            session_ids=[caller.session.id],
+            reason=reason,
         )
-    services.publish(SessionsRevoked(session_ids=(caller.session.id,), reason=reason))
-    services.publish(EventsAppended(event_json=appended.event_json, targets=appended.targets))
 
 
 async def sample_identity_token(

@@ -10,6 +10,9 @@ sweep finds the revoked rows in the database within seconds (``revoked_among``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 from chinwag.core.errors import NotFound
 from chinwag.core.events import EventType
 from chinwag.server.broker import EventsAppended, SessionsRevoked
@@ -18,10 +21,55 @@ from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
+from chinwag.server.storage.database import Transaction
 
-__all__ = ["REVOKED", "purge_spent_records", "revoke_user_sessions", "revoked_among"]
+__all__ = [
+    "REVOKED",
+    "end_sessions",
+    "purge_spent_records",
+    "revoke_user_sessions",
+    "revoked_among",
+]
 
 REVOKED = "revoked"
+
+
+async def end_sessions(
+    services: Services,
+    tx: Transaction,
+    *,
+    app_id: str,
+    user_pk: int,
+    session_ids: Sequence[str],
+    reason: str,
+) -> list[str]:
+    """The one way a session ends (log-out, expiry, revocation): mark it ended and put
+    ``session.revoked`` in the user's stream inside ``tx``; once ``tx`` commits, ring the
+    doorbells that tell the user's devices and close the session's sockets.
+
+    Returns the ids this call ended. A session another request already ended is left
+    alone, so concurrent endings announce it once.
+    """
+    now = services.now()
+    ended: list[str] = []
+    for session_id in session_ids:
+        if not await session_store.revoke_session(tx.conn, session_id, now=now, reason=reason):
+            continue
+        ended.append(session_id)
+        appended = await event_store.append_event(
+            tx.conn,
+            app_id=app_id,
+            event_type=EventType.SESSION_REVOKED,
+            data={"session_id": session_id, "reason": reason},
+            user_pks=[user_pk],
+            now=now,
+        )
+        doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
+        tx.after_commit(partial(services.publish, doorbell))
+    if ended:
+        revoked = SessionsRevoked(session_ids=tuple(ended), reason=reason)
+        tx.after_commit(lambda: services.publish(revoked))
+    return ended
 
 
 async def revoke_user_sessions(
@@ -29,29 +77,14 @@ async def revoke_user_sessions(
 ) -> list[str]:
     """End every live session of one user of one app; returns the ended session ids."""
     await get_app(services, app_id)
-    now = services.now()
-    appended = []
     async with services.db.transaction() as tx:
         user = await user_store.get_user(tx.conn, app_id, user_id)
         if user is None:
             raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
-        ended = await session_store.revoke_user_sessions(tx.conn, user.pk, now=now, reason=reason)
-        for session_id in ended:
-            appended.append(
-                await event_store.append_event(
-                    tx.conn,
-                    app_id=app_id,
-                    event_type=EventType.SESSION_REVOKED,
-                    data={"session_id": session_id, "reason": reason},
-                    user_pks=[user.pk],
-                    now=now,
-                )
-            )
-    for event in appended:
-        services.publish(EventsAppended(event_json=event.event_json, targets=event.targets))
-    if ended:
-        services.publish(SessionsRevoked(session_ids=tuple(ended), reason=reason))
-    return ended
+        live = await session_store.user_session_ids(tx.conn, user.pk, now=services.now())
+        return await end_sessions(
+            services, tx, app_id=app_id, user_pk=user.pk, session_ids=live, reason=reason
+        )
 
 
 async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, str]:

@@ -17,7 +17,6 @@ __all__ = [
     "purge_expired",
     "record_jti",
     "revoke_session",
-    "revoke_user_sessions",
     "revoked_among",
     "user_session_ids",
 ]
@@ -74,19 +73,6 @@ async def user_session_ids(conn: AsyncConnection, user_pk: int, *, now: float) -
         )
     )
     return [r.id for r in rows]
-
-
-async def revoke_user_sessions(
-    conn: AsyncConnection, user_pk: int, *, now: float, reason: str
-) -> list[str]:
-    ids = await user_session_ids(conn, user_pk, now=now)
-    if ids:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.id.in_(ids))
-            .values(revoked_at=now, revoked_reason=reason)
-        )
-    return ids
 
 
 async def purge_expired(conn: AsyncConnection, *, now: float) -> None:
