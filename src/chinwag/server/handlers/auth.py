@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from chinwag.core.errors import (
     AnonymousNotAllowed,
     AppNotFound,
@@ -164,9 +166,9 @@ def _policy(services: Services, app: AppRecord) -> TokenPolicy:
 
 
 async def _app_and_claims(
-    services: Services, app_id: str, identity_token: object
+    services: Services, conn: AsyncConnection, app_id: str, identity_token: object
 ) -> tuple[AppRecord, IdentityClaims]:
-    """Read the app and the token's key in one connection, then verify (pure).
+    """Read the app and the token's key, then verify (pure).
 
     ``app_not_found`` still wins over a malformed token: the parse error is held until the
     app is known to exist.
@@ -179,10 +181,9 @@ async def _app_and_claims(
         parse_error = exc
     app = record = None
     if is_valid_uuid(app_id):
-        async with services.db.read() as conn:
-            app = await app_store.get_app(conn, app_id)
-            if app is not None and parsed is not None:
-                record = await app_store.get_key(conn, parsed.kid, app.id)
+        app = await app_store.get_app(conn, app_id)
+        if app is not None and parsed is not None:
+            record = await app_store.get_key(conn, parsed.kid, app.id)
     if app is None:
         raise AppNotFound(data={"app_id": app_id[:64]})
     if parse_error is not None:
@@ -305,17 +306,20 @@ async def create_session(
 ) -> NewSession:
     """``then`` runs in the session's transaction once it is open (the anonymous upgrade)."""
     started = time.perf_counter()
-    app, claims = await _app_and_claims(services, app_id, identity_token)
-    try:
-        checked = (
-            check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())
-            if claims.nonce is not None
-            else None
-        )
-    except InvalidIdentityToken as exc:
-        _log_rejection(app.id, exc)
-        raise
+    # One connection for the reads and the writes: on SQLite every checkout costs more than
+    # the statements. The checks between them are pure, and nothing is written until the
+    # nonce is consumed, so a rejected token leaves no trace.
     async with services.db.transaction() as tx:
+        app, claims = await _app_and_claims(services, tx.conn, app_id, identity_token)
+        try:
+            checked = (
+                check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())
+                if claims.nonce is not None
+                else None
+            )
+        except InvalidIdentityToken as exc:
+            _log_rejection(app.id, exc)
+            raise
         if checked is not None:
             if not await session_store.consume_nonce(
                 tx.conn, key=checked.key, app_id=app.id, expires_at=checked.expires_at

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.records import AppRecord, KeyRecord
 from chinwag.server.storage.schema import app_keys, apps
 
@@ -23,12 +24,46 @@ __all__ = [
 ]
 
 
+_APP_COLUMNS = [apps.c[f] for f in AppRecord.__slots__]
+_KEY_COLUMNS = [app_keys.c[f] for f in KeyRecord.__slots__]
+_GET_APP = Prepared(select(*_APP_COLUMNS).where(apps.c.id == bindparam("app_id")))
+_GET_APP_KEY = Prepared(
+    select(*_KEY_COLUMNS).where(
+        app_keys.c.kid == bindparam("kid"), app_keys.c.app_id == bindparam("app_id")
+    )
+)
+
+
 def _app(row: Any) -> AppRecord:
-    return AppRecord(**row._mapping)
+    """From a row in ``AppRecord`` field order (SQLite gives booleans as 0/1)."""
+    id_, name, environment, lifetime, require_nonce, max_age, anonymous, created, updated = row
+    return AppRecord(
+        id=id_,
+        name=name,
+        environment=environment,
+        session_lifetime=int(lifetime),
+        require_nonce=bool(require_nonce),
+        max_token_age=int(max_age),
+        allow_anonymous=bool(anonymous),
+        created_at=float(created),
+        updated_at=float(updated),
+    )
 
 
 def _key(row: Any) -> KeyRecord:
-    return KeyRecord(**row._mapping)
+    """From a row in ``KeyRecord`` field order."""
+    kid, app_id, alg, public_key_pem, secret, private_key_pem, development, enabled, created = row
+    return KeyRecord(
+        kid=kid,
+        app_id=app_id,
+        alg=alg,
+        public_key_pem=public_key_pem,
+        secret=secret,
+        private_key_pem=private_key_pem,
+        development=bool(development),
+        enabled=bool(enabled),
+        created_at=float(created),
+    )
 
 
 async def insert_app(conn: AsyncConnection, record: AppRecord) -> None:
@@ -36,12 +71,12 @@ async def insert_app(conn: AsyncConnection, record: AppRecord) -> None:
 
 
 async def get_app(conn: AsyncConnection, app_id: str) -> AppRecord | None:
-    row = (await conn.execute(select(apps).where(apps.c.id == app_id))).first()
+    row = await _GET_APP.first(conn, {"app_id": app_id})
     return _app(row) if row else None
 
 
 async def list_apps(conn: AsyncConnection) -> list[AppRecord]:
-    rows = await conn.execute(select(apps).order_by(apps.c.created_at, apps.c.id))
+    rows = await conn.execute(select(*_APP_COLUMNS).order_by(apps.c.created_at, apps.c.id))
     return [_app(r) for r in rows]
 
 
@@ -54,16 +89,16 @@ async def insert_key(conn: AsyncConnection, record: KeyRecord) -> None:
 
 
 async def get_key(conn: AsyncConnection, kid: str, app_id: str | None = None) -> KeyRecord | None:
-    query = select(app_keys).where(app_keys.c.kid == kid)
     if app_id is not None:
-        query = query.where(app_keys.c.app_id == app_id)
-    row = (await conn.execute(query)).first()
+        row = await _GET_APP_KEY.first(conn, {"kid": kid, "app_id": app_id})
+    else:
+        row = (await conn.execute(select(*_KEY_COLUMNS).where(app_keys.c.kid == kid))).first()
     return _key(row) if row else None
 
 
 async def list_keys(conn: AsyncConnection, app_id: str) -> list[KeyRecord]:
     rows = await conn.execute(
-        select(app_keys).where(app_keys.c.app_id == app_id).order_by(app_keys.c.created_at)
+        select(*_KEY_COLUMNS).where(app_keys.c.app_id == app_id).order_by(app_keys.c.created_at)
     )
     return [_key(r) for r in rows]
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table, delete, insert, select, update
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.records import SessionRecord
 from chinwag.server.storage.schema import consumed_nonces, sessions, used_jtis
 
@@ -22,35 +25,63 @@ __all__ = [
 ]
 
 
-async def _insert_once(conn: AsyncConnection, table: Table, values: dict[str, object]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING: True for exactly one of any concurrent callers."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)
+def _insert_once(table: Table) -> Prepared:
+    """INSERT … ON CONFLICT DO NOTHING: changes one row for exactly one of any concurrent
+    callers."""
+    values: dict[str, Any] = {c.name: bindparam(c.name) for c in table.c}
+    return Prepared(
+        sqlite_insert(table).values(values).on_conflict_do_nothing(),
+        postgresql=pg_insert(table).values(values).on_conflict_do_nothing(),
+    )
+
+
+_CONSUME_NONCE = _insert_once(consumed_nonces)
+_RECORD_JTI = _insert_once(used_jtis)
+_INSERT_SESSION = Prepared(
+    insert(sessions).values({f: bindparam(f) for f in SessionRecord.__slots__})
+)
+_GET_SESSION = Prepared(
+    select(*[sessions.c[f] for f in SessionRecord.__slots__]).where(
+        sessions.c.id == bindparam("session_id")
+    )
+)
+
+
+def _session(row: Any) -> SessionRecord:
+    """From a row in ``SessionRecord`` field order."""
+    id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason = row
+    return SessionRecord(
+        id=id_,
+        app_id=app_id,
+        user_pk=int(user_pk),
+        secret_hash=bytes(secret_hash),
+        created_at=float(created),
+        expires_at=float(expires),
+        revoked_at=revoked_at,
+        revoked_reason=revoked_reason,
+    )
 
 
 async def consume_nonce(
     conn: AsyncConnection, *, key: bytes, app_id: str, expires_at: float
 ) -> bool:
     """Record the nonce as used; False when it already was (another request won)."""
-    return await _insert_once(
-        conn, consumed_nonces, {"key": key, "app_id": app_id, "expires_at": expires_at}
-    )
+    params = {"key": key, "app_id": app_id, "expires_at": expires_at}
+    return await _CONSUME_NONCE.rowcount(conn, params) == 1
 
 
 async def record_jti(conn: AsyncConnection, *, app_id: str, jti: str, expires_at: float) -> bool:
-    return await _insert_once(
-        conn, used_jtis, {"app_id": app_id, "jti": jti, "expires_at": expires_at}
-    )
+    params = {"app_id": app_id, "jti": jti, "expires_at": expires_at}
+    return await _RECORD_JTI.rowcount(conn, params) == 1
 
 
 async def insert_session(conn: AsyncConnection, record: SessionRecord) -> None:
-    await conn.execute(insert(sessions).values({f: getattr(record, f) for f in record.__slots__}))
+    await _INSERT_SESSION.rowcount(conn, {f: getattr(record, f) for f in record.__slots__})
 
 
 async def get_session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
-    row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
-    return SessionRecord(**row._mapping) if row else None
+    row = await _GET_SESSION.first(conn, {"session_id": session_id})
+    return _session(row) if row else None
 
 
 async def revoke_session(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.records import UserRecord
 from chinwag.server.storage.schema import participants, users
 
@@ -24,35 +25,62 @@ __all__ = [
 PROFILE_FIELDS = ("display_name", "avatar_url", "email", "first_name", "last_name")
 
 
+_COLUMNS = [users.c[f] for f in UserRecord.__slots__]
+_GET_USER = Prepared(
+    select(*_COLUMNS).where(
+        users.c.app_id == bindparam("app_id"), users.c.user_id == bindparam("user_id")
+    )
+)
+_GET_USER_BY_PK = Prepared(select(*_COLUMNS).where(users.c.pk == bindparam("pk")))
+_INSERT_USER = Prepared(
+    insert(users)
+    .values({c.name: bindparam(c.name) for c in users.c if c.name != "pk"})
+    .returning(*_COLUMNS)
+)
+
+
 def _user(row: Any) -> UserRecord:
-    return UserRecord(**row._mapping)
+    """From a row in ``UserRecord`` field order (SQLite gives booleans as 0/1)."""
+    pk, app_id, user_id, anonymous, display, avatar, email, first, last, head, created, updated = (
+        row
+    )
+    return UserRecord(
+        pk=int(pk),
+        app_id=app_id,
+        user_id=user_id,
+        anonymous=bool(anonymous),
+        display_name=display,
+        avatar_url=avatar,
+        email=email,
+        first_name=first,
+        last_name=last,
+        stream_head=int(head),
+        created_at=float(created),
+        updated_at=float(updated),
+    )
 
 
 async def get_user(conn: AsyncConnection, app_id: str, user_id: str) -> UserRecord | None:
-    row = (
-        await conn.execute(
-            select(users).where(users.c.app_id == app_id, users.c.user_id == user_id)
-        )
-    ).first()
+    row = await _GET_USER.first(conn, {"app_id": app_id, "user_id": user_id})
     return _user(row) if row else None
 
 
 async def get_user_by_pk(conn: AsyncConnection, pk: int) -> UserRecord | None:
-    row = (await conn.execute(select(users).where(users.c.pk == pk))).first()
+    row = await _GET_USER_BY_PK.first(conn, {"pk": pk})
     return _user(row) if row else None
 
 
 async def get_users_by_pk(conn: AsyncConnection, pks: list[int]) -> dict[int, UserRecord]:
     if not pks:
         return {}
-    rows = await conn.execute(select(users).where(users.c.pk.in_(pks)))
-    return {r.pk: _user(r) for r in rows}
+    rows = await conn.execute(select(*_COLUMNS).where(users.c.pk.in_(pks)))
+    return {int(r.pk): _user(r) for r in rows}
 
 
 async def find_by_email(conn: AsyncConnection, app_id: str, email: str) -> UserRecord | None:
     row = (
         await conn.execute(
-            select(users)
+            select(*_COLUMNS)
             .where(users.c.app_id == app_id, users.c.email == email, users.c.anonymous.is_(False))
             .order_by(users.c.pk)
             .limit(1)
@@ -70,19 +98,19 @@ async def insert_user(
     profile: dict[str, str | None],
     now: float,
 ) -> UserRecord:
-    values = {
+    values: dict[str, object] = {
         "app_id": app_id,
         "user_id": user_id,
         "anonymous": anonymous,
         "stream_head": 0,
         "created_at": now,
         "updated_at": now,
+        **dict.fromkeys(PROFILE_FIELDS),
         **profile,
     }
-    pk = (await conn.execute(insert(users).values(**values).returning(users.c.pk))).scalar_one()
-    record = await get_user_by_pk(conn, int(pk))
-    assert record is not None
-    return record
+    row = await _INSERT_USER.first(conn, values)
+    assert row is not None
+    return _user(row)
 
 
 async def update_user(conn: AsyncConnection, pk: int, changes: dict[str, Any]) -> None:
