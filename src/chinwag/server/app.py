@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         version=__version__,
         lifespan=lifespan,
         description="Self-hostable chat with bring-your-own-identity authentication.",
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.include_router(auth_api.router)

@@ -40,3 +40,7 @@ class Settings(BaseSettings):
     """On start, make sure a staging app exists and print its id and development key."""
 
     log_level: str = "info"
+    opentelemetry: bool = False
+    """Let FastAPI export OpenTelemetry traces, metrics and logs through the globally
+    configured providers. Off by default: even unconfigured, its per-request provider checks
+    cost a few percent of a sign-in."""

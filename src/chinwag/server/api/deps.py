@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from chinwag.server.handlers.auth import Authenticated, authenticate
 from chinwag.server.services import Services
 
-__all__ = ["Caller", "bearer_token", "client_address", "get_services", "rate_limit_auth"]
+__all__ = [
+    "Caller",
+    "bearer_token",
+    "client_address",
+    "get_services",
+    "json_body",
+    "json_body_schema",
+    "services_of",
+]
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 # Dependencies are ``async def`` although they never await: FastAPI runs a plain ``def``
@@ -17,6 +29,36 @@ __all__ = ["Caller", "bearer_token", "client_address", "get_services", "rate_lim
 async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def json_body(request: Request, model: type[Model]) -> Model:
+    """The request body validated as ``model``, for endpoints that skip FastAPI's body
+    injection (see ``api/auth.py``). Errors take the same path as FastAPI's own: 400 for
+    bytes that are not JSON, 422 naming the field otherwise."""
+    raw = await request.body()
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body read by :func:`json_body`."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
 
 
 def bearer_token(request: Request) -> str | None:
@@ -39,12 +81,6 @@ async def current_caller(
     return await authenticate(
         services, bearer_token(request), app_hint=request.headers.get("chinwag-app-id")
     )
-
-
-async def rate_limit_auth(
-    request: Request, services: Annotated[Services, Depends(get_services)]
-) -> None:
-    services.auth_limiter.check(client_address(request), services.now())
 
 
 Caller = Annotated[Authenticated, Depends(current_caller)]
