@@ -858,7 +858,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alg", action="append", choices=ALGS, help="repeatable; default all")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per alg")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per alg")
-    parser.add_argument("--concurrency", type=int, default=32, help="connections in total (enough to keep one server core busy)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="connections in total (enough to keep one server core busy)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument(
         "--database-url",
