@@ -12,22 +12,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import conversations, participants, users
 
 __all__ = [
     "ConversationRow",
     "MemberRow",
+    "active_member_pks",
     "add_members",
     "clear_distinct",
     "delete_member",
     "ensure_users",
     "get_conversation",
     "get_member",
+    "get_membership",
     "insert_conversation",
     "list_for_user",
     "mark_left",
@@ -35,7 +50,9 @@ __all__ = [
     "members",
     "memberships_of",
     "reassign_member",
+    "record_send",
     "set_marks",
+    "set_read_delivered",
     "shares_conversation",
     "touch_sort",
     "update_conversation",
@@ -77,6 +94,138 @@ class MemberRow:
     @property
     def active(self) -> bool:
         return self.left_at is None
+
+
+_CONV_COLUMNS = [conversations.c[f] for f in ConversationRow.__slots__]
+_MEMBER_COLUMNS = [participants.c[f] for f in MemberRow.__slots__]
+_N_CONV = len(_CONV_COLUMNS)
+
+
+def _conversation(row: Sequence[Any]) -> ConversationRow:
+    """From a row in ``ConversationRow`` field order (SQLite gives booleans as 0/1)."""
+    id_, app_id, distinct, key, meta, creator, created, last, last_id, last_at, count, deleted = row
+    return ConversationRow(
+        id=id_,
+        app_id=app_id,
+        distinct=bool(distinct),
+        distinct_key=key,
+        metadata=meta,
+        created_by_pk=creator,
+        created_at=float(created),
+        last_position=int(last),
+        last_message_id=last_id,
+        last_message_at=last_at,
+        participant_count=int(count),
+        deleted_at=deleted,
+    )
+
+
+def _member(row: Sequence[Any]) -> MemberRow:
+    """From a row in ``MemberRow`` field order."""
+    conv_id, user_pk, joined_at, joined_pos, left_at, left_pos, read, delivered, hidden, sort = row
+    return MemberRow(
+        conversation_id=conv_id,
+        user_pk=int(user_pk),
+        joined_at=float(joined_at),
+        joined_position=int(joined_pos),
+        left_at=left_at,
+        left_position=left_pos,
+        read_position=int(read),
+        delivered_position=int(delivered),
+        hidden_position=int(hidden),
+        sort_at=float(sort),
+    )
+
+
+_LIVE_BY_ID = (
+    conversations.c.app_id == bindparam("app_id"),
+    conversations.c.id == bindparam("conversation_id"),
+    conversations.c.deleted_at.is_(None),
+)
+_GET_CONVERSATION = Prepared(select(*_CONV_COLUMNS).where(*_LIVE_BY_ID))
+_GET_CONVERSATION_LOCKED = Prepared(
+    _GET_CONVERSATION.statement,
+    postgresql=select(*_CONV_COLUMNS).where(*_LIVE_BY_ID).with_for_update(),
+)
+_GET_MEMBER = Prepared(
+    select(*_MEMBER_COLUMNS).where(
+        participants.c.conversation_id == bindparam("conversation_id"),
+        participants.c.user_pk == bindparam("user_pk"),
+    )
+)
+_GET_MEMBERSHIP = Prepared(
+    select(*_CONV_COLUMNS, *_MEMBER_COLUMNS)
+    .select_from(
+        conversations.join(
+            participants,
+            and_(
+                participants.c.conversation_id == conversations.c.id,
+                participants.c.user_pk == bindparam("user_pk"),
+            ),
+        )
+    )
+    .where(*_LIVE_BY_ID)
+)
+_ACTIVE_MEMBER_PKS = Prepared(
+    select(participants.c.user_pk).where(
+        participants.c.conversation_id == bindparam("conversation_id"),
+        participants.c.left_at.is_(None),
+    )
+)
+_MEMBER_USER_IDS = Prepared(
+    select(users.c.pk, users.c.user_id)
+    .join(participants, participants.c.user_pk == users.c.pk)
+    .where(
+        participants.c.conversation_id == bindparam("conversation_id"),
+        participants.c.left_at.is_(None),
+    )
+    .order_by(participants.c.joined_at, participants.c.user_pk)
+)
+_SET_READ_DELIVERED = Prepared(
+    update(participants)
+    .where(
+        participants.c.conversation_id == bindparam("conv_id"),
+        participants.c.user_pk == bindparam("member_pk"),
+    )
+    .values(
+        read_position=bindparam("read", type_=BigInteger),
+        delivered_position=bindparam("delivered", type_=BigInteger),
+    )
+)
+_TOUCH_SORT = Prepared(
+    update(participants)
+    .where(
+        participants.c.conversation_id == bindparam("conv_id"),
+        participants.c.left_at.is_(None),
+    )
+    .values(sort_at=bindparam("at", type_=Float))
+)
+
+
+def _sender_mark(column: Any) -> Any:
+    """The sender's watermark moves to the new position; everyone else's stays."""
+    return case(
+        (
+            participants.c.user_pk == bindparam("sender_pk", type_=BigInteger),
+            bindparam("position", type_=BigInteger),
+        ),
+        else_=column,
+    )
+
+
+_RECORD_SEND = Prepared(
+    update(participants)
+    .where(
+        participants.c.conversation_id == bindparam("conv_id"),
+        participants.c.left_at.is_(None),
+    )
+    .values(
+        sort_at=bindparam("at", type_=Float),
+        read_position=_sender_mark(participants.c.read_position),
+        delivered_position=_sender_mark(participants.c.delivered_position),
+    )
+    .returning(participants.c.user_pk)
+)
 
 
 def _insert(conn: AsyncConnection) -> Any:
@@ -137,7 +286,12 @@ async def get_conversation(
     lock: bool = False,
 ) -> ConversationRow | None:
     """A live (not deleted-for-all) conversation; ``lock`` takes its row lock in PostgreSQL."""
-    query = select(conversations).where(
+    if conversation_id is not None and distinct_key is None:
+        found = _GET_CONVERSATION_LOCKED if lock else _GET_CONVERSATION
+        params = {"app_id": app_id, "conversation_id": conversation_id}
+        first = await found.first(conn, params)
+        return _conversation(first) if first else None
+    query = select(*_CONV_COLUMNS).where(
         conversations.c.app_id == app_id, conversations.c.deleted_at.is_(None)
     )
     if conversation_id is not None:
@@ -147,7 +301,24 @@ async def get_conversation(
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
-    return ConversationRow(**row._mapping) if row else None
+    return _conversation(row) if row else None
+
+
+async def get_membership(
+    conn: AsyncConnection, app_id: str, conversation_id: str, user_pk: int
+) -> tuple[ConversationRow, MemberRow] | None:
+    """A live conversation and one user's participant row (active or former), in one read.
+
+    Not for locking reads on PostgreSQL: after waiting for a conversation's row lock, a
+    joined ``FOR UPDATE`` would re-check the conversation but hand back the participant
+    row as it was before the wait (read-committed re-evaluation), so locking callers read
+    the two one after the other (see ``handlers.conversations.load``).
+    """
+    params = {"app_id": app_id, "conversation_id": conversation_id, "user_pk": user_pk}
+    row = await _GET_MEMBERSHIP.first(conn, params)
+    if row is None:
+        return None
+    return _conversation(row[:_N_CONV]), _member(row[_N_CONV:])
 
 
 async def update_conversation(conn: AsyncConnection, conversation_id: str, **values: Any) -> None:
@@ -162,15 +333,8 @@ async def clear_distinct(conn: AsyncConnection, conversation_id: str) -> None:
 
 
 async def get_member(conn: AsyncConnection, conversation_id: str, user_pk: int) -> MemberRow | None:
-    row = (
-        await conn.execute(
-            select(participants).where(
-                participants.c.conversation_id == conversation_id,
-                participants.c.user_pk == user_pk,
-            )
-        )
-    ).first()
-    return MemberRow(**row._mapping) if row else None
+    row = await _GET_MEMBER.first(conn, {"conversation_id": conversation_id, "user_pk": user_pk})
+    return _member(row) if row else None
 
 
 async def members(conn: AsyncConnection, conversation_id: str) -> list[MemberRow]:
@@ -185,13 +349,14 @@ async def members(conn: AsyncConnection, conversation_id: str) -> list[MemberRow
 
 async def member_user_ids(conn: AsyncConnection, conversation_id: str) -> list[tuple[int, str]]:
     """(pk, user_id) of the active participants, in joining order."""
-    rows = await conn.execute(
-        select(users.c.pk, users.c.user_id)
-        .join(participants, participants.c.user_pk == users.c.pk)
-        .where(participants.c.conversation_id == conversation_id, participants.c.left_at.is_(None))
-        .order_by(participants.c.joined_at, participants.c.user_pk)
-    )
-    return [(int(r.pk), r.user_id) for r in rows]
+    rows = await _MEMBER_USER_IDS.all(conn, {"conversation_id": conversation_id})
+    return [(int(pk), user_id) for pk, user_id in rows]
+
+
+async def active_member_pks(conn: AsyncConnection, conversation_id: str) -> list[int]:
+    """The active participants' pks, in no particular order (an event's readers)."""
+    rows = await _ACTIVE_MEMBER_PKS.all(conn, {"conversation_id": conversation_id})
+    return [int(pk) for (pk,) in rows]
 
 
 async def add_members(
@@ -257,6 +422,9 @@ async def set_marks(
     conn: AsyncConnection, conversation_id: str, user_pk: int, **values: int
 ) -> None:
     """Write a member's watermarks (read/delivered/hidden positions)."""
+    if values.keys() == {"read_position", "delivered_position"}:
+        await set_read_delivered(conn, conversation_id, user_pk, **values)
+        return
     await conn.execute(
         update(participants)
         .where(participants.c.conversation_id == conversation_id, participants.c.user_pk == user_pk)
@@ -264,12 +432,45 @@ async def set_marks(
     )
 
 
+async def set_read_delivered(
+    conn: AsyncConnection,
+    conversation_id: str,
+    user_pk: int,
+    *,
+    read_position: int,
+    delivered_position: int,
+) -> None:
+    """Write one member's read and delivered watermarks (a receipt)."""
+    params = {
+        "conv_id": conversation_id,
+        "member_pk": user_pk,
+        "read": read_position,
+        "delivered": delivered_position,
+    }
+    await _SET_READ_DELIVERED.rowcount(conn, params)
+
+
 async def touch_sort(conn: AsyncConnection, conversation_id: str, at: float) -> None:
-    await conn.execute(
-        update(participants)
-        .where(participants.c.conversation_id == conversation_id, participants.c.left_at.is_(None))
-        .values(sort_at=at)
-    )
+    await _TOUCH_SORT.rowcount(conn, {"conv_id": conversation_id, "at": at})
+
+
+async def record_send(
+    conn: AsyncConnection, conversation_id: str, *, sender_pk: int, position: int, at: float
+) -> list[int]:
+    """A message at ``position`` was sent: every active member's ``sort_at`` becomes ``at``
+    and the sender (who must be active) has read and received up to it. Returns the active
+    members' pks, the message's readers, in no particular order.
+
+    One statement instead of :func:`set_marks`, :func:`touch_sort` and
+    :func:`active_member_pks`: :func:`touch_sort` rewrites every active row anyway.
+    """
+    params = {
+        "conv_id": conversation_id,
+        "sender_pk": sender_pk,
+        "position": position,
+        "at": at,
+    }
+    return [int(pk) for (pk,) in await _RECORD_SEND.all(conn, params)]
 
 
 async def list_for_user(

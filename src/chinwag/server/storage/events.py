@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import BindParameter, Float, Integer, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import events, user_events, users
 
 __all__ = ["Appended", "StoredEvent", "append_event", "read_stream"]
@@ -38,6 +39,89 @@ class StoredEvent:
     event_json: bytes
 
 
+_INSERT_EVENT = Prepared(
+    insert(events)
+    .values(
+        app_id=bindparam("app_id"),
+        type=bindparam("type"),
+        conversation_id=bindparam("conversation_id"),
+        payload=bindparam("payload"),
+        created_at=bindparam("created_at", type_=Float),
+    )
+    .returning(events.c.id)
+)
+_INSERT_USER_EVENTS = Prepared(
+    insert(user_events).values(
+        user_pk=bindparam("user_pk"), pos=bindparam("pos"), event_id=bindparam("event_id")
+    )
+)
+_READ_STREAM = Prepared(
+    select(user_events.c.pos, events.c.payload)
+    .join(events, events.c.id == user_events.c.event_id)
+    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
+    .order_by(user_events.c.pos)
+    .limit(bindparam("limit", type_=Integer))
+)
+
+_FIXED_READERS = 8
+"""Up to this many readers (every 1:1 and small group), the stream-head statements have
+one parameter per reader and are prepared once per count; more use an expanding IN."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadStatements:
+    lock: Prepared
+    """PostgreSQL: lock the readers' rows in primary-key order (see the module docstring)."""
+    bump: Prepared
+    """Advance each reader's ``stream_head``, returning (pk, new head)."""
+
+
+def _head_statements(count: int) -> _HeadStatements:
+    pks: list[BindParameter[Any]] = [bindparam(f"pk{i}") for i in range(count)]
+    return _HeadStatements(
+        lock=Prepared(
+            select(users.c.pk).where(users.c.pk.in_(pks)).order_by(users.c.pk).with_for_update()
+        ),
+        bump=Prepared(
+            update(users)
+            .where(users.c.pk.in_(pks))
+            .values(stream_head=users.c.stream_head + 1)
+            .returning(users.c.pk, users.c.stream_head)
+        ),
+    )
+
+
+_HEADS = {count: _head_statements(count) for count in range(1, _FIXED_READERS + 1)}
+
+
+async def _advance_heads(conn: AsyncConnection, readers: list[int]) -> list[tuple[int, int]]:
+    """Lock (PostgreSQL) and bump the sorted, distinct ``readers``' stream heads."""
+    postgres = conn.dialect.name == "postgresql"
+    fixed = _HEADS.get(len(readers))
+    if fixed is not None:
+        params = {f"pk{i}": pk for i, pk in enumerate(readers)}
+        if postgres:
+            await fixed.lock.all(conn, params)
+        rows = await fixed.bump.all(conn, params)
+    else:
+        if postgres:
+            await conn.execute(
+                select(users.c.pk)
+                .where(users.c.pk.in_(readers))
+                .order_by(users.c.pk)
+                .with_for_update()
+            )
+        rows = list(
+            await conn.execute(
+                update(users)
+                .where(users.c.pk.in_(readers))
+                .values(stream_head=users.c.stream_head + 1)
+                .returning(users.c.pk, users.c.stream_head)
+            )
+        )
+    return sorted((int(pk), int(head)) for pk, head in rows)
+
+
 async def append_event(
     conn: AsyncConnection,
     *,
@@ -52,35 +136,21 @@ async def append_event(
     readers = sorted(set(user_pks))
     if not readers:
         return Appended(app_id=app_id, event_json=payload, targets=())
-    event_id = (
-        await conn.execute(
-            insert(events)
-            .values(
-                app_id=app_id,
-                type=event_type,
-                conversation_id=conversation_id,
-                payload=payload.decode(),
-                created_at=now,
-            )
-            .returning(events.c.id)
-        )
-    ).scalar_one()
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            select(users.c.pk).where(users.c.pk.in_(readers)).order_by(users.c.pk).with_for_update()
-        )
-    rows = (
-        await conn.execute(
-            update(users)
-            .where(users.c.pk.in_(readers))
-            .values(stream_head=users.c.stream_head + 1)
-            .returning(users.c.pk, users.c.stream_head)
-        )
-    ).all()
-    targets = tuple(sorted((int(r.pk), int(r.stream_head)) for r in rows))
-    await conn.execute(
-        insert(user_events),
-        [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets],
+    inserted = await _INSERT_EVENT.first(
+        conn,
+        {
+            "app_id": app_id,
+            "type": event_type,
+            "conversation_id": conversation_id,
+            "payload": payload.decode(),
+            "created_at": now,
+        },
+    )
+    assert inserted is not None
+    event_id = int(inserted[0])
+    targets = tuple(await _advance_heads(conn, readers))
+    await _INSERT_USER_EVENTS.many(
+        conn, [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets]
     )
     return Appended(app_id=app_id, event_json=payload, targets=targets)
 
@@ -88,11 +158,5 @@ async def append_event(
 async def read_stream(
     conn: AsyncConnection, user_pk: int, *, after: int, limit: int
 ) -> list[StoredEvent]:
-    rows = await conn.execute(
-        select(user_events.c.pos, events.c.payload)
-        .join(events, events.c.id == user_events.c.event_id)
-        .where(user_events.c.user_pk == user_pk, user_events.c.pos > after)
-        .order_by(user_events.c.pos)
-        .limit(limit)
-    )
-    return [StoredEvent(pos=int(r.pos), event_json=r.payload.encode()) for r in rows]
+    rows = await _READ_STREAM.all(conn, {"user_pk": user_pk, "after": after, "limit": limit})
+    return [StoredEvent(pos=int(pos), event_json=payload.encode()) for pos, payload in rows]

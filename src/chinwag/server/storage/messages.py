@@ -8,14 +8,16 @@ and never collide; in SQLite the single connection serialises writers anyway.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import BigInteger, Float, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import conversations, hidden_messages, messages, users
 
 __all__ = [
@@ -59,6 +61,77 @@ class Visibility:
     """A former participant sees nothing after the position at which they left."""
 
 
+_STORED = [f for f in MessageRow.__slots__ if f != "sender_id"]
+"""The ``messages`` columns, in ``MessageRow`` order."""
+
+
+def _from_tuple(row: Sequence[Any]) -> MessageRow:
+    """From a row in ``MessageRow`` field order (``_GET_MESSAGE``'s)."""
+    id_, app_id, conv_id, position, sender_pk, sender_id, parts, size, sent_at, deleted_at = row
+    return MessageRow(
+        id=id_,
+        app_id=app_id,
+        conversation_id=conv_id,
+        position=int(position),
+        sender_pk=sender_pk,
+        sender_id=sender_id,
+        parts=parts,
+        size=int(size),
+        sent_at=float(sent_at),
+        deleted_at=deleted_at,
+    )
+
+
+_GET_MESSAGE = Prepared(
+    select(*[users.c.user_id if f == "sender_id" else messages.c[f] for f in MessageRow.__slots__])
+    .select_from(messages.outerjoin(users, users.c.pk == messages.c.sender_pk))
+    .where(messages.c.id == bindparam("message_id"))
+)
+_ALLOCATE_POSITION = Prepared(
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(
+        last_position=conversations.c.last_position + 1,
+        last_message_id=bindparam("message_id"),
+        last_message_at=bindparam("now", type_=Float),
+    )
+    .returning(conversations.c.last_position)
+)
+_NEW_MESSAGE = {f: bindparam(f, type_=messages.c[f].type) for f in _STORED}
+_INSERT_MESSAGE = Prepared(
+    sqlite_insert(messages).values(_NEW_MESSAGE).on_conflict_do_nothing(),
+    postgresql=pg_insert(messages).values(_NEW_MESSAGE).on_conflict_do_nothing(),
+)
+
+
+def _unread_count(*, left: bool) -> Prepared:
+    """Visible, undeleted messages from others above a read watermark (``unread_count``);
+    ``left``: the reader left the conversation at ``up_to``."""
+    query = (
+        select(func.count())
+        .select_from(messages)
+        .where(
+            messages.c.conversation_id == bindparam("conversation_id"),
+            messages.c.position > bindparam("above", type_=BigInteger),
+            messages.c.id.not_in(
+                select(hidden_messages.c.message_id).where(
+                    hidden_messages.c.user_pk == bindparam("user_pk")
+                )
+            ),
+            messages.c.position > bindparam("read_position", type_=BigInteger),
+            messages.c.deleted_at.is_(None),
+            messages.c.sender_pk.is_(None) | (messages.c.sender_pk != bindparam("user_pk")),
+        )
+    )
+    if left:
+        query = query.where(messages.c.position <= bindparam("up_to", type_=BigInteger))
+    return Prepared(query)
+
+
+_UNREAD_COUNT = _unread_count(left=False)
+_UNREAD_COUNT_LEFT = _unread_count(left=True)
+
+
 def _select() -> Select[Any]:
     return select(messages, users.c.user_id.label("sender_id")).outerjoin(
         users, users.c.pk == messages.c.sender_pk
@@ -96,29 +169,22 @@ def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Sele
 async def allocate_position(
     conn: AsyncConnection, conversation_id: str, *, message_id: str, now: float
 ) -> int:
-    result = await conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(
-            last_position=conversations.c.last_position + 1,
-            last_message_id=message_id,
-            last_message_at=now,
-        )
-        .returning(conversations.c.last_position)
-    )
-    return int(result.scalar_one())
+    params = {"conversation_id": conversation_id, "message_id": message_id, "now": now}
+    row = await _ALLOCATE_POSITION.first(conn, params)
+    assert row is not None, "the caller holds the conversation"
+    return int(row[0])
 
 
 async def insert_message(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """False when the id is already taken (by any conversation); nothing is written then."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = await conn.execute(dialect_insert(messages).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)
+    """False when the id is already taken (by any conversation); nothing is written then.
+
+    ``values`` has every column of ``messages``."""
+    return await _INSERT_MESSAGE.rowcount(conn, values) == 1
 
 
 async def get_message(conn: AsyncConnection, message_id: str) -> MessageRow | None:
-    row = (await conn.execute(_select().where(messages.c.id == message_id))).first()
-    return _row(row) if row else None
+    row = await _GET_MESSAGE.first(conn, {"message_id": message_id})
+    return _from_tuple(row) if row else None
 
 
 async def page(
@@ -160,18 +226,21 @@ async def last_visible(
 async def unread_count(
     conn: AsyncConnection, conversation_id: str, seen: Visibility, *, read_position: int
 ) -> int:
-    """Visible, undeleted messages from others above the user's read watermark."""
-    query = _visible(select(func.count()).select_from(messages), conversation_id, seen).where(
-        messages.c.position > read_position,
-        messages.c.deleted_at.is_(None),
-        _not_sent_by(seen.user_pk),
-    )
-    return int((await conn.execute(query)).scalar_one())
-
-
-def _not_sent_by(user_pk: int) -> Any:
-    """Messages not sent by ``user_pk`` (a NULL sender, a removed user, counts as other)."""
-    return messages.c.sender_pk.is_(None) | (messages.c.sender_pk != user_pk)
+    """Visible, undeleted messages from others (a NULL sender, a removed user, counts as
+    other) above the user's read watermark."""
+    params: dict[str, object] = {
+        "conversation_id": conversation_id,
+        "user_pk": seen.user_pk,
+        "above": seen.above,
+        "read_position": read_position,
+    }
+    query = _UNREAD_COUNT
+    if seen.up_to is not None:
+        params["up_to"] = seen.up_to
+        query = _UNREAD_COUNT_LEFT
+    row = await query.first(conn, params)
+    assert row is not None
+    return int(row[0])
 
 
 async def mark_deleted(conn: AsyncConnection, message_id: str, *, now: float) -> bool:
