@@ -89,13 +89,14 @@ async def append(
     emit(services, tx, appended)
 
 
-def message_json(row: MessageRow) -> dict[str, Any]:
+def message_json(row: MessageRow, *, parts: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """``parts``: ``row.parts`` already decoded, when the caller has them."""
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,
         "position": row.position,
         "sender_id": row.sender_id,
-        "parts": orjson.loads(row.parts),
+        "parts": orjson.loads(row.parts) if parts is None else parts,
         "sent_at": row.sent_at,
         "deleted": row.deleted_at is not None,
     }
@@ -148,16 +149,25 @@ def distinct_key(user_ids: list[str]) -> str:
 async def load(
     conn: AsyncConnection, caller: Authenticated, conversation_id: str, *, lock: bool = False
 ) -> tuple[ConversationRow, MemberRow]:
-    """The conversation and the caller's membership; 404 unless they are or were a member."""
-    conv = None
-    if is_valid_uuid(conversation_id):
-        conv = await store.get_conversation(
-            conn, caller.app_id, conversation_id=conversation_id, lock=lock
-        )
-    member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
-    if conv is None or member is None:
+    """The conversation and the caller's membership; 404 unless they are or were a member.
+
+    One joined read, except when locking on PostgreSQL: there the conversation's row lock
+    is taken first and the membership read after it, so it is the one the lock holder
+    before us left (see ``storage.conversations.get_membership``)."""
+    if not is_valid_uuid(conversation_id):
         raise NotFound("No conversation with that id.")
-    return conv, member
+    if lock and conn.dialect.name == "postgresql":
+        conv = await store.get_conversation(
+            conn, caller.app_id, conversation_id=conversation_id, lock=True
+        )
+        member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
+        if conv is None or member is None:
+            raise NotFound("No conversation with that id.")
+        return conv, member
+    found = await store.get_membership(conn, caller.app_id, conversation_id, caller.user.pk)
+    if found is None:
+        raise NotFound("No conversation with that id.")
+    return found
 
 
 def require_active(member: MemberRow) -> None:

@@ -112,12 +112,10 @@ async def send_message(
         values = {f: getattr(row, f) for f in row.__slots__ if f != "sender_id"}
         if not await message_store.insert_message(tx.conn, values):
             raise IdInUse("That message id is already in use.")
-        await store.set_marks(
-            tx.conn, conv.id, caller.user.pk, read_position=position, delivered_position=position
+        readers = await store.record_send(
+            tx.conn, conv.id, sender_pk=caller.user.pk, position=position, at=now
         )
-        await store.touch_sort(tx.conn, conv.id, now)
-        body = message_json(row)
-        readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+        body = message_json(row, parts=clean)
         await append(
             services, tx, conv.id, caller.app_id, EventType.MESSAGE_CREATED,
             {"message": body}, readers,

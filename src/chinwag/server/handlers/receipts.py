@@ -82,10 +82,10 @@ async def _apply(
         delivered=member.delivered_position,
     )
     if (read, delivered) != (member.read_position, member.delivered_position):
-        await store.set_marks(
+        await store.set_read_delivered(
             tx.conn, conv.id, member.user_pk, read_position=read, delivered_position=delivered
         )
-        readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+        readers = await store.active_member_pks(tx.conn, conv.id)
         data = {
             "conversation_id": conv.id,
             "user_id": caller.user.user_id,
