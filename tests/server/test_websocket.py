@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,6 +257,38 @@ async def test_a_broker_resync_makes_every_socket_check_the_store(
     await device.until_cursor(2)
     assert [e["data"] for e in device.events] == [{"n": 0}, {"n": 1}]
     await device.ws.close()
+
+
+def _server_tasks() -> Counter[str]:
+    """Running tasks of the server's code (chinwag's and uvicorn's), by coroutine name."""
+    found: Counter[str] = Counter()
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is not None and (
+            "chinwag/server" in code.co_filename or "uvicorn" in code.co_filename
+        ):
+            found[code.co_qualname] += 1
+    return found
+
+
+async def test_an_idle_socket_runs_only_its_own_task_and_still_gets_events(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """Memory per idle socket is a target (bench/fanout.py): once caught up, a socket
+    keeps only the task uvicorn serves it in; no writer, reader or catch-up task waits."""
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    before = _server_tasks()
+    devices = [await open_device(server, alice.token) for _ in range(3)]
+    for device in devices:
+        await device.until_caught_up()
+    await asyncio.sleep(0.05)  # the writers end once their last frame is out
+    assert _server_tasks() - before == {"WebSocketsSansIOProtocol.run_asgi": 3}
+    await send_rest(client, alice, conversation_id, "still there?")
+    for device in devices:
+        await device.until_cursor(2)
+        assert device.events[-1]["data"]["message"]["parts"][0]["body"] == "still there?"
+        await device.ws.close()
 
 
 async def user_pk_of(server: RunningServer, user: SignedIn) -> int:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
+from starlette.types import Send
 
 from chinwag.core.events import event_frame
 from chinwag.server.storage.events import StoredEvent
@@ -34,6 +37,7 @@ __all__ = [
     "CLOSE_PROTOCOL",
     "CLOSE_RESUME_LATER",
     "CLOSE_REVOKED",
+    "PEER_CLOSED",
     "Close",
     "Connection",
     "ReadPage",
@@ -48,6 +52,9 @@ CLOSE_REVOKED = 4003
 CLOSE_EXPIRED = 4004
 CLOSE_RESUME_LATER = 4008
 CLOSE_PROTOCOL = 4400
+
+PEER_CLOSED = "peer"
+"""Close reason marking a socket the client (or the network) already closed."""
 
 ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
 """``read_page(after, limit)``: the user's stored events after a position, ascending."""
@@ -66,7 +73,37 @@ def _close_for(reason: str) -> Close:
 
 
 class Connection:
-    """Implements the hub's ``LiveConnection``; the WebSocket driver owns the socket."""
+    """Implements the hub's ``LiveConnection``; the WebSocket driver owns the socket.
+
+    One of these lives as long as its socket, and most sockets are idle, so an idle
+    connection holds as little as it can (the server's memory per socket is a target): no
+    attribute dict, no task and no queue while nothing is waiting to go out. The writer is
+    a task started when a frame is queued and ending when the queue is empty; the queue is a
+    plain deque, made when needed; a sender waiting for room shares one future, made only
+    while the queue is full.
+    """
+
+    __slots__ = (
+        "_catch_up_task",
+        "_catching_up",
+        "_close_after",
+        "_closed",
+        "_context",
+        "_cursor",
+        "_page_size",
+        "_queue",
+        "_queue_size",
+        "_read_page",
+        "_reader",
+        "_room",
+        "_send",
+        "_wanted",
+        "_writer",
+        "app_id",
+        "expires_at",
+        "session_id",
+        "user_pk",
+    )
 
     def __init__(
         self,
@@ -78,6 +115,7 @@ class Connection:
         cursor: int,
         queue_size: int,
         read_page: ReadPage,
+        send: Send,
         page_size: int = 500,
     ) -> None:
         self.app_id = app_id
@@ -88,11 +126,18 @@ class Connection:
         self._wanted = cursor
         self._read_page = read_page
         self._page_size = page_size
-        self._queue: asyncio.Queue[bytes | Close] = asyncio.Queue(maxsize=queue_size)
+        self._send = send
+        # The writer runs in the driver's context, as if the driver had started it.
+        self._context = contextvars.copy_context()
+        self._queue: deque[bytes | Close] | None = None
+        self._queue_size = queue_size
+        self._room: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[Any] | None = None
         self._catching_up = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._close_after: Close | None = None
-        self.finished: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self._closed: Close | None = None
 
     @property
     def cursor(self) -> int:
@@ -101,7 +146,7 @@ class Connection:
 
     @property
     def ending(self) -> bool:
-        return self._close_after is not None or self.finished.done()
+        return self._close_after is not None or self._closed is not None
 
     # -- the hub's side (synchronous, never blocks) ------------------------------------
 
@@ -146,37 +191,110 @@ class Connection:
 
     async def send(self, frame: bytes) -> None:
         """Queue a response frame, waiting for room (the reader is paced by the writer)."""
-        await self._queue.put(frame)
+        await self._put(frame)
 
-    async def write_forever(self, send_text: Callable[[str], Awaitable[None]]) -> None:
-        """The one writer: drain the queue onto the socket until a close is dequeued."""
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, Close):
-                self.finish(item)
-                return
-            await send_text(item.decode())
-            # An idle socket must not pin the last frame it sent while it waits: orjson's
-            # output keeps a 4 KiB allocation however short the frame (caught_up, hello).
-            del item
+    async def run(self, reader: Coroutine[Any, Any, None]) -> Close:
+        """Run ``reader`` (the driver's loop over incoming frames) in the calling task until
+        it returns or the connection finishes, then wait for the writer to stop; the close
+        the driver should send.
+
+        The reader runs in the driver's own task rather than in one of its own, and a
+        finish from elsewhere interrupts it by cancelling that task: one task per idle
+        socket instead of two.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        if self._closed is not None:
+            reader.close()
+        else:
+            self._reader = task
+            try:
+                await reader
+            except asyncio.CancelledError:
+                # ``finish`` forgets the reader when it cancels it; anyone else's cancel
+                # (and ours, if both came) goes on up.
+                if self._reader is not None or task.uncancel() > 0:
+                    raise
+            finally:
+                self._reader = None
+        self.finish(Close(CLOSE_PROTOCOL, "cancelled"))
+        writer = self._writer
+        if writer is not None and writer is not task:
+            await asyncio.wait((writer,))  # cancelled by ``finish``; never mid-frame
+        assert self._closed is not None
+        return self._closed
 
     def finish(self, close: Close) -> None:
         """End the connection now; the driver closes the socket with ``close.code``."""
-        if not self.finished.done():
-            self.finished.set_result(close)
-        if self._catch_up_task is not None:
-            self._catch_up_task.cancel()
+        if self._closed is not None:
+            return
+        self._closed = close
+        current = asyncio.current_task()
+        for task in (self._catch_up_task, self._writer):
+            if task is not None and task is not current:
+                task.cancel()
+        reader = self._reader
+        if reader is not None and reader is not current:
+            self._reader = None
+            reader.cancel()
 
     # -- internals -----------------------------------------------------------------------
 
+    def _queued(self) -> int:
+        return 0 if self._queue is None else len(self._queue)
+
     def _push_live(self, frame: bytes) -> bool:
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self._queued() >= self._queue_size:
             log.info("connection %s fell behind; closing with resume_later", self.session_id)
             self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
             return False
+        self._append(frame)
         return True
+
+    async def _put(self, item: bytes | Close) -> None:
+        while self._queued() >= self._queue_size:
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            # Shielded: a waiter being cancelled must not cancel the others' future.
+            await asyncio.shield(self._room)
+        self._append(item)
+
+    def _append(self, item: bytes | Close) -> None:
+        if self._closed is not None:
+            return
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(item)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write(), context=self._context
+            )
+
+    async def _write(self) -> None:
+        """The one writer: drain the queue onto the socket, then end (an idle socket has
+        no writer); a dequeued ``Close`` finishes the connection."""
+        queue = self._queue
+        assert queue is not None
+        try:
+            while queue:
+                item = queue.popleft()
+                room, self._room = self._room, None
+                if room is not None:
+                    room.set_result(None)
+                if isinstance(item, Close):
+                    self.finish(item)
+                    return
+                await self._send({"type": "websocket.send", "text": item.decode()})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.finish(Close(1006, PEER_CLOSED))
+        finally:
+            self._writer = None
+            if not queue:
+                # orjson's output keeps a 4 KiB allocation however short the frame, and an
+                # empty deque still holds a block: an idle socket keeps neither.
+                self._queue = None
 
     def _start_catch_up(self, *, announce: bool) -> None:
         self._catching_up = True
@@ -189,14 +307,16 @@ class Connection:
     async def _catch_up(self, *, announce: bool) -> None:
         try:
             await self._read_until_current(announce=announce)
+            if self._close_after is not None:
+                await self._put(self._close_after)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("catch-up failed for session %s", self.session_id)
             self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
-            return
-        if self._close_after is not None:
-            await self._queue.put(self._close_after)
+        finally:
+            if self._catch_up_task is asyncio.current_task():
+                self._catch_up_task = None  # an idle socket keeps no finished task
 
     async def _read_until_current(self, *, announce: bool) -> None:
         while True:
@@ -206,7 +326,7 @@ class Connection:
             for stored in page:
                 if stored.pos != self._cursor + 1:
                     break
-                await self._queue.put(event_frame(stored.pos, stored.event_json))
+                await self._put(event_frame(stored.pos, stored.event_json))
                 self._cursor = stored.pos
                 progressed = True
             if len(page) == self._page_size and progressed:
@@ -217,7 +337,7 @@ class Connection:
                 continue
             if announce:
                 announce = False
-                await self._queue.put(caught_up_frame(self._cursor))
+                await self._put(caught_up_frame(self._cursor))
                 if self._cursor < self._wanted:
                     continue
             self._catching_up = False

@@ -2,10 +2,11 @@
 
 The driver only moves bytes. Ordering and back-pressure live in
 :class:`~chinwag.server.connection.Connection`; the rules of sending a message or marking a
-receipt live in the handlers, shared with the HTTP API. Each socket runs two tasks: one
-writer draining the connection's bounded queue, and one reader answering requests in the
-order they arrive. The handler that accepted the socket waits for the connection to
-finish, then closes the socket with the connection's close code.
+receipt live in the handlers, shared with the HTTP API. The task uvicorn serves the socket
+in is the reader, answering requests in the order they arrive, until the peer leaves or the
+connection finishes; then it closes the socket with the connection's close code. Frames go
+out through the connection's writer, a task that exists only while frames are waiting, so
+an idle socket costs one task (memory per idle socket is a target: ``bench/fanout.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from chinwag.core.errors import AuthenticationRequired, ChinwagError, ErrorId, InvalidRequest
 from chinwag.core.typing import TypingState
@@ -26,6 +31,7 @@ from chinwag.server.broker import SessionsRevoked
 from chinwag.server.connection import (
     CLOSE_AUTHENTICATION,
     CLOSE_PROTOCOL,
+    PEER_CLOSED,
     Close,
     Connection,
 )
@@ -41,27 +47,26 @@ __all__ = ["expire_session", "router", "serve_socket", "sweep_forever"]
 
 log = logging.getLogger("chinwag.ws")
 
-router = APIRouter()
-
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_PEER = "peer"
-"""Close reason marking a socket the client (or the network) already closed."""
 
 Method = Callable[[Services, Authenticated, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-@router.websocket("/v1/websocket")
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    services: Services = websocket.app.state.services
-    await serve_socket(services, websocket)
+def _session_token(scope: Scope, query: dict[str, str]) -> str | None:
+    name: bytes
+    raw: bytes
+    for name, raw in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, value = raw.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                return value.strip()
+            break
+    return query.get("session_token") or None
 
 
-def _session_token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return websocket.query_params.get("session_token") or None
+def _query(scope: Scope) -> dict[str, str]:
+    """The query parameters, the last value of each (as Starlette's ``query_params``)."""
+    return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
 def _cursor(raw: str | None, head: int) -> int | None:
@@ -74,47 +79,62 @@ def _cursor(raw: str | None, head: int) -> int | None:
     return after if after <= head else None
 
 
-async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
-    await websocket.accept()
-    await websocket.close(code, reason)
+async def _accept(receive: Receive, send: Send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
 
 
-async def serve_socket(services: Services, websocket: WebSocket) -> None:
+async def _refuse(receive: Receive, send: Send, code: int, reason: str) -> None:
+    await _accept(receive, send)
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
+    """``GET /v1/websocket``, as a bare ASGI app.
+
+    The task serving a socket keeps every frame between uvicorn and here for the socket's
+    life, so this skips what FastAPI's websocket routes add to that chain (dependency
+    injection, two exit stacks, an exception-handling wrapper, a ``WebSocket`` object);
+    the app's own middleware still wraps it.
+    """
+    services: Services = scope["app"].state.services
+    query = _query(scope)
     try:
-        caller = await authenticate(services, _session_token(websocket))
+        caller = await authenticate(services, _session_token(scope, query))
     except AuthenticationRequired:
-        await _refuse(websocket, CLOSE_AUTHENTICATION, "authentication_required")
+        await _refuse(receive, send, CLOSE_AUTHENTICATION, "authentication_required")
         return
     head = caller.user.stream_head
-    cursor = _cursor(websocket.query_params.get("after"), head)
+    cursor = _cursor(query.get("after"), head)
+    del query
     if cursor is None:
-        await _refuse(websocket, CLOSE_PROTOCOL, f"after must be an integer from 0 to {head}")
+        await _refuse(receive, send, CLOSE_PROTOCOL, f"after must be an integer from 0 to {head}")
         return
-    await websocket.accept()
-    conn = _connect(services, caller, cursor)
+    await _accept(receive, send)
+    conn = _connect(services, caller, cursor, send)
     # Queued before registering, so it is first; registered before replaying, so no live
     # event can fall between the replay and the live stream.
     conn.offer_signal(_hello(services, caller, head))
     services.hub.register(conn)
-    conn.start_replay()
-    await _recheck_session(services, conn)
-    tasks = [
-        asyncio.create_task(_write(conn, websocket)),
-        asyncio.create_task(_read(services, caller, conn, websocket)),
-    ]
     try:
-        close = await conn.finished
+        conn.start_replay()
+        await _recheck_session(services, conn)
+        close = await conn.run(_read(services, caller, conn, receive))
     finally:
         services.hub.unregister(conn)
         conn.finish(Close(CLOSE_PROTOCOL, "cancelled"))
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    if close.reason != _PEER:
+    if close.reason != PEER_CLOSED:
         with contextlib.suppress(Exception):
-            await websocket.close(close.code, close.reason)
+            await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+
+
+class _Endpoint:
+    # Starlette treats a plain function as ``endpoint(websocket)``; any other callable as
+    # an ASGI app. A static ``__call__`` makes the call one frame, ``serve_socket``'s.
+    __call__ = staticmethod(serve_socket)
+
+
+router = APIRouter(routes=[WebSocketRoute("/v1/websocket", _Endpoint(), name="websocket")])
 
 
 async def _recheck_session(services: Services, conn: Connection) -> None:
@@ -125,22 +145,22 @@ async def _recheck_session(services: Services, conn: Connection) -> None:
         conn.revoke(session.revoked_reason or "revoked")
 
 
-def _connect(services: Services, caller: Authenticated, cursor: int) -> Connection:
-    user_pk = caller.user.pk
-
-    async def read_page(after: int, limit: int) -> list[StoredEvent]:
-        async with services.db.read() as db:
-            return await event_store.read_stream(db, user_pk, after=after, limit=limit)
-
+def _connect(services: Services, caller: Authenticated, cursor: int, send: Send) -> Connection:
     return Connection(
         app_id=caller.app_id,
-        user_pk=user_pk,
+        user_pk=caller.user.pk,
         session_id=caller.session.id,
         expires_at=caller.session.expires_at,
         cursor=cursor,
         queue_size=services.settings.connection_queue_size,
-        read_page=read_page,
+        read_page=partial(_read_page, services, caller.user.pk),
+        send=send,
     )
+
+
+async def _read_page(services: Services, user_pk: int, after: int, limit: int) -> list[StoredEvent]:
+    async with services.db.read() as db:
+        return await event_store.read_stream(db, user_pk, after=after, limit=limit)
 
 
 def _hello(services: Services, caller: Authenticated, head: int) -> bytes:
@@ -155,28 +175,21 @@ def _hello(services: Services, caller: Authenticated, head: int) -> bytes:
     )
 
 
-async def _write(conn: Connection, websocket: WebSocket) -> None:
-    try:
-        await conn.write_forever(websocket.send_text)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        conn.finish(Close(1006, _PEER))
-
-
 async def _read(
-    services: Services, caller: Authenticated, conn: Connection, websocket: WebSocket
+    services: Services, caller: Authenticated, conn: Connection, receive: Receive
 ) -> None:
+    """Answer requests in the order they arrive, until the peer closes or breaks the
+    protocol (or, from ``Connection.run``, the connection finishes)."""
     while True:
         try:
-            message = await websocket.receive()
+            message = await receive()
         except asyncio.CancelledError:
             raise
         except Exception:
-            conn.finish(Close(1006, _PEER))
+            conn.finish(Close(1006, PEER_CLOSED))
             return
         if message["type"] == "websocket.disconnect":
-            conn.finish(Close(int(message.get("code") or 1005), _PEER))
+            conn.finish(Close(int(message.get("code") or 1005), PEER_CLOSED))
             return
         text = message.get("text")
         try:
