@@ -198,9 +198,9 @@ class Connection:
         it returns or the connection finishes, then wait for the writer to stop; the close
         the driver should send.
 
-        The reader runs in the driver's own task rather than in one of its own, and a
-        finish from elsewhere interrupts it by cancelling that task: one task per idle
-        socket instead of two.
+        The reader runs in the driver's own task rather than in one of its own (a task
+        and its frames per socket saved), so a finish from elsewhere interrupts it by
+        cancelling that task; the cancellation is taken back here, and only here.
         """
         task = asyncio.current_task()
         assert task is not None
