@@ -113,6 +113,24 @@ async def test_reusing_an_id_for_other_content_is_id_in_use(
         assert clash.json()["error"]["id"] == "id_in_use"
 
 
+async def test_an_id_taken_in_another_conversation_is_id_in_use_and_writes_nothing(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, conv: str
+) -> None:
+    made = await client.post("/v1/conversations", json={"participants": ["carol"]}, headers=alice)
+    other = str(made.json()["id"])
+    heads = (await client.get("/v1/events", headers=alice)).json()["head"]
+    taken = text("first")
+    assert (await post(client, alice, conv, taken)).status_code == 201
+    clash = await post(client, alice, other, taken)
+    assert clash.status_code == 409
+    assert clash.json()["error"]["id"] == "id_in_use"
+    assert (await conversation(client, alice, other))["last_position"] == 0
+    assert (await bodies(client, alice, other))[0] == []
+    assert (await client.get("/v1/events", headers=alice)).json()["head"] == heads + 1
+    following = await post(client, alice, other, text("second"))
+    assert following.json()["position"] == 1
+
+
 async def test_a_message_at_the_size_limit_is_accepted_and_one_byte_more_is_413(
     client: httpx.AsyncClient, alice: Headers, conv: str
 ) -> None:

@@ -3,7 +3,10 @@
 A message id is chosen by the client so a retry after a lost answer cannot post twice:
 the same id with the same parts from the same sender in the same conversation answers the
 stored message; anything else under that id is 409 ``id_in_use``. The check runs after the
-conversation's row lock is taken, so two concurrent sends of one id see each other.
+conversation's row lock is taken, so two concurrent sends of one id see each other. It is
+the INSERT itself (ON CONFLICT DO NOTHING, which on PostgreSQL waits for a concurrent
+inserter of the id to commit); only a send that finds its id taken reads the stored
+message, so a new message costs no lookup.
 """
 
 from __future__ import annotations
@@ -91,11 +94,25 @@ async def send_message(
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
         require_active(member)
-        existing = await message_store.get_message(tx.conn, message_id)
-        if existing is not None:
+        size = sum(len(p["body"].encode()) for p in clean)
+        values = {
+            "id": message_id,
+            "app_id": caller.app_id,
+            "conversation_id": conv.id,
+            "sender_pk": caller.user.pk,
+            "parts": encoded,
+            "size": size,
+            "sent_at": now,
+            "deleted_at": None,
+        }
+        position = await message_store.insert_message(tx.conn, values)
+        if position is None:
+            existing = await message_store.get_message(tx.conn, message_id)
+            if existing is None:
+                raise IdInUse("That message id is already in use.")
             return _repeat(existing, caller, conv, encoded), False
-        position = await message_store.allocate_position(
-            tx.conn, conv.id, message_id=message_id, now=now
+        await message_store.record_last_message(
+            tx.conn, conv.id, position=position, message_id=message_id, now=now
         )
         row = MessageRow(
             id=message_id,
@@ -105,13 +122,10 @@ async def send_message(
             sender_pk=caller.user.pk,
             sender_id=caller.user.user_id,
             parts=encoded,
-            size=sum(len(p["body"].encode()) for p in clean),
+            size=size,
             sent_at=now,
             deleted_at=None,
         )
-        values = {f: getattr(row, f) for f in row.__slots__ if f != "sender_id"}
-        if not await message_store.insert_message(tx.conn, values):
-            raise IdInUse("That message id is already in use.")
         readers = await store.record_send(
             tx.conn, conv.id, sender_pk=caller.user.pk, position=position, at=now
         )

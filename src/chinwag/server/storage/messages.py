@@ -1,9 +1,11 @@
 """Messages: position allocation, paging, deletion and per-user hiding. SQL only.
 
-Positions are allocated by ``UPDATE conversations SET last_position = last_position + 1
-RETURNING``: in PostgreSQL that takes the conversation's row lock for the rest of the
-transaction, so positions in one conversation are handed out (and committed) one at a time
-and never collide; in SQLite the single connection serialises writers anyway.
+A message takes the position after its conversation's ``last_position`` in the INSERT
+itself (a scalar subquery), and the conversation then records it. The caller holds the
+conversation's row lock (``SELECT … FOR UPDATE`` in PostgreSQL; in SQLite the single
+connection serialises writers anyway), so positions in one conversation are handed out
+(and committed) one at a time and never collide. Inserting first means a reused id costs
+nothing to undo: the INSERT does nothing and nothing else has been written.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from chinwag.server.storage.schema import conversations, hidden_messages, messag
 __all__ = [
     "MessageRow",
     "Visibility",
-    "allocate_position",
     "get_message",
     "hide_message",
     "insert_message",
@@ -32,6 +33,7 @@ __all__ = [
     "page",
     "reassign_hidden",
     "reassign_sender",
+    "record_last_message",
     "unread_count",
 ]
 
@@ -87,20 +89,32 @@ _GET_MESSAGE = Prepared(
     .select_from(messages.outerjoin(users, users.c.pk == messages.c.sender_pk))
     .where(messages.c.id == bindparam("message_id"))
 )
-_ALLOCATE_POSITION = Prepared(
+_RECORD_LAST = Prepared(
     update(conversations)
-    .where(conversations.c.id == bindparam("conversation_id"))
+    .where(conversations.c.id == bindparam("conv_id"))
     .values(
-        last_position=conversations.c.last_position + 1,
+        last_position=bindparam("position", type_=BigInteger),
         last_message_id=bindparam("message_id"),
         last_message_at=bindparam("now", type_=Float),
     )
-    .returning(conversations.c.last_position)
 )
-_NEW_MESSAGE = {f: bindparam(f, type_=messages.c[f].type) for f in _STORED}
+_NEW_MESSAGE: dict[str, Any] = {
+    f: bindparam(f, type_=messages.c[f].type) for f in _STORED if f != "position"
+}
+_NEW_MESSAGE["position"] = (
+    select(conversations.c.last_position + 1)
+    .where(conversations.c.id == bindparam("conv_id"))
+    .scalar_subquery()
+)
 _INSERT_MESSAGE = Prepared(
-    sqlite_insert(messages).values(_NEW_MESSAGE).on_conflict_do_nothing(),
-    postgresql=pg_insert(messages).values(_NEW_MESSAGE).on_conflict_do_nothing(),
+    sqlite_insert(messages)
+    .values(_NEW_MESSAGE)
+    .on_conflict_do_nothing()
+    .returning(messages.c.position),
+    postgresql=pg_insert(messages)
+    .values(_NEW_MESSAGE)
+    .on_conflict_do_nothing()
+    .returning(messages.c.position),
 )
 
 
@@ -166,20 +180,27 @@ def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Sele
     return query
 
 
-async def allocate_position(
-    conn: AsyncConnection, conversation_id: str, *, message_id: str, now: float
-) -> int:
-    params = {"conversation_id": conversation_id, "message_id": message_id, "now": now}
-    row = await _ALLOCATE_POSITION.first(conn, params)
-    assert row is not None, "the caller holds the conversation"
-    return int(row[0])
+async def insert_message(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Insert at the conversation's next position and return it; None when the id is
+    already taken (by any conversation), and then nothing is written.
+
+    ``values`` has every column of ``messages`` but ``position``. The caller holds the
+    conversation's row lock and then calls :func:`record_last_message`."""
+    row = await _INSERT_MESSAGE.first(conn, {**values, "conv_id": values["conversation_id"]})
+    return int(row[0]) if row is not None else None
 
 
-async def insert_message(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """False when the id is already taken (by any conversation); nothing is written then.
-
-    ``values`` has every column of ``messages``."""
-    return await _INSERT_MESSAGE.rowcount(conn, values) == 1
+async def record_last_message(
+    conn: AsyncConnection, conversation_id: str, *, position: int, message_id: str, now: float
+) -> None:
+    """The conversation's newest message is now ``message_id`` at ``position``."""
+    params = {
+        "conv_id": conversation_id,
+        "position": position,
+        "message_id": message_id,
+        "now": now,
+    }
+    await _RECORD_LAST.rowcount(conn, params)
 
 
 async def get_message(conn: AsyncConnection, message_id: str) -> MessageRow | None:
