@@ -30,6 +30,8 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from chinwag.server.storage.wal import WalCheckpointer
+
 __all__ = [
     "Database",
     "InlineSQLiteConnection",
@@ -83,7 +85,17 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         self.stop()
 
 
-def make_engine(url: str) -> AsyncEngine:
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for in-memory databases and other engines."""
+    if not url.startswith("sqlite"):
+        return None
+    path = make_url(url).database
+    return path if path and path != ":memory:" and not path.startswith("file::memory:") else None
+
+
+def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngine:
+    """``background_checkpoints``: the caller runs a :class:`WalCheckpointer`, so the
+    connection's own automatic checkpoints are turned off."""
     if url.startswith("sqlite"):
         path = make_url(url).database or ":memory:"
 
@@ -101,6 +113,8 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
+            if background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         return engine
@@ -134,7 +148,9 @@ class Transaction:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        file = sqlite_file(url)
+        self._checkpointer = WalCheckpointer(file) if file else None
+        self.engine = make_engine(url, background_checkpoints=self._checkpointer is not None)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
@@ -171,6 +187,8 @@ class Database:
     async def _held_connection(self) -> AsyncConnection:
         if self._held is None or self._held.closed or self._held.invalidated:
             self._held = await self.engine.connect()
+            if self._checkpointer is not None:
+                self._checkpointer.start()  # the file is in WAL mode now
         return self._held
 
     async def _end_use(self, conn: AsyncConnection) -> None:
@@ -206,4 +224,6 @@ class Database:
         held, self._held = self._held, None
         if held is not None:
             await held.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         await self.engine.dispose()
