@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from chinwag import __version__
 from chinwag.clock import Clock, SystemClock
@@ -20,11 +21,29 @@ from chinwag.server.broker import open_broker
 from chinwag.server.services import RateLimiter, Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
-from chinwag.server.ws import router as websocket_router
+from chinwag.server.ws import WEBSOCKET_PATH, serve_socket
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("chinwag")
+
+
+class ChinwagAPI(FastAPI):
+    """FastAPI, with the WebSocket endpoint served ahead of the middleware stack.
+
+    None of the HTTP middleware (error pages, body limits, routing, exception handlers)
+    does anything for a WebSocket, yet through it every frame a socket sends passes each
+    layer's ``send`` wrapper for the socket's whole life, and an idle socket's task keeps
+    each layer's frame alive (~6 KiB per socket, ``bench/fanout.py``). ``serve_socket``
+    handles its own errors and closes.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WEBSOCKET_PATH:
+            scope["app"] = self
+            await serve_socket(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -58,7 +77,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await broker.close()
             await db.close()
 
-    app = FastAPI(
+    app = ChinwagAPI(
         title="chinwag",
         version=__version__,
         lifespan=lifespan,
@@ -73,7 +92,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(messages_api.router)
     app.include_router(users_api.router)
     app.include_router(events_api.router)
-    app.include_router(websocket_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)

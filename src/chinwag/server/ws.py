@@ -21,8 +21,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter
-from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from chinwag.core.errors import AuthenticationRequired, ChinwagError, ErrorId, InvalidRequest
@@ -43,7 +41,7 @@ from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.events import StoredEvent
 
-__all__ = ["expire_session", "router", "serve_socket", "sweep_forever"]
+__all__ = ["WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
 
 log = logging.getLogger("chinwag.ws")
 
@@ -128,13 +126,8 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
 
 
-class _Endpoint:
-    # Starlette treats a plain function as ``endpoint(websocket)``; any other callable as
-    # an ASGI app. A static ``__call__`` makes the call one frame, ``serve_socket``'s.
-    __call__ = staticmethod(serve_socket)
-
-
-router = APIRouter(routes=[WebSocketRoute("/v1/websocket", _Endpoint(), name="websocket")])
+WEBSOCKET_PATH = "/v1/websocket"
+"""Served by :func:`serve_socket`, which the app calls ahead of its middleware (``app.py``)."""
 
 
 async def _recheck_session(services: Services, conn: Connection) -> None:
