@@ -32,6 +32,7 @@ from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
+from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.messages import MessageRow
 
 __all__ = [
@@ -90,8 +91,11 @@ async def send_message(
         raise invalid("id", "expected a lower-case UUID chosen by the client")
     clean = check_parts(parts, services.settings.max_message_bytes)
     encoded = orjson.dumps(clean).decode()
-    now = services.now()
-    async with services.db.transaction() as tx:
+
+    async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
+        # Every refusal below comes before the first write: sends share transactions
+        # (``Database.write``), and a refusal must leave nothing behind for the others.
+        now = services.now()
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
         require_active(member)
         size = sum(len(p["body"].encode()) for p in clean)
@@ -134,7 +138,9 @@ async def send_message(
             services, tx, conv.id, caller.app_id, EventType.MESSAGE_CREATED,
             {"message": body}, readers,
         )  # fmt: skip
-    return body, True
+        return body, True
+
+    return await services.db.write(write_message)
 
 
 def _repeat(

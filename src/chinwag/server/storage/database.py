@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from alembic import command
@@ -39,6 +39,8 @@ __all__ = [
     "Transaction",
     "make_engine",
 ]
+
+T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HOLDING: ContextVar[bool] = ContextVar("chinwag_holding_connection", default=False)
@@ -155,6 +157,9 @@ class Database:
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
         self._held_lock = asyncio.Lock()
+        from chinwag.server.storage.batching import WriteBatcher  # imports this module
+
+        self._batcher = None if self.is_postgres else WriteBatcher(self)
 
     async def migrate(self) -> None:
         """Bring the schema up to date (idempotent; safe when several nodes start at once)."""
@@ -214,6 +219,20 @@ class Database:
                 yield tx
         for callback in tx._after_commit:
             callback()
+
+    async def write(self, job: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``job`` in a write transaction and return its result once committed.
+
+        On SQLite, jobs that arrive together share one transaction (group commit, see
+        ``batching.py``); a job must therefore raise any refusal before it writes. On
+        PostgreSQL each job has its own transaction, and the pool runs them in parallel.
+        """
+        if _HOLDING.get():
+            raise NestedConnectionError("nested database connection in one task")
+        if self._batcher is None:
+            async with self.transaction() as tx:
+                return await job(tx)
+        return await self._batcher.run(job)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
