@@ -28,6 +28,7 @@ __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
     "RunningServer",
+    "bearer",
     "make_app",
     "postgres_database",
     "run_server",
@@ -202,3 +203,11 @@ async def login(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def bearer(
+    client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float, **claims: Any
+) -> dict[str, str]:
+    """Sign ``user_id`` in and return the ``Authorization`` header of the new session."""
+    session = await login(client, app, user_id, now, **claims)
+    return {"Authorization": f"Bearer {session['session_token']}"}

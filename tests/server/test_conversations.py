@@ -9,14 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, login, make_app
+from tests.support import AppFixture, RunningServer, bearer, make_app
 
 Headers = dict[str, str]
-
-
-async def auth(client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float) -> Headers:
-    session = await login(client, app, user_id, now)
-    return {"Authorization": f"Bearer {session['session_token']}"}
 
 
 async def create(client: httpx.AsyncClient, headers: Headers, **body: Any) -> httpx.Response:
@@ -34,21 +29,6 @@ async def send(client: httpx.AsyncClient, headers: Headers, conv: str, text: str
     answer = await client.post(f"/v1/conversations/{conv}/messages", json=body, headers=headers)
     assert answer.status_code == 201, answer.text
     return answer.json()
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
-
-
-@pytest.fixture
-async def alice(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "alice", server.clock.now())
-
-
-@pytest.fixture
-async def bob(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "bob", server.clock.now())
 
 
 async def test_create_adds_the_creator_and_creates_unknown_users(
@@ -141,11 +121,11 @@ async def test_another_apps_user_with_the_same_id_sees_nothing(
 ) -> None:
     conv = (await create(client, alice, participants=["bob"])).json()["id"]
     other_app = await make_app(server.services)
-    other_bob = await auth(client, other_app, "bob", server.clock.now())
+    other_bob = await bearer(client, other_app, "bob", server.clock.now())
     assert (await client.get(f"/v1/conversations/{conv}", headers=other_bob)).status_code == 404
     listed = await client.get("/v1/conversations", headers=other_bob)
     assert listed.json()["conversations"] == []
-    other_alice = await auth(client, other_app, "alice", server.clock.now())
+    other_alice = await bearer(client, other_app, "alice", server.clock.now())
     assert (await client.get(f"/v1/conversations/{conv}", headers=other_alice)).status_code == 404
 
 
@@ -244,7 +224,7 @@ async def test_adding_participants_makes_a_distinct_conversation_non_distinct(
     assert added.json()["distinct"] is False
     assert added.json()["participants"] == ["alice", "bob", "carol"]
     assert (await event_types(client, bob))[-1] == "conversation.participants_added"
-    carol = await auth(client, app, "carol", server.clock.now())
+    carol = await bearer(client, app, "carol", server.clock.now())
     assert await event_types(client, carol) == ["conversation.created"]
     fresh = await create(client, alice, participants=["bob"], distinct=True)
     assert fresh.status_code == 201

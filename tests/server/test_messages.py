@@ -9,14 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, login, make_app
+from tests.support import AppFixture, RunningServer, bearer, make_app
 
 Headers = dict[str, str]
-
-
-async def auth(client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float) -> Headers:
-    session = await login(client, app, user_id, now)
-    return {"Authorization": f"Bearer {session['session_token']}"}
 
 
 def text(body: str, message_id: str | None = None) -> dict[str, Any]:
@@ -41,21 +36,6 @@ async def bodies(client: httpx.AsyncClient, headers: Headers, conv: str, query: 
 
 async def conversation(client: httpx.AsyncClient, headers: Headers, conv: str) -> Any:
     return (await client.get(f"/v1/conversations/{conv}", headers=headers)).json()
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
-
-
-@pytest.fixture
-async def alice(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "alice", server.clock.now())
-
-
-@pytest.fixture
-async def bob(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "bob", server.clock.now())
 
 
 @pytest.fixture
@@ -282,9 +262,9 @@ async def test_someone_elses_message_is_404(
     server: RunningServer, client: httpx.AsyncClient, alice: Headers, conv: str, app: AppFixture
 ) -> None:
     message = (await post(client, alice, conv, text("private"))).json()
-    carol = await auth(client, app, "carol", server.clock.now())
+    carol = await bearer(client, app, "carol", server.clock.now())
     other_app = await make_app(server.services)
-    stranger = await auth(client, other_app, "alice", server.clock.now())
+    stranger = await bearer(client, other_app, "alice", server.clock.now())
     for who in (carol, stranger):
         answer = await client.delete(f"/v1/messages/{message['id']}?mode=my_devices", headers=who)
         assert answer.status_code == 404

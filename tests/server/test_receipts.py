@@ -8,14 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, login, make_app
+from tests.support import AppFixture, RunningServer, bearer
 
 Headers = dict[str, str]
-
-
-async def auth(client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float) -> Headers:
-    session = await login(client, app, user_id, now)
-    return {"Authorization": f"Bearer {session['session_token']}"}
 
 
 async def mark(
@@ -29,21 +24,6 @@ def marks(answer: httpx.Response) -> tuple[int, int, int]:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     return body["read_position"], body["delivered_position"], body["unread_count"]
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
-
-
-@pytest.fixture
-async def alice(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "alice", server.clock.now())
-
-
-@pytest.fixture
-async def bob(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> Headers:
-    return await auth(client, app, "bob", server.clock.now())
 
 
 @pytest.fixture
@@ -81,7 +61,7 @@ async def test_positions_beyond_the_newest_message_are_clamped(
 async def test_a_read_on_one_device_is_a_read_on_all(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture, bob: Headers, conv: str
 ) -> None:
-    other_device = await auth(client, app, "bob", server.clock.now())
+    other_device = await bearer(client, app, "bob", server.clock.now())
     await mark(client, bob, conv, "read", 4)
     seen = (await client.get(f"/v1/conversations/{conv}", headers=other_device)).json()
     assert (seen["read_position"], seen["unread_count"]) == (4, 1)
@@ -138,5 +118,5 @@ async def test_a_former_participant_cannot_send_receipts(
 async def test_a_stranger_gets_404(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture, conv: str
 ) -> None:
-    carol = await auth(client, app, "carol", server.clock.now())
+    carol = await bearer(client, app, "carol", server.clock.now())
     assert (await mark(client, carol, conv, "read", 1)).status_code == 404

@@ -5,27 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, login, make_app
+from tests.support import AppFixture, RunningServer, bearer, make_app
 
 Headers = dict[str, str]
-
-
-async def auth(
-    client: httpx.AsyncClient, app: AppFixture, user_id: str, now: float, **claims: str
-) -> Headers:
-    session = await login(client, app, user_id, now, **claims)
-    return {"Authorization": f"Bearer {session['session_token']}"}
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
 
 
 async def test_a_user_sees_their_own_public_profile(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
-    alice = await auth(client, app, "alice", server.clock.now(), display_name="Alice")
+    alice = await bearer(client, app, "alice", server.clock.now(), display_name="Alice")
     answer = await client.get("/v1/users/alice", headers=alice)
     assert answer.status_code == 200
     assert answer.json() == {
@@ -39,8 +27,8 @@ async def test_a_user_sees_their_own_public_profile(
 async def test_a_co_participant_is_visible_without_email(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
-    await auth(client, app, "bob", server.clock.now(), email="bob@example.com", display_name="B")
-    alice = await auth(client, app, "alice", server.clock.now())
+    await bearer(client, app, "bob", server.clock.now(), email="bob@example.com", display_name="B")
+    alice = await bearer(client, app, "alice", server.clock.now())
     assert (await client.get("/v1/users/bob", headers=alice)).status_code == 404
     await client.post("/v1/conversations", json={"participants": ["bob"]}, headers=alice)
     answer = await client.get("/v1/users/bob", headers=alice)
@@ -52,7 +40,7 @@ async def test_a_co_participant_is_visible_without_email(
 async def test_a_participant_named_before_signing_in_exists_without_profile(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
-    alice = await auth(client, app, "alice", server.clock.now())
+    alice = await bearer(client, app, "alice", server.clock.now())
     await client.post("/v1/conversations", json={"participants": ["zoe"]}, headers=alice)
     answer = await client.get("/v1/users/zoe", headers=alice)
     assert answer.json() == {
@@ -67,16 +55,16 @@ async def test_a_participant_named_before_signing_in_exists_without_profile(
 async def test_unknown_or_malformed_user_ids_are_404(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture, user_id: str
 ) -> None:
-    alice = await auth(client, app, "alice", server.clock.now())
+    alice = await bearer(client, app, "alice", server.clock.now())
     assert (await client.get(f"/v1/users/{user_id}", headers=alice)).status_code == 404
 
 
 async def test_users_of_another_app_are_invisible(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
-    alice = await auth(client, app, "alice", server.clock.now())
+    alice = await bearer(client, app, "alice", server.clock.now())
     await client.post("/v1/conversations", json={"participants": ["bob"]}, headers=alice)
     other = await make_app(server.services)
-    stranger = await auth(client, other, "carol", server.clock.now())
+    stranger = await bearer(client, other, "carol", server.clock.now())
     assert (await client.get("/v1/users/bob", headers=stranger)).status_code == 404
     assert (await client.get("/v1/users/alice", headers=stranger)).status_code == 404

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chinwag.server.broker import EventsAppended, Resync
 from chinwag.server.storage import events as event_store
-from tests.support import AppFixture, RunningServer, login, make_app
+from tests.support import AppFixture, RunningServer, login
 
 __all__ = [
     "Device",
@@ -139,11 +139,6 @@ async def send_rest(
     assert sent.status_code == 201, sent.text
     result: dict[str, Any] = sent.json()
     return result
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
 
 
 async def close_of(server: RunningServer, query: str, **headers: str) -> tuple[int, str]:

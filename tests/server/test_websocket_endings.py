@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from chinwag.server.settings import Settings
 from tests.server.test_websocket import (
@@ -15,11 +14,6 @@ from tests.server.test_websocket import (
     user_pk_of,
 )
 from tests.support import AppFixture, RunningServer, make_app, run_server
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
 
 
 async def test_log_out_sends_session_revoked_then_closes_4003(

@@ -8,12 +8,7 @@ import httpx
 import pytest
 
 from tests.server.test_websocket import create_conversation, open_device, sign_in
-from tests.support import AppFixture, RunningServer, make_app
-
-
-@pytest.fixture
-async def app(server: RunningServer) -> AppFixture:
-    return await make_app(server.services)
+from tests.support import AppFixture, RunningServer
 
 
 def _text(body: str) -> list[dict[str, str]]:
