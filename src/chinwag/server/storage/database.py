@@ -170,10 +170,14 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7411)"))
             await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
 
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+    @staticmethod
+    def _refuse_nested() -> None:
         if _HOLDING.get():
             raise NestedConnectionError("nested database connection in one task")
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        self._refuse_nested()
         marker = _HOLDING.set(True)
         try:
             if self.is_postgres:
@@ -227,8 +231,7 @@ class Database:
         ``batching.py``); a job must therefore raise any refusal before it writes. On
         PostgreSQL each job has its own transaction, and the pool runs them in parallel.
         """
-        if _HOLDING.get():
-            raise NestedConnectionError("nested database connection in one task")
+        self._refuse_nested()
         if self._batcher is None:
             async with self.transaction() as tx:
                 return await job(tx)

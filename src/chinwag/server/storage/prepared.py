@@ -25,7 +25,7 @@ floats, so none of its hot columns do).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,17 @@ def raw_sqlite(conn: AsyncConnection) -> sqlite3.Connection | None:
         raw = driver._connection
         return raw if isinstance(raw, sqlite3.Connection) else None
     return None
+
+
+def _as_sqlalchemy_error(
+    call: Callable[[str, Any], sqlite3.Cursor], sql: str, values: Any
+) -> sqlite3.Cursor:
+    """``call(sql, values)``, with driver errors wrapped as SQLAlchemy wraps them (so
+    ``IntegrityError`` and the API's 503 for a locked database work unchanged)."""
+    try:
+        return call(sql, values)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +113,7 @@ class Prepared:
         self, raw: sqlite3.Connection, dialect: Dialect, params: Mapping[str, Any]
     ) -> sqlite3.Cursor:
         text = self._sqlite_text(dialect)
-        values = text.values(params)
-        try:
-            return raw.execute(text.sql, values)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(text.sql, values, exc, sqlite3.Error) from exc
+        return _as_sqlalchemy_error(raw.execute, text.sql, text.values(params))
 
     async def all(self, conn: AsyncConnection, params: Mapping[str, Any]) -> list[Row]:
         raw = raw_sqlite(conn)
@@ -137,10 +144,6 @@ class Prepared:
         raw = raw_sqlite(conn)
         if raw is not None:
             text = self._sqlite_text(conn.dialect)
-            values = [text.values(row) for row in rows]
-            try:
-                raw.executemany(text.sql, values)
-            except sqlite3.Error as exc:
-                raise DBAPIError.instance(text.sql, values, exc, sqlite3.Error) from exc
+            _as_sqlalchemy_error(raw.executemany, text.sql, [text.values(row) for row in rows])
             return
         await conn.execute(self._for(conn), [dict(r) for r in rows])
