@@ -72,7 +72,11 @@ async def test_two_devices_and_a_third_user_converge(
         assert laptop_conv is not None
         assert bob_conv is not None
         assert laptop_conv.unread_count == 3
-        assert bob_conv.unread_count == 5
+        # Sending marks read up to the sent message, on the server and on every device of the
+        # sender: bob answered after alice's five, so bob has nothing unread.
+        assert (bob_conv.read_position, bob_conv.unread_count) == (8, 0)
+        server_view = await bob._request("GET", f"/v1/conversations/{conv.id}")
+        assert (server_view["read_position"], server_view["unread_count"]) == (8, 0)
         assert laptop_conv.metadata == {"title": "hi"}
         await laptop.mark_read(conv.id, 8)
 
@@ -185,33 +189,35 @@ async def test_cursor_persists_across_restarts(
         assert len(tokens.calls) == 2  # bob and alice signed in once each; no re-auth
 
 
-async def test_revoked_session_wipes_the_device(
+async def test_revoked_session_asks_the_provider_and_keeps_the_data(
     server: RunningServer, make_client: Callable[..., Client], tokens: Tokens
 ) -> None:
     alice = await signed_in(make_client, tokens, "alice")
-    conv = await alice.create_conversation(["alice", "bob"])
-    await alice.send_message(conv.id, "soon gone")
-    await alice.flush_outbox()
-    store = alice._store
-    assert store is not None
-    path = store.path
-    reasons: list[str] = []
-    alice.on("deauthenticated", reasons.append)
-    session = alice._auth.session
-    assert session is not None
-    async with httpx.AsyncClient(base_url=server.url) as http:  # an admin-side revocation
-        ended = await http.delete(
-            "/v1/sessions/current", headers={"Authorization": f"Bearer {session.token}"}
-        )
-        assert ended.status_code == 204
+    try:
+        conv = await alice.create_conversation(["alice", "bob"])
+        await alice.send_message(conv.id, "still here")
+        await alice.flush_outbox()
+        store = alice._store
+        assert store is not None
+        reasons: list[str] = []
+        alice.on("deauthenticated", reasons.append)
+        session = alice._auth.session
+        assert session is not None
+        async with httpx.AsyncClient(base_url=server.url) as http:  # ended behind its back
+            ended = await http.delete(
+                "/v1/sessions/current", headers={"Authorization": f"Bearer {session.token}"}
+            )
+            assert ended.status_code == 204
 
-    async def wiped() -> bool:
-        return reasons == ["revoked"]
+        async def renewed() -> bool:
+            now = alice._auth.session
+            renewed = now is not None and now.session_id != session.session_id
+            return renewed and alice.is_authenticated
 
-    await eventually(wiped)
-    assert not path.exists()
-    assert not alice.is_authenticated
-    await alice.close()
-    restarted = make_client("alice-phone")
-    async with restarted:
-        assert not restarted.is_authenticated
+        await eventually(renewed)
+        assert tokens.calls[-1][1] is True  # asked with needs_refresh
+        assert reasons == []
+        assert store.path.exists()
+        assert [m.text for m in await alice.messages(conv.id)] == ["still here"]
+    finally:
+        await alice.close()

@@ -5,7 +5,8 @@ docs/sdk.md for the three ways to sign in (challenge, token provider, log-in JWT
 """
 
 from chinwag.client.auth import STOP, ChallengeHandler, StopAuthentication, TokenProvider
-from chinwag.client.client import Client, ClientEvent
+from chinwag.client.client import Client
+from chinwag.client.emitter import ClientEvent
 from chinwag.client.errors import (
     AlreadyAuthenticated,
     AuthenticationStopped,

@@ -21,7 +21,13 @@ import orjson
 from chinwag.client.models import Message, MessagePart, MessageState
 from chinwag.core.sync_cursor import CursorVerdict, classify
 
-__all__ = ["ApplyResult", "apply_events", "insert_messages", "upsert_conversations"]
+__all__ = [
+    "ApplyResult",
+    "apply_events",
+    "insert_messages",
+    "sent_by_me",
+    "upsert_conversations",
+]
 
 
 @dataclass(slots=True)
@@ -30,8 +36,9 @@ class ApplyResult:
     applied: list[dict[str, Any]] = field(default_factory=list)
     gap: bool = False
     """An event skipped ahead: the caller must fetch ``after=cursor`` before going on."""
-    revoked: bool = False
-    """This device's own session was revoked: stop and wipe."""
+    revoked: dict[str, Any] | None = None
+    """The ``session.revoked`` data of this device's own session: the caller must act on
+    it (renew, or wipe when it says so) before applying anything after it."""
     login_requests: list[Message] = field(default_factory=list)
     missing_conversations: set[str] = field(default_factory=set)
 
@@ -146,6 +153,22 @@ def insert_messages(
     return missing
 
 
+def sent_by_me(conn: sqlite3.Connection, message: dict[str, Any]) -> None:
+    """The server's rule, applied here too: sending marks the conversation read and
+    delivered for the sender up to that message. The server writes no ``receipt`` event for
+    it (that would be a second stream write per message), so every device of the sender
+    derives it from the ``message.created`` it gets anyway."""
+    position = message.get("position")
+    if position is None:
+        return
+    conn.execute(
+        "UPDATE conversations SET read_position = max(read_position, ?),"
+        " delivered_position = max(delivered_position, ?) WHERE id = ?",
+        (position, position, message["conversation_id"]),
+    )
+    _recount_unread(conn, message["conversation_id"], message["sender_id"])
+
+
 def _recount_unread(conn: sqlite3.Connection, cid: str, me: str) -> None:
     conn.execute(
         "UPDATE conversations SET unread_count = (SELECT count(*) FROM messages m"
@@ -224,6 +247,8 @@ def _conversation_deleted(ctx: _Context, data: dict[str, Any]) -> None:
 def _message_created(ctx: _Context, data: dict[str, Any]) -> None:
     message = data["message"]
     ctx.result.missing_conversations |= insert_messages(ctx.conn, [message], ctx.me, count=True)
+    if message["sender_id"] == ctx.me:
+        sent_by_me(ctx.conn, message)
     parsed = _message(message)
     if parsed.requests_login and parsed.sender_id != ctx.me:
         ctx.result.login_requests.append(parsed)
@@ -262,7 +287,7 @@ def _identity(ctx: _Context, data: dict[str, Any]) -> None:
 
 def _session_revoked(ctx: _Context, data: dict[str, Any]) -> None:
     if data.get("session_id") == ctx.session_id:
-        ctx.result.revoked = True
+        ctx.result.revoked = data
 
 
 _HANDLERS: dict[str, Callable[[_Context, dict[str, Any]], None]] = {
@@ -302,7 +327,7 @@ def apply_events(
             handler(ctx, event.get("data") or {})
         ctx.result.applied.append(event)
         cursor = position
-        if ctx.result.revoked:
+        if ctx.result.revoked is not None:
             break
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('cursor', ?)"

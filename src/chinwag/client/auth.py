@@ -1,31 +1,29 @@
-"""Credentials: the challenge flow, the token provider, and the session kept on the device.
+"""Credentials: the one flight that turns an identity token into a session.
 
-One :class:`Authenticator` per client owns the session token. Every way of getting one —
-Layer's challenge (``authenticate`` → nonce → identity token), ASAPP's token provider,
-Kustomer's ``log_in(jwt)``, an anonymous session — ends in :meth:`Authenticator.exchange`.
+One :class:`Authenticator` per client owns the session. Every way of getting one — Layer's
+challenge (``authenticate`` → nonce → identity token), ASAPP's token provider, Kustomer's
+``log_in(jwt)``, an anonymous session — ends in :meth:`Authenticator.exchange`. Its state
+changes only through :func:`chinwag.core.client_states.auth_transition`, whose table also
+says what each move does to local data and whether the provider is asked.
 
-Why single-flight: when a session expires, every request in flight gets a 401 at once.
-If each one asked the app for a token, the app's backend would be hammered and single-use
-nonces burned (pain point 1 of other SDKs). Here the first 401 starts one *flight*
-(``asyncio.Task``); the others await the same task and then retry with its session. A 401
-for a token that was already replaced just retries. Provider failures back off with full
-jitter; the provider can say stop (:class:`StopAuthentication` or :data:`STOP`), after which
-the SDK asks no more and reports ``deauthenticated``.
+Why single-flight: when a session ends, every request in flight gets a 401 at once. If each
+one asked the app for a token, the app's backend would be hammered and single-use nonces
+burned (pain point 1 of other SDKs). Here the first ending starts one *flight*
+(``asyncio.Task``); the others await the same task and then retry with its session. An
+ending reported for a session that was already replaced (the old socket's close after a
+refresh, a 401 for a stale token) is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import inspect
 import logging
 import random
-import sqlite3
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 import orjson
@@ -36,21 +34,28 @@ from chinwag.client.errors import (
     AuthenticationStopped,
     NotAuthenticated,
     ServerError,
+    SessionRevoked,
     UsageError,
 )
 from chinwag.client.models import AnonymousData, User
+from chinwag.client.vault import SavedSession, SessionVault
 from chinwag.core.backoff import Backoff
-from chinwag.core.client_states import AuthEvent, AuthState, next_auth_state
+from chinwag.core.client_states import (
+    AuthEvent,
+    AuthState,
+    Effects,
+    LocalData,
+    auth_transition,
+)
 
 __all__ = [
     "STOP",
     "Authenticator",
     "ChallengeHandler",
-    "SavedSession",
-    "SessionVault",
     "StopAuthentication",
     "TokenProvider",
     "claimed_user",
+    "ending_event",
 ]
 
 log = logging.getLogger("chinwag.client")
@@ -73,22 +78,14 @@ TokenProvider: TypeAlias = Callable[[str, bool], "Awaitable[str | _Stop] | str |
 ChallengeHandler: TypeAlias = Callable[[str], "Awaitable[str | _Stop] | str | _Stop"]
 """``handler(nonce) -> identity token`` (Layer's challenge, answered inline)."""
 
-
-@dataclass(frozen=True, slots=True)
-class SavedSession:
-    token: str
-    session_id: str
-    user: User
-    expires_at: float
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> SavedSession:
-        return cls(
-            token=str(body["session_token"]),
-            session_id=str(body["session_id"]),
-            user=User.from_json(body["user"]),
-            expires_at=float(body["expires_at"]),
-        )
+Emit: TypeAlias = Callable[..., None]
+_AUTH_BACKOFF = Backoff(base=0.5, cap=30.0)
+_SIGNED_IN = (
+    AuthState.AUTHENTICATED,
+    AuthState.REFRESHING,
+    AuthState.UPGRADING,
+    AuthState.DEAUTHENTICATING,
+)
 
 
 def claimed_user(token: str) -> str | None:
@@ -110,84 +107,11 @@ def claimed_user(token: str) -> str | None:
     return None
 
 
-class SessionVault:
-    """Keeps the session on the device so a restarted app is signed in without a new token.
-
-    The token goes to the OS keyring when asked for and ``keyring`` is installed (it is an
-    optional dependency); everything else lives in ``session.sqlite3`` next to the stores.
-    """
-
-    def __init__(self, directory: Path, app_id: str, *, use_keyring: bool = False) -> None:
-        self.path = directory / app_id / "session.sqlite3"
-        self.app_id = app_id
-        self._keyring: Any = None
-        if use_keyring:
-            try:
-                keyring = importlib.import_module("keyring")
-            except ImportError:
-                log.warning("keyring is not installed; keeping the session token in the store")
-            else:
-                self._keyring = keyring
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path)
-        conn.execute("CREATE TABLE IF NOT EXISTS session (k INTEGER PRIMARY KEY, body TEXT)")
-        return conn
-
-    def _load(self) -> SavedSession | None:
-        if not self.path.exists():
-            return None
-        with self._connect() as conn:
-            row = conn.execute("SELECT body FROM session WHERE k = 1").fetchone()
-        conn.close()
-        if row is None:
-            return None
-        body = orjson.loads(row[0])
-        if self._keyring is not None:
-            body["session_token"] = self._keyring.get_password(f"chinwag:{self.app_id}", "session")
-            if not body["session_token"]:
-                return None
-        return SavedSession.from_json(body)
-
-    def _save(self, session: SavedSession) -> None:
-        token: str | None = session.token
-        if self._keyring is not None:
-            self._keyring.set_password(f"chinwag:{self.app_id}", "session", session.token)
-            token = None
-        body = {
-            "session_token": token,
-            "session_id": session.session_id,
-            "user": session.user.to_json(),
-            "expires_at": session.expires_at,
-        }
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO session (k, body) VALUES (1, ?)",
-                (orjson.dumps(body).decode(),),
-            )
-        conn.close()
-
-    def _clear(self) -> None:
-        if self._keyring is not None:
-            try:
-                self._keyring.delete_password(f"chinwag:{self.app_id}", "session")
-            except Exception:  # keyring backends raise their own types
-                log.debug("no keyring entry to delete")
-        self.path.unlink(missing_ok=True)
-
-    async def load(self) -> SavedSession | None:
-        return await asyncio.to_thread(self._load)
-
-    async def save(self, session: SavedSession) -> None:
-        await asyncio.to_thread(self._save, session)
-
-    async def clear(self) -> None:
-        await asyncio.to_thread(self._clear)
-
-
-Emit: TypeAlias = Callable[..., None]
-_AUTH_BACKOFF = Backoff(base=0.5, cap=30.0)
+def ending_event(reason: object, wipe: object = False) -> AuthEvent:
+    """How the server said a session ended (401 data, close reason, ``session.revoked``)."""
+    if wipe is True:
+        return AuthEvent.WIPE
+    return AuthEvent.EXPIRE if reason == "expired" else AuthEvent.REVOKE
 
 
 class Authenticator:
@@ -204,30 +128,53 @@ class Authenticator:
         backoff: Backoff = _AUTH_BACKOFF,
         max_attempts: int = 6,
         rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.api = api
         self.vault = vault
         self.state = AuthState.UNAUTHENTICATED
         self.session: SavedSession | None = None
         self.user: User | None = None
-        """The device's user; kept through a challenge, so a re-auth must be the same user."""
+        """The device's user; kept while the session is renewed, so local data stays theirs."""
         self._emit = emit
         self._provider = token_provider
         self._handler = challenge_handler
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._rand = rand
+        self._clock = clock
         self._flight: asyncio.Task[SavedSession] | None = None
         self._answer: asyncio.Future[tuple[str, asyncio.Future[SavedSession]]] | None = None
         self._upgrade: tuple[SavedSession, AnonymousData] | None = None
         self.on_session: Callable[[SavedSession, SavedSession | None], Awaitable[None]] | None = (
             None
         )
-        """Called after every successful exchange with (new, previous) — the client hooks
-        stores and sync here."""
+        """Called after every successful exchange with (new, previous): the client opens the
+        new user's store here (wiping the previous user's first when they differ)."""
+        self.on_wipe: Callable[[], Awaitable[None]] | None = None
+        """Called when a move wipes local data: the client stops its tasks, deletes stores."""
 
-    def move(self, event: AuthEvent) -> None:
-        self.state = next_auth_state(self.state, event)
+    # -- the table ------------------------------------------------------------------------
+
+    async def fire(self, event: AuthEvent, *, nonce: str | None = None) -> Effects:
+        """Make the move the table has for ``event`` and carry out its effects."""
+        self.state, effects = auth_transition(self.state, event)
+        if effects.local_data is LocalData.WIPE:
+            await self._wipe()
+        if effects.ask_provider:
+            self._ensure_flight(nonce, needs_refresh=effects.needs_refresh)
+        if effects.deauthenticated is not None:
+            self._emit("deauthenticated", effects.deauthenticated)
+        return effects
+
+    async def _wipe(self) -> None:
+        flight, current = self._flight, asyncio.current_task()
+        if flight is not None and flight is not current and not flight.done():
+            flight.cancel()
+        self.session, self.user = None, None
+        if self.on_wipe is not None:
+            await self.on_wipe()
+        await self.vault.clear()
 
     @property
     def in_flight(self) -> bool:
@@ -236,39 +183,45 @@ class Authenticator:
     async def restore(self) -> SavedSession | None:
         saved = await self.vault.load()
         if saved is not None and self.state is AuthState.UNAUTHENTICATED:
-            self.move(AuthEvent.RESTORE)
+            await self.fire(AuthEvent.RESTORE)
             self.session, self.user = saved, saved.user
         return saved
 
-    # -- what requests use ------------------------------------------------------------
+    # -- what requests use ----------------------------------------------------------------
 
     async def current(self) -> SavedSession:
         """The session to send; waits for a flight in progress; raises when signed out."""
-        if self.session is not None and self.state in (
-            AuthState.AUTHENTICATED,
-            AuthState.DEAUTHENTICATING,
-            AuthState.UPGRADING,
-        ):
+        if self.session is not None and self.state in _SIGNED_IN:
             return self.session
+        if self.state is AuthState.REAUTHENTICATING and not self.in_flight:
+            self._ensure_flight(None, needs_refresh=True)  # asked again at the next need
         if self._flight is not None and not self._flight.done():
             return await asyncio.shield(self._flight)
         raise NotAuthenticated("This request")
 
     async def unauthorized(self, stale: SavedSession, data: dict[str, Any]) -> None:
-        """A request sent with ``stale`` got 401: re-authenticate once for everybody."""
-        if self.session is not None and self.session is not stale:
-            return  # already replaced by another flight; just retry
-        if self._flight is None or self._flight.done():
-            if self.state is AuthState.DEAUTHENTICATING:
-                raise NotAuthenticated("Deauthentication")
-            self.session = None
-            self.move(AuthEvent.CHALLENGE)
-            nonce = data.get("nonce")
-            self._start(str(nonce) if nonce else None, needs_refresh=True)
-        assert self._flight is not None
-        await asyncio.shield(self._flight)
+        """A request sent with ``stale`` got 401: renew once for everybody, then retry."""
+        await self.ended(stale, ending_event(data.get("reason"), data.get("wipe")), data)
 
-    # -- starting flights -------------------------------------------------------------
+    async def ended(
+        self, stale: SavedSession, event: AuthEvent, data: dict[str, Any] | None = None
+    ) -> None:
+        """The server says ``stale`` ended (401, socket close, ``session.revoked``).
+
+        Returns once a replacement session is in place; raises when the device is signed
+        out instead. An ending of a session this device no longer holds changes nothing.
+        """
+        if self.session is not None and self.session.session_id == stale.session_id:
+            self.session = None  # dead on the server: never sent again
+            nonce = (data or {}).get("nonce")
+            await self.fire(event, nonce=str(nonce) if nonce else None)
+        if self.state is AuthState.UNAUTHENTICATED:
+            raise SessionRevoked("The server ended this session; local data was wiped.")
+        if self.in_flight:
+            assert self._flight is not None
+            await asyncio.shield(self._flight)
+
+    # -- starting flights -----------------------------------------------------------------
 
     async def request_nonce(self) -> str | None:
         """A fresh nonce, or None when an identified user is already authenticated."""
@@ -292,17 +245,29 @@ class Authenticator:
                 if user_id is not None and user_id not in (current.user_id, current.email):
                     raise AlreadyAuthenticated(current.user_id, user_id)
                 return self.session  # the same user again: resume
-            self.move(AuthEvent.UPGRADE)
             self._upgrade = (self.session, anonymous_data)
-            self._start(None, needs_refresh=False)
-        elif self._flight is None or self._flight.done():
-            if self.state is not AuthState.CHALLENGED:
-                self.move(AuthEvent.CHALLENGE)
-            self._start(None, needs_refresh=False)
+            await self.fire(AuthEvent.UPGRADE)
+            self._ensure_flight(None, needs_refresh=False)
+        elif not self.in_flight:
+            if self.state in (AuthState.UNAUTHENTICATED, AuthState.CHALLENGED):
+                await self.fire(AuthEvent.CHALLENGE)
+            else:
+                self._ensure_flight(None, needs_refresh=True)
         assert self._flight is not None
         return await asyncio.shield(self._flight)
 
-    def _start(self, nonce: str | None, *, needs_refresh: bool) -> None:
+    async def refresh(self) -> SavedSession | None:
+        """Fetch the next session before this one expires (the old one serves meanwhile)."""
+        user = self.user
+        if self.state is not AuthState.AUTHENTICATED or user is None or user.anonymous:
+            return None
+        await self.fire(AuthEvent.REFRESH)
+        assert self._flight is not None
+        return await asyncio.shield(self._flight)
+
+    def _ensure_flight(self, nonce: str | None, *, needs_refresh: bool) -> None:
+        if self.in_flight:
+            return
         self._flight = asyncio.get_running_loop().create_task(self._fly(nonce, needs_refresh))
         self._flight.add_done_callback(_retrieve)
 
@@ -315,18 +280,17 @@ class Authenticator:
         if self.state is AuthState.AUTHENTICATED:
             self._check_same_user(token)
             if self.user is not None and self.user.anonymous and self.session is not None:
-                self.move(AuthEvent.UPGRADE)
+                await self.fire(AuthEvent.UPGRADE)
                 return await self.exchange(token, upgrade=(self.session, AnonymousData.KEEP))
             assert self.session is not None
             return self.session
         return await self.exchange(token)
 
-    # -- the flight -------------------------------------------------------------------
+    # -- the flight -----------------------------------------------------------------------
 
     async def _fly(self, nonce: str | None, needs_refresh: bool) -> SavedSession:
         upgrade, self._upgrade = self._upgrade, None
         attempt = 0
-        last: BaseException | None = None
         while True:
             outcome: asyncio.Future[SavedSession] | None = None
             try:
@@ -339,26 +303,22 @@ class Authenticator:
                 assert isinstance(token, str)
                 session = await self.exchange(token, upgrade=upgrade, from_flight=True)
             except StopAuthentication:
-                self._stop(upgrade)
+                await self.fire(AuthEvent.STOP)
                 raise AuthenticationStopped("The token provider asked to stop.") from None
             except UsageError as exc:
-                self._fail(upgrade)
-                if outcome is not None and not outcome.done():
-                    outcome.set_exception(exc)
+                _settle(outcome, exc)
+                await self.fire(AuthEvent.GIVE_UP)
                 raise
             except Exception as exc:  # provider trouble, offline, token refused: back off
-                last = exc
-                if outcome is not None and not outcome.done():
-                    outcome.set_exception(exc)
+                _settle(outcome, exc)
                 self._emit("error", exc)
-                if self.state is AuthState.AUTHENTICATING:
-                    self.move(AuthEvent.CHALLENGE)
+                await self.fire(AuthEvent.FAIL)
                 needs_refresh = needs_refresh or _expired(exc)
                 nonce = None
                 attempt += 1
                 if attempt >= self._max_attempts:
-                    self._fail(upgrade)
-                    raise last from None
+                    await self.fire(AuthEvent.GIVE_UP)
+                    raise
                 await asyncio.sleep(self._backoff.delay(attempt - 1, self._rand()))
                 continue
             if outcome is not None and not outcome.done():
@@ -375,19 +335,6 @@ class Authenticator:
         self._answer = asyncio.get_running_loop().create_future()
         token, outcome = await self._answer
         return token, outcome
-
-    def _stop(self, upgrade: tuple[SavedSession, AnonymousData] | None) -> None:
-        if upgrade is not None:
-            self.move(AuthEvent.FAIL)
-            return
-        if self.state in (AuthState.CHALLENGED, AuthState.AUTHENTICATING):
-            self.move(AuthEvent.STOP)
-        self.session = None
-        self._emit("deauthenticated", "stopped")
-
-    def _fail(self, upgrade: tuple[SavedSession, AnonymousData] | None) -> None:
-        if self.state in (AuthState.CHALLENGED, AuthState.AUTHENTICATING, AuthState.UPGRADING):
-            self.move(AuthEvent.FAIL)
 
     def _check_same_user(self, token: str) -> None:
         claimed = claimed_user(token)
@@ -406,49 +353,64 @@ class Authenticator:
         anonymous: bool = False,
     ) -> SavedSession:
         """``POST /v1/sessions`` (or ``/anonymous``); on success the session is ours."""
-        if not anonymous:
-            self._check_same_user(token)
+        if not anonymous and self.state is AuthState.AUTHENTICATED:
+            self._check_same_user(token)  # one user per client while signed in
         if upgrade is None:
-            self.move(AuthEvent.ANSWER)
+            await self.fire(AuthEvent.ANSWER)
         try:
-            if anonymous:
-                response = await self.api.call(
-                    "POST", "/v1/sessions/anonymous", json={"app_id": self.api.app_id}
-                )
-            else:
-                body: dict[str, Any] = {"app_id": self.api.app_id, "identity_token": token}
-                bearer = None
-                if upgrade is not None:
-                    bearer = upgrade[0].token
-                    body["anonymous_data"] = upgrade[1].value
-                response = await self.api.call("POST", "/v1/sessions", json=body, token=bearer)
-            if response.status_code != 201:
-                raise error_from(response)
-            session = SavedSession.from_json(orjson.loads(response.content))
-            previous = self.user
-            switched = previous is not None and session.user.user_id != previous.user_id
-            if switched and previous is not None and not previous.anonymous:
-                await self.api.call("DELETE", "/v1/sessions/current", token=session.token)
-                raise AlreadyAuthenticated(previous.user_id, session.user.user_id)
+            session = await self._open_session(token, upgrade, anonymous)
         except BaseException:
             if not from_flight:
-                self.move(AuthEvent.FAIL)
+                await self.fire(AuthEvent.GIVE_UP)
             raise
-        old = self.session if upgrade is None else upgrade[0]
+        previous_user, replaced = self.user, self.session if upgrade is None else upgrade[0]
+        switched = previous_user is not None and previous_user.user_id != session.user.user_id
         self.session, self.user = session, session.user
         await self.vault.save(session)
         if self.on_session is not None:
-            await self.on_session(session, old)
-        self.move(AuthEvent.SUCCEED)
+            await self.on_session(session, replaced)
+        refreshing = self.state is AuthState.REFRESHING
+        await self.fire(AuthEvent.SWITCH if switched else AuthEvent.SUCCEED)
         self._emit("authenticated", session.user)
+        if refreshing and replaced is not None:
+            await self._end_quietly(replaced)
         return session
 
-    async def forget(self) -> None:
-        """Drop the session everywhere (after deauthentication or revocation)."""
-        if self._flight is not None and not self._flight.done():
-            self._flight.cancel()
-        self.session, self.user = None, None
-        await self.vault.clear()
+    async def _open_session(
+        self, token: str, upgrade: tuple[SavedSession, AnonymousData] | None, anonymous: bool
+    ) -> SavedSession:
+        before = self._clock()
+        if anonymous:
+            response = await self.api.call(
+                "POST", "/v1/sessions/anonymous", json={"app_id": self.api.app_id}
+            )
+        else:
+            body: dict[str, Any] = {"app_id": self.api.app_id, "identity_token": token}
+            bearer = None
+            if upgrade is not None:
+                bearer = upgrade[0].token
+                body["anonymous_data"] = upgrade[1].value
+            response = await self.api.call("POST", "/v1/sessions", json=body, token=bearer)
+        if response.status_code != 201:
+            raise error_from(response)
+        after = self._clock()
+        body = orjson.loads(response.content)
+        server_now = float(body.get("server_time") or (before + after) / 2)
+        body["issued_at"] = body.get("issued_at") or server_now
+        body["clock_offset"] = server_now - (before + after) / 2
+        return SavedSession.from_json(body)
+
+    async def _end_quietly(self, old: SavedSession) -> None:
+        """A refreshed-away session is ended on the server, so no live session is orphaned."""
+        try:
+            await self.api.call("DELETE", "/v1/sessions/current", token=old.token)
+        except Exception as exc:  # it expires on its own anyway
+            log.info("could not end the previous session: %s", exc)
+
+
+def _settle(outcome: asyncio.Future[SavedSession] | None, exc: BaseException) -> None:
+    if outcome is not None and not outcome.done():
+        outcome.set_exception(exc)
 
 
 def _expired(exc: BaseException) -> bool:

@@ -5,8 +5,10 @@ It wires the parts together — :mod:`~chinwag.client.auth` (who we are),
 :mod:`~chinwag.client.outbox` (what we said) — and keeps the rules that span them:
 
 * one user per client: another user needs :meth:`Client.deauthenticate` to finish first;
-* local data belongs to its user: a user switch, a deauthentication or a server-side
-  revocation deletes it; a challenge (expired session) keeps it for the same user;
+* local data belongs to its user: it is kept while the app's backend is asked to renew an
+  expired or revoked session, and deleted when the user signs out, the provider says stop,
+  the server revokes with ``wipe``, or the renewal signs in a different user (the table in
+  :mod:`chinwag.core.client_states` decides each case);
 * :meth:`Client.deauthenticate` needs the server, so queued messages are delivered first;
   offline it refuses and deletes nothing.
 """
@@ -14,13 +16,11 @@ It wires the parts together — :mod:`~chinwag.client.auth` (who we are),
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import random
 import uuid
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,24 @@ from chinwag.client.apply import ApplyResult
 from chinwag.client.auth import (
     Authenticator,
     ChallengeHandler,
-    SavedSession,
-    SessionVault,
     TokenProvider,
     claimed_user,
 )
 from chinwag.client.connection import Api, error_from
-from chinwag.client.errors import AlreadyAuthenticated, NotAuthenticated, UsageError
+from chinwag.client.emitter import ClientEvent, Emitter, Handler
+from chinwag.client.errors import (
+    AlreadyAuthenticated,
+    AuthenticationStopped,
+    NotAuthenticated,
+    SessionRevoked,
+    UsageError,
+)
 from chinwag.client.models import AnonymousData, Conversation, Message, User
 from chinwag.client.outbox import Outbox
+from chinwag.client.refresh import refresh_forever
 from chinwag.client.store import Store, remove_store_files, store_path
 from chinwag.client.sync import LiveSync, SyncProgress, historic_sync
+from chinwag.client.vault import SavedSession, SessionVault
 from chinwag.core.backoff import Backoff
 from chinwag.core.client_states import (
     AuthEvent,
@@ -54,26 +61,6 @@ from chinwag.core.sync_cursor import SyncPolicy
 __all__ = ["Client", "ClientEvent"]
 
 log = logging.getLogger("chinwag.client")
-
-
-class ClientEvent(StrEnum):
-    """Names for :meth:`Client.on`, with the arguments each handler receives."""
-
-    CONNECTED = "connected"  # ()
-    DISCONNECTED = "disconnected"  # ()
-    CHALLENGE = "challenge"  # (nonce)
-    AUTHENTICATED = "authenticated"  # (user)
-    DEAUTHENTICATED = "deauthenticated"  # (reason: deauthenticated|revoked|stopped)
-    SYNC_PROGRESS = "sync_progress"  # (SyncProgress)
-    SYNCED = "synced"  # ()
-    CHANGES = "changes"  # (list of applied events)
-    LOGIN_REQUESTED = "login_requested"  # (message)
-    MESSAGE_SENT = "message_sent"  # (message id)
-    MESSAGE_FAILED = "message_failed"  # (message id, MessageRejected)
-    ERROR = "error"  # (exception)
-
-
-Handler = Callable[..., Any]
 
 
 class Client:
@@ -103,8 +90,8 @@ class Client:
         self._rand = rand
         self._use_websocket = use_websocket
         self._poll_interval = poll_interval
-        self._handlers: dict[str, list[Handler]] = {}
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._events = Emitter()
+        self._emit = self._events.emit
         self.connection_state = ConnectionState.DISCONNECTED
         self._api = Api(base_url, app_id, on_reachable=self._reachable)
         self._auth = Authenticator(
@@ -117,55 +104,40 @@ class Client:
             rand=rand,
         )
         self._auth.on_session = self._on_session
+        self._auth.on_wipe = self._wipe
         self._store: Store | None = None
         self._store_user: str | None = None
         self._upgrade_data: AnonymousData | None = None
         self._live: LiveSync | None = None
         self._outbox: Outbox | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._session_changed = asyncio.Event()
         self._synced = asyncio.Event()
 
     # -- events -----------------------------------------------------------------------
 
     def on(self, event: ClientEvent | str, handler: Handler) -> Callable[[], None]:
         """Call ``handler`` (plain or async) on ``event``; returns a function to unsubscribe."""
-        name = ClientEvent(event).value
-        self._handlers.setdefault(name, []).append(handler)
-        return lambda: self._handlers[name].remove(handler)
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for handler in list(self._handlers.get(event, ())):
-            try:
-                result = handler(*args)
-            except Exception:
-                log.exception("chinwag %s handler failed", event)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._pending.add(task)
-                task.add_done_callback(self._handler_done)
-
-    def _handler_done(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("chinwag event handler failed", exc_info=task.exception())
+        return self._events.on(event, handler)
 
     def _reachable(self, ok: bool) -> None:
-        state = self.connection_state
-        if ok and state is not ConnectionState.CONNECTED:
-            if state is ConnectionState.DISCONNECTED:
-                state = next_connection_state(state, ConnectionEvent.CONNECT)
-            self.connection_state = next_connection_state(state, ConnectionEvent.OPEN)
+        """Any answer from the server is a good moment for the outbox to try again."""
+        if ok and self._outbox is not None:
+            self._outbox.wake()
+
+    def _connection(self, event: ConnectionEvent) -> None:
+        """The live connection's table moves; ``connected``/``disconnected`` follow it."""
+        before = self.connection_state
+        if event is ConnectionEvent.CONNECT and before is ConnectionState.WAITING:
+            event = ConnectionEvent.RETRY
+        after = next_connection_state(before, event)
+        self.connection_state = after
+        if after is ConnectionState.CONNECTED and before is not after:
             self._emit(ClientEvent.CONNECTED)
             if self._outbox is not None:
                 self._outbox.wake()
-        elif not ok and state is not ConnectionState.WAITING:
-            if state is ConnectionState.DISCONNECTED:
-                state = next_connection_state(state, ConnectionEvent.CONNECT)
-            was_connected = state is ConnectionState.CONNECTED
-            self.connection_state = next_connection_state(state, ConnectionEvent.LOSE)
-            if was_connected:
-                self._emit(ClientEvent.DISCONNECTED)
+        elif before is ConnectionState.CONNECTED and after is not before:
+            self._emit(ClientEvent.DISCONNECTED)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -196,13 +168,8 @@ class Client:
         if self._store is not None:
             await self._store.close()
             self._store, self._store_user = None, None
-        for task in list(self._pending):
-            task.cancel()
+        self._events.cancel_pending()
         await self._api.aclose()
-        if self.connection_state is not ConnectionState.DISCONNECTED:
-            self.connection_state = next_connection_state(
-                self.connection_state, ConnectionEvent.CLOSE
-            )
 
     # -- who we are -------------------------------------------------------------------
 
@@ -264,7 +231,7 @@ class Client:
                     raise AlreadyAuthenticated(current.user_id, claimed)
                 return current
             data = await self._prepare_upgrade(anonymous_data)
-            auth.move(AuthEvent.UPGRADE)
+            await auth.fire(AuthEvent.UPGRADE)
             try:
                 session = await auth.exchange(jwt, upgrade=(auth.session, data))
             finally:
@@ -280,9 +247,12 @@ class Client:
 
     def is_logged_in(self, email: str | None = None, user_id: str | None = None) -> bool:
         """Signed in as an identified user — that one, if ``email`` or ``user_id`` is given
-        (``email`` wins when both are, as Kustomer's backend does)."""
+        (``email`` wins when both are, as Kustomer's backend does).
+
+        True while an ended session is being renewed (the user's data is still here); false
+        once the device is signed out (log-out, provider said stop, wiped)."""
         user = self._auth.user
-        if user is None or user.anonymous or self._auth.session is None:
+        if user is None or user.anonymous or self._auth.state is AuthState.UNAUTHENTICATED:
             return False
         if email is not None:
             return user.email == email
@@ -307,33 +277,32 @@ class Client:
         Needs the server: offline it raises :class:`OfflineError` and deletes nothing.
         """
         auth = self._auth
-        if auth.state not in (AuthState.AUTHENTICATED, AuthState.CHALLENGED):
+        renewing = auth.state is AuthState.REAUTHENTICATING
+        if not renewing and auth.state not in (AuthState.AUTHENTICATED, AuthState.REFRESHING):
             raise NotAuthenticated("deauthenticate()")
         await self._api.call("GET", "/healthz")  # OfflineError: nothing touched
-        if auth.state is AuthState.CHALLENGED:
-            if self._store is not None and await self._store.outbox():
-                raise UsageError(
-                    "The session expired and messages are still queued; answer the challenge "
-                    "so they can be delivered, then deauthenticate()."
-                )
-            auth.move(AuthEvent.DEAUTHENTICATE)
-        else:
-            auth.move(AuthEvent.DEAUTHENTICATE)
+        if renewing and self._store is not None and await self._store.outbox():
+            raise UsageError(
+                "The session ended and messages are still queued; answer the challenge "
+                "so they can be delivered, then deauthenticate()."
+            )
+        await auth.fire(AuthEvent.DEAUTHENTICATE)
+        if not renewing:
             try:
-                if self._outbox is not None:
-                    await self._outbox.flush()
-                assert auth.session is not None
-                response = await self._api.call(
-                    "DELETE", "/v1/sessions/current", token=auth.session.token
-                )
-                if response.status_code not in (204, 401):
-                    raise error_from(response)
+                await self._end_session_on_server()
             except BaseException:
-                auth.move(AuthEvent.FAIL)
+                await auth.fire(AuthEvent.FAIL)
                 raise
-        await self._wipe()
-        auth.move(AuthEvent.FINISH)
-        self._emit(ClientEvent.DEAUTHENTICATED, "deauthenticated")
+        await auth.fire(AuthEvent.FINISH)  # wipes, then reports ``deauthenticated``
+
+    async def _end_session_on_server(self) -> None:
+        if self._outbox is not None:
+            await self._outbox.flush()
+        session = self._auth.session
+        assert session is not None
+        response = await self._api.call("DELETE", "/v1/sessions/current", token=session.token)
+        if response.status_code not in (204, 401):
+            raise error_from(response)
 
     async def me(self) -> User:
         """The signed-in user as the server sees it now (``GET /v1/me``)."""
@@ -424,12 +393,14 @@ class Client:
 
     async def sync_now(self) -> None:
         """Catch up from the event stream over REST (e.g. before a test asserts)."""
-        await self._synced.wait()
-        assert self._live is not None
+        if self._live is None:
+            raise NotAuthenticated("sync_now()")
         await self._live.catch_up()
 
     async def wait_until_synced(self) -> None:
-        """Wait for the first sync of this user to finish (wrap in ``asyncio.timeout``)."""
+        """Wait until this run has read everything the server held when it connected:
+        the first download on a new device, then the stream up to the server's head.
+        Offline it waits for the server (wrap it in ``asyncio.timeout``)."""
         await self._synced.wait()
 
     # -- plumbing ---------------------------------------------------------------------
@@ -475,8 +446,11 @@ class Client:
         return data
 
     async def _on_session(self, new: SavedSession, old: SavedSession | None) -> None:
+        """A session was opened: the store follows its user (the table's local-data rule)."""
+        self._session_changed.set()
         if self._store is not None and self._store_user == new.user.user_id:
             return
+        await self._stop_background()  # its tasks hold the store being replaced
         if self._store is not None and self._store_user is not None:
             upgraded = old is not None and old.user.anonymous and not new.user.anonymous
             store, self._store = self._store, None
@@ -486,9 +460,11 @@ class Client:
                 await asyncio.to_thread(_move_store, store.path, target)
                 self._store, self._store_user = await Store.open(target), new.user.user_id
                 await self._store.forget_stream()
+                self._start_background()
                 return
-            await store.destroy()
+            await store.destroy()  # another user: the previous user's data goes first
         await self._open_store(new.user.user_id)
+        self._start_background()
 
     async def _open_store(self, user_id: str) -> None:
         if self._store is None:
@@ -499,7 +475,6 @@ class Client:
         if self._tasks or self._store is None or self._auth.session is None:
             return
         store = self._store
-        self._synced = asyncio.Event()
         self._outbox = Outbox(
             store,
             self._request,
@@ -514,17 +489,18 @@ class Client:
             store,
             self._request,
             on_result=self._on_result,
-            on_revoked=self._on_revoked,
-            on_state=self._reachable,
+            on_connection=self._connection,
             backoff=self._backoff,
             rand=self._rand,
             use_websocket=self._use_websocket,
             poll_interval=self._poll_interval,
         )
+        self._live.caught_up = self._synced
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._sync_then_live()),
             loop.create_task(self._outbox.run()),
+            loop.create_task(refresh_forever(self._auth, self._session_changed, rand=self._rand)),
         ]
 
     async def _stop_background(self) -> None:
@@ -533,6 +509,8 @@ class Client:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.connection_state is not ConnectionState.DISCONNECTED:
+            self._connection(ConnectionEvent.CLOSE)
 
     async def _sync_then_live(self) -> None:
         store, live = self._need_store(), self._live
@@ -545,13 +523,12 @@ class Client:
                     self._request, store, me, self.sync_policy, self._progress
                 )
                 await store.mark_synced(head)
-            except asyncio.CancelledError:
-                raise
+            except (NotAuthenticated, AuthenticationStopped, SessionRevoked):
+                return  # signed out meanwhile: nothing to sync for
             except Exception as exc:
                 self._emit(ClientEvent.ERROR, exc)
                 await asyncio.sleep(self._backoff.delay(attempt, self._rand()))
                 attempt += 1
-        self._synced.set()
         self._emit(ClientEvent.SYNCED)
         await live.run()
 
@@ -571,19 +548,14 @@ class Client:
                 continue
             await self._need_store().upsert_conversations([found])
 
-    async def _on_revoked(self) -> None:
-        """The server ended this session (revoked, logged out elsewhere): wipe, sign out."""
-        self._auth.move(AuthEvent.REVOKE)
-        await self._wipe()
-        self._emit(ClientEvent.DEAUTHENTICATED, "revoked")
-
     async def _wipe(self) -> None:
+        """Signed out (the table said wipe): stop every task, delete the user's data."""
         await self._stop_background()
         self._outbox, self._live = None, None
+        self._synced.clear()
         if self._store is not None:
-            await self._store.destroy()
-            self._store, self._store_user = None, None
-        await self._auth.forget()
+            store, self._store, self._store_user = self._store, None, None
+            await store.destroy()
 
 
 def _move_store(source: Path, target: Path) -> None:

@@ -18,7 +18,13 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from chinwag.client.errors import MessageRejected, OfflineError, ServerError
+from chinwag.client.errors import (
+    AuthenticationStopped,
+    MessageRejected,
+    NotAuthenticated,
+    ServerError,
+    SessionRevoked,
+)
 from chinwag.client.store import OutboxEntry, Store
 from chinwag.client.sync import Requester
 from chinwag.core.backoff import Backoff
@@ -61,7 +67,9 @@ class Outbox:
             try:
                 await self.flush()
                 attempt = 0
-            except (OfflineError, ServerError) as exc:
+            except (NotAuthenticated, AuthenticationStopped, SessionRevoked):
+                return  # signed out: the outbox went with the user's data
+            except Exception as exc:  # offline, server trouble, a renewal that gave up
                 log.debug("outbox: will retry (%s)", exc)
                 await asyncio.sleep(self.backoff.delay(attempt, self.rand()))
                 attempt += 1

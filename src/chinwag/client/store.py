@@ -26,9 +26,16 @@ from typing import Any, TypeVar
 
 from chinwag.client import apply
 from chinwag.client.apply import ApplyResult
+from chinwag.client.errors import NotAuthenticated
 from chinwag.client.models import Conversation, Message, MessagePart, MessageState
+from chinwag.client.vault import create_private_file
 
-__all__ = ["OutboxEntry", "Store", "remove_store_files", "store_path"]
+__all__ = ["OutboxEntry", "Store", "StoreClosed", "remove_store_files", "store_path"]
+
+
+class StoreClosed(NotAuthenticated):
+    """The user's local data was closed or wiped (signed out) while a call was on its way."""
+
 
 _T = TypeVar("_T")
 
@@ -103,11 +110,12 @@ class Store:
         # asyncio.Lock is not enough: a cancelled await releases the lock while its
         # thread is still inside sqlite3, and two threads on one connection crash.
         self._executor = executor
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> Store:
         def _open() -> sqlite3.Connection:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(path)  # before SQLite writes: its -wal/-shm copy the mode
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             conn.executescript(SCHEMA)
             return conn
@@ -117,10 +125,26 @@ class Store:
         return cls(path, conn, executor)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` in a transaction on the store's thread.
+
+        A call that loses the race with a sign-out (the store closed or deleted under it)
+        raises :class:`StoreClosed`, a :class:`NotAuthenticated`, never sqlite3's or the
+        executor's own errors.
+        """
+        if self._closed:
+            raise StoreClosed("The local store")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _in_transaction, self._conn, fn)
+        try:
+            return await loop.run_in_executor(self._executor, _in_transaction, self._conn, fn)
+        except (sqlite3.ProgrammingError, RuntimeError) as exc:
+            if self._closed:
+                raise StoreClosed("The local store") from exc
+            raise
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=False)
@@ -253,6 +277,7 @@ class Store:
         def _ack(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM outbox WHERE message_id = ?", (message["id"],))
             apply.insert_messages(conn, [message], me, count=True)
+            apply.sent_by_me(conn, message)
 
         await self._run(_ack)
 

@@ -28,11 +28,28 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from chinwag.client.apply import ApplyResult
-from chinwag.client.auth import Authenticator
+from chinwag.client.auth import Authenticator, ending_event
 from chinwag.client.connection import Api, open_websocket
-from chinwag.client.errors import OfflineError, ServerError
+from chinwag.client.errors import (
+    AuthenticationStopped,
+    NotAuthenticated,
+    OfflineError,
+    ServerError,
+    SessionRevoked,
+)
 from chinwag.client.store import Store
+from chinwag.client.vault import SavedSession
 from chinwag.core.backoff import Backoff
+from chinwag.core.client_states import AuthEvent, ConnectionEvent
+from chinwag.core.protocol import (
+    CaughtUp,
+    ClientAction,
+    EventFrame,
+    Hello,
+    ServerFrame,
+    client_action,
+    parse_server_frame,
+)
 from chinwag.core.sync_cursor import SyncPolicy, history_start
 
 __all__ = ["LiveSync", "SyncProgress", "historic_sync"]
@@ -131,10 +148,21 @@ async def historic_sync(
 
 
 ResultHandler = Callable[[ApplyResult], Awaitable[None]]
+ConnectionHandler = Callable[[ConnectionEvent], None]
+
+_SIGNED_OUT = (NotAuthenticated, AuthenticationStopped, SessionRevoked)
+"""The device is signed out: the stream has nobody to sync for."""
 
 
 class LiveSync:
-    """Keeps the store current from the stream, across reconnects; one task per client."""
+    """Keeps the store current from the stream, across reconnects; one task per client.
+
+    It drives the connection table (``CONNECT``/``RETRY`` before each attempt, ``OPEN`` on
+    the server's ``hello`` or a poll that answered, ``LOSE`` when the socket or server goes)
+    and hands every session ending it sees — a close code, our own ``session.revoked`` —
+    to the authenticator, tagged with the session the socket was opened with, so an ending
+    of a session the device has already replaced changes nothing.
+    """
 
     def __init__(
         self,
@@ -144,8 +172,7 @@ class LiveSync:
         request: Requester,
         *,
         on_result: ResultHandler,
-        on_revoked: Callable[[], Awaitable[None]],
-        on_state: Callable[[bool], None],
+        on_connection: ConnectionHandler,
         backoff: Backoff,
         rand: Callable[[], float] = random.random,
         use_websocket: bool = True,
@@ -156,36 +183,40 @@ class LiveSync:
         self.store = store
         self.request = request
         self.on_result = on_result
-        self.on_revoked = on_revoked
-        self.on_state = on_state
+        self.on_connection = on_connection
         self.backoff = backoff
         self.rand = rand
         self.use_websocket = use_websocket
         self.poll_interval = poll_interval
         self.caught_up = asyncio.Event()
+        """Set once this run has read the stream up to the server's head."""
         self._lock = asyncio.Lock()
 
-    async def apply(self, batch: list[tuple[int, dict[str, Any]]]) -> ApplyResult:
-        session = await self.auth.current()
+    async def apply(
+        self, batch: list[tuple[int, dict[str, Any]]], session: SavedSession
+    ) -> ApplyResult:
         result = await self.store.apply_events(batch, session.user.user_id, session.session_id)
         await self.on_result(result)
+        if result.revoked is not None:
+            event = ending_event(result.revoked.get("reason"), result.revoked.get("wipe"))
+            await self.auth.ended(session, event)
         return result
 
     async def catch_up(self) -> None:
         """Read ``/v1/events`` from the cursor to the head (also the polling fallback)."""
         async with self._lock:
             while True:
+                session = await self.auth.current()
                 cursor = await self.store.cursor()
                 page = await self.request(
                     "GET", "/v1/events", params={"after": cursor, "limit": EVENTS_PAGE}
                 )
                 batch = [(int(e["cursor"]), e["event"]) for e in page["events"]]
-                if not batch:
+                result = await self.apply(batch, session) if batch else None
+                if result is None or (not page.get("has_more") and not result.gap):
+                    self.caught_up.set()
                     return
-                result = await self.apply(batch)
-                if result.revoked:
-                    return
-                if not page.get("has_more") and not result.gap:
+                if result.revoked is not None:
                     return
 
     async def run(self) -> None:
@@ -193,25 +224,30 @@ class LiveSync:
         while True:
             pause = 0.0
             try:
+                self.on_connection(ConnectionEvent.CONNECT)
                 if self.use_websocket:
                     pause = await self._websocket()
                 else:
-                    await self.catch_up()
-                    self.caught_up.set()
-                    await asyncio.sleep(self.poll_interval)
-                    continue
+                    await self._poll()
                 attempt = 0 if pause == 0.0 else attempt
-            except OfflineError:
-                self.on_state(False)
-            except ServerError as exc:
-                if exc.status == 401:
-                    continue  # the request path already re-authenticated
-                log.warning("live sync: %s", exc)
-            except _Revoked:
-                await self.on_revoked()
+            except _SIGNED_OUT:
                 return
+            except OfflineError:
+                self.on_connection(ConnectionEvent.LOSE)
+            except ServerError as exc:
+                if exc.status != 401:  # a 401 has already renewed the session
+                    log.warning("live sync: %s", exc)
+            except Exception as exc:  # a provider that gave up for now, a bad frame
+                log.warning("live sync: %r", exc)
             await asyncio.sleep(pause + self.backoff.delay(attempt, self.rand()))
             attempt += 1
+
+    async def _poll(self) -> None:
+        """The fallback when the socket is refused: read ``/v1/events`` every interval."""
+        while True:
+            await self.catch_up()
+            self.on_connection(ConnectionEvent.OPEN)
+            await asyncio.sleep(self.poll_interval)
 
     async def _websocket(self) -> float:
         """One socket's life; returns the extra pause the close code asks for."""
@@ -219,14 +255,14 @@ class LiveSync:
         cursor = await self.store.cursor()
         try:
             async with open_websocket(self.api, session.token, cursor) as ws:
-                queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4000)
+                queue: asyncio.Queue[ServerFrame | None] = asyncio.Queue(maxsize=4000)
                 reader = asyncio.create_task(_read(ws, queue))
                 try:
-                    await self._consume(queue)
+                    await self._consume(queue, session)
                 finally:
                     reader.cancel()
                     await asyncio.gather(reader, return_exceptions=True)
-                code = ws.close_code
+                code, reason = ws.close_code, ws.close_reason
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
             if status == 401:
@@ -236,59 +272,64 @@ class LiveSync:
             log.warning("WebSocket refused (%s); polling /v1/events instead", status)
             self.use_websocket = False
             return 0.0
-        self.on_state(False)
-        return await self._closed(code, session)
+        self.on_connection(ConnectionEvent.LOSE)
+        return await self._closed(code, reason, session)
 
-    async def _consume(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    async def _consume(
+        self, queue: asyncio.Queue[ServerFrame | None], session: SavedSession
+    ) -> None:
         while True:
             frame = await queue.get()
             if frame is None:
                 return
-            kind = frame.get("type")
-            if kind == "hello":
-                self.on_state(True)
-                continue
-            if kind == "caught_up":
+            if isinstance(frame, Hello):
+                self.on_connection(ConnectionEvent.OPEN)
+            elif isinstance(frame, CaughtUp):
                 self.caught_up.set()
-                continue
-            if kind != "event":
-                continue
-            batch = [(int(frame["cursor"]), frame["event"])]
-            while len(batch) < EVENTS_PAGE and not queue.empty():
-                more = queue.get_nowait()
-                if more is None:
-                    queue.put_nowait(None)
-                    break
-                if more.get("type") == "event":
-                    batch.append((int(more["cursor"]), more["event"]))
-                elif more.get("type") == "caught_up":
-                    self.caught_up.set()
-            result = await self.apply(batch)
-            if result.revoked:
-                raise _Revoked
-            if result.gap:
-                await self.catch_up()
+            elif isinstance(frame, EventFrame):
+                await self._apply_burst(queue, [(frame.cursor, frame.event)], session)
 
-    async def _closed(self, code: int | None, session: Any) -> float:
-        if code == 4003:
-            raise _Revoked
-        if code in (4001, 4004):
-            nonce = await self.auth.fetch_nonce()
-            await self.auth.unauthorized(session, {"nonce": nonce})
-            return 0.0
-        if code == 4008:
+    async def _apply_burst(
+        self,
+        queue: asyncio.Queue[ServerFrame | None],
+        batch: list[tuple[int, dict[str, Any]]],
+        session: SavedSession,
+    ) -> None:
+        """Apply the frames already waiting together, in one store transaction."""
+        while len(batch) < EVENTS_PAGE and not queue.empty():
+            more = queue.get_nowait()
+            if more is None:
+                queue.put_nowait(None)
+                break
+            if isinstance(more, EventFrame):
+                batch.append((more.cursor, more.event))
+            elif isinstance(more, CaughtUp):
+                self.caught_up.set()
+        result = await self.apply(batch, session)
+        if result.gap and result.revoked is None:
+            await self.catch_up()
+
+    async def _closed(self, code: int | None, reason: str | None, session: SavedSession) -> float:
+        action = client_action(code, reason)
+        if action is ClientAction.RECONNECT_AFTER_PAUSE:
             return 1.0
+        event = _ENDINGS.get(action)
+        if event is not None:
+            await self.auth.ended(session, event)
         return 0.0
 
 
-class _Revoked(Exception):
-    pass
+_ENDINGS = {
+    ClientAction.REAUTHENTICATE: AuthEvent.EXPIRE,
+    ClientAction.REVOKED: AuthEvent.REVOKE,
+    ClientAction.WIPE: AuthEvent.WIPE,
+}
 
 
-async def _read(ws: Any, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+async def _read(ws: Any, queue: asyncio.Queue[ServerFrame | None]) -> None:
     try:
         async for raw in ws:
-            await queue.put(orjson.loads(raw))
+            await queue.put(parse_server_frame(raw))
     except ConnectionClosed:
         pass
     finally:
