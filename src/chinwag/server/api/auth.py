@@ -60,6 +60,8 @@ def _session_json(new: NewSession) -> dict[str, object]:
         "session_token": new.token,
         "session_id": new.session.id,
         "expires_at": new.session.expires_at,
+        "issued_at": new.session.created_at,
+        "server_time": new.session.created_at,
         "user": user_json(new.user),
     }
 

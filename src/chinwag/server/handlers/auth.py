@@ -124,8 +124,14 @@ async def issue_app_nonce(services: Services, app_id: str) -> IssuedNonce:
     return new_nonce(services, app_id)
 
 
-async def _challenge(services: Services, app_id: str | None) -> AuthenticationRequired:
-    """A 401 that carries a fresh nonce when the app is known (Layer's challenge)."""
+async def _challenge(
+    services: Services, app_id: str | None, ended: SessionRecord | None = None
+) -> AuthenticationRequired:
+    """A 401 that carries a fresh nonce when the app is known (Layer's challenge).
+
+    ``ended`` is a session the caller proved it held (its secret matched): the answer says
+    how it ended, so the device knows whether to renew it or wipe itself (``wipe``).
+    """
     data: dict[str, object] = {}
     if app_id is not None and await _app_exists(services, app_id):
         nonce = new_nonce(services, app_id)
@@ -134,6 +140,8 @@ async def _challenge(services: Services, app_id: str | None) -> AuthenticationRe
             "nonce_expires_at": nonce.expires_at,
             "server_time": services.now(),
         }
+    if ended is not None:
+        data["reason"] = "expired" if ended.revoked_at is None else ended.revoked_reason
     return AuthenticationRequired(data=data)
 
 
@@ -151,7 +159,7 @@ async def authenticate(
     if session is None or user is None or not secret_matches(session.secret_hash, parsed):
         raise await _challenge(services, app_hint)
     if session.revoked_at is not None or session.expires_at <= services.now():
-        raise await _challenge(services, session.app_id)
+        raise await _challenge(services, session.app_id, ended=session)
     return Authenticated(session=session, user=user)
 
 
