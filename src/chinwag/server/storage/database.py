@@ -97,7 +97,10 @@ def sqlite_file(url: str) -> str | None:
 
 def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngine:
     """``background_checkpoints``: the caller runs a :class:`WalCheckpointer`, so the
-    connection's own automatic checkpoints are turned off."""
+    connection's own automatic checkpoints are turned off.
+
+    ``hide_parameters``: a database error's text (logged with its traceback) would otherwise
+    carry the statement's parameters: message bodies, token hashes, HS256 secrets."""
     if url.startswith("sqlite"):
         path = make_url(url).database or ":memory:"
 
@@ -105,7 +108,12 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngin
             return await InlineSQLiteConnection(path)
 
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=30, async_creator=connect
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            async_creator=connect,
+            hide_parameters=True,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -121,7 +129,9 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngin
 
         return engine
     if url.startswith("postgresql"):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+        return create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=False, hide_parameters=True
+        )
     raise ValueError(
         f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}; use "
         "sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
