@@ -268,11 +268,12 @@ def test_generated_pairs_load_and_round_trip(alg: Alg) -> None:
     assert not material.verify(f"{head}.{body}x".encode(), signature)
 
 
-def test_hs256_verifier_uses_the_decoded_secret() -> None:
+def test_hs256_key_is_the_secret_as_printed() -> None:
     secret = generate_hmac_secret(b"\x02" * 32)
     token = sign_identity_token({"sub": "a"}, kid="k", alg=Alg.HS256, secret=secret)
-    decoded = jwt.decode(token, b"\x02" * 32, algorithms=["HS256"])
-    assert decoded == {"sub": "a"}
+    assert jwt.decode(token, secret, algorithms=["HS256"]) == {"sub": "a"}
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, b"\x02" * 32, algorithms=["HS256"])  # not the decoded bytes
 
 
 @pytest.mark.parametrize("signature", [b"", b"\x00", b"\x00" * 64, b"\xff" * 600])
