@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,10 +32,12 @@ __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
     "RunningServer",
+    "ServerProcess",
     "bearer",
     "make_app",
     "postgres_database",
     "run_server",
+    "serve_in_subprocess",
     "sign",
 ]
 
@@ -113,6 +119,54 @@ async def run_server(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
+
+
+@dataclass
+class ServerProcess:
+    """``chinwag serve`` in a child process; ``output`` is its stdout and stderr so far."""
+
+    url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def serve_in_subprocess(
+    database_url: str, log_path: Path, *, env: dict[str, str] | None = None
+) -> AsyncIterator[ServerProcess]:
+    """Run the real CLI entry point (uvicorn's own log config, access log on) and wait
+    until it answers; stopped with SIGINT, like Ctrl-C, so it shuts down cleanly."""
+    port = _free_port()
+    args = ["serve", "--port", str(port), "--database-url", database_url]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chinwag.cli.main", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
+        )
+    running = ServerProcess(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited: {running.output}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+            process.wait()
 
 
 @dataclass

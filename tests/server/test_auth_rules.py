@@ -348,30 +348,36 @@ async def test_session_lifetime_is_the_apps_without_exp(
     assert denied.json()["error"]["data"]["nonce"]
 
 
-async def test_session_ends_with_the_identity_tokens_exp_when_sooner(
+async def test_session_ends_at_the_identity_tokens_exp_when_sooner(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
+    """The leeway decides whether a token is accepted; it never lengthens the session."""
     app = await make_app(server.services, session_lifetime=3600)
     now = server.clock.now()
-    exp = int(now) + 600
+    exp = int(now) + 8
     session = await login(client, app, "alice", now, exp=exp)
-    ends = exp + server.settings.token_leeway_seconds
-    assert session["expires_at"] == ends
-    server.clock.set(ends - 1)
+    assert session["expires_at"] == exp
+    server.clock.set(exp - 0.5)
     assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
-    server.clock.set(ends)
-    assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 401
+    server.clock.set(exp)
+    denied = await client.get("/v1/me", headers=bearer(session["session_token"]))
+    assert denied.status_code == 401
+    assert denied.json()["error"]["id"] == "authentication_required"
 
 
-async def test_token_used_inside_the_exp_leeway_opens_a_live_session(
+async def test_token_past_its_exp_is_refused_even_inside_the_leeway(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
+    """A session from it would be dead on arrival: refuse it, and keep the nonce usable."""
     app = await make_app(server.services)
     now = server.clock.now()
-    exp = int(now) - 30  # expired, but inside the 60 s leeway
-    session = await login(client, app, "alice", now, iat=int(now) - 300, exp=exp)
-    assert session["expires_at"] > now
-    assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
+    nonce = await get_nonce(client, app.app_id)
+    late = app.token(claims(nonce, now, iat=int(now) - 300, exp=int(now) - 30))
+    refused = await submit(client, app.app_id, late)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["data"]["reason"] == "expired"
+    fresh = app.token(claims(nonce, now, exp=int(now) + 60))
+    assert (await submit(client, app.app_id, fresh)).status_code == 201
 
 
 async def test_session_keeps_the_app_lifetime_when_exp_is_later(

@@ -18,6 +18,7 @@ from chinwag.server.api import messages as messages_api
 from chinwag.server.api import users as users_api
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.broker import open_broker
+from chinwag.server.log_redaction import install_redaction
 from chinwag.server.services import RateLimiter, Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
@@ -49,6 +50,7 @@ class ChinwagAPI(FastAPI):
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     clock = clock or SystemClock()
+    install_redaction()  # before uvicorn logs the first request line
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -66,7 +66,9 @@ class Close:
     reason: str
 
 
-def _close_for(reason: str) -> Close:
+def _close_for(reason: str, wipe: bool = False) -> Close:
+    if wipe:
+        return Close(CLOSE_REVOKED, "session_wiped")
     if reason == "expired":
         return Close(CLOSE_EXPIRED, "session_expired")
     return Close(CLOSE_REVOKED, "session_revoked")
@@ -170,12 +172,12 @@ class Connection:
         if not self.ending and not self._catching_up:
             self._start_catch_up(announce=False)
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, *, wipe: bool = False) -> None:
         """Send every stored event up to now (the ``session.revoked`` one included), then
-        close with 4003, or 4004 when the session expired."""
+        close with 4003 (reason ``session_wiped`` when ``wipe``), or 4004 when it expired."""
         if self.ending:
             return
-        self._close_after = _close_for(reason)
+        self._close_after = _close_for(reason, wipe)
         if not self._catching_up:
             self._start_catch_up(announce=False)
 

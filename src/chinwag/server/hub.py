@@ -34,7 +34,7 @@ class LiveConnection(Protocol):
         """Doorbells may have been lost: check the store for anything past the cursor."""
         ...
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, *, wipe: bool = False) -> None:
         """The session ended: send ``session.revoked`` and close."""
         ...
 
@@ -105,7 +105,7 @@ class Hub:
         elif isinstance(message, SessionsRevoked):
             for session_id in message.session_ids:
                 for conn in self._by_session.get(session_id, ()):
-                    conn.revoke(message.reason)
+                    conn.revoke(message.reason, wipe=message.wipe)
         elif isinstance(message, Resync):
             for group in tuple(self._by_user.values()):
                 for conn in group:

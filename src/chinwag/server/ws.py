@@ -135,7 +135,7 @@ async def _recheck_session(services: Services, conn: Connection) -> None:
     async with services.db.read() as db:
         session = await session_store.get_session(db, conn.session_id)
     if session is not None and session.revoked_at is not None:
-        conn.revoke(session.revoked_reason or "revoked")
+        conn.revoke(session.revoked_reason or "revoked", wipe=session.wipe)
 
 
 def _connect(services: Services, caller: Authenticated, cursor: int, send: Send) -> Connection:
@@ -366,8 +366,8 @@ async def sweep_forever(
 
 async def _close_revoked(services: Services) -> None:
     revoked = await revoked_among(services, services.hub.session_ids())
-    by_reason: dict[str, list[str]] = {}
-    for session_id, reason in revoked.items():
-        by_reason.setdefault(reason, []).append(session_id)
-    for reason, ids in by_reason.items():
-        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason))
+    by_ending: dict[tuple[str, bool], list[str]] = {}
+    for session_id, ending in revoked.items():
+        by_ending.setdefault((ending.reason, ending.wipe), []).append(session_id)
+    for (reason, wipe), ids in by_ending.items():
+        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason, wipe=wipe))

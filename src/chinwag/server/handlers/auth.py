@@ -349,12 +349,10 @@ async def create_session(
             tx,
             app,
             user,
-            # The token is accepted until exp + leeway, so the session may live that long:
-            # otherwise a token used inside the leeway would open an already-dead session.
+            # The session ends at the token's exp, never later: the leeway only decides
+            # acceptance (and exp has none, so this session is never born dead).
             identity_expires_at=(
-                float(claims.expires_at) + services.settings.token_leeway_seconds
-                if claims.expires_at is not None
-                else None
+                float(claims.expires_at) if claims.expires_at is not None else None
             ),
         )
         if then is not None:
