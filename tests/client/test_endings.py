@@ -201,3 +201,37 @@ async def test_every_file_the_sdk_writes_is_owner_only(
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("online", [True])
+async def test_a_wiped_revocation_deletes_everything_without_asking(
+    server: RunningServer,
+    make_client: Callable[..., Client],
+    tokens: Tokens,
+    tmp_path: Path,
+    online: bool,
+) -> None:
+    client = await signed_in(make_client, tokens, "al")
+    conv = await client.create_conversation(["al", "bo"])
+    await client.send_message(conv.id, "on the stolen phone")
+    await client.flush_outbox()
+    calls = len(tokens.calls)
+    reasons: list[str] = []
+    client.on("deauthenticated", reasons.append)
+    if not online:  # the phone was off; it learns of the wipe from its next request's 401
+        await client.close()
+        client = make_client("al-phone", identity_token_provider=tokens.provider("al"))
+        client.on("deauthenticated", reasons.append)
+        await revoke_user_sessions(server.services, tokens.app.app_id, "al", wipe=True)
+        await client.connect()
+    else:
+        await revoke_user_sessions(server.services, tokens.app.app_id, "al", wipe=True)
+    try:
+        await eventually(lambda: _true(reasons == ["wiped"]))
+        assert len(tokens.calls) == calls  # the provider was not asked
+        assert _files(tmp_path / "al-phone") == []
+        assert not client.is_logged_in()
+        with pytest.raises(NotAuthenticated):
+            await client.send_message(conv.id, "after")
+    finally:
+        await client.close()

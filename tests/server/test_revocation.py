@@ -141,3 +141,24 @@ async def test_wipe_is_stored_with_the_session_and_only_when_asked(
         ids[0]: Revocation("revoked", False),
         ids[1]: Revocation("revoked", True),
     }
+
+
+async def test_a_401_for_an_ended_session_says_how_it_ended(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    now = server.clock.now()
+    kept, wiped = await sign_in(client, app, "bob", now), await sign_in(client, app, "carol", now)
+    await revoke_user_sessions(server.services, app.app_id, "bob")
+    await revoke_user_sessions(server.services, app.app_id, "carol", wipe=True)
+    for signed_in, expected in ((kept, {"reason": "revoked"}), (wiped, {"wipe": True})):
+        answer = await client.get(
+            "/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"}
+        )
+        assert answer.status_code == 401
+        data = answer.json()["error"]["data"]
+        assert data["reason"] == "revoked"
+        assert data.get("wipe", False) is expected.get("wipe", False)
+        assert "nonce" in data
+    stranger = await client.get("/v1/me", headers={"Authorization": "Bearer cws_nothing"})
+    assert "reason" not in stranger.json()["error"]["data"]

@@ -142,6 +142,8 @@ async def _challenge(
         }
     if ended is not None:
         data["reason"] = "expired" if ended.revoked_at is None else ended.revoked_reason
+        if ended.wipe:
+            data["wipe"] = True
     return AuthenticationRequired(data=data)
 
 
