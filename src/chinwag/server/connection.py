@@ -7,7 +7,7 @@ reads the missing positions from the store instead. While such a catch-up (or th
 replay) runs, live offers only raise the position it must reach, so nothing overtakes it.
 
 The hub's offers never wait: when a live frame finds the queue full the device has fallen
-behind, and the connection ends itself with 4008 ``resume_later`` rather than grow memory
+behind, and the connection ends itself with ``CloseCode.RESUME_LATER`` rather than grow memory
 or slow the hub. Replay and catch-up, which this connection drives itself, wait for room
 instead; they are paced by the writer, never by the database (no connection is held
 while waiting).
@@ -23,38 +23,19 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.types import Send
 
-from chinwag.core.events import event_frame
+from chinwag.core.protocol import CloseCode, CloseReason, caught_up_frame, event_frame
 from chinwag.server.storage.events import StoredEvent
 
-__all__ = [
-    "CLOSE_AUTHENTICATION",
-    "CLOSE_EXPIRED",
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_PROTOCOL",
-    "CLOSE_RESUME_LATER",
-    "CLOSE_REVOKED",
-    "PEER_CLOSED",
-    "Close",
-    "Connection",
-    "ReadPage",
-]
+__all__ = ["CANCELLED", "PEER_CLOSED", "Close", "Connection", "ReadPage"]
 
 log = logging.getLogger("chinwag.ws")
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_AUTHENTICATION = 4001
-CLOSE_REVOKED = 4003
-CLOSE_EXPIRED = 4004
-CLOSE_RESUME_LATER = 4008
-CLOSE_PROTOCOL = 4400
-
 PEER_CLOSED = "peer"
 """Close reason marking a socket the client (or the network) already closed."""
+CANCELLED = "cancelled"
+"""The 4400 reason of a connection whose task was cancelled before it chose a close."""
 
 ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
 """``read_page(after, limit)``: the user's stored events after a position, ascending."""
@@ -63,13 +44,14 @@ ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
 @dataclass(frozen=True, slots=True)
 class Close:
     code: int
+    """A :class:`CloseCode` when the server closes; the peer's own code when it did."""
     reason: str
 
 
 def _close_for(reason: str) -> Close:
     if reason == "expired":
-        return Close(CLOSE_EXPIRED, "session_expired")
-    return Close(CLOSE_REVOKED, "session_revoked")
+        return Close(CloseCode.SESSION_EXPIRED, CloseReason.SESSION_EXPIRED)
+    return Close(CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
 
 
 class Connection:
@@ -172,7 +154,7 @@ class Connection:
 
     def revoke(self, reason: str) -> None:
         """Send every stored event up to now (the ``session.revoked`` one included), then
-        close with 4003, or 4004 when the session expired."""
+        close with ``SESSION_ENDED`` (4003), or ``SESSION_EXPIRED`` (4004)."""
         if self.ending:
             return
         self._close_after = _close_for(reason)
@@ -180,7 +162,7 @@ class Connection:
             self._start_catch_up(announce=False)
 
     def going_away(self) -> None:
-        self.finish(Close(CLOSE_GOING_AWAY, "going_away"))
+        self.finish(Close(CloseCode.GOING_AWAY, CloseReason.GOING_AWAY))
 
     # -- the driver's side ---------------------------------------------------------------
 
@@ -217,7 +199,7 @@ class Connection:
                     raise
             finally:
                 self._reader = None
-        self.finish(Close(CLOSE_PROTOCOL, "cancelled"))
+        self.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
         writer = self._writer
         if writer is not None and writer is not task:
             await asyncio.wait((writer,))  # cancelled by ``finish``; never mid-frame
@@ -246,7 +228,7 @@ class Connection:
     def _push_live(self, frame: bytes) -> bool:
         if self._queued() >= self._queue_size:
             log.info("connection %s fell behind; closing with resume_later", self.session_id)
-            self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
+            self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
             return False
         self._append(frame)
         return True
@@ -288,7 +270,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.finish(Close(1006, PEER_CLOSED))
+            self.finish(Close(CloseCode.ABNORMAL, PEER_CLOSED))
         finally:
             self._writer = None
             if not queue:
@@ -313,7 +295,7 @@ class Connection:
             raise
         except Exception:
             log.exception("catch-up failed for session %s", self.session_id)
-            self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
+            self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
         finally:
             if self._catch_up_task is asyncio.current_task():
                 self._catch_up_task = None  # an idle socket keeps no finished task
@@ -342,7 +324,3 @@ class Connection:
                     continue
             self._catching_up = False
             return
-
-
-def caught_up_frame(cursor: int) -> bytes:
-    return orjson.dumps({"type": "caught_up", "cursor": cursor})

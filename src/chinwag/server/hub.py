@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, TypeVar
 
-from chinwag.core.events import event_frame
+from chinwag.core.protocol import event_frame
 from chinwag.server.broker import Doorbell, EventsAppended, Resync, SessionsRevoked, Signal
 
 __all__ = ["Hub", "LiveConnection"]
@@ -39,7 +39,7 @@ class LiveConnection(Protocol):
         ...
 
     def going_away(self) -> None:
-        """The server is shutting down: close with 1001."""
+        """The server is shutting down: close with ``CloseCode.GOING_AWAY``."""
         ...
 
 
