@@ -6,11 +6,12 @@ dropped (already sent); a jump means doorbells were missed or reordered, so the 
 reads the missing positions from the store instead. While such a catch-up (or the initial
 replay) runs, live offers only raise the position it must reach, so nothing overtakes it.
 
-The hub's offers never wait: when a live frame finds the queue full the device has fallen
-behind, and the connection ends itself with ``CloseCode.RESUME_LATER`` rather than grow memory
-or slow the hub. Replay and catch-up, which this connection drives itself, wait for room
-instead; they are paced by the writer, never by the database (no connection is held
-while waiting).
+The queue is bounded twice, in frames and in bytes (a few large messages fill memory long
+before a thousand frames do). The hub's offers never wait: when a live frame finds the queue
+full the device has fallen behind, and the connection ends itself with
+``CloseCode.RESUME_LATER`` rather than grow memory or slow the hub. Replay and catch-up,
+which this connection drives itself, wait for room instead; they are paced by the writer,
+never by the database (no connection is held while waiting).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class Connection:
         "_cursor",
         "_page_size",
         "_queue",
+        "_queue_bytes",
         "_queue_size",
+        "_queued_bytes",
         "_read_page",
         "_reader",
         "_room",
@@ -96,6 +99,7 @@ class Connection:
         expires_at: float,
         cursor: int,
         queue_size: int,
+        queue_bytes: int,
         read_page: ReadPage,
         send: Send,
         page_size: int = 500,
@@ -113,6 +117,8 @@ class Connection:
         self._context = contextvars.copy_context()
         self._queue: deque[bytes | Close] | None = None
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
         self._room: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[Any] | None = None
@@ -225,8 +231,16 @@ class Connection:
     def _queued(self) -> int:
         return 0 if self._queue is None else len(self._queue)
 
+    def _full_for(self, size: int) -> bool:
+        """Whether ``size`` more bytes overflow the queue; an empty queue takes any frame,
+        so one frame larger than the byte bound still goes out."""
+        queued = self._queued()
+        return queued >= self._queue_size or (
+            queued > 0 and self._queued_bytes + size > self._queue_bytes
+        )
+
     def _push_live(self, frame: bytes) -> bool:
-        if self._queued() >= self._queue_size:
+        if self._full_for(len(frame)):
             log.info("connection %s fell behind; closing with resume_later", self.session_id)
             self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
             return False
@@ -234,7 +248,7 @@ class Connection:
         return True
 
     async def _put(self, item: bytes | Close) -> None:
-        while self._queued() >= self._queue_size:
+        while self._full_for(len(item) if isinstance(item, bytes) else 0):
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()
             # Shielded: a waiter being cancelled must not cancel the others' future.
@@ -247,6 +261,8 @@ class Connection:
         if self._queue is None:
             self._queue = deque()
         self._queue.append(item)
+        if isinstance(item, bytes):
+            self._queued_bytes += len(item)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
                 self._write(), context=self._context
@@ -266,6 +282,7 @@ class Connection:
                 if isinstance(item, Close):
                     self.finish(item)
                     return
+                self._queued_bytes -= len(item)
                 await self._send({"type": "websocket.send", "text": item.decode()})
         except asyncio.CancelledError:
             raise

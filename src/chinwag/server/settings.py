@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     connection_queue_size: int = Field(default=1000, ge=1)
     """Frames a WebSocket may have waiting before it is told to resume later."""
+    connection_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    """Bytes of frames a WebSocket may have waiting before it is told to resume later."""
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
     typing_pause_after: float = Field(default=2.5, gt=0)

@@ -156,6 +156,7 @@ def _connect(services: Services, caller: Authenticated, cursor: int, send: Send)
         expires_at=caller.session.expires_at,
         cursor=cursor,
         queue_size=services.settings.connection_queue_size,
+        queue_bytes=services.settings.connection_queue_bytes,
         read_page=partial(_read_page, services, caller.user.pk),
         send=send,
     )
