@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from tests.server.test_websocket import create_conversation, send_rest, sign_in
+from tests.server.test_websocket import (
+    close_of,
+    create_conversation,
+    open_device,
+    send_rest,
+    sign_in,
+)
 from tests.support import AppFixture, RawWebSocket, RunningServer
 
 
@@ -25,3 +33,29 @@ async def test_a_socket_that_stops_reading_is_closed_4008_once_its_queued_bytes_
     assert hub.sockets_of_session(session_id) == 0, "never closed"
     assert sent < 200  # far fewer frames than the 1,000-frame bound: the bytes bound acted
     assert await stalled.closed() == (4008, "resume_later")
+
+
+async def test_sockets_past_the_per_session_and_per_user_caps_are_closed_4029(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    server.settings.max_sockets_per_session, server.settings.max_sockets_per_user = 2, 3
+    now = server.clock.now()
+    phone, laptop = (
+        await sign_in(client, app, "alice", now),
+        await sign_in(client, app, "alice", now),
+    )
+    on_phone = [await open_device(server, phone.token) for _ in range(2)]
+    refused = (4029, "too_many_connections")
+    assert await close_of(server, "", Authorization=f"Bearer {phone.token}") == refused
+    on_laptop = await open_device(server, laptop.token)  # a third socket for the user
+    assert await close_of(server, "", Authorization=f"Bearer {laptop.token}") == refused
+    bob = await sign_in(client, app, "bob", now)  # other users are not counted
+    await (await open_device(server, bob.token)).ws.close()
+    await on_phone[0].ws.close()
+    await on_phone[0].ws.wait_closed()
+    async with asyncio.timeout(10):  # the server unregisters once it sees the close
+        while server.services.hub.sockets_of_session(phone.body["session_id"]) > 1:
+            await asyncio.sleep(0.01)
+    again = await open_device(server, phone.token)
+    for device in (again, on_phone[1], on_laptop):
+        await device.ws.close()

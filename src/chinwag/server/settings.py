@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     """Frames a WebSocket may have waiting before it is told to resume later."""
     connection_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     """Bytes of frames a WebSocket may have waiting before it is told to resume later."""
+    max_sockets_per_session: int = Field(default=8, ge=1)
+    """Open WebSockets one session may hold on one node; more are closed with 4029."""
+    max_sockets_per_user: int = Field(default=32, ge=1)
+    """Open WebSockets one user may hold on one node, all sessions together."""
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
     typing_pause_after: float = Field(default=2.5, gt=0)

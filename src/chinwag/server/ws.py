@@ -119,6 +119,10 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
         await _refuse(receive, send, CloseCode.PROTOCOL_ERROR, reason)
         return
     await _accept(receive, send)
+    if _over_socket_limit(services, caller):  # no await from here to ``register``
+        code, reason = CloseCode.TOO_MANY_CONNECTIONS, CloseReason.TOO_MANY_CONNECTIONS
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+        return
     conn = _connect(services, caller, cursor, send)
     # Queued before registering, so it is first; registered before replaying, so no live
     # event can fall between the replay and the live stream.
@@ -138,6 +142,19 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
 
 WEBSOCKET_PATH = "/v1/websocket"
 """Served by :func:`serve_socket`, which the app calls ahead of its middleware (``app.py``)."""
+
+
+def _over_socket_limit(services: Services, caller: Authenticated) -> bool:
+    """Whether the session or the user already holds as many sockets as it may, here.
+
+    Checked after the handshake, so no await falls between the check and registering:
+    two sockets connecting at once cannot both take the last place.
+    """
+    hub, settings = services.hub, services.settings
+    return (
+        hub.sockets_of_session(caller.session.id) >= settings.max_sockets_per_session
+        or hub.sockets_of_user(caller.user.pk) >= settings.max_sockets_per_user
+    )
 
 
 async def _recheck_session(services: Services, conn: Connection) -> None:
