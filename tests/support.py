@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from chinwag.clock import ManualClock
@@ -21,7 +20,7 @@ from chinwag.core.keys import Alg, generate_key_pair, sign_identity_token
 from chinwag.server.app import create_app
 from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
-from chinwag.server.serving import ChinwagServer
+from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
 
 __all__ = [
@@ -31,7 +30,9 @@ __all__ = [
     "RunningServer",
     "bearer",
     "make_app",
+    "peak_rss",
     "postgres_database",
+    "reset_peak_rss",
     "run_server",
     "sign",
     "vm_rss",
@@ -91,14 +92,8 @@ async def run_server(
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
     port = _free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
+    config = uvicorn_config(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())
@@ -236,9 +231,11 @@ class RawWebSocket:
         token: str | None = None,
         *,
         rcvbuf: int | None = None,
-        extensions: str | None = None,
+        compress: bool = False,
     ) -> RawWebSocket:
+        """``compress`` offers permessage-deflate (the server may decline it)."""
         from websockets.client import ClientProtocol
+        from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
         from websockets.uri import parse_uri
 
         uri = parse_uri(url)
@@ -248,12 +245,11 @@ class RawWebSocket:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (uri.host, uri.port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-        protocol = ClientProtocol(uri, max_size=None)
+        extensions = [ClientPerMessageDeflateFactory()] if compress else None
+        protocol = ClientProtocol(uri, max_size=None, extensions=extensions)
         request = protocol.connect()
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"
-        if extensions is not None:
-            request.headers["Sec-WebSocket-Extensions"] = extensions
         protocol.send_request(request)
         raw = cls(reader, writer, protocol, None)
         raw.flush()
@@ -302,10 +298,25 @@ class RawWebSocket:
             await self.writer.drain()
 
 
-def vm_rss() -> int:
-    """This process's resident memory, in bytes (Linux)."""
+def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")  # pragma: no cover
+    raise RuntimeError(f"no {field}")  # pragma: no cover
+
+
+def vm_rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    return _status_bytes("VmRSS")
+
+
+def reset_peak_rss() -> None:
+    """Start :func:`peak_rss` over from the current resident memory (Linux)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def peak_rss() -> int:
+    """The most resident memory since :func:`reset_peak_rss`, in bytes (Linux)."""
+    return _status_bytes("VmHWM")

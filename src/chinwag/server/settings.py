@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     typing_pause_after: float = Field(default=2.5, gt=0)
     typing_finish_after: float = Field(default=5.0, gt=0)
 
+    request_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send each whole request (headers and body) from its
+    first byte, or from connecting; slower connections are closed."""
+    max_connections: int = Field(default=10_000, ge=1)
+    """Connections (HTTP and WebSocket) served at once by this process; more get 503."""
+    ws_max_frame_bytes: int | None = Field(default=None, ge=1024)
+    """Largest WebSocket message accepted (close 1009 beyond); by default twice
+    ``max_message_bytes`` (room for JSON escapes) plus 16 KiB of envelope."""
+    ws_per_message_deflate: bool = False
+    """Offer permessage-deflate. Off: compression costs memory per socket and CPU per
+    frame, and chat frames are small."""
+
     create_dev_app: bool = False
     """On start, make sure a staging app exists and print its id and development key."""
 
@@ -50,3 +62,8 @@ class Settings(BaseSettings):
     """Let FastAPI export OpenTelemetry traces, metrics and logs through the globally
     configured providers. Off by default: even unconfigured, its per-request provider checks
     cost a few percent of a sign-in."""
+
+    @property
+    def ws_max_size(self) -> int:
+        """The WebSocket message limit in force (``ws_max_frame_bytes`` or its default)."""
+        return self.ws_max_frame_bytes or 2 * self.max_message_bytes + 16 * 1024
