@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -9,7 +11,8 @@ from chinwag.core.errors import AppNotFound, NotFound
 from chinwag.server.context import open_services
 from chinwag.server.handlers.sessions import revoke_user_sessions
 from chinwag.server.settings import Settings
-from tests.server.test_websocket import open_device, sign_in
+from chinwag.server.storage import messages as message_store
+from tests.server.test_websocket import create_conversation, open_device, sign_in
 from tests.support import RunningServer, make_app
 
 CLOSE_REVOKED = 4003
@@ -99,3 +102,32 @@ async def test_purging_spent_nonces_never_makes_a_nonce_usable_again(
     again = await client.post("/v1/sessions", json=body)
     assert again.status_code == 401
     assert again.json()["error"]["data"]["reason"] == "nonce_expired"
+
+
+async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice")
+    # Before the sweep can notice (seconds): every write is refused by its own read.
+    message_id = str(uuid.uuid4())
+    writes = {
+        "message.send": {
+            "conversation_id": conversation_id,
+            "id": message_id,
+            "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
+        },
+        "receipt.mark": {"conversation_id": conversation_id, "type": "read", "position": 1},
+        "typing.update": {"conversation_id": conversation_id, "state": "started"},
+    }
+    for method, data in writes.items():
+        response = await device.request(method, data)
+        assert response["ok"] is False, (method, response)
+        assert response["error"]["id"] == "authentication_required", method
+    async with server.services.db.read() as db:
+        assert await message_store.get_message(db, message_id) is None

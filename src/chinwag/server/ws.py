@@ -42,7 +42,12 @@ from chinwag.core.protocol import (
 from chinwag.core.typing import TypingState
 from chinwag.server.broker import SessionsRevoked
 from chinwag.server.connection import CANCELLED, PEER_CLOSED, Close, Connection
-from chinwag.server.handlers.auth import Authenticated, authenticate, user_json
+from chinwag.server.handlers.auth import (
+    Authenticated,
+    authenticate,
+    require_live_session,
+    user_json,
+)
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
@@ -296,6 +301,8 @@ async def _typing_update(
             status=422,
             data={"property": "state"},
         )
+    async with services.db.read() as db:  # typing writes nothing: its own read
+        await require_live_session(db, caller.session.id, services.now())
     audience = await active_participant_pks(services, caller, conversation_id)
     services.typing.update(
         conversation_id=conversation_id,
