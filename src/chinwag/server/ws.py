@@ -96,6 +96,10 @@ async def _accept(receive: Receive, send: Send) -> None:
 
 async def _refuse(receive: Receive, send: Send, code: CloseCode, reason: str) -> None:
     await _accept(receive, send)
+    await _close(send, code, reason)
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
@@ -124,15 +128,10 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
         await _refuse(receive, send, CloseCode.PROTOCOL_ERROR, reason)
         return
     await _accept(receive, send)
-    if _over_socket_limit(services, caller):  # no await from here to ``register``
-        code, reason = CloseCode.TOO_MANY_CONNECTIONS, CloseReason.TOO_MANY_CONNECTIONS
-        await send({"type": "websocket.close", "code": code, "reason": reason})
+    conn = _register(services, caller, cursor, head, send)
+    if conn is None:
+        await _close(send, CloseCode.TOO_MANY_CONNECTIONS, CloseReason.TOO_MANY_CONNECTIONS)
         return
-    conn = _connect(services, caller, cursor, send)
-    # Queued before registering, so it is first; registered before replaying, so no live
-    # event can fall between the replay and the live stream.
-    conn.offer_signal(_hello(services, caller, head))
-    services.hub.register(conn)
     try:
         conn.start_replay()
         await _recheck_session(services, conn)
@@ -142,7 +141,23 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
         conn.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
     if close.reason != PEER_CLOSED:
         with contextlib.suppress(Exception):
-            await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+            await _close(send, close.code, close.reason)
+
+
+def _register(
+    services: Services, caller: Authenticated, cursor: int, head: int, send: Send
+) -> Connection | None:
+    """A new connection, registered with the hub; None when the session or user already
+    holds as many sockets as it may. Synchronous, so two sockets connecting at once cannot
+    both take the last place."""
+    if _over_socket_limit(services, caller):
+        return None
+    conn = _connect(services, caller, cursor, send)
+    # Queued before registering, so it is first; registered before replaying, so no live
+    # event can fall between the replay and the live stream.
+    conn.offer_signal(_hello(services, caller, head))
+    services.hub.register(conn)
+    return conn
 
 
 WEBSOCKET_PATH = "/v1/websocket"
@@ -150,11 +165,7 @@ WEBSOCKET_PATH = "/v1/websocket"
 
 
 def _over_socket_limit(services: Services, caller: Authenticated) -> bool:
-    """Whether the session or the user already holds as many sockets as it may, here.
-
-    Checked after the handshake, so no await falls between the check and registering:
-    two sockets connecting at once cannot both take the last place.
-    """
+    """Whether the session or the user already holds as many sockets as it may, here."""
     hub, settings = services.hub, services.settings
     return (
         hub.sockets_of_session(caller.session.id) >= settings.max_sockets_per_session
