@@ -260,7 +260,7 @@ def _violations(tree: ast.AST) -> list[tuple[int, str]]:
             if _SPLICED.search(text):
                 found.append((line, "frame JSON written by hand"))
         elif isinstance(node, ast.Constant) and _is_close_code(node.value):
-            found.append((line, f"close code {node.value} as a literal"))
+            found.append((line, f"close code {node.value!r} as a literal"))
     return found
 
 
