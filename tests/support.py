@@ -17,7 +17,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from chinwag.clock import ManualClock
@@ -25,20 +24,24 @@ from chinwag.core.keys import Alg, generate_key_pair, sign_identity_token
 from chinwag.server.app import create_app
 from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
-from chinwag.server.serving import ChinwagServer
+from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
 
 __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
+    "RawWebSocket",
     "RunningServer",
     "ServerProcess",
     "bearer",
     "make_app",
+    "peak_rss",
     "postgres_database",
+    "reset_peak_rss",
     "run_server",
     "serve_in_subprocess",
     "sign",
+    "vm_rss",
 ]
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -95,14 +98,8 @@ async def run_server(
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
     port = _free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
+    config = uvicorn_config(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())
@@ -265,3 +262,115 @@ async def bearer(
     """Sign ``user_id`` in and return the ``Authorization`` header of the new session."""
     session = await login(client, app, user_id, now, **claims)
     return {"Authorization": f"Bearer {session['session_token']}"}
+
+
+@dataclass
+class RawWebSocket:
+    """A WebSocket client that reads only when told to: websockets' sans-I/O client over a
+    plain stream, for sockets that stop reading, frames no library would send, and limits.
+
+    ``rcvbuf`` shrinks the socket's kernel receive buffer, and the stream reader pauses at
+    a few KiB, so a client that is not reading pushes back on the server almost at once.
+    """
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    protocol: Any
+    response: Any
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        token: str | None = None,
+        *,
+        rcvbuf: int | None = None,
+        compress: bool = False,
+    ) -> RawWebSocket:
+        """``compress`` offers permessage-deflate (the server may decline it)."""
+        from websockets.client import ClientProtocol
+        from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+        from websockets.uri import parse_uri
+
+        uri = parse_uri(url)
+        sock = socket.socket()
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (uri.host, uri.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        extensions = [ClientPerMessageDeflateFactory()] if compress else None
+        protocol = ClientProtocol(uri, max_size=None, extensions=extensions)
+        request = protocol.connect()
+        if token is not None:
+            request.headers["Authorization"] = f"Bearer {token}"
+        protocol.send_request(request)
+        raw = cls(reader, writer, protocol, None)
+        raw.flush()
+        async with asyncio.timeout(10):
+            while raw.response is None:
+                await raw.read_once()
+        return raw
+
+    def flush(self) -> None:
+        data = b"".join(self.protocol.data_to_send())
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def read_once(self) -> list[Any]:
+        """Read what has arrived (waiting for some); the frames it completed."""
+        data = await self.reader.read(65536)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self.flush()
+        frames = []
+        for event in self.protocol.events_received():
+            if self.response is None:
+                self.response = event
+            else:
+                frames.append(event)
+        if not data and not frames:
+            raise EOFError
+        return frames
+
+    async def closed(self, timeout: float = 20) -> tuple[int | None, str | None]:
+        """Read to the end; the close code and reason the server sent."""
+        async with asyncio.timeout(timeout):
+            with contextlib.suppress(EOFError, ConnectionError):
+                while True:
+                    await self.read_once()
+        self.writer.close()
+        close = self.protocol.close_rcvd
+        return (close.code, close.reason) if close is not None else (None, None)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Bytes straight onto the socket, past the protocol (frames it would refuse)."""
+        self.writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field}")  # pragma: no cover
+
+
+def vm_rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    return _status_bytes("VmRSS")
+
+
+def reset_peak_rss() -> None:
+    """Start :func:`peak_rss` over from the current resident memory (Linux)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def peak_rss() -> int:
+    """The most resident memory since :func:`reset_peak_rss`, in bytes (Linux)."""
+    return _status_bytes("VmHWM")

@@ -203,7 +203,7 @@ async def test_every_file_the_sdk_writes_is_owner_only(
         await client.close()
 
 
-@pytest.mark.parametrize("online", [True])
+@pytest.mark.parametrize("online", [True, False])
 async def test_a_wiped_revocation_deletes_everything_without_asking(
     server: RunningServer,
     make_client: Callable[..., Client],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -9,8 +11,9 @@ from chinwag.core.errors import AppNotFound, NotFound
 from chinwag.server.context import open_services
 from chinwag.server.handlers.sessions import revoke_user_sessions, revoked_among
 from chinwag.server.settings import Settings
+from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.sessions import Revocation
-from tests.server.test_websocket import open_device, sign_in
+from tests.server.test_websocket import create_conversation, open_device, sign_in
 from tests.support import RunningServer, make_app
 
 CLOSE_REVOKED = 4003
@@ -162,3 +165,32 @@ async def test_a_401_for_an_ended_session_says_how_it_ended(
         assert "nonce" in data
     stranger = await client.get("/v1/me", headers={"Authorization": "Bearer cws_nothing"})
     assert "reason" not in stranger.json()["error"]["data"]
+
+
+async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice")
+    # Before the sweep can notice (seconds): every write is refused by its own read.
+    message_id = str(uuid.uuid4())
+    writes = {
+        "message.send": {
+            "conversation_id": conversation_id,
+            "id": message_id,
+            "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
+        },
+        "receipt.mark": {"conversation_id": conversation_id, "type": "read", "position": 1},
+        "typing.update": {"conversation_id": conversation_id, "state": "started"},
+    }
+    for method, data in writes.items():
+        response = await device.request(method, data)
+        assert response["ok"] is False, (method, response)
+        assert response["error"]["id"] == "authentication_required", method
+    async with server.services.db.read() as db:
+        assert await message_store.get_message(db, message_id) is None

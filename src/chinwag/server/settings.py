@@ -31,10 +31,28 @@ class Settings(BaseSettings):
 
     connection_queue_size: int = Field(default=1000, ge=1)
     """Frames a WebSocket may have waiting before it is told to resume later."""
+    connection_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    """Bytes of frames a WebSocket may have waiting before it is told to resume later."""
+    max_sockets_per_session: int = Field(default=8, ge=1)
+    """Open WebSockets one session may hold on one node; more are closed with 4029."""
+    max_sockets_per_user: int = Field(default=32, ge=1)
+    """Open WebSockets one user may hold on one node, all sessions together."""
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
     typing_pause_after: float = Field(default=2.5, gt=0)
     typing_finish_after: float = Field(default=5.0, gt=0)
+
+    request_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send each whole request (headers and body) from its
+    first byte, or from connecting; slower connections are closed."""
+    max_connections: int = Field(default=10_000, ge=1)
+    """Connections (HTTP and WebSocket) served at once by this process; more get 503."""
+    ws_max_frame_bytes: int | None = Field(default=None, ge=1024)
+    """Largest WebSocket message accepted (close 1009 beyond); by default twice
+    ``max_message_bytes`` (room for JSON escapes) plus 16 KiB of envelope."""
+    ws_per_message_deflate: bool = False
+    """Offer permessage-deflate. Off: compression costs memory per socket and CPU per
+    frame, and chat frames are small."""
 
     create_dev_app: bool = False
     """On start, make sure a staging app exists and print its id and development key."""
@@ -44,3 +62,8 @@ class Settings(BaseSettings):
     """Let FastAPI export OpenTelemetry traces, metrics and logs through the globally
     configured providers. Off by default: even unconfigured, its per-request provider checks
     cost a few percent of a sign-in."""
+
+    @property
+    def ws_max_size(self) -> int:
+        """The WebSocket message limit in force (``ws_max_frame_bytes`` or its default)."""
+        return self.ws_max_frame_bytes or 2 * self.max_message_bytes + 16 * 1024

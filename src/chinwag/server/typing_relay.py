@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import orjson
-
+from chinwag.core.protocol import typing_frame
 from chinwag.core.typing import TypingState, Typist, apply_silence, apply_update
 from chinwag.server.broker import Doorbell, Signal
 
-__all__ = ["TypingRelay", "typing_frame"]
+__all__ = ["TypingRelay"]
 
 
 @dataclass(slots=True)
@@ -25,16 +24,6 @@ class _Entry:
     user_id: str
     audience: tuple[int, ...]
     """The other active participants when the typist last updated."""
-
-
-def typing_frame(conversation_id: str, user_id: str, state: TypingState) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "signal",
-            "signal": "typing",
-            "data": {"conversation_id": conversation_id, "user_id": user_id, "state": state},
-        }
-    )
 
 
 class TypingRelay:

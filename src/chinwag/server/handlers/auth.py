@@ -57,6 +57,7 @@ __all__ = [
     "end_session",
     "issue_app_nonce",
     "new_nonce",
+    "require_live_session",
     "sample_identity_token",
     "user_json",
 ]
@@ -411,3 +412,16 @@ async def sample_identity_token(
     return sign_identity_token(
         claims, kid=key.kid, alg=Alg(key.alg), private_key_pem=key.private_key_pem
     )
+
+
+async def require_live_session(conn: AsyncConnection, session_id: str, now: float) -> None:
+    """Refuse a write whose session has ended, read in the write's own transaction.
+
+    A socket authenticates once, and a revocation reaches it by doorbell, or within
+    seconds by the sweep when the revoking process shares no broker (the CLI); a write
+    over it in between must still be refused. One primary-key read makes it so, whichever
+    process ended the session.
+    """
+    session = await session_store.get_session(conn, session_id)
+    if session is None or session.revoked_at is not None or session.expires_at <= now:
+        raise AuthenticationRequired("This session has ended.")

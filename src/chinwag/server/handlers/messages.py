@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import (
     append,
     invalid,
@@ -96,6 +96,7 @@ async def send_message(
         # Every refusal below comes before the first write: sends share transactions
         # (``Database.write``), and a refusal must leave nothing behind for the others.
         now = services.now()
+        await require_live_session(tx.conn, caller.session.id, now)
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
         require_active(member)
         size = sum(len(p["body"].encode()) for p in clean)

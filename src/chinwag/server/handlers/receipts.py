@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chinwag.core.events import EventType
-from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import append, invalid, load, require_active, visibility
 from chinwag.server.handlers.messages import find_message
 from chinwag.server.services import Services
@@ -74,6 +74,7 @@ async def _apply(
     kind: str,
     position: int,
 ) -> dict[str, Any]:
+    await require_live_session(tx.conn, caller.session.id, services.now())
     require_active(member)
     read, delivered = next_marks(
         kind,
