@@ -97,6 +97,7 @@ async def run_server(
         lifespan="on",
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
+        proxy_headers=False,  # X-Forwarded-For: settings.trusted_proxies
     )
     server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())

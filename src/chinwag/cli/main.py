@@ -100,6 +100,7 @@ def serve(
         log_level=settings.log_level,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
+        proxy_headers=False,  # X-Forwarded-For: settings.trusted_proxies
         loop="uvloop",
         http="httptools",
     )

@@ -35,6 +35,7 @@ from chinwag.server.connection import (
 )
 from chinwag.server.handlers.auth import Authenticated, authenticate, user_json
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
@@ -220,6 +221,7 @@ async def _answer(
             raise InvalidRequest("Expected data to be an object.")
         if conn.ending or caller.session.expires_at <= services.now():
             raise AuthenticationRequired("This session has ended.")
+        await services.rate_limits.charge(Action.REQUESTS, caller)
         result = await method(services, caller, data)
     except ChinwagError as error:
         return _response(request_id, error=error.to_json()["error"])
@@ -288,6 +290,7 @@ async def _typing_update(
 ) -> dict[str, Any]:
     from chinwag.server.handlers.conversations import active_participant_pks
 
+    await services.rate_limits.charge(Action.TYPING, caller)
     conversation_id = _field(data, "conversation_id", str)
     state = data.get("state")
     if state not in {s.value for s in TypingState}:
