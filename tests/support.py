@@ -29,6 +29,7 @@ __all__ = [
     "AppFixture",
     "RunningServer",
     "bearer",
+    "free_port",
     "make_app",
     "postgres_database",
     "run_server",
@@ -75,7 +76,8 @@ class RunningServer:
         return self.url.replace("http://", "ws://", 1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (yet)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -88,7 +90,7 @@ async def run_server(
     """Run chinwag on a real loopback port inside the test's event loop."""
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -104,6 +104,7 @@ class Services:
             self.publish,
             pause_after=self.settings.typing_pause_after,
             finish_after=self.settings.typing_finish_after,
+            interval=self.settings.typing_relay_interval,
         )
 
     def start_background(self) -> None:
