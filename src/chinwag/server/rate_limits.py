@@ -61,6 +61,16 @@ def parse_rates(text: str) -> tuple[Rate, ...]:
     return tuple(Rate(item.amount, item.get_expiry()) for item in parse_many(text))
 
 
+def _rules(settings: Settings, action: Action) -> tuple[Rule, ...]:
+    """The action's non-empty (scope, rates), from ``limit_<action>_per_<scope>``."""
+    if not settings.rate_limits:
+        return ()
+    found = (
+        (scope, parse_rates(getattr(settings, f"limit_{action}_per_{scope}"))) for scope in SCOPES
+    )
+    return tuple((scope, rates) for scope, rates in found if rates)
+
+
 def _auth_rates(settings: Settings) -> tuple[Rate, ...]:
     """The sign-in limit: ``auth_rate_burst`` per the time the rate takes to refill it."""
     if settings.auth_rate_per_second <= 0:
@@ -75,11 +85,7 @@ class RateLimits:
     def __init__(self, settings: Settings, clock: Clock, counters: Counters) -> None:
         self._clock = clock
         self._counters = counters
-        self._rules: dict[Action, tuple[Rule, ...]] = {}
-        for action in Action:
-            rules = ((s, parse_rates(getattr(settings, f"limit_{action}_per_{s}"))) for s in SCOPES)
-            on = settings.rate_limits
-            self._rules[action] = tuple((s, rates) for s, rates in rules if rates and on)
+        self._rules = {action: _rules(settings, action) for action in Action}
         self._auth = _auth_rates(settings)
         self._off_until = -math.inf
 
