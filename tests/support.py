@@ -34,6 +34,7 @@ __all__ = [
     "RunningServer",
     "ServerProcess",
     "bearer",
+    "free_port",
     "make_app",
     "peak_rss",
     "postgres_database",
@@ -84,7 +85,8 @@ class RunningServer:
         return self.url.replace("http://", "ws://", 1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (yet)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -97,7 +99,7 @@ async def run_server(
     """Run chinwag on a real loopback port inside the test's event loop."""
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
-    port = _free_port()
+    port = free_port()
     config = uvicorn_config(
         app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
@@ -137,7 +139,7 @@ async def serve_in_subprocess(
 ) -> AsyncIterator[ServerProcess]:
     """Run the real CLI entry point (uvicorn's own log config, access log on) and wait
     until it answers; stopped with SIGINT, like Ctrl-C, so it shuts down cleanly."""
-    port = _free_port()
+    port = free_port()
     args = ["serve", "--port", str(port), "--database-url", database_url]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

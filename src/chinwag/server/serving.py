@@ -43,6 +43,8 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
         "ws_per_message_deflate": settings.ws_per_message_deflate,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_timeout,
+        # X-Forwarded-For is believed only from settings.trusted_proxies, by chinwag itself.
+        "proxy_headers": False,
     }
     return uvicorn.Config(app, **(config | options))
 

@@ -49,6 +49,7 @@ from chinwag.server.handlers.auth import (
     user_json,
 )
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
@@ -255,6 +256,7 @@ async def _answer(
     try:
         if conn.ending or caller.session.expires_at <= services.now():
             raise AuthenticationRequired("This session has ended.")
+        await services.rate_limits.charge(Action.REQUESTS, caller)
         result = await _METHODS[request.method](services, caller, request.data)
     except ChinwagError as error:
         return error_response_frame(request.request_id, _error_json(error))
@@ -315,6 +317,7 @@ async def _typing_update(
 ) -> dict[str, Any]:
     from chinwag.server.handlers.conversations import active_participant_pks
 
+    await services.rate_limits.charge(Action.TYPING, caller)
     conversation_id = _field(data, "conversation_id", str)
     state = data.get("state")
     if state not in {s.value for s in TypingState}:

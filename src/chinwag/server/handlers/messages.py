@@ -28,6 +28,7 @@ from chinwag.server.handlers.conversations import (
     require_active,
     visibility,
 )
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
@@ -87,6 +88,7 @@ async def send_message(
 ) -> tuple[dict[str, Any], bool]:
     """Store and announce a message; returns (message, created). Retries are answered, not
     repeated."""
+    await services.rate_limits.charge(Action.MESSAGES, caller)
     if not is_valid_uuid(message_id):
         raise invalid("id", "expected a lower-case UUID chosen by the client")
     clean = check_parts(parts, services.settings.max_message_bytes)

@@ -14,6 +14,7 @@ from chinwag.core.events import EventType
 from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import append, invalid, load, require_active, visibility
 from chinwag.server.handlers.messages import find_message
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
@@ -49,6 +50,7 @@ async def mark_receipt(
     position: int,
 ) -> dict[str, Any]:
     """Move the caller's watermark to ``position``; returns the marks and the unread count."""
+    await services.rate_limits.charge(Action.RECEIPTS, caller)
     kind, position = _check(kind, position)
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
@@ -59,6 +61,7 @@ async def mark_message_receipt(
     services: Services, caller: Authenticated, message_id: str, kind: str
 ) -> dict[str, Any]:
     """A receipt at the position of one message."""
+    await services.rate_limits.charge(Action.RECEIPTS, caller)
     kind, _ = _check(kind, 0)
     async with services.db.transaction() as tx:
         row, conv, member = await find_message(tx.conn, caller, message_id, lock=True)
