@@ -17,13 +17,13 @@ from chinwag.clock import Clock
 from chinwag.core.errors import RateLimited
 from chinwag.core.keys import Alg, KeyMaterial, verifier_for
 from chinwag.core.rate_limit import TokenBucket
-from chinwag.server.broker import Broker, Doorbell
+from chinwag.server.broker import Broker, Doorbell, EventsAppended
 from chinwag.server.hub import Hub
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
-from chinwag.server.typing_relay import TypingRelay
+from chinwag.server.typing_relay import TypingRelay, participants_removed
 
 __all__ = ["KeyCache", "KnownApps", "RateLimiter", "Services", "load_server_secret"]
 
@@ -142,6 +142,10 @@ class Services:
 
     def on_doorbell(self, message: Doorbell) -> None:
         self.hub.dispatch(message)
+        if isinstance(message, EventsAppended) and len(self.typing):
+            removed = participants_removed(message)
+            if removed is not None:
+                self.typing.members_changed(*removed)
 
     async def shutdown(self) -> None:
         self.hub.close_all()

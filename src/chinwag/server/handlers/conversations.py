@@ -23,6 +23,8 @@ from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid, user_id_problem
 from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.conversation_policy import participant_pks
+from chinwag.server.handlers.metadata import check_budget, check_metadata
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import events as event_store
@@ -50,7 +52,6 @@ __all__ = [
 ]
 
 SORTS = ("last_message", "created_at")
-MAX_METADATA_DEPTH = 16
 
 
 def invalid(prop: str, problem: str) -> InvalidRequest:
@@ -117,31 +118,6 @@ def check_user_ids(value: object, prop: str, limit: int) -> list[str]:
     return list(seen)
 
 
-def check_metadata(value: object, prop: str = "metadata", depth: int = 0) -> dict[str, Any]:
-    """Metadata is an object whose values are strings or (nested) objects; keys have no dots
-    so that dotted paths in PATCH are unambiguous."""
-    if not isinstance(value, dict):
-        raise invalid(prop, "expected an object")
-    if depth > MAX_METADATA_DEPTH:
-        raise invalid(prop, f"nested deeper than {MAX_METADATA_DEPTH} levels")
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or "." in key or user_id_problem(key):
-            raise invalid(prop, "keys must be non-empty strings without dots or control characters")
-        if isinstance(item, dict):
-            check_metadata(item, prop, depth + 1)
-        elif not isinstance(item, str) or _has_surrogate(item):
-            raise invalid(prop, "values must be strings or objects")
-    return value
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def distinct_key(user_ids: list[str]) -> str:
     return hashlib.sha256(orjson.dumps(sorted(user_ids))).hexdigest()
 
@@ -205,6 +181,8 @@ async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) 
     body = await shared_json(conn, conv, await message_store.last_visible(conn, conv.id, seen))
     if member.left_position is not None:
         body["last_position"] = member.left_position
+    if not member.active:
+        body.update(_frozen(member), distinct=False)
     body["unread_count"] = await message_store.unread_count(
         conn, conv.id, seen, read_position=member.read_position
     )
@@ -212,6 +190,13 @@ async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) 
     body["delivered_position"] = member.delivered_position
     body["left"] = not member.active
     return body
+
+
+def _frozen(member: MemberRow) -> dict[str, Any]:
+    """What a former participant sees of metadata and participants: the conversation as
+    it was when they left. (A row that left before snapshots were kept shows neither.)"""
+    frozen = orjson.loads(member.left_snapshot or '{"metadata":{},"participants":[]}')
+    return {"metadata": frozen["metadata"], "participants": frozen["participants"]}
 
 
 async def get_conversation(
@@ -253,13 +238,14 @@ async def create_conversation(
     if len(user_ids) > limit:
         raise invalid("participants", f"at most {limit} participants")
     meta = check_metadata({} if metadata is None else metadata)
+    check_budget(meta, services.settings.max_metadata_bytes)
     if conversation_id is not None and not is_valid_uuid(conversation_id):
         raise invalid("id", "expected a lower-case UUID")
     now = services.now()
     new_id = str(conversation_id or uuid.UUID(bytes=services.random(16), version=4))
     key = distinct_key(user_ids) if distinct else None
     async with services.db.transaction() as tx:
-        pks = await store.ensure_users(tx.conn, caller.app_id, user_ids, now)
+        pks = await participant_pks(tx.conn, caller, user_ids, now=now)
         inserted = await store.insert_conversation(
             tx.conn,
             {

@@ -149,13 +149,17 @@ async def _announce(
         last = await message_store.get_message(tx.conn, conv.last_message_id)
     shared = await shared_json(tx.conn, conv, last)
     others = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id) if pk != user.pk]
-    for event_type, readers in (
-        (EventType.CONVERSATION_CREATED, [user.pk]),
-        (EventType.CONVERSATION_UPDATED, others),
+    changed = {
+        "conversation_id": conv.id,
+        "participants": shared["participants"],
+        "distinct": shared["distinct"],
+    }
+    for event_type, data, readers in (
+        (EventType.CONVERSATION_CREATED, {"conversation": shared}, [user.pk]),
+        (EventType.CONVERSATION_UPDATED, changed, others),
     ):
         appended = await event_store.append_event(
             tx.conn, app_id=user.app_id, event_type=event_type,
-            data={"conversation": shared}, user_pks=readers, now=services.now(),
-            conversation_id=conv.id,
+            data=data, user_pks=readers, now=services.now(), conversation_id=conv.id,
         )  # fmt: skip
         emit(services, tx, appended)

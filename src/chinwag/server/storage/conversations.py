@@ -90,6 +90,9 @@ class MemberRow:
     delivered_position: int
     hidden_position: int
     sort_at: float
+    left_snapshot: str | None = None
+    """JSON ``{"metadata", "participants"}`` as they were when the member left: what a
+    former participant keeps seeing of the conversation."""
 
     @property
     def active(self) -> bool:
@@ -122,7 +125,9 @@ def _conversation(row: Sequence[Any]) -> ConversationRow:
 
 def _member(row: Sequence[Any]) -> MemberRow:
     """From a row in ``MemberRow`` field order."""
-    conv_id, user_pk, joined_at, joined_pos, left_at, left_pos, read, delivered, hidden, sort = row
+    conv_id, user_pk, joined_at, joined_pos, left_at, left_pos, read, delivered, hidden, sort = row[
+        :10
+    ]
     return MemberRow(
         conversation_id=conv_id,
         user_pk=int(user_pk),
@@ -134,6 +139,7 @@ def _member(row: Sequence[Any]) -> MemberRow:
         delivered_position=int(delivered),
         hidden_position=int(hidden),
         sort_at=float(sort),
+        left_snapshot=row[10],
     )
 
 
@@ -390,7 +396,7 @@ async def add_members(
                 .where(
                     participants.c.conversation_id == conversation_id, participants.c.user_pk == pk
                 )
-                .values(left_at=None, left_position=None, sort_at=now)
+                .values(left_at=None, left_position=None, left_snapshot=None, sort_at=now)
             )
         added.append(pk)
     await _recount(conn, conversation_id)
@@ -398,12 +404,19 @@ async def add_members(
 
 
 async def mark_left(
-    conn: AsyncConnection, conversation_id: str, user_pk: int, *, now: float, position: int
+    conn: AsyncConnection,
+    conversation_id: str,
+    user_pk: int,
+    *,
+    now: float,
+    position: int,
+    snapshot: str,
 ) -> None:
+    """``snapshot``: see ``MemberRow.left_snapshot``."""
     await conn.execute(
         update(participants)
         .where(participants.c.conversation_id == conversation_id, participants.c.user_pk == user_pk)
-        .values(left_at=now, left_position=position)
+        .values(left_at=now, left_position=position, left_snapshot=snapshot)
     )
     await _recount(conn, conversation_id)
 
@@ -518,7 +531,7 @@ async def list_for_user(
 
 
 async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int) -> bool:
-    """Whether the two users are or were participants of one live conversation."""
+    """Whether the two users are both participants, now, of one live conversation."""
     mine = participants.alias("mine")
     theirs = participants.alias("theirs")
     row = (
@@ -529,6 +542,8 @@ async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int
             .where(
                 mine.c.user_pk == user_pk,
                 theirs.c.user_pk == other_pk,
+                mine.c.left_at.is_(None),
+                theirs.c.left_at.is_(None),
                 conversations.c.deleted_at.is_(None),
             )
             .limit(1)

@@ -14,13 +14,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BindParameter, Float, Integer, bindparam, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    Integer,
+    LargeBinary,
+    Select,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import events, user_events, users
 
-__all__ = ["Appended", "StoredEvent", "append_event", "read_stream"]
+__all__ = ["MAX_PAGE_BYTES", "Appended", "StoredEvent", "append_event", "read_stream"]
+
+MAX_PAGE_BYTES = 1024 * 1024
+"""A page of a stream (REST or a socket's replay) stops before the event that would take it
+past this many bytes of event JSON; a single larger event still comes alone. Without it a
+page of 500 events could be hundreds of megabytes held in memory at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +74,37 @@ _INSERT_USER_EVENTS = Prepared(
         user_pk=bindparam("user_pk"), pos=bindparam("pos"), event_id=bindparam("event_id")
     )
 )
+
+
+def _read_stream(size: ColumnElement[Any]) -> Select[Any]:
+    """Up to ``limit`` events after ``after``, cut where their running size (``size`` of
+    each payload, in bytes) passes ``max_bytes`` — always keeping the first."""
+    page = (
+        select(user_events.c.pos, events.c.payload, size.label("size"))
+        .join(events, events.c.id == user_events.c.event_id)
+        .where(
+            user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after")
+        )
+        .order_by(user_events.c.pos)
+        .limit(bindparam("limit", type_=Integer))
+        .subquery()
+    )
+    running = select(
+        page.c.pos,
+        page.c.payload,
+        page.c.size,
+        func.sum(page.c.size).over(order_by=page.c.pos).label("running"),
+    ).subquery()
+    within = or_(
+        running.c.running <= bindparam("max_bytes", type_=Integer),
+        running.c.running == running.c.size,
+    )
+    return select(running.c.pos, running.c.payload).where(within).order_by(running.c.pos)
+
+
 _READ_STREAM = Prepared(
-    select(user_events.c.pos, events.c.payload)
-    .join(events, events.c.id == user_events.c.event_id)
-    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
-    .order_by(user_events.c.pos)
-    .limit(bindparam("limit", type_=Integer))
+    _read_stream(func.length(cast(events.c.payload, LargeBinary))),
+    postgresql=_read_stream(func.octet_length(events.c.payload)),
 )
 
 _FIXED_READERS = 8
@@ -156,7 +200,9 @@ async def append_event(
 
 
 async def read_stream(
-    conn: AsyncConnection, user_pk: int, *, after: int, limit: int
+    conn: AsyncConnection, user_pk: int, *, after: int, limit: int, max_bytes: int = MAX_PAGE_BYTES
 ) -> list[StoredEvent]:
-    rows = await _READ_STREAM.all(conn, {"user_pk": user_pk, "after": after, "limit": limit})
+    """Events after ``after``, ascending: at most ``limit`` and about ``max_bytes``."""
+    params = {"user_pk": user_pk, "after": after, "limit": limit, "max_bytes": max_bytes}
+    rows = await _READ_STREAM.all(conn, params)
     return [StoredEvent(pos=int(pos), event_json=payload.encode()) for pos, payload in rows]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ apps = Table(
     Column("require_nonce", Boolean, nullable=False),
     Column("max_token_age", Integer, nullable=False),
     Column("allow_anonymous", Boolean, nullable=False),
+    Column("conversation_policy", String(32), nullable=False, server_default="open"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -100,6 +102,7 @@ users = Table(
     Column("first_name", String(128)),
     Column("last_name", String(128)),
     Column("stream_head", BigInteger, nullable=False, server_default="0"),
+    Column("agent", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
@@ -170,6 +173,7 @@ participants = Table(
     Column("joined_position", BigInteger, nullable=False, server_default="0"),
     Column("left_at", Float),
     Column("left_position", BigInteger),
+    Column("left_snapshot", Text),
     Column("read_position", BigInteger, nullable=False, server_default="0"),
     Column("delivered_position", BigInteger, nullable=False, server_default="0"),
     Column("hidden_position", BigInteger, nullable=False, server_default="0"),
