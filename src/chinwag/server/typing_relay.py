@@ -89,8 +89,8 @@ class TypingRelay:
         announced finished and forgotten; a removed listener is dropped from every audience
         at once, so nobody outside a conversation gets its typing, not even the silence."""
         for key, entry in list(self._typists.items()):
-            if key[0] != conversation_id:
-                continue
+            if key[0] != conversation_id or not (members & {key[1], *entry.audience}):
+                continue  # conversation ids are per app: one of another app's has no member here
             entry.audience = tuple(pk for pk in entry.audience if pk in members)
             if key[1] not in members:
                 del self._typists[key]

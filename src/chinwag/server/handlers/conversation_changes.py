@@ -62,7 +62,7 @@ async def update_metadata(
             await store.update_conversation(tx.conn, conv.id, metadata=orjson.dumps(new).decode())
             conv, member = await load(tx.conn, caller, conversation_id)
             readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
-            data = {"conversation_id": conv.id, "metadata": patch}
+            data = {"conversation_id": conv.public_id, "metadata": patch}
             await append(
                 services, tx, conv.id, caller.app_id, EventType.CONVERSATION_UPDATED, data, readers
             )
@@ -104,7 +104,7 @@ async def add_participants(
             )  # fmt: skip
             added = [u for u in named if pks[u] in new]
             data = {
-                "conversation_id": conv.id,
+                "conversation_id": conv.public_id,
                 "user_ids": added,
                 "participants": shared["participants"],
             }
@@ -128,9 +128,9 @@ async def depart(
         snapshot=snapshot,
     )  # fmt: skip
     await store.clear_distinct(tx.conn, conv.id)
-    left = {"conversation_id": conv.id, "position": conv.last_position}
+    left = {"conversation_id": conv.public_id, "position": conv.last_position}
     await append(services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk])
-    data = {"conversation_id": conv.id, "user_ids": [user_id], "participants": others}
+    data = {"conversation_id": conv.public_id, "user_ids": [user_id], "participants": others}
     await append(
         services, tx, conv.id, conv.app_id, EventType.PARTICIPANTS_REMOVED, data,
         [pk for pk, _ in remaining],
@@ -169,7 +169,7 @@ async def delete_conversation(
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         up_to = conv.last_position if member.left_position is None else member.left_position
-        data = {"conversation_id": conv.id, "mode": mode, "up_to_position": up_to}
+        data = {"conversation_id": conv.public_id, "mode": mode, "up_to_position": up_to}
         if mode == "my_devices":
             if up_to > member.hidden_position:
                 read = max(member.read_position, up_to)

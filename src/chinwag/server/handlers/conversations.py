@@ -90,11 +90,14 @@ async def append(
     emit(services, tx, appended)
 
 
-def message_json(row: MessageRow, *, parts: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """``parts``: ``row.parts`` already decoded, when the caller has them."""
+def message_json(
+    row: MessageRow, conversation_id: str, *, parts: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """``conversation_id``: the conversation's public id; ``parts``: ``row.parts`` already
+    decoded, when the caller has them."""
     return {
-        "id": row.id,
-        "conversation_id": row.conversation_id,
+        "id": row.public_id,
+        "conversation_id": conversation_id,
         "position": row.position,
         "sender_id": row.sender_id,
         "parts": orjson.loads(row.parts) if parts is None else parts,
@@ -164,13 +167,13 @@ async def shared_json(
     people = await store.member_user_ids(conn, conv.id)
     creator = await store.user_ids_by_pk(conn, [conv.created_by_pk] if conv.created_by_pk else [])
     return {
-        "id": conv.id,
+        "id": conv.public_id,
         "distinct": conv.distinct,
         "metadata": orjson.loads(conv.metadata),
         "participants": [user_id for _, user_id in people],
         "created_at": conv.created_at,
         "created_by": creator.get(conv.created_by_pk or 0),
-        "last_message": message_json(last) if last else None,
+        "last_message": message_json(last, conv.public_id) if last else None,
         "last_position": conv.last_position,
     }
 
@@ -242,7 +245,8 @@ async def create_conversation(
     if conversation_id is not None and not is_valid_uuid(conversation_id):
         raise invalid("id", "expected a lower-case UUID")
     now = services.now()
-    new_id = str(conversation_id or uuid.UUID(bytes=services.random(16), version=4))
+    new_id = str(uuid.UUID(bytes=services.random(16), version=4))
+    public_id = str(conversation_id or new_id)
     key = distinct_key(user_ids) if distinct else None
     async with services.db.transaction() as tx:
         pks = await participant_pks(tx.conn, caller, user_ids, now=now)
@@ -250,6 +254,7 @@ async def create_conversation(
             tx.conn,
             {
                 "id": new_id,
+                "public_id": public_id,
                 "app_id": caller.app_id,
                 "distinct": distinct,
                 "distinct_key": key,
@@ -261,10 +266,10 @@ async def create_conversation(
             },
         )
         if not inserted:
-            return await _existing(tx.conn, caller, new_id, key, meta, user_ids), False
+            return await _existing(tx.conn, caller, public_id, key, meta, user_ids), False
         ordered = [pks[u] for u in user_ids]
         await store.add_members(tx.conn, new_id, ordered, now=now, position=0)
-        conv, member = await load(tx.conn, caller, new_id)
+        conv, member = await load(tx.conn, caller, public_id)
         created = await shared_json(tx.conn, conv, None)
         await append(
             services, tx, new_id, caller.app_id, EventType.CONVERSATION_CREATED,

@@ -93,7 +93,7 @@ async def _upgrade(services: Services, tx: Transaction, upgrade: Upgrade, user: 
 async def _discard(services: Services, tx: Transaction, anon: UserRecord) -> None:
     for member in await store.memberships_of(tx.conn, anon.pk):
         conv = await store.get_conversation(
-            tx.conn, anon.app_id, conversation_id=member.conversation_id, lock=True
+            tx.conn, anon.app_id, key=member.conversation_id, lock=True
         )
         if conv is not None and member.active:
             await depart(services, tx, conv, anon.pk, anon.user_id)
@@ -104,7 +104,7 @@ async def _move(services: Services, tx: Transaction, anon: UserRecord, user: Use
     moved = []
     for theirs in await store.memberships_of(tx.conn, anon.pk):
         conv = await store.get_conversation(
-            tx.conn, anon.app_id, conversation_id=theirs.conversation_id, lock=True
+            tx.conn, anon.app_id, key=theirs.conversation_id, lock=True
         )
         if conv is None:
             continue
@@ -142,7 +142,7 @@ async def _announce(
     services: Services, tx: Transaction, conversation_id: str, user: UserRecord
 ) -> None:
     """``conversation.created`` to the identified user; the others see it updated."""
-    conv = await store.get_conversation(tx.conn, user.app_id, conversation_id=conversation_id)
+    conv = await store.get_conversation(tx.conn, user.app_id, key=conversation_id)
     assert conv is not None
     last = None
     if conv.last_message_id is not None:
@@ -150,7 +150,7 @@ async def _announce(
     shared = await shared_json(tx.conn, conv, last)
     others = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id) if pk != user.pk]
     changed = {
-        "conversation_id": conv.id,
+        "conversation_id": conv.public_id,
         "participants": shared["participants"],
         "distinct": shared["distinct"],
     }

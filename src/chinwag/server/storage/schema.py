@@ -2,7 +2,10 @@
 
 Conventions: times are float seconds since the epoch; JSON is stored as text (encoded by
 orjson in the domain modules) so SQLite and PostgreSQL hold byte-identical payloads; users
-have an internal integer ``pk`` and the app's own ``user_id`` is unique per app.
+have an internal integer ``pk`` and the app's own ``user_id`` is unique per app. Likewise
+conversations and messages have an internal, server-wide ``id`` (what other tables refer
+to) and the ``public_id`` clients see, unique per app only, so that whether an id is taken
+in one app tells nothing about another.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ conversations = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("public_id", String(36), nullable=False),
     Column("distinct", Boolean, nullable=False),
     Column("distinct_key", String(64)),
     Column("metadata", Text, nullable=False, server_default="{}"),
@@ -157,6 +161,7 @@ conversations = Table(
     Column("participant_count", Integer, nullable=False, server_default="0"),
     Column("deleted_at", Float),
     UniqueConstraint("app_id", "distinct_key", name="uq_conversations_distinct"),
+    UniqueConstraint("app_id", "public_id", name="uq_conversations_public_id"),
 )
 
 participants = Table(
@@ -186,6 +191,7 @@ messages = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), nullable=False),
+    Column("public_id", String(36), nullable=False),
     Column(
         "conversation_id",
         String(36),
@@ -199,6 +205,7 @@ messages = Table(
     Column("sent_at", Float, nullable=False),
     Column("deleted_at", Float),
     UniqueConstraint("conversation_id", "position", name="uq_messages_conversation_position"),
+    UniqueConstraint("app_id", "public_id", name="uq_messages_public_id"),
 )
 
 hidden_messages = Table(

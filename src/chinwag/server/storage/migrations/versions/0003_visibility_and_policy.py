@@ -1,4 +1,4 @@
-"""who sees what: conversation policy, agents, departure snapshots
+"""who sees what: conversation policy, agents, departure snapshots, ids per app
 
 Revision ID: 0003
 Revises: 0001
@@ -7,7 +7,9 @@ Create Date: 2026-11-29 10:30:00
 ``apps.conversation_policy`` says who may start a conversation with whom; ``users.agent``
 marks the users anonymous callers may talk to under ``anonymous_to_agents``;
 ``participants.left_snapshot`` freezes what a former participant sees of the conversation
-(metadata and participants as of their departure).
+(metadata and participants as of their departure). Conversations and messages get a
+``public_id`` unique per app (existing rows keep their id as it), while ``id`` stays the
+internal server-wide key the other tables refer to.
 """
 
 from collections.abc import Sequence
@@ -21,7 +23,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _public_id(table: str) -> None:
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.add_column(sa.Column("public_id", sa.String(length=36), nullable=True))
+    rows = sa.table(table, sa.column("id", sa.String()), sa.column("public_id", sa.String()))
+    op.execute(rows.update().values(public_id=rows.c.id))
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.alter_column("public_id", existing_type=sa.String(length=36), nullable=False)
+        batch_op.create_unique_constraint(f"uq_{table}_public_id", ["app_id", "public_id"])
+
+
 def upgrade() -> None:
+    _public_id("conversations")
+    _public_id("messages")
     with op.batch_alter_table("apps", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -37,6 +51,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ("messages", "conversations"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_constraint(f"uq_{table}_public_id", type_="unique")
+            batch_op.drop_column("public_id")
     with op.batch_alter_table("participants", schema=None) as batch_op:
         batch_op.drop_column("left_snapshot")
     with op.batch_alter_table("users", schema=None) as batch_op:
