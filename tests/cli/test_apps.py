@@ -163,6 +163,7 @@ def test_conversation_policy_and_agents_are_set_and_shown(cli: Cli) -> None:
     shown = cli.json("apps", "show", app_id)
     assert (shown["conversation_policy"], shown["agents"]) == ("anonymous_to_agents", ["helpdesk"])
     human = cli("apps", "show", app_id).stdout
-    assert "anonymous_to_agents" in human and "helpdesk" in human
+    assert "anonymous_to_agents" in human
+    assert "helpdesk" in human
     _, error = cli.error("apps", "update", app_id, "--conversation-policy", "closed")
     assert (error["id"], error["data"]) == ("invalid_request", {"property": "conversation_policy"})

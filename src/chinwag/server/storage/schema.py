@@ -149,7 +149,8 @@ conversations = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
-    Column("public_id", String(36), nullable=False),
+    # Never NULL in practice; nullable only so migration 0003 could add it in place.
+    Column("public_id", String(36)),
     Column("distinct", Boolean, nullable=False),
     Column("distinct_key", String(64)),
     Column("metadata", Text, nullable=False, server_default="{}"),
@@ -161,7 +162,7 @@ conversations = Table(
     Column("participant_count", Integer, nullable=False, server_default="0"),
     Column("deleted_at", Float),
     UniqueConstraint("app_id", "distinct_key", name="uq_conversations_distinct"),
-    UniqueConstraint("app_id", "public_id", name="uq_conversations_public_id"),
+    Index("uq_conversations_public_id", "app_id", "public_id", unique=True),
 )
 
 participants = Table(
@@ -191,7 +192,7 @@ messages = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), nullable=False),
-    Column("public_id", String(36), nullable=False),
+    Column("public_id", String(36)),  # never NULL; see conversations.public_id
     Column(
         "conversation_id",
         String(36),
@@ -205,7 +206,7 @@ messages = Table(
     Column("sent_at", Float, nullable=False),
     Column("deleted_at", Float),
     UniqueConstraint("conversation_id", "position", name="uq_messages_conversation_position"),
-    UniqueConstraint("app_id", "public_id", name="uq_messages_public_id"),
+    Index("uq_messages_public_id", "app_id", "public_id", unique=True),
 )
 
 hidden_messages = Table(

@@ -24,40 +24,35 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _public_id(table: str) -> None:
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        batch_op.add_column(sa.Column("public_id", sa.String(length=36), nullable=True))
+    """Only native ALTERs: a batch "move and copy" on SQLite would drop the old table, and
+    its ON DELETE CASCADE children (participants, messages) with it. So the column stays
+    nullable (chinwag always writes it) and uniqueness is a unique index."""
+    op.add_column(table, sa.Column("public_id", sa.String(length=36), nullable=True))
     rows = sa.table(table, sa.column("id", sa.String()), sa.column("public_id", sa.String()))
     op.execute(rows.update().values(public_id=rows.c.id))
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        batch_op.alter_column("public_id", existing_type=sa.String(length=36), nullable=False)
-        batch_op.create_unique_constraint(f"uq_{table}_public_id", ["app_id", "public_id"])
+    op.create_index(f"uq_{table}_public_id", table, ["app_id", "public_id"], unique=True)
 
 
 def upgrade() -> None:
     _public_id("conversations")
     _public_id("messages")
-    with op.batch_alter_table("apps", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "conversation_policy", sa.String(length=32), server_default="open", nullable=False
-            )
-        )
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("agent", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-    with op.batch_alter_table("participants", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("left_snapshot", sa.Text(), nullable=True))
+    op.add_column(
+        "apps",
+        sa.Column(
+            "conversation_policy", sa.String(length=32), server_default="open", nullable=False
+        ),
+    )
+    op.add_column(
+        "users", sa.Column("agent", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("participants", sa.Column("left_snapshot", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    """On SQLite, dropping a column rewrites the table in place (no cascade)."""
+    op.drop_column("participants", "left_snapshot")
+    op.drop_column("users", "agent")
+    op.drop_column("apps", "conversation_policy")
     for table in ("messages", "conversations"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_constraint(f"uq_{table}_public_id", type_="unique")
-            batch_op.drop_column("public_id")
-    with op.batch_alter_table("participants", schema=None) as batch_op:
-        batch_op.drop_column("left_snapshot")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("agent")
-    with op.batch_alter_table("apps", schema=None) as batch_op:
-        batch_op.drop_column("conversation_policy")
+        op.drop_index(f"uq_{table}_public_id", table_name=table)
+        op.drop_column(table, "public_id")
