@@ -12,7 +12,7 @@ ROWS = [
     "INSERT INTO apps VALUES ('a1', 'app', 'staging', 60, true, 60, false, 1.0, 1.0)",
     "INSERT INTO users (pk, app_id, user_id, anonymous, stream_head, created_at, updated_at)"
     " VALUES (1, 'a1', 'alice', false, 0, 1.0, 1.0)",
-    "INSERT INTO conversations (id, app_id, \"distinct\", metadata, created_at, last_position,"
+    'INSERT INTO conversations (id, app_id, "distinct", metadata, created_at, last_position,'
     " participant_count) VALUES ('c1', 'a1', false, '{}', 1.0, 1, 1)",
     "INSERT INTO participants (conversation_id, user_pk, joined_at, sort_at, left_at,"
     " left_position) VALUES ('c1', 1, 1.0, 1.0, 2.0, 1)",
