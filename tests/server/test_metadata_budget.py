@@ -13,6 +13,7 @@ import pytest
 from chinwag.server.settings import Settings
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import users as user_store
+from tests.server.test_websocket import create_conversation, open_device, sign_in
 from tests.support import AppFixture, RunningServer
 
 Headers = dict[str, str]
@@ -155,3 +156,26 @@ async def test_a_single_event_larger_than_the_byte_bound_still_comes_alone(
     async with server.services.db.read() as conn:
         cut = await event_store.read_stream(conn, me.pk, after=0, limit=10, max_bytes=exact)
     assert [e.pos for e in cut] == [1, 2]
+
+
+async def test_a_socket_replay_crosses_byte_bounded_pages_without_a_gap(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    bob = await sign_in(client, app, "bob", server.clock.now())
+    conv = await create_conversation(client, alice, ["bob"])
+    for _ in range(24):  # ~1.4 MiB: more than one page by bytes, far less than one by count
+        sent = await client.post(
+            f"/v1/conversations/{conv}/messages",
+            json={
+                "id": str(uuid.uuid4()),
+                "parts": [{"mime_type": "text/plain", "body": "x" * 60_000}],
+            },
+            headers=bob.headers,
+        )
+        assert sent.status_code == 201, sent.text
+    device = await open_device(server, alice.token, after=0)
+    await device.until_caught_up()  # Device asserts every cursor is the previous plus one
+    assert device.cursor == 25
+    assert [e["type"] for e in device.events].count("message.created") == 24
+    await device.ws.close()
