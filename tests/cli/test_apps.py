@@ -15,6 +15,7 @@ APP_FIELDS = {
     "require_nonce",
     "max_token_age",
     "allow_anonymous",
+    "conversation_policy",
     "created_at",
     "updated_at",
 }
@@ -29,6 +30,7 @@ def test_create_staging_app_gets_a_development_key(cli: Cli) -> None:
     assert created["allow_anonymous"] is False
     assert created["session_lifetime"] == DEFAULT_SESSION_LIFETIME
     assert created["max_token_age"] == DEFAULT_MAX_TOKEN_AGE
+    assert created["conversation_policy"] == "open"
     assert created["development_key"]["alg"] == "ES256"
     assert set(created["development_key"]) == {"kid", "alg"}
     keys = cli.json("keys", "list", created["app_id"])["keys"]
@@ -145,3 +147,23 @@ def test_json_stdout_is_exactly_one_object(cli: Cli, app_id: str) -> None:
     value, end = decoder.raw_decode(result.stdout)
     assert isinstance(value, dict)
     assert result.stdout[end:].strip() == ""
+
+
+def test_conversation_policy_and_agents_are_set_and_shown(cli: Cli) -> None:
+    created = cli.json("apps", "create", "Support", "--conversation-policy", "existing_users")
+    app_id = created["app_id"]
+    assert created["conversation_policy"] == "existing_users"
+    updated = cli.json(
+        "apps", "update", app_id, "--conversation-policy", "anonymous_to_agents",
+        "--agent", "helpdesk", "--agent", "bot",
+    )  # fmt: skip
+    assert updated["conversation_policy"] == "anonymous_to_agents"
+    assert updated["agents"] == ["bot", "helpdesk"]
+    assert cli.json("apps", "update", app_id, "--not-agent", "bot")["agents"] == ["helpdesk"]
+    shown = cli.json("apps", "show", app_id)
+    assert (shown["conversation_policy"], shown["agents"]) == ("anonymous_to_agents", ["helpdesk"])
+    human = cli("apps", "show", app_id).stdout
+    assert "anonymous_to_agents" in human
+    assert "helpdesk" in human
+    _, error = cli.error("apps", "update", app_id, "--conversation-policy", "closed")
+    assert (error["id"], error["data"]) == ("invalid_request", {"property": "conversation_policy"})

@@ -140,3 +140,29 @@ async def test_destroy_deletes_the_file(tmp_path: Path) -> None:
     await store.set_meta("x", "y")
     await store.destroy()
     assert not path.exists()
+
+
+def updated(cid: str, **changes: Any) -> dict[str, Any]:
+    return {"type": "conversation.updated", "data": {"conversation_id": cid, **changes}}
+
+
+async def test_metadata_patches_apply_on_top_of_a_newer_snapshot_without_going_back(
+    store: Store,
+) -> None:
+    """A first sync replays patches the snapshot already holds: the result must not move."""
+    now = {"title": "two", "tags": {"keep": "y"}}
+    await store.upsert_conversations([conversation(C1, metadata=now)])
+    events = [
+        (1, updated(C1, metadata={"set": {"title": "one", "tags.drop": "x"}, "delete": []})),
+        (2, updated(C1, metadata={"set": {"title": "two"}, "delete": ["tags.drop"]})),
+        (3, updated(C1, participants=["alice", "carol"], distinct=False)),
+    ]
+    await store.apply_events(events, "alice", "s1")
+    conv = await store.conversation(C1)
+    assert conv is not None
+    assert conv.metadata == now
+    assert conv.participants == ("alice", "carol")
+    missing = await store.apply_events(
+        [(4, updated(C2, metadata={"set": {}, "delete": []}))], "alice", "s1"
+    )
+    assert missing.missing_conversations == {C2}

@@ -27,7 +27,7 @@ class FakeConnection:
 
     def resync(self) -> None: ...
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, *, wipe: bool = False) -> None:
         self.revoked.append(reason)
 
     def going_away(self) -> None: ...

@@ -40,6 +40,17 @@ MaxTokenAge = Annotated[
     ),
 ]
 
+ConversationPolicy = Annotated[
+    str | None,
+    typer.Option(
+        "--conversation-policy",
+        metavar="POLICY",
+        help="Who may start a conversation with whom: open (default), existing_users "
+        "(no user is created by naming it) or anonymous_to_agents (anonymous users may "
+        "only talk to agents).",
+    ),
+]
+
 
 def _print_app(console: Console, app: AppRecord) -> None:
     console.print(app_details(app))
@@ -59,6 +70,7 @@ def create(
     ] = False,
     session_lifetime: SessionLifetime = None,
     max_token_age: MaxTokenAge = None,
+    conversation_policy: ConversationPolicy = None,
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
@@ -81,6 +93,7 @@ def create(
             max_token_age=handlers.DEFAULT_MAX_TOKEN_AGE
             if max_token_age is None
             else max_token_age,
+            conversation_policy=conversation_policy or "open",
         ),
     )
     dev = dev_key.record if dev_key else None
@@ -126,23 +139,25 @@ def show(
     """Show an app and its keys (never their secrets)."""
     from chinwag.server.handlers import apps as handlers
 
-    async def load(services: Services) -> tuple[AppRecord, list[KeyRecord]]:
+    async def load(services: Services) -> tuple[AppRecord, list[KeyRecord], list[str]]:
         return (
             await handlers.get_app(services, app_id),
             await handlers.list_keys(services, app_id),
+            await handlers.list_agents(services, app_id),
         )
 
     out = Output(json_mode)
-    app, keys = run_handler(out, database_url, load)
+    app, keys, agents = run_handler(out, database_url, load)
 
     def human(console: Console) -> None:
         _print_app(console, app)
+        console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
         if keys:
             console.print(keys_table(keys))
         else:
             console.print("No keys; add one with [bold]chinwag keys generate[/].")
 
-    out.emit(app_json(app) | {"keys": [key_json(k) for k in keys]}, human)
+    out.emit(app_json(app) | {"keys": [key_json(k) for k in keys], "agents": agents}, human)
 
 
 @apps_app.command("update")
@@ -166,6 +181,15 @@ def update(
     ] = None,
     session_lifetime: SessionLifetime = None,
     max_token_age: MaxTokenAge = None,
+    conversation_policy: ConversationPolicy = None,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option("--agent", metavar="USER_ID", help="Designate a user as an agent."),
+    ] = None,
+    not_agent: Annotated[
+        list[str] | None,
+        typer.Option("--not-agent", metavar="USER_ID", help="Stop designating a user."),
+    ] = None,
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
@@ -179,14 +203,22 @@ def update(
         "require_nonce": require_nonce,
         "session_lifetime": session_lifetime,
         "max_token_age": max_token_age,
+        "conversation_policy": conversation_policy,
     }
+
+    async def change(services: Services) -> tuple[AppRecord, list[str]]:
+        app = await handlers.update_app(services, app_id, **changes)
+        agents = await handlers.set_agents(
+            services, app_id, add=list(agent or []), remove=list(not_agent or [])
+        )
+        return app, agents
+
     out = Output(json_mode)
-    app = run_handler(
-        out, database_url, lambda services: handlers.update_app(services, app_id, **changes)
-    )
+    app, agents = run_handler(out, database_url, change)
 
     def human(console: Console) -> None:
         _print_app(console, app)
+        console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
         console.print(f"[green]updated app[/] [bold]{safe(app.id)}[/]")
 
-    out.emit(app_json(app), human)
+    out.emit(app_json(app) | {"agents": agents}, human)

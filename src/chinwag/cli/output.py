@@ -60,6 +60,7 @@ def app_json(app: AppRecord) -> dict[str, Any]:
         "require_nonce": app.require_nonce,
         "max_token_age": app.max_token_age,
         "allow_anonymous": app.allow_anonymous,
+        "conversation_policy": app.conversation_policy,
         "created_at": app.created_at,
         "updated_at": app.updated_at,
     }
@@ -109,6 +110,7 @@ def app_details(app: AppRecord) -> Table:
     table.add_row("environment", safe(app.environment))
     table.add_row("anonymous users", "allowed" if app.allow_anonymous else "refused")
     table.add_row("nonce", "required" if app.require_nonce else "optional")
+    table.add_row("conversation policy", safe(app.conversation_policy))
     table.add_row("session lifetime", f"{app.session_lifetime} s")
     table.add_row("max token age", f"{app.max_token_age} s")
     table.add_row("created", when(app.created_at))

@@ -212,8 +212,47 @@ def _conversation_created(ctx: _Context, data: dict[str, Any]) -> None:
     )
 
 
+def _patched(meta: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The server's metadata patch rule (sets, then deletes) on a local copy. Applying a
+    patch twice gives what applying it once did, so an overlapping replay is harmless."""
+    for path, value in (patch.get("set") or {}).items():
+        *parents, leaf = path.split(".")
+        node = meta
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = value
+    for path in patch.get("delete") or []:
+        *parents, leaf = path.split(".")
+        parent: Any = meta
+        for key in parents:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(leaf, None)
+    return meta
+
+
 def _conversation_updated(ctx: _Context, data: dict[str, Any]) -> None:
-    upsert_conversations(ctx.conn, [data["conversation"]], per_user=False)
+    """What changed: a metadata patch, or the participants (an upgraded user moved in)."""
+    cid = data["conversation_id"]
+    if not ctx.known(cid):
+        return
+    if "metadata" in data:
+        row = ctx.conn.execute("SELECT metadata FROM conversations WHERE id = ?", (cid,)).fetchone()
+        meta = _patched(orjson.loads(row[0] or "{}"), data["metadata"])
+        ctx.conn.execute("UPDATE conversations SET metadata = ? WHERE id = ?", (_dumps(meta), cid))
+    if "participants" in data:
+        ctx.conn.execute(
+            "UPDATE conversations SET participants = ? WHERE id = ?",
+            (_dumps(data["participants"]), cid),
+        )
+    if "distinct" in data:
+        ctx.conn.execute(
+            "UPDATE conversations SET is_distinct = ? WHERE id = ?",
+            (int(bool(data["distinct"])), cid),
+        )
 
 
 def _participants(ctx: _Context, data: dict[str, Any]) -> None:

@@ -8,11 +8,13 @@
     │       └── MalformedFrame                    not even a JSON object: the socket ends (4400)
     ├── PayloadTooLarge                413        payload_too_large
     ├── MessageTooLarge                413        message_too_large
+    ├── MetadataTooLarge               413        metadata_too_large (data.max_bytes)
     ├── AuthenticationRequired         401        authentication_required (data.nonce)
     ├── InvalidIdentityToken           401        invalid_identity_token (data.reason)
     ├── Forbidden                      403
     │   ├── AnonymousNotAllowed                   anonymous_not_allowed
     │   ├── SampleProviderForbidden               sample_provider_forbidden
+    │   ├── ParticipantsNotAllowed                participants_not_allowed
     │   └── AccessDenied                          access_denied
     ├── NotFound                       404        not_found
     │   └── AppNotFound                           app_not_found
@@ -44,7 +46,9 @@ __all__ = [
     "InvalidRequest",
     "MalformedFrame",
     "MessageTooLarge",
+    "MetadataTooLarge",
     "NotFound",
+    "ParticipantsNotAllowed",
     "PayloadTooLarge",
     "ProtocolViolation",
     "RateLimited",
@@ -58,10 +62,12 @@ class ErrorId(StrEnum):
     INVALID_REQUEST = "invalid_request"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     MESSAGE_TOO_LARGE = "message_too_large"
+    METADATA_TOO_LARGE = "metadata_too_large"
     AUTHENTICATION_REQUIRED = "authentication_required"
     INVALID_IDENTITY_TOKEN = "invalid_identity_token"
     ANONYMOUS_NOT_ALLOWED = "anonymous_not_allowed"
     SAMPLE_PROVIDER_FORBIDDEN = "sample_provider_forbidden"
+    PARTICIPANTS_NOT_ALLOWED = "participants_not_allowed"
     ACCESS_DENIED = "access_denied"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -162,6 +168,14 @@ class MessageTooLarge(ChinwagError):
     default_message = "The message is larger than this server accepts."
 
 
+class MetadataTooLarge(ChinwagError):
+    """A conversation's metadata (or one change to it) over the server's byte budget."""
+
+    status = 413
+    error_id = ErrorId.METADATA_TOO_LARGE
+    default_message = "The conversation metadata is larger than this server accepts."
+
+
 class AuthenticationRequired(ChinwagError):
     status = 401
     error_id = ErrorId.AUTHENTICATION_REQUIRED
@@ -203,6 +217,14 @@ class SampleProviderForbidden(Forbidden):
     default_message = (
         "The sample identity provider signs tokens for anyone and is refused for production apps."
     )
+
+
+class ParticipantsNotAllowed(Forbidden):
+    """The app's conversation policy refuses these participants. One answer whether or not
+    the named users exist, so it tells nothing about who does."""
+
+    error_id = ErrorId.PARTICIPANTS_NOT_ALLOWED
+    default_message = "This app does not let you start a conversation with these participants."
 
 
 class AccessDenied(Forbidden):

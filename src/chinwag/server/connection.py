@@ -331,8 +331,8 @@ class Connection:
                 await self._put(event_frame(stored.pos, stored.event_json))
                 self._cursor = stored.pos
                 progressed = True
-            if len(page) == self._page_size and progressed:
-                continue
+            if progressed:
+                continue  # a short page may be cut by bytes (storage/events.py): read on
             if self._cursor < self._wanted and self._close_after is None:
                 if not progressed:
                     await asyncio.sleep(0.05)  # announced but not visible yet: look again

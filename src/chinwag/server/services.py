@@ -15,14 +15,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chinwag.clock import Clock
 from chinwag.core.keys import Alg, KeyMaterial, verifier_for
-from chinwag.server.broker import Broker, Doorbell
+from chinwag.server.broker import Broker, Doorbell, EventsAppended
 from chinwag.server.hub import Hub
 from chinwag.server.rate_limits import RateLimits
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
-from chinwag.server.typing_relay import TypingRelay
+from chinwag.server.typing_relay import TypingRelay, participants_removed
 
 __all__ = ["KeyCache", "KnownApps", "Services", "load_server_secret"]
 
@@ -121,6 +121,10 @@ class Services:
 
     def on_doorbell(self, message: Doorbell) -> None:
         self.hub.dispatch(message)
+        if isinstance(message, EventsAppended) and len(self.typing):
+            removed = participants_removed(message)
+            if removed is not None:
+                self.typing.members_changed(*removed)
 
     async def shutdown(self) -> None:
         self.hub.close_all()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_participants: int = Field(default=1000, ge=2)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
+    """A conversation's metadata as canonical JSON (sorted keys, no spaces), and any one
+    change to it: bounds what every PATCH costs and what each ``conversation.updated`` stores."""
     token_leeway_seconds: float = Field(default=60.0, ge=0, le=300)
 
     auth_rate_per_second: float = Field(default=20.0, ge=0)

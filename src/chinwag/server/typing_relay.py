@@ -16,6 +16,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from chinwag.core.protocol import typing_frame
 from chinwag.core.typing import (
     Relay,
@@ -27,9 +29,21 @@ from chinwag.core.typing import (
     offer_relay,
     relay_spent,
 )
-from chinwag.server.broker import Doorbell, Signal
+from chinwag.server.broker import Doorbell, EventsAppended, Signal
 
-__all__ = ["TypingRelay"]
+__all__ = ["TypingRelay", "participants_removed"]
+
+_REMOVED = b'{"type":"conversation.participants_removed"'
+
+
+def participants_removed(doorbell: EventsAppended) -> tuple[str, frozenset[int]] | None:
+    """(conversation id, the members left) when the doorbell rings for a removal. Every
+    node hears it, so every node's relay can forget the removed user at once. The prefix
+    test keeps other events (nearly all of them) from being decoded."""
+    if not doorbell.event_json.startswith(_REMOVED):
+        return None
+    data = orjson.loads(doorbell.event_json)["data"]
+    return str(data["conversation_id"]), frozenset(pk for pk, _ in doorbell.targets)
 
 
 @dataclass(slots=True)
@@ -97,6 +111,18 @@ class TypingRelay:
             self._typists[key] = _Entry(typist, user_id, others)
         if announce:
             self._relay(key, user_id, others, typist.state, now)
+
+    def members_changed(self, conversation_id: str, members: frozenset[int]) -> None:
+        """Participants were removed; ``members`` are the ones left. A removed typist is
+        announced finished and forgotten; a removed listener is dropped from every audience
+        at once, so nobody outside a conversation gets its typing, not even the silence."""
+        for key, entry in list(self._typists.items()):
+            if key[0] != conversation_id or not (members & {key[1], *entry.audience}):
+                continue  # conversation ids are per app: one of another app's has no member here
+            entry.audience = tuple(pk for pk in entry.audience if pk in members)
+            if key[1] not in members:
+                del self._typists[key]
+                self._announce(conversation_id, entry.user_id, entry.audience, TypingState.FINISHED)
 
     def sweep(self, now: float) -> None:
         """Apply silence to every typist; announce and forget as the table says."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
-from chinwag.core.ids import is_valid_uuid
+from chinwag.core.ids import is_valid_uuid, user_id_problem
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -15,8 +15,11 @@ from chinwag.core.keys import (
     load_public_key,
     public_key_pem,
 )
+from chinwag.server.handlers.conversation_policy import check_policy
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
+from chinwag.server.storage import conversations as conversation_store
+from chinwag.server.storage import users as user_store
 from chinwag.server.storage.records import AppRecord, KeyRecord
 
 __all__ = [
@@ -30,8 +33,10 @@ __all__ = [
     "generate_key",
     "get_app",
     "get_secret",
+    "list_agents",
     "list_apps",
     "list_keys",
+    "set_agents",
     "set_key_enabled",
     "update_app",
 ]
@@ -97,9 +102,11 @@ async def create_app(
     require_nonce: bool = True,
     session_lifetime: int = DEFAULT_SESSION_LIFETIME,
     max_token_age: int = DEFAULT_MAX_TOKEN_AGE,
+    conversation_policy: str = "open",
 ) -> tuple[AppRecord, NewKey | None]:
     """Create an app; a staging app also gets its development key (the sample provider's)."""
     _check_app_fields(name, None, session_lifetime, max_token_age)
+    check_policy(conversation_policy)
     now = services.now()
     record = AppRecord(
         id=str(uuid.UUID(bytes=services.random(16), version=4)),
@@ -111,6 +118,7 @@ async def create_app(
         allow_anonymous=allow_anonymous,
         created_at=now,
         updated_at=now,
+        conversation_policy=conversation_policy,
     )
     dev_key: NewKey | None = None
     async with services.db.transaction() as tx:
@@ -151,8 +159,9 @@ async def list_apps(services: Services) -> list[AppRecord]:
 
 
 async def update_app(services: Services, app_id: str, **changes: Any) -> AppRecord:
-    """Change name, environment, session_lifetime, require_nonce, max_token_age or
-    allow_anonymous. Moving to production keeps development keys but they stop working."""
+    """Change name, environment, session_lifetime, require_nonce, max_token_age,
+    allow_anonymous or conversation_policy. Moving to production keeps development keys
+    but they stop working."""
     changes = {k: v for k, v in changes.items() if v is not None}
     allowed = {
         "name",
@@ -161,6 +170,7 @@ async def update_app(services: Services, app_id: str, **changes: Any) -> AppReco
         "require_nonce",
         "max_token_age",
         "allow_anonymous",
+        "conversation_policy",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -171,6 +181,8 @@ async def update_app(services: Services, app_id: str, **changes: Any) -> AppReco
         changes.get("session_lifetime"),
         changes.get("max_token_age"),
     )
+    if "conversation_policy" in changes:
+        check_policy(changes["conversation_policy"])
     async with services.db.transaction() as tx:
         record = await app_store.get_app(tx.conn, app_id)
         if record is None:
@@ -180,6 +192,29 @@ async def update_app(services: Services, app_id: str, **changes: Any) -> AppReco
             await app_store.update_app(tx.conn, app_id, changes)
             record = replace(record, **changes)
     return record
+
+
+async def set_agents(
+    services: Services, app_id: str, *, add: list[str], remove: list[str]
+) -> list[str]:
+    """Designate users as agents (creating them if the app has not seen them yet, so a
+    support team can be set up before it signs in) or stop; returns the app's agents."""
+    for user_id in [*add, *remove]:
+        problem = user_id_problem(user_id)
+        if problem is not None:
+            raise InvalidRequest(f"Every agent user id {problem}.", data={"property": "agent"})
+    await get_app(services, app_id)
+    async with services.db.transaction() as tx:
+        await conversation_store.ensure_users(tx.conn, app_id, add, services.now())
+        await user_store.set_agent(tx.conn, app_id, add, True)
+        await user_store.set_agent(tx.conn, app_id, remove, False)
+        return await user_store.list_agents(tx.conn, app_id)
+
+
+async def list_agents(services: Services, app_id: str) -> list[str]:
+    await get_app(services, app_id)
+    async with services.db.read() as conn:
+        return await user_store.list_agents(conn, app_id)
 
 
 async def list_keys(services: Services, app_id: str) -> list[KeyRecord]:

@@ -7,7 +7,6 @@ conversation non-distinct (its key no longer names its participant set).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -16,9 +15,9 @@ from chinwag.core.errors import NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import user_id_problem
 from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.conversation_policy import participant_pks
 from chinwag.server.handlers.conversations import (
     append,
-    check_metadata,
     check_user_ids,
     invalid,
     load,
@@ -26,6 +25,7 @@ from chinwag.server.handlers.conversations import (
     shared_json,
     view,
 )
+from chinwag.server.handlers.metadata import apply_patch, check_budget, parse_patch
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
@@ -37,7 +37,6 @@ from chinwag.server.storage.database import Transaction
 __all__ = [
     "CONVERSATION_DELETE_MODES",
     "add_participants",
-    "apply_metadata_patch",
     "delete_conversation",
     "depart",
     "leave",
@@ -48,55 +47,27 @@ __all__ = [
 CONVERSATION_DELETE_MODES = ("all_participants", "my_devices")
 
 
-def _path(path: object) -> list[str]:
-    if not isinstance(path, str) or not all(path.split(".")):
-        raise invalid("metadata", "paths are dot-separated non-empty keys")
-    return path.split(".")
-
-
-def apply_metadata_patch(meta: dict[str, Any], changes: object) -> dict[str, Any]:
-    """``{"set": {"a.b": value}, "delete": ["c"]}`` applied to a copy of ``meta``."""
-    if not isinstance(changes, dict) or not set(changes) <= {"set", "delete"}:
-        raise invalid("metadata", 'expected {"set": {path: value}, "delete": [path]}')
-    sets, deletes = changes.get("set", {}), changes.get("delete", [])
-    if not isinstance(sets, dict) or not isinstance(deletes, list):
-        raise invalid("metadata", '"set" must be an object and "delete" a list')
-    result = copy.deepcopy(meta)
-    for path, value in sets.items():
-        keys = _path(path)
-        node = result
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise invalid("metadata", f"{path!r} passes through a string value")
-        node[keys[-1]] = value
-    for path in deletes:
-        keys = _path(path)
-        parent: Any = result
-        for key in keys[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            parent.pop(keys[-1], None)
-    return check_metadata(result)
-
-
 async def update_metadata(
     services: Services, caller: Authenticated, conversation_id: str, changes: object
 ) -> dict[str, Any]:
+    """Apply a dotted-path patch; the participants are told the patch, not the result."""
     await services.rate_limits.charge(Action.METADATA, caller)
+    limit = services.settings.max_metadata_bytes
+    patch = parse_patch(changes, limit)
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         require_active(member)
-        new = apply_metadata_patch(orjson.loads(conv.metadata), changes)
-        if new != orjson.loads(conv.metadata):
+        old = orjson.loads(conv.metadata)
+        new = apply_patch(old, patch)
+        if new != old:
+            check_budget(new, limit)
             await store.update_conversation(tx.conn, conv.id, metadata=orjson.dumps(new).decode())
             conv, member = await load(tx.conn, caller, conversation_id)
-            shared = await _shared(tx, conv)
             readers = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+            data = {"conversation_id": conv.public_id, "metadata": patch}
             await append(
-                services, tx, conv.id, caller.app_id, EventType.CONVERSATION_UPDATED,
-                {"conversation": shared}, readers,
-            )  # fmt: skip
+                services, tx, conv.id, caller.app_id, EventType.CONVERSATION_UPDATED, data, readers
+            )
         return await view(tx.conn, conv, member)
 
 
@@ -120,7 +91,7 @@ async def add_participants(
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         require_active(member)
-        pks = await store.ensure_users(tx.conn, caller.app_id, named, now)
+        pks = await participant_pks(tx.conn, caller, named, now=now)
         before = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
         new = [pks[u] for u in named if pks[u] not in before]
         if len(before) + len(new) > limit:
@@ -136,7 +107,7 @@ async def add_participants(
             )  # fmt: skip
             added = [u for u in named if pks[u] in new]
             data = {
-                "conversation_id": conv.id,
+                "conversation_id": conv.public_id,
                 "user_ids": added,
                 "participants": shared["participants"],
             }
@@ -149,19 +120,20 @@ async def add_participants(
 async def depart(
     services: Services, tx: Transaction, conv: ConversationRow, user_pk: int, user_id: str
 ) -> None:
-    """``user_pk`` stops being a participant; they keep the history up to now."""
+    """``user_pk`` stops being a participant; they keep the history up to now, and the
+    metadata and participants as they are now (``left_snapshot``), never what comes later."""
+    people = await store.member_user_ids(tx.conn, conv.id)
+    remaining = [(pk, u) for pk, u in people if pk != user_pk]
+    others = [u for _, u in remaining]
+    snapshot = f'{{"metadata":{conv.metadata},"participants":{orjson.dumps(others).decode()}}}'
     await store.mark_left(
-        tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position
-    )
+        tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position,
+        snapshot=snapshot,
+    )  # fmt: skip
     await store.clear_distinct(tx.conn, conv.id)
-    left = {"conversation_id": conv.id, "position": conv.last_position}
+    left = {"conversation_id": conv.public_id, "position": conv.last_position}
     await append(services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk])
-    remaining = await store.member_user_ids(tx.conn, conv.id)
-    data = {
-        "conversation_id": conv.id,
-        "user_ids": [user_id],
-        "participants": [u for _, u in remaining],
-    }
+    data = {"conversation_id": conv.public_id, "user_ids": [user_id], "participants": others}
     await append(
         services, tx, conv.id, conv.app_id, EventType.PARTICIPANTS_REMOVED, data,
         [pk for pk, _ in remaining],
@@ -200,7 +172,7 @@ async def delete_conversation(
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         up_to = conv.last_position if member.left_position is None else member.left_position
-        data = {"conversation_id": conv.id, "mode": mode, "up_to_position": up_to}
+        data = {"conversation_id": conv.public_id, "mode": mode, "up_to_position": up_to}
         if mode == "my_devices":
             if up_to > member.hidden_position:
                 read = max(member.read_position, up_to)

@@ -23,6 +23,8 @@ from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid, user_id_problem
 from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.conversation_policy import participant_pks
+from chinwag.server.handlers.metadata import check_budget, check_metadata
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
@@ -51,7 +53,6 @@ __all__ = [
 ]
 
 SORTS = ("last_message", "created_at")
-MAX_METADATA_DEPTH = 16
 
 
 def invalid(prop: str, problem: str) -> InvalidRequest:
@@ -90,11 +91,14 @@ async def append(
     emit(services, tx, appended)
 
 
-def message_json(row: MessageRow, *, parts: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """``parts``: ``row.parts`` already decoded, when the caller has them."""
+def message_json(
+    row: MessageRow, conversation_id: str, *, parts: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """``conversation_id``: the conversation's public id; ``parts``: ``row.parts`` already
+    decoded, when the caller has them."""
     return {
-        "id": row.id,
-        "conversation_id": row.conversation_id,
+        "id": row.public_id,
+        "conversation_id": conversation_id,
         "position": row.position,
         "sender_id": row.sender_id,
         "parts": orjson.loads(row.parts) if parts is None else parts,
@@ -116,31 +120,6 @@ def check_user_ids(value: object, prop: str, limit: int) -> list[str]:
         if len(seen) > limit:
             raise invalid(prop, f"at most {limit} participants")
     return list(seen)
-
-
-def check_metadata(value: object, prop: str = "metadata", depth: int = 0) -> dict[str, Any]:
-    """Metadata is an object whose values are strings or (nested) objects; keys have no dots
-    so that dotted paths in PATCH are unambiguous."""
-    if not isinstance(value, dict):
-        raise invalid(prop, "expected an object")
-    if depth > MAX_METADATA_DEPTH:
-        raise invalid(prop, f"nested deeper than {MAX_METADATA_DEPTH} levels")
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or "." in key or user_id_problem(key):
-            raise invalid(prop, "keys must be non-empty strings without dots or control characters")
-        if isinstance(item, dict):
-            check_metadata(item, prop, depth + 1)
-        elif not isinstance(item, str) or _has_surrogate(item):
-            raise invalid(prop, "values must be strings or objects")
-    return value
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def distinct_key(user_ids: list[str]) -> str:
@@ -189,13 +168,13 @@ async def shared_json(
     people = await store.member_user_ids(conn, conv.id)
     creator = await store.user_ids_by_pk(conn, [conv.created_by_pk] if conv.created_by_pk else [])
     return {
-        "id": conv.id,
+        "id": conv.public_id,
         "distinct": conv.distinct,
         "metadata": orjson.loads(conv.metadata),
         "participants": [user_id for _, user_id in people],
         "created_at": conv.created_at,
         "created_by": creator.get(conv.created_by_pk or 0),
-        "last_message": message_json(last) if last else None,
+        "last_message": message_json(last, conv.public_id) if last else None,
         "last_position": conv.last_position,
     }
 
@@ -206,6 +185,8 @@ async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) 
     body = await shared_json(conn, conv, await message_store.last_visible(conn, conv.id, seen))
     if member.left_position is not None:
         body["last_position"] = member.left_position
+    if not member.active:
+        body.update(_frozen(member), distinct=False)
     body["unread_count"] = await message_store.unread_count(
         conn, conv.id, seen, read_position=member.read_position
     )
@@ -213,6 +194,13 @@ async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) 
     body["delivered_position"] = member.delivered_position
     body["left"] = not member.active
     return body
+
+
+def _frozen(member: MemberRow) -> dict[str, Any]:
+    """What a former participant sees of metadata and participants: the conversation as
+    it was when they left. (A row that left before snapshots were kept shows neither.)"""
+    frozen = orjson.loads(member.left_snapshot or '{"metadata":{},"participants":[]}')
+    return {"metadata": frozen["metadata"], "participants": frozen["participants"]}
 
 
 async def get_conversation(
@@ -256,17 +244,20 @@ async def create_conversation(
     if len(user_ids) > limit:
         raise invalid("participants", f"at most {limit} participants")
     meta = check_metadata({} if metadata is None else metadata)
+    check_budget(meta, services.settings.max_metadata_bytes)
     if conversation_id is not None and not is_valid_uuid(conversation_id):
         raise invalid("id", "expected a lower-case UUID")
     now = services.now()
-    new_id = str(conversation_id or uuid.UUID(bytes=services.random(16), version=4))
+    new_id = str(uuid.UUID(bytes=services.random(16), version=4))
+    public_id = str(conversation_id or new_id)
     key = distinct_key(user_ids) if distinct else None
     async with services.db.transaction() as tx:
-        pks = await store.ensure_users(tx.conn, caller.app_id, user_ids, now)
+        pks = await participant_pks(tx.conn, caller, user_ids, now=now)
         inserted = await store.insert_conversation(
             tx.conn,
             {
                 "id": new_id,
+                "public_id": public_id,
                 "app_id": caller.app_id,
                 "distinct": distinct,
                 "distinct_key": key,
@@ -278,10 +269,10 @@ async def create_conversation(
             },
         )
         if not inserted:
-            return await _existing(tx.conn, caller, new_id, key, meta, user_ids), False
+            return await _existing(tx.conn, caller, public_id, key, meta, user_ids), False
         ordered = [pks[u] for u in user_ids]
         await store.add_members(tx.conn, new_id, ordered, now=now, position=0)
-        conv, member = await load(tx.conn, caller, new_id)
+        conv, member = await load(tx.conn, caller, public_id)
         created = await shared_json(tx.conn, conv, None)
         await append(
             services, tx, new_id, caller.app_id, EventType.CONVERSATION_CREATED,

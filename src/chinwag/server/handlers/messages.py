@@ -11,6 +11,7 @@ message, so a new message costs no lookup.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -102,9 +103,11 @@ async def send_message(
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
         require_active(member)
         size = sum(len(p["body"].encode()) for p in clean)
+        internal_id = str(uuid.UUID(bytes=services.random(16), version=4))
         values = {
-            "id": message_id,
+            "id": internal_id,
             "app_id": caller.app_id,
+            "public_id": message_id,
             "conversation_id": conv.id,
             "sender_pk": caller.user.pk,
             "parts": encoded,
@@ -114,16 +117,19 @@ async def send_message(
         }
         position = await message_store.insert_message(tx.conn, values)
         if position is None:
-            existing = await message_store.get_message(tx.conn, message_id)
+            existing = await message_store.get_message_by_public_id(
+                tx.conn, caller.app_id, message_id
+            )
             if existing is None:
                 raise IdInUse("That message id is already in use.")
             return _repeat(existing, caller, conv, encoded), False
         await message_store.record_last_message(
-            tx.conn, conv.id, position=position, message_id=message_id, now=now
+            tx.conn, conv.id, position=position, message_id=internal_id, now=now
         )
         row = MessageRow(
-            id=message_id,
+            id=internal_id,
             app_id=caller.app_id,
+            public_id=message_id,
             conversation_id=conv.id,
             position=position,
             sender_pk=caller.user.pk,
@@ -136,7 +142,7 @@ async def send_message(
         readers = await store.record_send(
             tx.conn, conv.id, sender_pk=caller.user.pk, position=position, at=now
         )
-        body = message_json(row, parts=clean)
+        body = message_json(row, conv.public_id, parts=clean)
         await append(
             services, tx, conv.id, caller.app_id, EventType.MESSAGE_CREATED,
             {"message": body}, readers,
@@ -158,7 +164,7 @@ def _repeat(
     )
     if not same:
         raise IdInUse("That message id is already used by a different message.")
-    return message_json(existing)
+    return message_json(existing, conv.public_id)
 
 
 async def list_messages(
@@ -175,17 +181,22 @@ async def list_messages(
         rows, has_more = await message_store.page(
             conn, conv.id, visibility(member), after=after, before=before, limit=limit
         )
-    return {"messages": [message_json(r) for r in rows], "has_more": has_more}
+    return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 
 async def find_message(
     conn: AsyncConnection, caller: Authenticated, message_id: str, *, lock: bool = False
 ) -> tuple[MessageRow, ConversationRow, MemberRow]:
     """A message the caller can see, with its conversation and their membership; else 404."""
-    row = await message_store.get_message(conn, message_id) if is_valid_uuid(message_id) else None
-    if row is None or row.app_id != caller.app_id:
+    row = None
+    if is_valid_uuid(message_id):
+        row = await message_store.get_message_by_public_id(conn, caller.app_id, message_id)
+    conv = member = None
+    if row is not None:
+        conv = await store.get_conversation(conn, caller.app_id, key=row.conversation_id, lock=lock)
+        member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
+    if row is None or conv is None or member is None:
         raise NotFound("No message with that id.")
-    conv, member = await load(conn, caller, row.conversation_id, lock=lock)
     seen = visibility(member)
     if row.position <= seen.above or (seen.up_to is not None and row.position > seen.up_to):
         raise NotFound("No message with that id.")
@@ -200,7 +211,7 @@ async def delete_message(
         raise invalid("mode", "expected all_participants or my_devices")
     async with services.db.transaction() as tx:
         row, conv, member = await find_message(tx.conn, caller, message_id, lock=True)
-        data = {"conversation_id": conv.id, "message_id": row.id, "mode": mode}
+        data = {"conversation_id": conv.public_id, "message_id": row.public_id, "mode": mode}
         if mode == "my_devices":
             if await message_store.hide_message(tx.conn, caller.user.pk, row.id):
                 await append(

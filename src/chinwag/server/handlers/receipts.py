@@ -91,7 +91,7 @@ async def _apply(
         )
         readers = await store.active_member_pks(tx.conn, conv.id)
         data = {
-            "conversation_id": conv.id,
+            "conversation_id": conv.public_id,
             "user_id": caller.user.user_id,
             "read_position": read,
             "delivered_position": delivered,

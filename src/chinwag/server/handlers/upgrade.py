@@ -93,7 +93,7 @@ async def _upgrade(services: Services, tx: Transaction, upgrade: Upgrade, user: 
 async def _discard(services: Services, tx: Transaction, anon: UserRecord) -> None:
     for member in await store.memberships_of(tx.conn, anon.pk):
         conv = await store.get_conversation(
-            tx.conn, anon.app_id, conversation_id=member.conversation_id, lock=True
+            tx.conn, anon.app_id, key=member.conversation_id, lock=True
         )
         if conv is not None and member.active:
             await depart(services, tx, conv, anon.pk, anon.user_id)
@@ -104,7 +104,7 @@ async def _move(services: Services, tx: Transaction, anon: UserRecord, user: Use
     moved = []
     for theirs in await store.memberships_of(tx.conn, anon.pk):
         conv = await store.get_conversation(
-            tx.conn, anon.app_id, conversation_id=theirs.conversation_id, lock=True
+            tx.conn, anon.app_id, key=theirs.conversation_id, lock=True
         )
         if conv is None:
             continue
@@ -142,20 +142,24 @@ async def _announce(
     services: Services, tx: Transaction, conversation_id: str, user: UserRecord
 ) -> None:
     """``conversation.created`` to the identified user; the others see it updated."""
-    conv = await store.get_conversation(tx.conn, user.app_id, conversation_id=conversation_id)
+    conv = await store.get_conversation(tx.conn, user.app_id, key=conversation_id)
     assert conv is not None
     last = None
     if conv.last_message_id is not None:
         last = await message_store.get_message(tx.conn, conv.last_message_id)
     shared = await shared_json(tx.conn, conv, last)
     others = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id) if pk != user.pk]
-    for event_type, readers in (
-        (EventType.CONVERSATION_CREATED, [user.pk]),
-        (EventType.CONVERSATION_UPDATED, others),
+    changed = {
+        "conversation_id": conv.public_id,
+        "participants": shared["participants"],
+        "distinct": shared["distinct"],
+    }
+    for event_type, data, readers in (
+        (EventType.CONVERSATION_CREATED, {"conversation": shared}, [user.pk]),
+        (EventType.CONVERSATION_UPDATED, changed, others),
     ):
         appended = await event_store.append_event(
             tx.conn, app_id=user.app_id, event_type=event_type,
-            data={"conversation": shared}, user_pks=readers, now=services.now(),
-            conversation_id=conv.id,
+            data=data, user_pks=readers, now=services.now(), conversation_id=conv.id,
         )  # fmt: skip
         emit(services, tx, appended)

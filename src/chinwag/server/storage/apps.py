@@ -14,6 +14,7 @@ from chinwag.server.storage.schema import app_keys, apps
 __all__ = [
     "delete_key",
     "get_app",
+    "get_conversation_policy",
     "get_key",
     "insert_app",
     "insert_key",
@@ -27,6 +28,7 @@ __all__ = [
 _APP_COLUMNS = [apps.c[f] for f in AppRecord.__slots__]
 _KEY_COLUMNS = [app_keys.c[f] for f in KeyRecord.__slots__]
 _GET_APP = Prepared(select(*_APP_COLUMNS).where(apps.c.id == bindparam("app_id")))
+_GET_POLICY = Prepared(select(apps.c.conversation_policy).where(apps.c.id == bindparam("app_id")))
 _GET_APP_KEY = Prepared(
     select(*_KEY_COLUMNS).where(
         app_keys.c.kid == bindparam("kid"), app_keys.c.app_id == bindparam("app_id")
@@ -36,7 +38,7 @@ _GET_APP_KEY = Prepared(
 
 def _app(row: Any) -> AppRecord:
     """From a row in ``AppRecord`` field order (SQLite gives booleans as 0/1)."""
-    id_, name, environment, lifetime, require_nonce, max_age, anonymous, created, updated = row
+    id_, name, environment, lifetime, require_nonce, max_age, anonymous, created, updated = row[:9]
     return AppRecord(
         id=id_,
         name=name,
@@ -47,6 +49,7 @@ def _app(row: Any) -> AppRecord:
         allow_anonymous=bool(anonymous),
         created_at=float(created),
         updated_at=float(updated),
+        conversation_policy=row[9],
     )
 
 
@@ -73,6 +76,12 @@ async def insert_app(conn: AsyncConnection, record: AppRecord) -> None:
 async def get_app(conn: AsyncConnection, app_id: str) -> AppRecord | None:
     row = await _GET_APP.first(conn, {"app_id": app_id})
     return _app(row) if row else None
+
+
+async def get_conversation_policy(conn: AsyncConnection, app_id: str) -> str:
+    """The app's ``conversation_policy`` (``open`` for an app that does not exist)."""
+    row = await _GET_POLICY.first(conn, {"app_id": app_id})
+    return str(row[0]) if row else "open"
 
 
 async def list_apps(conn: AsyncConnection) -> list[AppRecord]:

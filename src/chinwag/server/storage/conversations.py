@@ -63,7 +63,9 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ConversationRow:
     id: str
+    """Internal and server-wide: what other tables refer to. Clients see ``public_id``."""
     app_id: str
+    public_id: str
     distinct: bool
     distinct_key: str | None
     metadata: str
@@ -90,6 +92,9 @@ class MemberRow:
     delivered_position: int
     hidden_position: int
     sort_at: float
+    left_snapshot: str | None = None
+    """JSON ``{"metadata", "participants"}`` as they were when the member left: what a
+    former participant keeps seeing of the conversation."""
 
     @property
     def active(self) -> bool:
@@ -103,10 +108,12 @@ _N_CONV = len(_CONV_COLUMNS)
 
 def _conversation(row: Sequence[Any]) -> ConversationRow:
     """From a row in ``ConversationRow`` field order (SQLite gives booleans as 0/1)."""
-    id_, app_id, distinct, key, meta, creator, created, last, last_id, last_at, count, deleted = row
+    id_, app_id, public, distinct, key, meta, creator, created, last, last_id, last_at = row[:11]
+    count, deleted = row[11:]
     return ConversationRow(
         id=id_,
         app_id=app_id,
+        public_id=public,
         distinct=bool(distinct),
         distinct_key=key,
         metadata=meta,
@@ -122,7 +129,9 @@ def _conversation(row: Sequence[Any]) -> ConversationRow:
 
 def _member(row: Sequence[Any]) -> MemberRow:
     """From a row in ``MemberRow`` field order."""
-    conv_id, user_pk, joined_at, joined_pos, left_at, left_pos, read, delivered, hidden, sort = row
+    conv_id, user_pk, joined_at, joined_pos, left_at, left_pos, read, delivered, hidden, sort = row[
+        :10
+    ]
     return MemberRow(
         conversation_id=conv_id,
         user_pk=int(user_pk),
@@ -134,12 +143,13 @@ def _member(row: Sequence[Any]) -> MemberRow:
         delivered_position=int(delivered),
         hidden_position=int(hidden),
         sort_at=float(sort),
+        left_snapshot=row[10],
     )
 
 
 _LIVE_BY_ID = (
     conversations.c.app_id == bindparam("app_id"),
-    conversations.c.id == bindparam("conversation_id"),
+    conversations.c.public_id == bindparam("conversation_id"),
     conversations.c.deleted_at.is_(None),
 )
 _GET_CONVERSATION = Prepared(select(*_CONV_COLUMNS).where(*_LIVE_BY_ID))
@@ -270,7 +280,7 @@ async def user_ids_by_pk(conn: AsyncConnection, pks: Sequence[int]) -> dict[int,
 
 
 async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """True when inserted; False when the id or the distinct key already exists."""
+    """True when inserted; False when the app already has the public id or the distinct key."""
     result = await conn.execute(
         _insert(conn)(conversations).values(**values).on_conflict_do_nothing()
     )
@@ -283,10 +293,12 @@ async def get_conversation(
     *,
     conversation_id: str | None = None,
     distinct_key: str | None = None,
+    key: str | None = None,
     lock: bool = False,
 ) -> ConversationRow | None:
-    """A live (not deleted-for-all) conversation; ``lock`` takes its row lock in PostgreSQL."""
-    if conversation_id is not None and distinct_key is None:
+    """A live (not deleted-for-all) conversation by public id, distinct key or internal
+    ``key``; ``lock`` takes its row lock in PostgreSQL."""
+    if conversation_id is not None and distinct_key is None and key is None:
         found = _GET_CONVERSATION_LOCKED if lock else _GET_CONVERSATION
         params = {"app_id": app_id, "conversation_id": conversation_id}
         first = await found.first(conn, params)
@@ -295,7 +307,9 @@ async def get_conversation(
         conversations.c.app_id == app_id, conversations.c.deleted_at.is_(None)
     )
     if conversation_id is not None:
-        query = query.where(conversations.c.id == conversation_id)
+        query = query.where(conversations.c.public_id == conversation_id)
+    if key is not None:
+        query = query.where(conversations.c.id == key)
     if distinct_key is not None:
         query = query.where(conversations.c.distinct_key == distinct_key)
     if lock and conn.dialect.name == "postgresql":
@@ -307,7 +321,8 @@ async def get_conversation(
 async def get_membership(
     conn: AsyncConnection, app_id: str, conversation_id: str, user_pk: int
 ) -> tuple[ConversationRow, MemberRow] | None:
-    """A live conversation and one user's participant row (active or former), in one read.
+    """A live conversation (by public id) and one user's participant row (active or
+    former), in one read.
 
     Not for locking reads on PostgreSQL: after waiting for a conversation's row lock, a
     joined ``FOR UPDATE`` would re-check the conversation but hand back the participant
@@ -390,7 +405,7 @@ async def add_members(
                 .where(
                     participants.c.conversation_id == conversation_id, participants.c.user_pk == pk
                 )
-                .values(left_at=None, left_position=None, sort_at=now)
+                .values(left_at=None, left_position=None, left_snapshot=None, sort_at=now)
             )
         added.append(pk)
     await _recount(conn, conversation_id)
@@ -398,12 +413,19 @@ async def add_members(
 
 
 async def mark_left(
-    conn: AsyncConnection, conversation_id: str, user_pk: int, *, now: float, position: int
+    conn: AsyncConnection,
+    conversation_id: str,
+    user_pk: int,
+    *,
+    now: float,
+    position: int,
+    snapshot: str,
 ) -> None:
+    """``snapshot``: see ``MemberRow.left_snapshot``."""
     await conn.execute(
         update(participants)
         .where(participants.c.conversation_id == conversation_id, participants.c.user_pk == user_pk)
-        .values(left_at=now, left_position=position)
+        .values(left_at=now, left_position=position, left_snapshot=snapshot)
     )
     await _recount(conn, conversation_id)
 
@@ -518,7 +540,7 @@ async def list_for_user(
 
 
 async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int) -> bool:
-    """Whether the two users are or were participants of one live conversation."""
+    """Whether the two users are both participants, now, of one live conversation."""
     mine = participants.alias("mine")
     theirs = participants.alias("theirs")
     row = (
@@ -529,6 +551,8 @@ async def shares_conversation(conn: AsyncConnection, user_pk: int, other_pk: int
             .where(
                 mine.c.user_pk == user_pk,
                 theirs.c.user_pk == other_pk,
+                mine.c.left_at.is_(None),
+                theirs.c.left_at.is_(None),
                 conversations.c.deleted_at.is_(None),
             )
             .limit(1)

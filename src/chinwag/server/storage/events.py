@@ -14,13 +14,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BindParameter, Float, Integer, bindparam, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    Integer,
+    LargeBinary,
+    Select,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import events, user_events, users
 
-__all__ = ["Appended", "StoredEvent", "append_event", "read_stream"]
+__all__ = ["MAX_PAGE_BYTES", "Appended", "StoredEvent", "append_event", "read_stream"]
+
+MAX_PAGE_BYTES = 1024 * 1024
+"""A page of a stream (REST or a socket's replay) stops before the event that would take it
+past this many bytes of event JSON; a single larger event still comes alone. Without it a
+page of 500 events could be hundreds of megabytes held in memory at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +73,59 @@ _INSERT_USER_EVENTS = Prepared(
         user_pk=bindparam("user_pk"), pos=bindparam("pos"), event_id=bindparam("event_id")
     )
 )
+
+
+_AFTER = (
+    user_events.c.user_pk == bindparam("user_pk"),
+    user_events.c.pos > bindparam("after"),
+)
+
+
+def _sizes(size: ColumnElement[Any]) -> Select[Any]:
+    """(position, payload bytes) of the next ``limit`` events: cheap, no payload copied."""
+    return (
+        select(user_events.c.pos, size)
+        .join(events, events.c.id == user_events.c.event_id)
+        .where(*_AFTER)
+        .order_by(user_events.c.pos)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+def _cut(size: ColumnElement[Any]) -> Select[Any]:
+    """The last position of :func:`_sizes`' page that fits ``max_bytes`` (or the first)."""
+    page = _sizes(size.label("size")).subquery()
+    running = select(
+        page.c.pos, page.c.size, func.sum(page.c.size).over(order_by=page.c.pos).label("total")
+    ).subquery()
+    fits = (running.c.total <= bindparam("max_bytes", type_=Integer)) | (
+        running.c.total == running.c.size
+    )
+    return select(func.max(running.c.pos)).where(fits)
+
+
+_STREAM_SIZES = Prepared(_sizes(func.length(cast(events.c.payload, LargeBinary))))
+"""SQLite: the sizes, summed in Python (cheaper there than a window function)."""
+_STREAM_CUT = Prepared(_cut(func.octet_length(events.c.payload)))
+"""PostgreSQL: the cut computed in the database, so one row crosses the wire, not 500."""
 _READ_STREAM = Prepared(
     select(user_events.c.pos, events.c.payload)
     .join(events, events.c.id == user_events.c.event_id)
-    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
+    .where(*_AFTER, user_events.c.pos <= bindparam("last"))
     .order_by(user_events.c.pos)
-    .limit(bindparam("limit", type_=Integer))
 )
+
+
+def _last_within(sizes: Sequence[Any], max_bytes: int) -> int | None:
+    """The last position whose running size stays within ``max_bytes`` (at least the first)."""
+    last, total = None, 0
+    for pos, size in sizes:
+        total += int(size)
+        if last is not None and total > max_bytes:
+            break
+        last = int(pos)
+    return last
+
 
 _FIXED_READERS = 8
 """Up to this many readers (every 1:1 and small group), the stream-head statements have
@@ -156,7 +220,21 @@ async def append_event(
 
 
 async def read_stream(
-    conn: AsyncConnection, user_pk: int, *, after: int, limit: int
+    conn: AsyncConnection, user_pk: int, *, after: int, limit: int, max_bytes: int = MAX_PAGE_BYTES
 ) -> list[StoredEvent]:
-    rows = await _READ_STREAM.all(conn, {"user_pk": user_pk, "after": after, "limit": limit})
+    """Events after ``after``, ascending: at most ``limit`` and about ``max_bytes``.
+
+    Two reads: where the page must end, then the payloads up to there. One query with a
+    running ``sum() OVER`` beside the payloads did the same but cost twice a plain page
+    read on both databases (the payloads were copied through the window's subqueries)."""
+    params = {"user_pk": user_pk, "after": after, "limit": limit}
+    last: int | None
+    if conn.dialect.name == "postgresql":
+        found = await _STREAM_CUT.first(conn, {**params, "max_bytes": max_bytes})
+        last = None if found is None or found[0] is None else int(found[0])
+    else:
+        last = _last_within(await _STREAM_SIZES.all(conn, params), max_bytes)
+    if last is None:
+        return []
+    rows = await _READ_STREAM.all(conn, {"user_pk": user_pk, "after": after, "last": last})
     return [StoredEvent(pos=int(pos), event_json=payload.encode()) for pos, payload in rows]

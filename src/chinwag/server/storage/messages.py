@@ -26,6 +26,7 @@ __all__ = [
     "MessageRow",
     "Visibility",
     "get_message",
+    "get_message_by_public_id",
     "hide_message",
     "insert_message",
     "last_visible",
@@ -41,8 +42,12 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class MessageRow:
     id: str
+    """Internal and server-wide (``hidden_messages`` and ``last_message_id`` refer to it);
+    clients see ``public_id``, unique per app."""
     app_id: str
+    public_id: str
     conversation_id: str
+    """The conversation's internal id."""
     position: int
     sender_pk: int | None
     sender_id: str | None
@@ -69,25 +74,30 @@ _STORED = [f for f in MessageRow.__slots__ if f != "sender_id"]
 
 def _from_tuple(row: Sequence[Any]) -> MessageRow:
     """From a row in ``MessageRow`` field order (``_GET_MESSAGE``'s)."""
-    id_, app_id, conv_id, position, sender_pk, sender_id, parts, size, sent_at, deleted_at = row
+    id_, app_id, public, conv_id, position, sender_pk, sender_id, parts, size, sent, deleted = row
     return MessageRow(
         id=id_,
         app_id=app_id,
+        public_id=public,
         conversation_id=conv_id,
         position=int(position),
         sender_pk=sender_pk,
         sender_id=sender_id,
         parts=parts,
         size=int(size),
-        sent_at=float(sent_at),
-        deleted_at=deleted_at,
+        sent_at=float(sent),
+        deleted_at=deleted,
     )
 
 
-_GET_MESSAGE = Prepared(
-    select(*[users.c.user_id if f == "sender_id" else messages.c[f] for f in MessageRow.__slots__])
-    .select_from(messages.outerjoin(users, users.c.pk == messages.c.sender_pk))
-    .where(messages.c.id == bindparam("message_id"))
+_MESSAGE = select(
+    *[users.c.user_id if f == "sender_id" else messages.c[f] for f in MessageRow.__slots__]
+).select_from(messages.outerjoin(users, users.c.pk == messages.c.sender_pk))
+_GET_MESSAGE = Prepared(_MESSAGE.where(messages.c.id == bindparam("message_id")))
+_GET_MESSAGE_BY_PUBLIC_ID = Prepared(
+    _MESSAGE.where(
+        messages.c.app_id == bindparam("app_id"), messages.c.public_id == bindparam("public_id")
+    )
 )
 _RECORD_LAST = Prepared(
     update(conversations)
@@ -157,6 +167,7 @@ def _row(row: Any) -> MessageRow:
     return MessageRow(
         id=m["id"],
         app_id=m["app_id"],
+        public_id=m["public_id"],
         conversation_id=m["conversation_id"],
         position=int(m["position"]),
         sender_pk=m["sender_pk"],
@@ -181,8 +192,8 @@ def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Sele
 
 
 async def insert_message(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
-    """Insert at the conversation's next position and return it; None when the id is
-    already taken (by any conversation), and then nothing is written.
+    """Insert at the conversation's next position and return it; None when the app already
+    has the public id (in any of its conversations), and then nothing is written.
 
     ``values`` has every column of ``messages`` but ``position``. The caller holds the
     conversation's row lock and then calls :func:`record_last_message`."""
@@ -204,7 +215,15 @@ async def record_last_message(
 
 
 async def get_message(conn: AsyncConnection, message_id: str) -> MessageRow | None:
+    """By internal id."""
     row = await _GET_MESSAGE.first(conn, {"message_id": message_id})
+    return _from_tuple(row) if row else None
+
+
+async def get_message_by_public_id(
+    conn: AsyncConnection, app_id: str, public_id: str
+) -> MessageRow | None:
+    row = await _GET_MESSAGE_BY_PUBLIC_ID.first(conn, {"app_id": app_id, "public_id": public_id})
     return _from_tuple(row) if row else None
 
 

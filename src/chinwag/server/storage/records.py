@@ -18,6 +18,8 @@ class AppRecord:
     allow_anonymous: bool
     created_at: float
     updated_at: float
+    conversation_policy: str = "open"
+    """Who may start a conversation with whom (``handlers.conversation_policy``)."""
 
     @property
     def production(self) -> bool:
@@ -51,6 +53,8 @@ class UserRecord:
     stream_head: int
     created_at: float
     updated_at: float
+    agent: bool = False
+    """A designated agent: anonymous users may talk to it under ``anonymous_to_agents``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,10 @@
 
 Conventions: times are float seconds since the epoch; JSON is stored as text (encoded by
 orjson in the domain modules) so SQLite and PostgreSQL hold byte-identical payloads; users
-have an internal integer ``pk`` and the app's own ``user_id`` is unique per app.
+have an internal integer ``pk`` and the app's own ``user_id`` is unique per app. Likewise
+conversations and messages have an internal, server-wide ``id`` (what other tables refer
+to) and the ``public_id`` clients see, unique per app only, so that whether an id is taken
+in one app tells nothing about another.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ apps = Table(
     Column("require_nonce", Boolean, nullable=False),
     Column("max_token_age", Integer, nullable=False),
     Column("allow_anonymous", Boolean, nullable=False),
+    Column("conversation_policy", String(32), nullable=False, server_default="open"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -101,6 +105,7 @@ users = Table(
     Column("first_name", String(128)),
     Column("last_name", String(128)),
     Column("stream_head", BigInteger, nullable=False, server_default="0"),
+    Column("agent", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
@@ -146,6 +151,8 @@ conversations = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    # Never NULL in practice; nullable only so migration 0003 could add it in place.
+    Column("public_id", String(36)),
     Column("distinct", Boolean, nullable=False),
     Column("distinct_key", String(64)),
     Column("metadata", Text, nullable=False, server_default="{}"),
@@ -157,6 +164,7 @@ conversations = Table(
     Column("participant_count", Integer, nullable=False, server_default="0"),
     Column("deleted_at", Float),
     UniqueConstraint("app_id", "distinct_key", name="uq_conversations_distinct"),
+    Index("uq_conversations_public_id", "app_id", "public_id", unique=True),
 )
 
 participants = Table(
@@ -173,6 +181,7 @@ participants = Table(
     Column("joined_position", BigInteger, nullable=False, server_default="0"),
     Column("left_at", Float),
     Column("left_position", BigInteger),
+    Column("left_snapshot", Text),
     Column("read_position", BigInteger, nullable=False, server_default="0"),
     Column("delivered_position", BigInteger, nullable=False, server_default="0"),
     Column("hidden_position", BigInteger, nullable=False, server_default="0"),
@@ -185,6 +194,7 @@ messages = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("app_id", String(36), nullable=False),
+    Column("public_id", String(36)),  # never NULL; see conversations.public_id
     Column(
         "conversation_id",
         String(36),
@@ -198,6 +208,7 @@ messages = Table(
     Column("sent_at", Float, nullable=False),
     Column("deleted_at", Float),
     UniqueConstraint("conversation_id", "position", name="uq_messages_conversation_position"),
+    Index("uq_messages_public_id", "app_id", "public_id", unique=True),
 )
 
 hidden_messages = Table(

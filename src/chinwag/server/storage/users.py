@@ -14,11 +14,14 @@ from chinwag.server.storage.schema import participants, users
 __all__ = [
     "PROFILE_FIELDS",
     "find_by_email",
+    "find_users",
     "get_user",
     "get_user_by_pk",
     "get_users_by_pk",
     "identity_audience",
     "insert_user",
+    "list_agents",
+    "set_agent",
     "update_user",
 ]
 
@@ -42,7 +45,7 @@ _INSERT_USER = Prepared(
 def _user(row: Any) -> UserRecord:
     """From a row in ``UserRecord`` field order (SQLite gives booleans as 0/1)."""
     pk, app_id, user_id, anonymous, display, avatar, email, first, last, head, created, updated = (
-        row
+        row[:12]
     )
     return UserRecord(
         pk=int(pk),
@@ -57,6 +60,7 @@ def _user(row: Any) -> UserRecord:
         stream_head=int(head),
         created_at=float(created),
         updated_at=float(updated),
+        agent=bool(row[12]),
     )
 
 
@@ -103,6 +107,7 @@ async def insert_user(
         "user_id": user_id,
         "anonymous": anonymous,
         "stream_head": 0,
+        "agent": False,
         "created_at": now,
         "updated_at": now,
         **dict.fromkeys(PROFILE_FIELDS),
@@ -115,6 +120,37 @@ async def insert_user(
 
 async def update_user(conn: AsyncConnection, pk: int, changes: dict[str, Any]) -> None:
     await conn.execute(update(users).where(users.c.pk == pk).values(**changes))
+
+
+async def find_users(
+    conn: AsyncConnection, app_id: str, user_ids: list[str]
+) -> dict[str, tuple[int, bool]]:
+    """user_id → (pk, agent) for those of ``user_ids`` the app already has."""
+    rows = await conn.execute(
+        select(users.c.user_id, users.c.pk, users.c.agent).where(
+            users.c.app_id == app_id, users.c.user_id.in_(sorted(set(user_ids)))
+        )
+    )
+    return {r.user_id: (int(r.pk), bool(r.agent)) for r in rows}
+
+
+async def set_agent(conn: AsyncConnection, app_id: str, user_ids: list[str], agent: bool) -> None:
+    """Mark (or unmark) existing users as designated agents."""
+    if user_ids:
+        await conn.execute(
+            update(users)
+            .where(users.c.app_id == app_id, users.c.user_id.in_(sorted(set(user_ids))))
+            .values(agent=agent)
+        )
+
+
+async def list_agents(conn: AsyncConnection, app_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(users.c.user_id)
+        .where(users.c.app_id == app_id, users.c.agent.is_(True))
+        .order_by(users.c.user_id)
+    )
+    return [r.user_id for r in rows]
 
 
 async def identity_audience(conn: AsyncConnection, user_pk: int) -> list[int]:
