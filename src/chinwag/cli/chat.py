@@ -9,6 +9,7 @@ an app whose backend signs the tokens. Each user's data lives in its own folder 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -57,6 +58,9 @@ def chat(
             help="A program that prints an identity token; {user} and {nonce} are filled in.",
         ),
     ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Write the SDK's log here (default: none).")
+    ] = None,
 ) -> None:
     """Chat in the terminal as USER (ctrl+n: new conversation, ctrl+o: sign out, ctrl+q: quit)."""
     try:
@@ -66,6 +70,8 @@ def chat(
         raise typer.Exit(1) from exc
     from chinwag.client import Client
     from chinwag.tui import signin
+
+    _route_logs(log_file)
 
     if token_command:
         provider = signin.command_provider(token_command, user)
@@ -79,3 +85,16 @@ def chat(
     goodbye = ChatApp(client, user, url=url).run()
     if goodbye:
         typer.echo(goodbye)
+
+
+def _route_logs(log_file: Path | None) -> None:
+    """Away from the screen: a warning printed to stderr would tear the full-screen UI."""
+    logger = logging.getLogger("chinwag")
+    if log_file is None:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+        return
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
