@@ -72,6 +72,7 @@ class ChatApp(App[str]):
         self.typists: dict[str, set[str]] = {}
         self.pane_text = Text("")
         self.note = "signing in…"
+        self.pending = 0
         self.ready = asyncio.Event()
         """Set once signed in and the first screen is drawn (tests wait on it)."""
         self._dirty = asyncio.Event()
@@ -98,11 +99,11 @@ class ChatApp(App[str]):
             (ClientEvent.SYNC_PROGRESS, self._sdk_progress),
             (ClientEvent.SYNCED, self._sdk_synced),
             (ClientEvent.ERROR, self._sdk_error),
+            (ClientEvent.CONNECTED, self._sdk_connected),
         ):
             self._unsubscribe.append(self.client.on(event, handler))
         for event in (
             ClientEvent.CHANGES,
-            ClientEvent.CONNECTED,
             ClientEvent.DISCONNECTED,
             ClientEvent.MESSAGE_SENT,
             ClientEvent.MESSAGE_FAILED,
@@ -152,6 +153,10 @@ class ChatApp(App[str]):
         self.query_one("#sync", ProgressBar).display = False
         self._dirty.set()
 
+    def _sdk_connected(self) -> None:
+        self.note = ""  # whatever went wrong before, the server answers again
+        self._dirty.set()
+
     def _sdk_error(self, exc: BaseException) -> None:
         self.note = f"{type(exc).__name__}: {exc}"[:120]
         self._draw_status()
@@ -191,7 +196,8 @@ class ChatApp(App[str]):
         current = next((c for c in conversations if c.id == self.current), None)
         if current is not None:
             await self._draw_conversation(current)
-        self._draw_status(await self.client.pending_count())
+        self.pending = await self.client.pending_count()
+        self._draw_status()
         self.ready.set()
 
     def _draw_list(self, conversations: list[Conversation]) -> None:
@@ -225,11 +231,11 @@ class ChatApp(App[str]):
             with contextlib.suppress(OfflineError):
                 await self.client.mark_read(conversation.id, conversation.last_position)
 
-    def _draw_status(self, pending: int = 0) -> None:
+    def _draw_status(self) -> None:
         online = self.client.connection_state is ConnectionState.CONNECTED
         self.query_one("#status", Static).update(
             render.status_text(
-                self.user_id, self.url, online=online, pending=pending, note=self.note
+                self.user_id, self.url, online=online, pending=self.pending, note=self.note
             )
         )
 
