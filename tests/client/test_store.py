@@ -166,3 +166,12 @@ async def test_metadata_patches_apply_on_top_of_a_newer_snapshot_without_going_b
         [(4, updated(C2, metadata={"set": {}, "delete": []}))], "alice", "s1"
     )
     assert missing.missing_conversations == {C2}
+
+
+async def test_messages_after_a_position_include_the_pending_ones(store: Store) -> None:
+    await store.upsert_conversations([conversation(C1)])
+    await store.insert_messages([message(C1, p) for p in (1, 2, 3)], "alice")
+    await store.enqueue("00000000-0000-4000-8000-00000000ffff", C1, "alice", [])
+    recent = await store.messages(C1, after=1)
+    assert [m.position for m in recent] == [2, 3, None]
+    assert [m.position for m in await store.messages(C1, after=1, before=3)] == [2]

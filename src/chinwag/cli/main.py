@@ -11,6 +11,8 @@ from rich.markup import escape
 
 from chinwag import __version__
 from chinwag.cli.apps import apps_app
+from chinwag.cli.chat import chat
+from chinwag.cli.demo import demo
 from chinwag.cli.keys import keys_app
 from chinwag.cli.options import DatabaseUrl
 from chinwag.cli.output import Output, safe
@@ -28,6 +30,8 @@ app = typer.Typer(
 app.add_typer(apps_app)
 app.add_typer(keys_app)
 app.add_typer(sessions_app)
+app.command()(chat)
+app.command()(demo)
 console = Console()
 
 

@@ -26,12 +26,15 @@ from chinwag.client.models import (
     Message,
     MessagePart,
     MessageState,
+    Receipt,
+    Typing,
     User,
 )
 from chinwag.client.sync import SyncProgress
 from chinwag.core.backoff import Backoff
 from chinwag.core.client_states import AuthState, ConnectionState
 from chinwag.core.sync_cursor import HistoryPolicy, SyncPolicy
+from chinwag.core.typing import TypingState
 
 __all__ = [
     "LOGIN_REQUEST_MIME_TYPE",
@@ -55,12 +58,15 @@ __all__ = [
     "MessageState",
     "NotAuthenticated",
     "OfflineError",
+    "Receipt",
     "ServerError",
     "SessionRevoked",
     "StopAuthentication",
     "SyncPolicy",
     "SyncProgress",
     "TokenProvider",
+    "Typing",
+    "TypingState",
     "UsageError",
     "User",
 ]

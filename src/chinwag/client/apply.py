@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from chinwag.client.models import Message, MessagePart, MessageState
+from chinwag.client.models import Message, MessagePart, MessageState, Receipt
 from chinwag.core.sync_cursor import CursorVerdict, classify
 
 __all__ = [
@@ -41,6 +41,10 @@ class ApplyResult:
     it (renew, or wipe when it says so) before applying anything after it."""
     login_requests: list[Message] = field(default_factory=list)
     missing_conversations: set[str] = field(default_factory=set)
+    messages: list[Message] = field(default_factory=list)
+    """Messages this device did not have before this batch (the ``message`` event): from
+    others, or sent from the user's other devices; never a replay or this device's own."""
+    receipts: list[Receipt] = field(default_factory=list)
 
 
 def _dumps(value: Any) -> str:
@@ -285,10 +289,13 @@ def _conversation_deleted(ctx: _Context, data: dict[str, Any]) -> None:
 
 def _message_created(ctx: _Context, data: dict[str, Any]) -> None:
     message = data["message"]
+    known = ctx.conn.execute("SELECT 1 FROM messages WHERE id = ?", (message["id"],)).fetchone()
     ctx.result.missing_conversations |= insert_messages(ctx.conn, [message], ctx.me, count=True)
     if message["sender_id"] == ctx.me:
         sent_by_me(ctx.conn, message)
     parsed = _message(message)
+    if known is None:
+        ctx.result.messages.append(parsed)
     if parsed.requests_login and parsed.sender_id != ctx.me:
         ctx.result.login_requests.append(parsed)
 
@@ -304,6 +311,14 @@ def _message_deleted(ctx: _Context, data: dict[str, Any]) -> None:
 
 
 def _receipt(ctx: _Context, data: dict[str, Any]) -> None:
+    ctx.result.receipts.append(
+        Receipt(
+            data["conversation_id"],
+            data["user_id"],
+            int(data["read_position"]),
+            int(data["delivered_position"]),
+        )
+    )
     if data["user_id"] != ctx.me:
         return
     ctx.conn.execute(

@@ -42,7 +42,7 @@ from chinwag.client.errors import (
     SessionRevoked,
     UsageError,
 )
-from chinwag.client.models import AnonymousData, Conversation, Message, User
+from chinwag.client.models import AnonymousData, Conversation, Message, Typing, User
 from chinwag.client.outbox import Outbox
 from chinwag.client.refresh import refresh_forever
 from chinwag.client.store import Store, remove_store_files, store_path
@@ -57,6 +57,7 @@ from chinwag.core.client_states import (
     next_connection_state,
 )
 from chinwag.core.sync_cursor import SyncPolicy
+from chinwag.core.typing import TypingState
 
 __all__ = ["Client", "ClientEvent"]
 
@@ -383,6 +384,17 @@ class Client:
         if self._live is not None:
             await self._live.catch_up()
 
+    async def set_typing(
+        self, conversation_id: str, state: TypingState | str = TypingState.STARTED
+    ) -> bool:
+        """Tell the other participants this user is typing (``started``), stopped for a
+        moment (``paused``) or is done (``finished``). Repeat ``started`` every second or
+        two while the user types; the server pauses a silent typist after 2.5 s. Typing is
+        ephemeral: with no live socket nothing is sent and this returns False."""
+        if self._live is None:
+            return False
+        return await self._live.send_typing(conversation_id, TypingState(state))
+
     async def flush_outbox(self) -> None:
         """Wait until every queued message is acknowledged (raises if offline)."""
         if self._outbox is not None:
@@ -494,6 +506,7 @@ class Client:
             rand=self._rand,
             use_websocket=self._use_websocket,
             poll_interval=self._poll_interval,
+            on_typing=self._on_typing,
         )
         self._live.caught_up = self._synced
         loop = asyncio.get_running_loop()
@@ -538,6 +551,10 @@ class Client:
     async def _on_result(self, result: ApplyResult) -> None:
         if result.applied:
             self._emit(ClientEvent.CHANGES, result.applied)
+        for message in result.messages:
+            self._emit(ClientEvent.MESSAGE, message)
+        for receipt in result.receipts:
+            self._emit(ClientEvent.RECEIPT, receipt)
         for message in result.login_requests:
             self._emit(ClientEvent.LOGIN_REQUESTED, message)
         for cid in result.missing_conversations:
@@ -547,6 +564,9 @@ class Client:
                 log.info("could not fetch conversation %s: %s", cid, exc)
                 continue
             await self._need_store().upsert_conversations([found])
+
+    def _on_typing(self, typing: Typing) -> None:
+        self._emit(ClientEvent.TYPING, typing)
 
     async def _wipe(self) -> None:
         """Signed out (the table said wipe): stop every task, delete the user's data."""

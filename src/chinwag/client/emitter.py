@@ -25,6 +25,9 @@ class ClientEvent(StrEnum):
     SYNC_PROGRESS = "sync_progress"  # (SyncProgress)
     SYNCED = "synced"  # ()
     CHANGES = "changes"  # (list of applied events)
+    MESSAGE = "message"  # (Message) new to this device, from the stream
+    RECEIPT = "receipt"  # (Receipt) anyone's read/delivered marks moved
+    TYPING = "typing"  # (Typing) someone else's typing state changed
     LOGIN_REQUESTED = "login_requested"  # (message)
     MESSAGE_SENT = "message_sent"  # (message id)
     MESSAGE_FAILED = "message_failed"  # (message id, MessageRejected)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from chinwag.core.typing import TypingState
+
 __all__ = [
     "LOGIN_REQUEST_MIME_TYPE",
     "AnonymousData",
@@ -17,6 +19,8 @@ __all__ = [
     "Message",
     "MessagePart",
     "MessageState",
+    "Receipt",
+    "Typing",
     "User",
 ]
 
@@ -118,3 +122,24 @@ class Conversation:
     delivered_position: int = 0
     unread_count: int = 0
     left: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A participant's read and delivery watermarks moved (``receipt`` event): every
+    message at or below ``read_position`` has been read by ``user_id``."""
+
+    conversation_id: str
+    user_id: str
+    read_position: int
+    delivered_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """Someone else started, paused or finished typing (``typing`` event). Ephemeral:
+    never stored, and the server moves a silent typist to paused, then finished."""
+
+    conversation_id: str
+    user_id: str
+    state: TypingState

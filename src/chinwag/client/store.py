@@ -203,13 +203,15 @@ class Store:
         before: int | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        """Messages by position, ascending; pending ones (no position yet) last, in order."""
+        """Messages by position, ascending; pending ones (no position yet) last, in order.
+        ``after`` alone includes the pending ones: "the newest n and what I am sending"."""
 
         def _query(conn: sqlite3.Connection) -> list[Message]:
             sql = "SELECT * FROM messages WHERE conversation_id = ?"
             args: list[Any] = [conversation_id]
-            if after is not None:
-                sql += " AND position > ?"
+            if after is not None:  # pending messages come after every position
+                pending = " OR position IS NULL" if before is None else ""
+                sql += f" AND (position > ?{pending})"
                 args.append(after)
             if before is not None:
                 sql += " AND position < ?"

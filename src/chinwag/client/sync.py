@@ -37,6 +37,8 @@ from chinwag.client.errors import (
     ServerError,
     SessionRevoked,
 )
+from chinwag.client.models import Typing
+from chinwag.client.signals import typing_from_frame, typing_request
 from chinwag.client.store import Store
 from chinwag.client.vault import SavedSession
 from chinwag.core.backoff import Backoff
@@ -53,6 +55,7 @@ from chinwag.core.protocol import (
     parse_server_frame,
 )
 from chinwag.core.sync_cursor import SyncPolicy, history_start
+from chinwag.core.typing import TypingState
 
 __all__ = ["LiveSync", "SyncProgress", "historic_sync"]
 
@@ -179,8 +182,12 @@ class LiveSync:
         rand: Callable[[], float] = random.random,
         use_websocket: bool = True,
         poll_interval: float = 5.0,
+        on_typing: Callable[[Typing], None] = lambda typing: None,
     ) -> None:
         self.api = api
+        self.on_typing = on_typing
+        self._socket: Any = None
+        """The open event socket, for ephemeral requests (typing); None between sockets."""
         self.auth = auth
         self.store = store
         self.request = request
@@ -244,6 +251,17 @@ class LiveSync:
             await asyncio.sleep(pause + self.backoff.delay(attempt, self.rand()))
             attempt += 1
 
+    async def send_typing(self, conversation_id: str, state: TypingState) -> bool:
+        """Tell the other participants; False (nothing sent) while no socket is open."""
+        socket = self._socket
+        if socket is None:
+            return False
+        try:
+            await socket.send(typing_request(conversation_id, state).decode())
+        except ConnectionClosed:
+            return False
+        return True
+
     async def _poll(self) -> None:
         """The fallback when the socket is refused: read ``/v1/events`` every interval."""
         while True:
@@ -259,9 +277,11 @@ class LiveSync:
             async with open_websocket(self.api, session.token, cursor) as ws:
                 queue: asyncio.Queue[ServerFrame | None] = asyncio.Queue(maxsize=4000)
                 reader = asyncio.create_task(_read(ws, queue))
+                self._socket = ws
                 try:
                     await self._consume(queue, session)
                 finally:
+                    self._socket = None
                     reader.cancel()
                     await asyncio.gather(reader, return_exceptions=True)
                 code, reason = ws.close_code, ws.close_reason
@@ -290,6 +310,8 @@ class LiveSync:
                 self.caught_up.set()
             elif isinstance(frame, EventFrame):
                 await self._apply_burst(queue, [(frame.cursor, frame.event)], session)
+            elif (typing := typing_from_frame(frame)) is not None:
+                self.on_typing(typing)
 
     async def _apply_burst(
         self,
