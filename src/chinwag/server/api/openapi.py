@@ -94,16 +94,13 @@ _ERRORS: dict[int, tuple[str, ErrorId, str, dict[str, Any]]] = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for the errors an endpoint can answer (503 is always possible)."""
-    answer: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, 503}):
-        description, error_id, message, data = _ERRORS[status]
-        example = {"error": {"id": str(error_id), "message": message, "data": data}}
-        answer[status] = {
-            "model": ErrorEnvelope,
-            "description": description,
-            "content": {"application/json": {"example": example}},
-        }
-    return answer
+    return {status: {"model": ErrorEnvelope, **_answer(status)} for status in {*statuses, 503}}
+
+
+def _answer(status: int) -> dict[str, Any]:
+    description, error_id, message, data = _ERRORS[status]
+    example = {"error": {"id": str(error_id), "message": message, "data": data}}
+    return {"description": description, "content": {"application/json": {"example": example}}}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -129,14 +126,13 @@ def _without_fastapi_422(document: dict[str, Any]) -> dict[str, Any]:
     Endpoints list their 422 through :func:`errors`; this catches one that does not, so the
     document never describes an answer the server does not send.
     """
-    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
     for path in document.get("paths", {}).values():
         for operation in path.values():
-            answer = operation.get("responses", {}).get("422")
-            if answer and "HTTPValidationError" in str(answer):
-                description, *_ = _ERRORS[422]
-                answer["description"] = description
-                answer["content"] = {"application/json": {"schema": envelope}}
+            answers = operation.get("responses", {})
+            if "HTTPValidationError" in str(answers.get("422")):
+                answers["422"] = _answer(422)
+                content = answers["422"]["content"]["application/json"]
+                content["schema"] = {"$ref": "#/components/schemas/ErrorEnvelope"}
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
