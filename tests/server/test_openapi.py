@@ -168,31 +168,44 @@ async def conversation_walk(
     at = {"conversation_id": conversation}
     message_body = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "hi"}]}
     sent = await walk.call(
-        "POST", "/v1/conversations/{conversation_id}/messages", alice, path_parameters=at,
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
         body=message_body,
     )
     resent = await walk.call(
-        "POST", "/v1/conversations/{conversation_id}/messages", alice, path_parameters=at,
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
         body=message_body,
     )
     assert (sent.status_code, resent.status_code) == (201, 200)
     await walk.call("GET", "/v1/conversations", alice, query={"limit": 10})
     await walk.call("GET", "/v1/conversations/{conversation_id}", bob, path_parameters=at)
+    await walk.call("GET", "/v1/conversations/{conversation_id}/messages", bob, path_parameters=at)
     await walk.call(
-        "GET", "/v1/conversations/{conversation_id}/messages", bob, path_parameters=at
-    )
-    await walk.call(
-        "POST", "/v1/conversations/{conversation_id}/receipts", bob, path_parameters=at,
+        "POST",
+        "/v1/conversations/{conversation_id}/receipts",
+        bob,
+        path_parameters=at,
         body={"type": "read", "position": 1},
     )
     await walk.call(
-        "POST", "/v1/messages/{message_id}/receipts", bob,
-        path_parameters={"message_id": message_body["id"]}, body={"type": "delivered"},
+        "POST",
+        "/v1/messages/{message_id}/receipts",
+        bob,
+        path_parameters={"message_id": message_body["id"]},
+        body={"type": "delivered"},
     )
     await walk.call("GET", "/v1/events", bob, query={"after": 0})
     await walk.call("GET", "/v1/users/{user_id}", bob, path_parameters={"user_id": "alice"})
     await walk.call(
-        "PATCH", "/v1/conversations/{conversation_id}", alice, path_parameters=at,
+        "PATCH",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters=at,
         body={"metadata": {"set": {"topic": "x"}}},
     )
     return conversation, message_body["id"]
@@ -202,16 +215,26 @@ async def error_walk(
     walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
 ) -> None:
     at = {"conversation_id": conversation}
-    await walk.call("GET", "/v1/conversations/{conversation_id}", alice,
-                    path_parameters={"conversation_id": str(uuid.uuid4())})  # 404
+    await walk.call(
+        "GET",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters={"conversation_id": str(uuid.uuid4())},
+    )  # 404
     await walk.call("GET", "/v1/conversations", query={"limit": 10})  # 401
     await walk.call("GET", "/v1/conversations", alice, query={"limit": 0})  # 422
     other = {"id": message, "parts": [{"mime_type": "text/plain", "body": "changed"}]}
-    await walk.call("POST", "/v1/conversations/{conversation_id}/messages", alice,
-                    path_parameters=at, body=other)  # 409 id_in_use
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
+        body=other,
+    )  # 409 id_in_use
     huge = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "x" * 70_000}]}
-    await walk.call("POST", "/v1/conversations/{conversation_id}/messages", alice,
-                    path_parameters=at, body=huge)  # 413 message_too_large
+    await walk.call(
+        "POST", "/v1/conversations/{conversation_id}/messages", alice, path_parameters=at, body=huge
+    )  # 413 message_too_large
     await walk.call("POST", "/v1/conversations", alice, body={"participants": ["x" * 300_000]})
     response = await walk.client.post(
         "/v1/conversations", headers={**alice, "content-type": "application/json"}, content=b"{"
@@ -224,17 +247,41 @@ async def leave_walk(
     walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
 ) -> None:
     at = {"conversation_id": conversation}
-    await walk.call("POST", "/v1/conversations/{conversation_id}/participants", alice,
-                    path_parameters=at, body={"user_ids": ["dave"]})
-    await walk.call("DELETE", "/v1/conversations/{conversation_id}/participants/{user_id}",
-                    alice, path_parameters={**at, "user_id": "dave"})
-    await walk.call("DELETE", "/v1/messages/{message_id}", alice,
-                    path_parameters={"message_id": message}, query={"mode": "all_participants"})
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/participants",
+        alice,
+        path_parameters=at,
+        body={"user_ids": ["dave"]},
+    )
+    await walk.call(
+        "DELETE",
+        "/v1/conversations/{conversation_id}/participants/{user_id}",
+        alice,
+        path_parameters={**at, "user_id": "dave"},
+    )
+    await walk.call(
+        "DELETE",
+        "/v1/messages/{message_id}",
+        alice,
+        path_parameters={"message_id": message},
+        query={"mode": "all_participants"},
+    )
     await walk.call("POST", "/v1/conversations/{conversation_id}/leave", bob, path_parameters=at)
-    await walk.call("POST", "/v1/conversations/{conversation_id}/receipts", bob,
-                    path_parameters=at, body={"type": "read", "position": 1})  # 403
-    await walk.call("DELETE", "/v1/conversations/{conversation_id}", alice,
-                    path_parameters=at, query={"mode": "all_participants"})
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/receipts",
+        bob,
+        path_parameters=at,
+        body={"type": "read", "position": 1},
+    )  # 403
+    await walk.call(
+        "DELETE",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters=at,
+        query={"mode": "all_participants"},
+    )
 
 
 def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:

@@ -49,7 +49,9 @@ async def browser() -> AsyncIterator[Browser]:
     if os.environ.get("CHINWAG_SKIP_BROWSER") == "1":
         pytest.skip("CHINWAG_SKIP_BROWSER=1")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or CHINWAG_SKIP_BROWSER=1)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (or CHINWAG_SKIP_BROWSER=1)"
+        )
     async with async_playwright() as playwright:
         # launch() gives Chromium a fresh, temporary user-data dir of its own (deleted on
         # close), so no test sees another's profile; contexts within it share nothing.

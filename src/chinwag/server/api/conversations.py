@@ -91,9 +91,7 @@ async def get_conversation(conversation_id: str, caller: Caller, services: Servi
 _CHANGE_ERRORS = (400, 401, 403, 404, 413, 422)
 
 
-@router.patch(
-    "/{conversation_id}", response_model=Conversation, responses=errors(*_CHANGE_ERRORS)
-)
+@router.patch("/{conversation_id}", response_model=Conversation, responses=errors(*_CHANGE_ERRORS))
 async def patch_conversation(
     conversation_id: str, body: PatchConversation, caller: Caller, services: ServicesDep
 ) -> JSON:
