@@ -9,7 +9,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -24,15 +24,21 @@ from chinwag.server.services import Services
 from chinwag.server.serving import ChinwagServer
 from chinwag.server.settings import Settings
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
+
 __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
     "RunningServer",
     "bearer",
     "make_app",
+    "open_page",
     "postgres_database",
+    "run_asgi",
     "run_server",
     "sign",
+    "sign_in",
 ]
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -211,3 +217,45 @@ async def bearer(
     """Sign ``user_id`` in and return the ``Authorization`` header of the new session."""
     session = await login(client, app, user_id, now, **claims)
     return {"Authorization": f"Bearer {session['session_token']}"}
+
+
+@contextlib.asynccontextmanager
+async def run_asgi(app: Any) -> AsyncIterator[str]:
+    """Any small ASGI app (a stand-in for an app's own backend) on a loopback port; its URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def open_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
+    """A fresh context (its own sessionStorage: a separate device) with one page, and the
+    list its uncaught script errors go to."""
+    context = await browser.new_context(viewport={"width": 1000, "height": 560})
+    context.set_default_timeout(8_000)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, errors
+
+
+async def sign_in(
+    page: Page, server: RunningServer, app: AppFixture, user_id: str, name: str
+) -> None:
+    """Sign in on the web client's form through the sample provider, as a person would."""
+    await page.goto(f"{server.url}/?app={app.app_id}")
+    await page.fill("#user-id", user_id)
+    await page.fill("#display-name", name)
+    await page.click("#sign-in-button")
+    await page.wait_for_selector("#status[data-state=online]")

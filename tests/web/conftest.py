@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from chinwag.server.settings import Settings
-from tests.support import AppFixture, RunningServer, make_app, run_server
+from tests.support import AppFixture, RunningServer, make_app, open_page, run_server, sign_in
 
 CHROMIUM = os.environ.get("CHINWAG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -64,17 +64,6 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def open_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
-    """A fresh context (its own sessionStorage: a separate device) with one page, and the
-    list its uncaught script errors go to."""
-    context = await browser.new_context(viewport={"width": 1000, "height": 560})
-    context.set_default_timeout(8_000)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return context, page, errors
-
-
 async def signed_in(
     browser: Browser, server: RunningServer, app: AppFixture, user_id: str
 ) -> AsyncIterator[Page]:
@@ -95,14 +84,3 @@ async def alice(browser: Browser, server: RunningServer, app: AppFixture) -> Asy
 async def bob(browser: Browser, server: RunningServer, app: AppFixture) -> AsyncIterator[Page]:
     async for page in signed_in(browser, server, app, "bob"):
         yield page
-
-
-async def sign_in(
-    page: Page, server: RunningServer, app: AppFixture, user_id: str, name: str
-) -> None:
-    """Through the page's form and the sample provider, as a person would."""
-    await page.goto(f"{server.url}/?app={app.app_id}")
-    await page.fill("#user-id", user_id)
-    await page.fill("#display-name", name)
-    await page.click("#sign-in-button")
-    await page.wait_for_selector("#status[data-state=online]")
