@@ -16,6 +16,12 @@ const view = {
   lastTyping: 0,
 };
 
+/** Run an update the page can live without (a list refresh, a receipt) and report a failure
+ *  in the console instead of as an unhandled rejection; the next event or resume redoes it. */
+function quietly(promise) {
+  promise.catch((error) => console.warn("chinwag:", error.message));
+}
+
 function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -68,7 +74,7 @@ function start(client) {
   $("chat").hidden = false;
   $("sign-out").hidden = false;
   client.connect();
-  loadConversations();
+  quietly(loadConversations());
 }
 
 function onSignedOut(reason) {
@@ -110,7 +116,7 @@ function renderList() {
     item.dataset.id = c.id;
     const button = element("button", "open", titleOf(c));
     button.type = "button";
-    button.addEventListener("click", () => openConversation(c.id));
+    button.addEventListener("click", () => quietly(openConversation(c.id)));
     const unread = element("span", "unread", String(c.unread_count));
     unread.hidden = c.unread_count === 0;
     item.append(button, unread);
@@ -122,7 +128,15 @@ async function onNewConversation(event) {
   event.preventDefault();
   const ids = $("new-participants").value.split(",").map((s) => s.trim()).filter(Boolean);
   if (!ids.length) return;
-  const conversation = await view.client.createConversation(ids);
+  let conversation;
+  try {
+    conversation = await view.client.createConversation(ids);
+  } catch (error) {
+    $("new-participants").setCustomValidity(error.message);
+    $("new-participants").reportValidity();
+    return;
+  }
+  $("new-participants").setCustomValidity("");
   $("new-participants").value = "";
   view.conversations.set(conversation.id, conversation);
   await openConversation(conversation.id);
@@ -232,19 +246,19 @@ function onEvent(event) {
   if (event.type === "message.created") onMessage(data.message);
   else if (event.type === "receipt") onReceipt(data);
   else if (event.type === "message.deleted" && data.conversation_id === view.current) {
-    openConversation(view.current);
-  } else if (event.type.startsWith("conversation.")) loadConversations();
+    quietly(openConversation(view.current));
+  } else if (event.type.startsWith("conversation.")) quietly(loadConversations());
 }
 
 function onMessage(message) {
   const conversation = view.conversations.get(message.conversation_id);
-  if (!conversation) { loadConversations(); return; }
+  if (!conversation) { quietly(loadConversations()); return; }
   const mine = message.sender_id === view.client.user.user_id;
   conversation.last_message = message;
   conversation.last_position = message.position;
   if (message.conversation_id === view.current) {
     showMessage(message);
-    if (!mine) markRead(view.current);
+    if (!mine) quietly(markRead(view.current));
   } else if (!mine) {
     conversation.unread_count += 1;
   }
@@ -283,10 +297,11 @@ function renderTyping() {
 function init() {
   $("sign-in-button").addEventListener("click", onSignIn);
   $("sign-out").addEventListener("click", () => view.client && view.client.signOut());
-  $("new-conversation").addEventListener("submit", onNewConversation);
+  $("new-conversation").addEventListener("submit", (e) => quietly(onNewConversation(e)));
   $("compose").addEventListener("submit", onSend);
   $("compose-text").addEventListener("input", onCompose);
-  document.addEventListener("visibilitychange", () => view.current && markRead(view.current));
+  document.addEventListener("visibilitychange",
+    () => view.current && quietly(markRead(view.current)));
   const params = new URLSearchParams(window.location.search);
   if (params.get("app")) $("app-id").value = params.get("app");
   const restored = Client.restore();

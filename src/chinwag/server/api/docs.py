@@ -34,7 +34,6 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
             swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{_ASSETS}/favicon-32x32.png",
-            swagger_ui_parameters={"persistAuthorization": False},
         )
 
     @router.get(_ASSETS + "/{name}")

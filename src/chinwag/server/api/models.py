@@ -78,6 +78,29 @@ class IdentityToken(_Answer):
 
 
 class Session(_Answer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_token": "cws_…",
+                    "session_id": "ses_…",
+                    "expires_at": 1795365432.0,
+                    "issued_at": 1795279032.0,
+                    "server_time": 1795279032.0,
+                    "user": {
+                        "user_id": "alice",
+                        "display_name": "Alice",
+                        "avatar_url": None,
+                        "anonymous": False,
+                        "email": None,
+                        "first_name": None,
+                        "last_name": None,
+                    },
+                }
+            ]
+        }
+    )
+
     session_token: str = Field(description="Send as `Authorization: Bearer <session_token>`")
     session_id: str
     expires_at: float = Seconds
@@ -99,6 +122,22 @@ class Part(_Answer):
 
 
 class Message(_Answer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0f9d8b4e-3f7a-4c1e-9a51-6b2f1c7d9e10",
+                    "conversation_id": "5b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+                    "position": 13,
+                    "sender_id": "alice",
+                    "parts": [{"mime_type": "text/plain", "body": "hi"}],
+                    "sent_at": 1795279032.5,
+                    "deleted": False,
+                }
+            ]
+        }
+    )
+
     id: str
     conversation_id: str
     position: int = Field(description="Dense per conversation: 1, 2, 3, …")
