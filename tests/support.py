@@ -89,7 +89,7 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def run_server(
-    settings: Settings, clock: ManualClock | None = None
+    settings: Settings, clock: ManualClock | None = None, log_level: str = "warning"
 ) -> AsyncIterator[RunningServer]:
     """Run chinwag on a real loopback port inside the test's event loop."""
     clock = clock or ManualClock(start=__import__("time").time())
@@ -99,7 +99,7 @@ async def run_server(
         app,
         host="127.0.0.1",
         port=port,
-        log_level="warning",
+        log_level=log_level,
         lifespan="on",
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,

@@ -21,6 +21,7 @@ from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.api.openapi import install_openapi
 from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
+from chinwag.server.log_redaction import install_log_redaction
 from chinwag.server.services import RateLimiter, Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
@@ -52,6 +53,7 @@ class ChinwagAPI(FastAPI):
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     clock = clock or SystemClock()
+    install_log_redaction()  # a browser WebSocket carries its token in the query
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
