@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chinwag.server.handlers.sessions import revoke_user_sessions
 from tests.support import AppFixture, RunningServer, make_app, open_page, run_asgi, sign_in
 
 
@@ -103,5 +104,18 @@ async def test_a_reload_keeps_the_tab_signed_in(
     await page.reload()
     await expect(page.locator("#status")).to_have_attribute("data-state", "online")
     await expect(page.locator("#whoami")).to_have_text("Erin (erin)")
+    await context.close()
+    assert errors == []
+
+
+async def test_a_revoked_session_signs_the_page_out(
+    browser: Browser, server: RunningServer, app: AppFixture
+) -> None:
+    context, page, errors = await open_page(browser)
+    await sign_in(page, server, app, "erin", "Erin")
+    await revoke_user_sessions(server.services, app.app_id, "erin")  # `chinwag sessions revoke`
+    await expect(page.locator("#sign-in-error")).to_have_text("Signed out (revoked).")
+    await expect(page.locator("#chat")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('chinwag.session')") is None
     await context.close()
     assert errors == []
