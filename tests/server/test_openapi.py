@@ -318,7 +318,11 @@ async def test_generated_requests_answer_as_documented(
     )
     real = {"conversation_id": conversation, "user_id": "bob"}
     await get_nonce(client, app.app_id)
-    for case in generated(walk.schema, GENERATED_PER_OPERATION):
+    cases = generated(walk.schema, GENERATED_PER_OPERATION)
+    assert {(c.method, c.path) for c in cases} == {
+        (m.upper(), p) for p, m, _ in operations(server.app.openapi())
+    }
+    for case in cases:
         await walk.run(case, alice)  # as generated: mostly 404s and 422s
         if case.path_parameters:  # and aimed at things that exist
             case.path_parameters = {

@@ -21,7 +21,12 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 class CreateConversation(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "examples": [{"participants": ["bob"], "distinct": True, "metadata": {"title": "Hi"}}]
+        },
+    )
 
     participants: list[str] = Field(max_length=10_000)
     distinct: bool = False
@@ -30,7 +35,10 @@ class CreateConversation(BaseModel):
 
 
 class PatchConversation(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={"examples": [{"metadata": {"set": {"a.b": "x"}, "delete": ["c"]}}]},
+    )
 
     metadata: dict[str, Any]
 

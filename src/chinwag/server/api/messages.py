@@ -23,14 +23,26 @@ MAX_POSITION = 2**53
 
 
 class SendMessage(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0f9d8b4e-3f7a-4c1e-9a51-6b2f1c7d9e10",
+                    "parts": [{"mime_type": "text/plain", "body": "hi"}],
+                }
+            ]
+        },
+    )
 
     id: str
     parts: list[Any]
 
 
 class ConversationReceipt(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"examples": [{"type": "read", "position": 12}]}
+    )
 
     type: str
     position: int
