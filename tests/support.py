@@ -13,10 +13,11 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from chinwag.clock import ManualClock
@@ -27,6 +28,9 @@ from chinwag.server.services import Services
 from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
+
 __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
@@ -36,12 +40,15 @@ __all__ = [
     "bearer",
     "free_port",
     "make_app",
+    "open_page",
     "peak_rss",
     "postgres_database",
     "reset_peak_rss",
+    "run_asgi",
     "run_server",
     "serve_in_subprocess",
     "sign",
+    "sign_in",
     "vm_rss",
 ]
 
@@ -94,14 +101,14 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def run_server(
-    settings: Settings, clock: ManualClock | None = None
+    settings: Settings, clock: ManualClock | None = None, log_level: str = "warning"
 ) -> AsyncIterator[RunningServer]:
     """Run chinwag on a real loopback port inside the test's event loop."""
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
     port = free_port()
     config = uvicorn_config(
-        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        app, settings, host="127.0.0.1", port=port, log_level=log_level, lifespan="on"
     )
     server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())
@@ -376,3 +383,45 @@ def reset_peak_rss() -> None:
 def peak_rss() -> int:
     """The most resident memory since :func:`reset_peak_rss`, in bytes (Linux)."""
     return _status_bytes("VmHWM")
+
+
+@contextlib.asynccontextmanager
+async def run_asgi(app: Any) -> AsyncIterator[str]:
+    """Any small ASGI app (a stand-in for an app's own backend) on a loopback port; its URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def open_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
+    """A fresh context (its own sessionStorage: a separate device) with one page, and the
+    list its uncaught script errors go to."""
+    context = await browser.new_context(viewport={"width": 1000, "height": 560})
+    context.set_default_timeout(8_000)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, errors
+
+
+async def sign_in(
+    page: Page, server: RunningServer, app: AppFixture, user_id: str, name: str
+) -> None:
+    """Sign in on the web client's form through the sample provider, as a person would."""
+    await page.goto(f"{server.url}/?app={app.app_id}")
+    await page.fill("#user-id", user_id)
+    await page.fill("#display-name", name)
+    await page.click("#sign-in-button")
+    await page.wait_for_selector("#status[data-state=online]")

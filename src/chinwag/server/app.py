@@ -16,7 +16,10 @@ from chinwag.server.api import conversations as conversations_api
 from chinwag.server.api import events as events_api
 from chinwag.server.api import messages as messages_api
 from chinwag.server.api import users as users_api
+from chinwag.server.api.docs import docs_router
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
+from chinwag.server.api.openapi import install_openapi
+from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
 from chinwag.server.log_redaction import install_redaction
 from chinwag.server.rate_limits import open_rate_limits
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         version=__version__,
         lifespan=lifespan,
         description="Self-hostable chat with bring-your-own-identity authentication.",
+        docs_url=None,  # served from package files by docs_router, not from a CDN
+        redoc_url=None,
         telemetry=None
         if settings.opentelemetry
         else {"tracing": False, "metrics": False, "logs": False},
@@ -96,6 +101,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(messages_api.router)
     app.include_router(users_api.router)
     app.include_router(events_api.router)
+    app.include_router(web_router())
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
+    install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)

@@ -17,6 +17,8 @@ from chinwag.server.api.deps import (
     json_body_schema,
     services_of,
 )
+from chinwag.server.api.models import IdentityToken, Me, Nonce, Session
+from chinwag.server.api.openapi import errors, optional_session
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import auth, upgrade
 from chinwag.server.handlers.auth import NewSession, user_json
@@ -73,7 +75,16 @@ async def _limited(request: Request) -> Services:
     return services
 
 
-@router.post("/nonces", status_code=201, openapi_extra=json_body_schema(NonceRequest))
+_SIGN_IN_ERRORS = (400, 404, 413, 422, 429)
+
+
+@router.post(
+    "/nonces",
+    status_code=201,
+    response_model=Nonce,
+    responses=errors(*_SIGN_IN_ERRORS),
+    openapi_extra=json_body_schema(NonceRequest),
+)
 async def create_nonce(request: Request) -> JSON:
     """A single-use nonce for the app, valid 10 minutes."""
     services = await _limited(request)
@@ -82,7 +93,13 @@ async def create_nonce(request: Request) -> JSON:
     return JSON({"nonce": nonce.value, "expires_at": nonce.expires_at}, status_code=201)
 
 
-@router.post("/sessions", status_code=201, openapi_extra=json_body_schema(SessionRequest))
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=Session,
+    responses=errors(*_SIGN_IN_ERRORS, 401, 403),
+    openapi_extra={**json_body_schema(SessionRequest), **optional_session},
+)
 async def create_session(request: Request) -> JSON:
     """Exchange an identity token signed by the app's backend for a session; with an
     anonymous session's bearer token, also upgrade that anonymous user."""
@@ -99,17 +116,21 @@ async def create_session(request: Request) -> JSON:
 @router.post(
     "/sessions/anonymous",
     status_code=201,
+    response_model=Session,
+    responses=errors(*_SIGN_IN_ERRORS, 403),
     openapi_extra=json_body_schema(AnonymousSessionRequest),
 )
 async def create_anonymous_session(request: Request) -> JSON:
+    """A session for a new anonymous user, on an app that allows them."""
     services = await _limited(request)
     body = await json_body(request, AnonymousSessionRequest)
     new = await auth.create_anonymous_session(services, body.app_id)
     return JSON(_session_json(new), status_code=201)
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me, responses=errors(401))
 async def me(caller: Caller) -> JSON:
+    """The caller's session and user."""
     return JSON(
         {
             "app_id": caller.app_id,
@@ -120,8 +141,9 @@ async def me(caller: Caller) -> JSON:
     )
 
 
-@router.delete("/sessions/current", status_code=204)
+@router.delete("/sessions/current", status_code=204, responses=errors(401))
 async def delete_current_session(caller: Caller, services: ServicesDep) -> Response:
+    """Log out: the token is dead at once."""
     await auth.end_session(services, caller)
     return Response(status_code=204)
 
@@ -130,6 +152,8 @@ async def delete_current_session(caller: Caller, services: ServicesDep) -> Respo
     "/dev/identity_tokens",
     status_code=201,
     tags=["development"],
+    response_model=IdentityToken,
+    responses=errors(*_SIGN_IN_ERRORS, 401, 403),
     openapi_extra=json_body_schema(SampleTokenRequest),
 )
 async def sample_identity_token(request: Request) -> JSON:

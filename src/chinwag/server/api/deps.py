@@ -6,10 +6,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 
 from chinwag.core.client_address import client_address as resolve_address
 from chinwag.core.client_address import trusted_networks
+from chinwag.server.api.openapi import session_auth
 from chinwag.server.handlers.auth import Authenticated, authenticate
 from chinwag.server.services import Services
 
@@ -81,10 +83,15 @@ def client_address(request: Request) -> str:
 
 
 async def current_caller(
-    request: Request, services: Annotated[Services, Depends(get_services)]
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(session_auth)],
 ) -> Authenticated:
+    """The session's caller (else 401). Going through ``session_auth`` puts the ``session``
+    security scheme on every endpoint that takes a ``Caller``."""
+    token = credentials.credentials.strip() if credentials else None
     return await authenticate(
-        services, bearer_token(request), app_hint=request.headers.get("chinwag-app-id")
+        services, token or None, app_hint=request.headers.get("chinwag-app-id")
     )
 
 

@@ -8,6 +8,8 @@ import orjson
 from fastapi import APIRouter, Query
 
 from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.models import EventPage
+from chinwag.server.api.openapi import errors
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import events
 
@@ -16,7 +18,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["event stream"])
 
 
-@router.get("/events")
+@router.get("/events", response_model=EventPage, responses=errors(401, 422))
 async def read_events(
     caller: Caller,
     services: ServicesDep,

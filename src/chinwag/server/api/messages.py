@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.models import Marks, Message, MessagePage
+from chinwag.server.api.openapi import errors
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import messages, receipts
 
@@ -21,14 +23,26 @@ MAX_POSITION = 2**53
 
 
 class SendMessage(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0f9d8b4e-3f7a-4c1e-9a51-6b2f1c7d9e10",
+                    "parts": [{"mime_type": "text/plain", "body": "hi"}],
+                }
+            ]
+        },
+    )
 
     id: str
     parts: list[Any]
 
 
 class ConversationReceipt(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"examples": [{"type": "read", "position": 12}]}
+    )
 
     type: str
     position: int
@@ -40,7 +54,16 @@ class MessageReceipt(BaseModel):
     type: str
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=201)
+_RESENT = {"description": "The same message sent again: the stored one", "model": Message}
+_WRITE_ERRORS = (400, 401, 403, 404, 413, 422)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=201,
+    response_model=Message,
+    responses={200: _RESENT, **errors(*_WRITE_ERRORS, 409)},
+)
 async def send_message(
     conversation_id: str, body: SendMessage, caller: Caller, services: ServicesDep
 ) -> JSON:
@@ -51,7 +74,11 @@ async def send_message(
     return JSON(found, status_code=201 if created else 200)
 
 
-@router.get("/conversations/{conversation_id}/messages")
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessagePage,
+    responses=errors(401, 404, 422),
+)
 async def list_messages(
     conversation_id: str,
     caller: Caller,
@@ -67,28 +94,37 @@ async def list_messages(
     return JSON(page)
 
 
-@router.delete("/messages/{message_id}", status_code=204)
+@router.delete("/messages/{message_id}", status_code=204, responses=errors(401, 403, 404, 422))
 async def delete_message(
     message_id: str,
     caller: Caller,
     services: ServicesDep,
     mode: Annotated[str, Query(max_length=32)],
 ) -> Response:
+    """Only the sender deletes for everyone (``mode=all_participants``)."""
     await messages.delete_message(services, caller, message_id, mode=mode)
     return Response(status_code=204)
 
 
-@router.post("/conversations/{conversation_id}/receipts")
+@router.post(
+    "/conversations/{conversation_id}/receipts",
+    response_model=Marks,
+    responses=errors(*_WRITE_ERRORS),
+)
 async def conversation_receipt(
     conversation_id: str, body: ConversationReceipt, caller: Caller, services: ServicesDep
 ) -> JSON:
+    """Move the caller's read or delivered watermark up to ``position``."""
     marks = await receipts.mark_receipt(services, caller, conversation_id, body.type, body.position)
     return JSON(marks)
 
 
-@router.post("/messages/{message_id}/receipts")
+@router.post(
+    "/messages/{message_id}/receipts", response_model=Marks, responses=errors(*_WRITE_ERRORS)
+)
 async def message_receipt(
     message_id: str, body: MessageReceipt, caller: Caller, services: ServicesDep
 ) -> JSON:
+    """Move the caller's watermark up to this message."""
     marks = await receipts.mark_message_receipt(services, caller, message_id, body.type)
     return JSON(marks)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chinwag.server.api.deps import Caller, ServicesDep
+from chinwag.server.api.models import PublicUser
+from chinwag.server.api.openapi import errors
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import users
 
@@ -18,6 +20,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
-@router.get("/{user_id:path}")
+@router.get("/{user_id:path}", response_model=PublicUser, responses=errors(401, 404))
 async def get_user(user_id: str, caller: Caller, services: ServicesDep) -> JSON:
+    """The caller, or someone who shares a conversation with them; 404 otherwise."""
     return JSON(await users.get_user(services, caller, user_id))

@@ -1,0 +1,331 @@
+"""The OpenAPI document is valid, complete, and what the running server really answers.
+
+Real answers are checked with schemathesis's own checks (status documented, content type,
+body matching the schema): first a walk through every operation's success and its common
+errors, then a few generated requests per operation, with a signed-in session and with the
+ids of a real conversation and message so authenticated routes get past their 404s.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from openapi_spec_validator import validate
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation.case import Case
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+GENERATED_PER_OPERATION = 4
+PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_the_document_is_valid_openapi(server: RunningServer) -> None:
+    validate(server.app.openapi())
+
+
+def test_no_fastapi_validation_schema_is_left(server: RunningServer) -> None:
+    text = str(server.app.openapi())
+    assert "HTTPValidationError" not in text
+    assert "'detail'" not in text
+
+
+def test_every_error_answer_is_the_error_envelope(server: RunningServer) -> None:
+    envelope = "#/components/schemas/ErrorEnvelope"
+    for path, method, operation in operations(server.app.openapi()):
+        for status, answer in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            schema = answer["content"]["application/json"]["schema"]
+            assert schema == {"$ref": envelope}, (method, path, status)
+            assert "example" in answer["content"]["application/json"], (method, path, status)
+
+
+def test_every_success_answer_has_a_schema(server: RunningServer) -> None:
+    for path, method, operation in operations(server.app.openapi()):
+        for status, answer in operation["responses"].items():
+            if status.startswith("2") and status != "204":
+                content = answer["content"]["application/json"]
+                assert content["schema"] != {}, (method, path, status)
+
+
+def test_authenticated_operations_declare_the_session_scheme(server: RunningServer) -> None:
+    document = server.app.openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["session"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "opaque session token",
+        "description": schemes["session"]["description"],
+    }
+    for path, method, operation in operations(document):
+        if path in PUBLIC and path != "/v1/sessions":
+            assert "security" not in operation, (method, path)
+        else:
+            assert {"session": []} in operation["security"], (method, path)
+            assert "401" in operation["responses"], (method, path)
+
+
+class Walk:
+    """Requests made with httpx against the running server, each checked by schemathesis."""
+
+    def __init__(self, server: RunningServer, client: httpx.AsyncClient) -> None:
+        self.schema: OpenApiSchema = schemathesis.openapi.from_dict(server.app.openapi())
+        self.client = client
+        self.base_url = server.url
+        self.statuses: set[tuple[str, str, int]] = set()
+
+    def case(self, method: str, path: str, **parts: Any) -> Case:
+        return self.schema[path][method].Case(**parts)
+
+    async def run(self, case: Case, headers: dict[str, str] | None = None) -> httpx.Response:
+        kwargs = case.as_transport_kwargs(base_url=self.base_url, headers=headers)
+        response = await self.client.request(
+            kwargs["method"],
+            kwargs["url"],
+            headers=kwargs.get("headers"),
+            params=kwargs.get("params"),
+            json=kwargs.get("json"),
+            content=kwargs.get("data"),
+        )
+        case.validate_response(response, checks=CHECKS)
+        self.statuses.add((case.method, case.path, response.status_code))
+        return response
+
+    async def call(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **parts: Any
+    ) -> httpx.Response:
+        return await self.run(self.case(method, path, **parts), headers)
+
+
+async def test_every_operation_answers_as_documented(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    app: AppFixture,
+    alice: dict[str, str],
+    bob: dict[str, str],
+) -> None:
+    walk = Walk(server, client)
+    await sign_in_walk(walk, app)
+    open_app = await make_app(server.services, allow_anonymous=True)
+    await walk.call("POST", "/v1/sessions/anonymous", body={"app_id": open_app.app_id})
+    conversation, message = await conversation_walk(walk, alice, bob)
+    await error_walk(walk, alice, bob, conversation, message)
+    await leave_walk(walk, alice, bob, conversation, message)
+    documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
+    walked = {(method, path) for method, path, status in walk.statuses if status < 300}
+    assert documented - walked == set()
+
+
+async def sign_in_walk(walk: Walk, app: AppFixture) -> None:
+    nonce = (await walk.call("POST", "/v1/nonces", body={"app_id": app.app_id})).json()
+    token_body = {"app_id": app.app_id, "user_id": "carol", "nonce": nonce["nonce"]}
+    token = await walk.call("POST", "/v1/dev/identity_tokens", body=token_body)
+    session_body = {"app_id": app.app_id, "identity_token": token.json()["identity_token"]}
+    session = (await walk.call("POST", "/v1/sessions", body=session_body)).json()
+    carol = {"Authorization": f"Bearer {session['session_token']}"}
+    await walk.call("GET", "/v1/me", carol)
+    await walk.call("DELETE", "/v1/sessions/current", carol)
+    await walk.call("GET", "/v1/me", carol)  # 401 with a fresh nonce
+    await walk.call("POST", "/v1/sessions/anonymous", body={"app_id": app.app_id})  # 403
+    await walk.call("POST", "/v1/nonces", body={"app_id": str(uuid.uuid4())})  # 404
+    await walk.call("POST", "/v1/nonces", body={"app_id": ""})  # 422
+
+
+async def conversation_walk(
+    walk: Walk, alice: dict[str, str], bob: dict[str, str]
+) -> tuple[str, str]:
+    body = {"participants": ["bob"], "distinct": True, "metadata": {"title": "walk"}}
+    created = await walk.call("POST", "/v1/conversations", alice, body=body)
+    again = await walk.call("POST", "/v1/conversations", alice, body=body)
+    assert (created.status_code, again.status_code) == (201, 200)
+    conversation = created.json()["id"]
+    at = {"conversation_id": conversation}
+    message_body = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "hi"}]}
+    sent = await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
+        body=message_body,
+    )
+    resent = await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
+        body=message_body,
+    )
+    assert (sent.status_code, resent.status_code) == (201, 200)
+    await walk.call("GET", "/v1/conversations", alice, query={"limit": 10})
+    await walk.call("GET", "/v1/conversations/{conversation_id}", bob, path_parameters=at)
+    await walk.call("GET", "/v1/conversations/{conversation_id}/messages", bob, path_parameters=at)
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/receipts",
+        bob,
+        path_parameters=at,
+        body={"type": "read", "position": 1},
+    )
+    await walk.call(
+        "POST",
+        "/v1/messages/{message_id}/receipts",
+        bob,
+        path_parameters={"message_id": message_body["id"]},
+        body={"type": "delivered"},
+    )
+    await walk.call("GET", "/v1/events", bob, query={"after": 0})
+    await walk.call("GET", "/v1/users/{user_id}", bob, path_parameters={"user_id": "alice"})
+    await walk.call(
+        "PATCH",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters=at,
+        body={"metadata": {"set": {"topic": "x"}}},
+    )
+    return conversation, message_body["id"]
+
+
+async def error_walk(
+    walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
+) -> None:
+    at = {"conversation_id": conversation}
+    await walk.call(
+        "GET",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters={"conversation_id": str(uuid.uuid4())},
+    )  # 404
+    await walk.call("GET", "/v1/conversations", query={"limit": 10})  # 401
+    await walk.call("GET", "/v1/conversations", alice, query={"limit": 0})  # 422
+    other = {"id": message, "parts": [{"mime_type": "text/plain", "body": "changed"}]}
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        alice,
+        path_parameters=at,
+        body=other,
+    )  # 409 id_in_use
+    huge = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "x" * 70_000}]}
+    await walk.call(
+        "POST", "/v1/conversations/{conversation_id}/messages", alice, path_parameters=at, body=huge
+    )  # 413 message_too_large
+    await walk.call("POST", "/v1/conversations", alice, body={"participants": ["x" * 300_000]})
+    response = await walk.client.post(
+        "/v1/conversations", headers={**alice, "content-type": "application/json"}, content=b"{"
+    )
+    walk.case("POST", "/v1/conversations").validate_response(response, checks=CHECKS)
+    assert response.status_code == 400
+
+
+async def leave_walk(
+    walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
+) -> None:
+    at = {"conversation_id": conversation}
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/participants",
+        alice,
+        path_parameters=at,
+        body={"user_ids": ["dave"]},
+    )
+    await walk.call(
+        "DELETE",
+        "/v1/conversations/{conversation_id}/participants/{user_id}",
+        alice,
+        path_parameters={**at, "user_id": "dave"},
+    )
+    await walk.call(
+        "DELETE",
+        "/v1/messages/{message_id}",
+        alice,
+        path_parameters={"message_id": message},
+        query={"mode": "all_participants"},
+    )
+    await walk.call("POST", "/v1/conversations/{conversation_id}/leave", bob, path_parameters=at)
+    await walk.call(
+        "POST",
+        "/v1/conversations/{conversation_id}/receipts",
+        bob,
+        path_parameters=at,
+        body={"type": "read", "position": 1},
+    )  # 403
+    await walk.call(
+        "DELETE",
+        "/v1/conversations/{conversation_id}",
+        alice,
+        path_parameters=at,
+        query={"mode": "all_participants"},
+    )
+
+
+def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:
+    """A few schema-driven requests per operation, drawn up front (hypothesis is sync)."""
+    cases: list[Case] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=per_operation,
+            database=None,
+            deadline=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def draw(case: Case) -> None:
+            cases.append(case)
+
+        draw()
+    return cases
+
+
+async def test_generated_requests_answer_as_documented(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    app: AppFixture,
+    alice: dict[str, str],
+) -> None:
+    walk = Walk(server, client)
+    conversation, _ = await conversation_walk(
+        walk, alice, await bearer(client, app, "bob", server.clock.now())
+    )
+    real = {"conversation_id": conversation, "user_id": "bob"}
+    await get_nonce(client, app.app_id)
+    cases = generated(walk.schema, GENERATED_PER_OPERATION)
+    assert {(c.method, c.path) for c in cases} == {
+        (m.upper(), p) for p, m, _ in operations(server.app.openapi())
+    }
+    for case in cases:
+        await walk.run(case, alice)  # as generated: mostly 404s and 422s
+        if case.path_parameters:  # and aimed at things that exist
+            case.path_parameters = {
+                name: real.get(name, value) for name, value in case.path_parameters.items()
+            }
+            await walk.run(case, alice)

@@ -1,0 +1,125 @@
+"""The web client in a real browser: two people (two browser contexts) on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Locator, Page, expect
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "web-client.png"
+
+TestFn = Callable[..., Awaitable[None]]
+
+
+def bounded(seconds: float) -> Callable[[TestFn], TestFn]:
+    """Fail a test that takes longer than ``seconds`` (each browser step has its own 8 s)."""
+
+    def wrap(test: TestFn) -> TestFn:
+        @functools.wraps(test)
+        async def run(*args: Any, **kwargs: Any) -> None:
+            async with asyncio.timeout(seconds):
+                await test(*args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+async def start_chat(alice: Page, with_user: str) -> None:
+    await alice.fill("#new-participants", with_user)
+    await alice.click("#new-conversation button")
+    await expect(alice.locator("#conversation-title")).to_have_text(with_user)
+
+
+async def send(page: Page, text: str) -> None:
+    await page.fill("#compose-text", text)
+    await page.press("#compose-text", "Enter")
+
+
+def bodies(page: Page) -> Locator:
+    return page.locator("#messages li .body")
+
+
+async def open_first(page: Page) -> None:
+    await page.locator("#conversations li .open").first.click()
+
+
+@bounded(30)
+async def test_two_people_chat_both_ways_live(alice: Page, bob: Page) -> None:
+    await start_chat(alice, "bob")
+    await send(alice, "hi bob <img src=x onerror=alert(1)>")
+    unread = bob.locator("#conversations li .unread")
+    await expect(unread).to_have_text("1")  # arrives live, counted unread
+    await open_first(bob)
+    await expect(bob.locator("#messages li .body")).to_have_text(
+        ["hi bob <img src=x onerror=alert(1)>"]
+    )
+    assert await bob.locator("#messages img").count() == 0  # text, never markup
+    await expect(unread).to_be_hidden()
+    await send(bob, "hello alice")
+    await expect(alice.locator("#messages li .body")).to_have_text(
+        ["hi bob <img src=x onerror=alert(1)>", "hello alice"]
+    )
+    await expect(bob.locator("#messages li.pending")).to_have_count(0)
+
+
+@bounded(30)
+async def test_typing_shows_to_the_other_person(alice: Page, bob: Page) -> None:
+    await start_chat(alice, "bob")
+    await send(alice, "are you there?")
+    await open_first(bob)
+    await bob.locator("#compose-text").press_sequentially("yes, typ")
+    await expect(alice.locator("#typing")).to_have_text("bob typing…")
+    await bob.press("#compose-text", "Enter")
+    await expect(alice.locator("#typing")).to_have_text("")
+
+
+@bounded(30)
+async def test_read_receipt_shows_to_the_sender(alice: Page, bob: Page) -> None:
+    await start_chat(alice, "bob")
+    await send(alice, "did you read this?")
+    mine = alice.locator("#messages li.mine .receipt")
+    await expect(mine).to_have_text("sent")
+    await open_first(bob)
+    await expect(mine).to_have_text("read")
+    await expect(alice.locator("#messages li.mine.read")).to_have_count(1)
+    await save_screenshot(alice, bob)
+
+
+async def save_screenshot(alice: Page, bob: Page) -> None:
+    """The picture in the docs, of a real session (alice's side)."""
+    await send(bob, "Yes! Typing indicators, receipts and resume work here too.")
+    await expect(alice.locator("#messages li")).to_have_count(2)
+    await alice.locator("#compose-text").press_sequentially("Great")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    await alice.screenshot(path=str(SCREENSHOT))
+
+
+@bounded(30)
+async def test_offline_and_back_resumes_and_sends_what_waited(alice: Page, bob: Page) -> None:
+    await start_chat(alice, "bob")
+    await send(alice, "before")
+    await open_first(bob)
+    await expect(bodies(bob)).to_have_text(["before"])
+
+    await bob.context.set_offline(True)
+    await expect(bob.locator("#status")).to_have_attribute("data-state", "offline")
+    await send(alice, "while you were away 1")
+    await send(alice, "while you were away 2")
+    await send(bob, "written offline")
+    await expect(bob.locator("#messages li.pending .body")).to_have_text(["written offline"])
+    # alice's two are stored (no longer pending on her side); bob, offline, has not got them
+    await expect(alice.locator("#messages li:not(.pending) .body")).to_have_count(3)
+    await expect(bodies(bob)).to_have_count(2)
+
+    await bob.context.set_offline(False)
+    await expect(bob.locator("#status")).to_have_attribute("data-state", "online")
+    everything = ["before", "while you were away 1", "while you were away 2", "written offline"]
+    await expect(bob.locator("#messages li:not(.pending) .body")).to_have_text(everything)
+    await expect(alice.locator("#messages li .body")).to_have_text(everything)
+    ids = await bob.locator("#messages li").evaluate_all("(nodes) => nodes.map(n => n.dataset.id)")
+    assert len(ids) == len(set(ids)) == 4  # no duplicates on either side
