@@ -5,13 +5,17 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chinwag.server.database_location import default_database_url
+
 __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHINWAG_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./chinwag.db"
+    database_url: str = Field(default_factory=default_database_url)
+    """Default: ``$XDG_DATA_HOME/chinwag/chinwag.db`` (``~/.local/share/chinwag/chinwag.db``),
+    the same file whatever the working directory (see ``database_location``)."""
     broker_url: str = "memory://"
     broker_prefix: str = "chinwag"
     """Redis channel prefix: nodes sharing a database share it; tests use their own."""
