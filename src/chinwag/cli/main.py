@@ -80,7 +80,11 @@ def serve(
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines of noise
     sock = bind_socket(settings.host, settings.port)
-    dev = preflight(settings, dev_app=dev_app)
+    try:
+        dev = preflight(settings, dev_app=dev_app)
+    except BaseException:
+        sock.close()
+        raise
     bound_port = sock.getsockname()[1]  # the real one when --port 0
     url = settings.public_url or f"http://{_url_host(settings.host)}:{bound_port}"
     print_banner(url, describe_database(settings.database_url), dev)
