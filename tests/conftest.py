@@ -14,7 +14,7 @@ from tests.support import RunningServer, postgres_database, run_server
 
 
 @pytest.fixture(autouse=True)
-def _own_data_home(
+def data_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """No test touches the real default database (``~/.local/share/chinwag``): each gets its

@@ -100,7 +100,7 @@ async def test_the_printed_export_lines_work_when_pasted(tmp_path: Path) -> None
 
 
 def test_the_default_database_does_not_depend_on_the_working_directory(
-    tmp_path: Path, _own_data_home: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir()
@@ -110,7 +110,7 @@ def test_the_default_database_does_not_depend_on_the_working_directory(
     listed = _chinwag("apps", "list", "--json", cwd=there)
     assert created.returncode == listed.returncode == 0, created.stderr + listed.stderr
     assert '"from here"' in listed.stdout  # stdout is the JSON alone
-    expected = _own_data_home / "chinwag" / "chinwag.db"
+    expected = data_home / "chinwag" / "chinwag.db"
     assert created.stderr.strip() == listed.stderr.strip() == f"database: {expected}"
     assert expected.parent.stat().st_mode & 0o077 == 0
     assert list(here.iterdir()) == list(there.iterdir()) == []
