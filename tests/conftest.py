@@ -14,9 +14,7 @@ from tests.support import RunningServer, postgres_database, run_server
 
 
 @pytest.fixture(autouse=True)
-def data_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test touches the real default database (``~/.local/share/chinwag``): each gets its
     own XDG_DATA_HOME, inherited by the servers and commands it starts."""
     data_home = tmp_path_factory.mktemp("xdg-data")

@@ -77,9 +77,7 @@ def preflight(settings: Settings, *, dev_app: bool) -> tuple[AppRecord, KeyRecor
         exit_with(error.message)
 
 
-def print_banner(
-    url: str, database: str, dev: tuple[AppRecord, KeyRecord | None] | None
-) -> None:
+def print_banner(url: str, database: str, dev: tuple[AppRecord, KeyRecord | None] | None) -> None:
     """What the walk-throughs need, as plain lines (no markup, never wrapped)."""
     typer.echo(f"chinwag {__version__}")
     typer.echo(f"database     {database}")
