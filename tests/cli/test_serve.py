@@ -81,6 +81,7 @@ def test_an_unreachable_database_without_the_dev_app_is_one_line_too(closed_port
     assert result.stderr.startswith("chinwag: cannot reach the database at ")
 
 
+@pytest.mark.slow
 async def test_the_printed_export_lines_work_when_pasted(tmp_path: Path) -> None:
     db = tmp_path / "chinwag.db"
     async with serve_in_subprocess(f"sqlite+aiosqlite:///{db}", tmp_path / "serve.log") as server:
