@@ -14,6 +14,7 @@ a nonce, then asks this service to vouch for the signed-in user with that nonce.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import time
@@ -176,6 +177,7 @@ def create_service(config: Config) -> Starlette:
     return Starlette(routes=routes, exception_handlers={ApiError: _error})
 
 
+@functools.cache  # uvicorn may look `app` up more than once
 def _from_environment() -> Starlette:
     key = load_signing_key(Path(os.environ["IDENTITY_KEY_FILE"]), os.environ["IDENTITY_APP_ID"])
     database = Path(os.environ.get("IDENTITY_DATABASE", "identity.db")).resolve()
