@@ -11,7 +11,8 @@ login. Everything else is production-shaped:
 
 * the key is configured once, of any type chinwag accepts: ES256, RS256, PS256, EdDSA
   (a private key in PEM) or HS256 (the secret chinwag generated for you, used as printed);
-* the token has ``sub`` (the user id), ``nce`` (the nonce), ``iat`` and a short ``exp``,
+* the token has ``sub`` (the user id), ``nce`` (the nonce), ``iat`` and an ``exp`` (the
+  session's lifetime: see ``TOKEN_LIFETIME``),
   ``iss`` (your app id) and the optional profile claims;
 * a nonce is passed through untouched, never invented here.
 
@@ -41,7 +42,17 @@ from starlette.routing import Route
 
 __all__ = ["SigningKey", "User", "create_backend", "sign_identity_token"]
 
-TOKEN_LIFETIME = 300  # seconds; chinwag's nonce already limits a token to 10 minutes
+TOKEN_LIFETIME = 12 * 3600
+"""Seconds; the token's ``exp`` IS the chat session's lifetime.
+
+chinwag ends a session at its identity token's ``exp`` (the nonce only bounds when the token
+may be *used*, not how long the session lasts), and the SDK asks for a new token at about
+80 % of it. Shorter means a user you block here loses chat sooner, but every device comes
+back for a token more often (a 5-minute ``exp`` means every 4 minutes, and a device offline
+longer than that must sign in again); longer means fewer round trips, and a blocked user
+keeps chatting until ``exp`` unless you also run ``chinwag sessions revoke``. Twelve hours
+suits most apps; see examples/identity_service/README.md.
+"""
 ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA", "HS256")
 
 

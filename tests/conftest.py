@@ -13,7 +13,16 @@ from chinwag.server.settings import Settings
 from tests.support import RunningServer, postgres_database, run_server
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test touches the real default database (``~/.local/share/chinwag``): each gets its
+    own XDG_DATA_HOME, inherited by the servers and commands it starts."""
+    data_home = tmp_path_factory.mktemp("xdg-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    return data_home
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'chinwag.db'}"

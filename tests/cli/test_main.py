@@ -85,7 +85,7 @@ def test_serve_keeps_its_options() -> None:
 
 
 def test_serve_with_a_bad_database_url_fails_before_listening() -> None:
-    result = runner.invoke(app, ["serve", "--database-url", "mysql://user@host/db"])
+    result = runner.invoke(app, ["serve", "--port", "0", "--database-url", "mysql://user@host/db"])
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert "Unsupported database URL" in result.stderr

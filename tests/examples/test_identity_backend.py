@@ -112,3 +112,22 @@ def test_signing_key_checks_its_configuration() -> None:
         example.SigningKey(kid="k", alg="HS256", private_key_pem="x")
     with pytest.raises(ValueError, match="private"):
         example.SigningKey(kid="k", alg="ES256")
+
+
+async def test_the_example_s_sessions_last_its_token_lifetime_not_minutes(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """The session ends at the token's exp, so the example's exp is the session's life."""
+    app_id, backend = await backend_for(server, Alg.ES256)
+    async with backend:
+        nonce = await get_nonce(client, app_id)
+        token = (
+            await backend.post(
+                "/identity_token",
+                json={"username": "alice", "password": "wonderland", "nonce": nonce},
+            )
+        ).json()["identity_token"]
+    session = await client.post("/v1/sessions", json={"app_id": app_id, "identity_token": token})
+    lasts = session.json()["expires_at"] - server.clock.now()
+    assert example.TOKEN_LIFETIME >= 3600
+    assert lasts == pytest.approx(example.TOKEN_LIFETIME, abs=120)

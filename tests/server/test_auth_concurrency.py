@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from chinwag.clock import ManualClock
@@ -86,6 +87,7 @@ async def test_fifty_concurrent_uses_of_one_jti_make_one_session(server: Running
     assert await session_count(server, app.app_id) == 1
 
 
+@pytest.mark.postgres
 async def test_two_nodes_sharing_postgresql_make_one_session() -> None:
     clock = ManualClock(start=__import__("time").time())
     async with postgres_database() as url:

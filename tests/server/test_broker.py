@@ -38,7 +38,7 @@ def _prefix() -> str:
     return f"chinwag_test_{secrets.token_hex(6)}"
 
 
-@pytest.fixture(params=["memory://", REDIS_URL])
+@pytest.fixture(params=["memory://", pytest.param(REDIS_URL, marks=pytest.mark.redis)])
 async def broker_pair(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[Broker, asyncio.Queue[Doorbell]]]:
@@ -79,6 +79,7 @@ async def test_a_closed_broker_delivers_nothing(
     assert received.empty()
 
 
+@pytest.mark.redis
 async def test_redis_nodes_with_one_prefix_hear_each_other_and_no_one_else() -> None:
     prefix = _prefix()
     node_a, node_b = open_broker(REDIS_URL, prefix=prefix), open_broker(REDIS_URL, prefix=prefix)
@@ -105,6 +106,8 @@ def test_unknown_scheme_is_refused_with_a_hint() -> None:
         open_broker("kafka://localhost")
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
 async def test_two_nodes_share_events_and_typing_through_redis() -> None:
     """Alice is connected to node A; Bob writes through node B; Alice sees it live."""
     async with postgres_database() as database_url:
@@ -153,6 +156,7 @@ async def _kill_subscribers(prefix: str) -> int:
         await admin.aclose()
 
 
+@pytest.mark.redis
 async def test_redis_resubscribes_after_losing_the_connection_and_asks_for_a_resync() -> None:
     prefix = _prefix()
     broker = open_broker(REDIS_URL, prefix=prefix)

@@ -31,6 +31,7 @@ def test_sqlite_lock_timeout_is_transient() -> None:
     assert is_transient(locked)
 
 
+@pytest.mark.postgres
 async def test_real_postgres_deadlock_is_classified_transient() -> None:
     """Provoke a genuine deadlock between two connections and classify what asyncpg raises."""
     import asyncio

@@ -111,6 +111,7 @@ async def _full_session(server: ServerProcess, database_url: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_no_credential_or_body_reaches_the_server_output(
     database_url: str, tmp_path: Path
 ) -> None:

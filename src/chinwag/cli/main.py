@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,9 +15,10 @@ from chinwag.cli.chat import chat
 from chinwag.cli.demo import demo
 from chinwag.cli.keys import keys_app
 from chinwag.cli.options import DatabaseUrl
-from chinwag.cli.output import Output, safe
-from chinwag.cli.runner import run_handler
 from chinwag.cli.sessions import sessions_app
+
+if TYPE_CHECKING:
+    from chinwag.server.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -73,43 +74,52 @@ def serve(
         ),
     ] = True,
 ) -> None:
-    """Run the chinwag server."""
-    from chinwag.server.app import create_app
-    from chinwag.server.settings import Settings
+    """Run the chinwag server (checks the port and the database first)."""
+    from chinwag.cli.serve import bind_socket, preflight, print_banner, serve_on
+    from chinwag.server.database_location import describe_database
+
+    settings = _serve_settings(host, port, database_url, broker_url)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines of noise
+    sock = bind_socket(settings.host, settings.port)
+    try:
+        dev = preflight(settings, dev_app=dev_app)
+    except BaseException:
+        sock.close()
+        raise
+    bound_port = sock.getsockname()[1]  # the real one when --port 0
+    url = settings.public_url or f"http://{_url_host(settings.host)}:{bound_port}"
+    print_banner(url, describe_database(settings.database_url), dev)
+    console.print(
+        f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
+        f"(docs: {escape(url)}/docs)",
+        soft_wrap=True,
+    )
+    serve_on(settings, sock)
+
+
+def _serve_settings(
+    host: str, port: int, database_url: str | None, broker_url: str | None
+) -> Settings:
+    from chinwag.cli.runner import settings_from
+    from chinwag.cli.serve import exit_with
+    from chinwag.core.errors import ChinwagError
 
     overrides: dict[str, object] = {"host": host, "port": port}
     if database_url:
         overrides["database_url"] = database_url
     if broker_url:
         overrides["broker_url"] = broker_url
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
-    if dev_app:
-        _print_dev_app(database_url)
-    url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    console.print(
-        f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
-        f"(docs: {escape(url)}/docs)"
-    )
-    from chinwag.server.serving import ChinwagServer, uvicorn_config
-
-    config = uvicorn_config(create_app(settings), settings, loop="uvloop")
-    ChinwagServer(config).run()  # closes WebSockets with 1001 before uvicorn's 1012
+    try:
+        return settings_from(overrides)
+    except ChinwagError as error:
+        exit_with(error.message)
 
 
-def _print_dev_app(database_url: str | None) -> None:
-    """Also the first touch of the database, so a bad URL fails here cleanly (exit 1)."""
-    from chinwag.server.context import ensure_dev_app
-
-    app_record, key = run_handler(Output(json_mode=False), database_url, ensure_dev_app)
-    console.print(f"staging app  [bold]{safe(app_record.id)}[/] ({safe(app_record.name)})")
-    if key is not None:
-        console.print(
-            f"dev key      [bold]{safe(key.kid)}[/] ({key.alg}; used by "
-            "POST /v1/dev/identity_tokens)"
-        )
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def main() -> None:

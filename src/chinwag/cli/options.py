@@ -17,7 +17,10 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         envvar="CHINWAG_DATABASE_URL",
-        help="sqlite+aiosqlite:///chinwag.db (default) or postgresql+asyncpg://…",
+        help=(
+            "sqlite+aiosqlite:///path.db or postgresql+asyncpg://… "
+            "(default: ~/.local/share/chinwag/chinwag.db)"
+        ),
     ),
 ]
 

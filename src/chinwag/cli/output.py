@@ -34,6 +34,7 @@ __all__ = [
     "app_table",
     "key_json",
     "keys_table",
+    "printable",
     "safe",
     "when",
 ]
@@ -41,14 +42,18 @@ __all__ = [
 EXIT_ERROR = 1
 
 
-def safe(text: str) -> str:
-    """Untrusted text made inert for Rich: markup escaped, and control characters (an
-    app name holding ESC[2J would clear the screen) shown as visible escapes."""
-    shown = "".join(
+def printable(text: str) -> str:
+    """Control characters (an app name holding ESC[2J would clear the screen) shown as
+    visible escapes, for plain output."""
+    return "".join(
         c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
         for c in text
     )
-    return escape(shown)
+
+
+def safe(text: str) -> str:
+    """Untrusted text made inert for Rich: :func:`printable`, with markup escaped."""
+    return escape(printable(text))
 
 
 def app_json(app: AppRecord) -> dict[str, Any]:

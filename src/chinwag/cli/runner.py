@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from chinwag.server.services import Services
     from chinwag.server.settings import Settings
 
-__all__ = ["run_handler"]
+__all__ = ["run_action", "run_handler", "settings_from"]
 
 T = TypeVar("T")
 _MAX_DETAIL = 300
@@ -31,20 +31,40 @@ _DRIVER_SETTLE_SECONDS = 0.05
 def run_handler(
     out: Output, database_url: str | None, action: Callable[[Services], Awaitable[T]]
 ) -> T:
-    """``action(services)`` on a fresh event loop; a ChinwagError is reported and exits 1."""
+    """``action(services)`` on a fresh event loop; a ChinwagError is reported and exits 1.
+
+    The database used is named on stderr first, so ``--json`` output stays one object and
+    a person always sees which file or server the command changed."""
+    from chinwag.cli.output import safe
+    from chinwag.server.database_location import describe_database
+
     try:
-        return asyncio.run(_run(_settings(database_url), action))
+        settings = _settings(database_url)
+        out.errors.print(
+            f"[dim]database: {safe(describe_database(settings.database_url))}[/]", soft_wrap=True
+        )
+        return asyncio.run(_run(settings, action))
     except ChinwagError as error:
         out.fail(error)
 
 
+def run_action(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    """``action(services)`` on a fresh event loop; errors are raised, not reported."""
+    return asyncio.run(_run(settings, action))
+
+
 def _settings(database_url: str | None) -> Settings:
+    return settings_from({"database_url": database_url} if database_url else {})
+
+
+def settings_from(overrides: dict[str, object]) -> Settings:
+    """Settings from flags over ``CHINWAG_*`` variables; invalid ones are InvalidRequest."""
     import pydantic
 
     from chinwag.server.settings import Settings
 
     try:
-        return Settings(database_url=database_url) if database_url else Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
@@ -86,6 +106,9 @@ def _check_url(url: str) -> None:
         )
     path = parsed.database
     if parsed.drivername.startswith("sqlite") and path and path != ":memory:":
+        from chinwag.server.database_location import ensure_default_directory
+
+        ensure_default_directory(path)
         # SQLite creates the file but not its directory, and says only "unable to open".
         directory = Path(path).parent
         if not path.startswith("file:") and not directory.is_dir():
@@ -121,4 +144,5 @@ async def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -
             if opened
             else f"Could not open the database at {where}: {_detail(exc)}"
         )
-        raise ServiceUnavailable(message, data={"database_url": where}) from None
+        data = {"database_url": where, "reason": _detail(exc)}
+        raise ServiceUnavailable(message, data=data) from None

@@ -8,6 +8,8 @@ from limits import parse_many
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chinwag.server.database_location import default_database_url
+
 __all__ = ["Settings"]
 
 # Rate limits are ``limits`` rate strings: "20/second;600/minute", "100 per 5 seconds"; a bare
@@ -18,7 +20,9 @@ RateText = Annotated[str, Field(description="a rate string, a number per second,
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHINWAG_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./chinwag.db"
+    database_url: str = Field(default_factory=default_database_url)
+    """Default: ``$XDG_DATA_HOME/chinwag/chinwag.db`` (``~/.local/share/chinwag/chinwag.db``),
+    the same file whatever the working directory (see ``database_location``)."""
     broker_url: str = "memory://"
     broker_prefix: str = "chinwag"
     """Redis channel prefix: nodes sharing a database share it; tests use their own."""

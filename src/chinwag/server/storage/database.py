@@ -30,6 +30,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from chinwag.server.database_location import ensure_default_directory
 from chinwag.server.storage.file_mode import secure_database_file
 from chinwag.server.storage.wal import WalCheckpointer
 
@@ -163,6 +164,7 @@ class Database:
         self.url = url
         file = sqlite_file(url)
         if file is not None:
+            ensure_default_directory(file)
             secure_database_file(file)  # before SQLite creates it with the umask's mode
         self._checkpointer = WalCheckpointer(file) if file else None
         self.engine = make_engine(url, background_checkpoints=self._checkpointer is not None)
