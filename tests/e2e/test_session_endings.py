@@ -1,0 +1,261 @@
+"""Issue #8's "done means": every way a session ends, each device in a process of its own.
+
+The rows of the table in ``chinwag.core.client_states``, end to end: a real ``chinwag
+serve``, sessions ended by an operator's CLI or by the app's own flows, and for each row
+what the device reports, what is left on its disk, and what the server says of the tokens.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import World, assert_private
+from tests.e2e.harness import DeviceProcess, until
+
+Devices = Callable[..., DeviceProcess]
+Users = Callable[[str], str]
+
+SHORT_SESSION = 4
+"""Seconds: the identity token's exp, so the session's end (the server's leeway is 0)."""
+
+
+def signed_in_pair(device: Devices, alice: str, bob: str) -> tuple[DeviceProcess, DeviceProcess, str]:
+    """Alice and Bob on a device each, with one message of Alice's delivered to Bob."""
+    a, b = device(alice), device(bob)
+    assert a.call("sign_in") == alice
+    assert b.call("sign_in") == bob
+    conversation = a.call("create_conversation", participants=[alice, bob])
+    a.call("send", conversation=conversation, text="before")
+    a.call("flush")
+    b.wait_for("received", text="before")
+    return a, b, str(conversation)
+
+
+def texts(d: DeviceProcess, conversation: str) -> list[str]:
+    return [m["text"] for m in d.call("messages", conversation=conversation)]
+
+
+def assert_signed_out(world: World, d: DeviceProcess, conversation: str) -> None:
+    """Nothing of the user is left, and nothing more can be queued or read."""
+    assert world.user_files(d.store_dir) == []
+    assert not world.session_file(d.store_dir).exists()
+    assert d.fails("send", conversation=conversation, text="after") == "NotAuthenticated"
+    assert d.fails("conversations") == "NotAuthenticated"
+    assert d.call("state")["logged_in"] is False
+    assert d.call("tasks") == []  # no background task survives the sign-out
+    assert world.user_files(d.store_dir) == []  # the refused send created nothing
+
+
+def test_revoked_session_asks_the_app_and_keeps_data_until_it_answers(
+    world: World, device: Devices, user: Users
+) -> None:
+    alice, bob = user("alice"), user("bob")
+    a, b, conversation = signed_in_pair(device, alice, bob)
+    [store] = world.user_files(a.store_dir)
+    old_token = world.saved_token(a.store_dir)
+    a.call("provider", mode="hold")  # the app's backend takes its time to decide
+    mark = a.mark()
+
+    world.revoke(alice)
+    assert a.wait_for("provider", since=mark)["needs_refresh"] is True
+    a.wait_for("state", since=mark, state="reauthenticating")
+    assert world.me(old_token) == 401
+    assert world.user_files(a.store_dir) == [store]  # data kept while the app decides
+    assert texts(a, conversation) == ["before"]
+    assert a.call("send", conversation=conversation, text="while asking")["state"] == "pending"
+    assert a.call("state") | {"pending": 1} == {
+        "auth_state": "reauthenticating", "user": alice, "logged_in": True, "pending": 1,
+    }  # fmt: skip
+
+    a.call("provider", mode="sign")
+    a.wait_for("authenticated", since=mark, user=alice)
+    b.wait_for("received", text="while asking")  # the outbox waited, then delivered
+    a.wait_for("message_sent", since=mark)
+    assert len(a.seen("provider", since=mark)) == 1
+    assert a.seen("deauthenticated") == []
+    assert world.user_files(a.store_dir) == [store]
+    assert_private(store)
+    assert_private(world.session_file(a.store_dir))
+    new_token = world.saved_token(a.store_dir)
+    assert new_token != old_token and world.me(new_token) == 200
+    assert len(world.server.live_sessions(world.app_id, alice)) == 1
+    assert texts(a, conversation) == ["before", "while asking"]
+
+
+@pytest.mark.parametrize("answer", ["stop", "giveup"])
+def test_app_refusing_after_a_revocation_signs_out_and_wipes(
+    world: World, device: Devices, user: Users, answer: str
+) -> None:
+    """A password change: the operator revokes, the app's backend then refuses to sign
+    (``STOP``, or ``StopAuthentication`` raised)."""
+    alice, bob = user("alice"), user("bob")
+    a, b, conversation = signed_in_pair(device, alice, bob)
+    old_token = world.saved_token(a.store_dir)
+    a.call("provider", mode=answer)
+    mark = a.mark()
+
+    world.revoke(alice)
+    assert a.wait_for("deauthenticated", since=mark)["reason"] == "stopped"
+    assert [p["needs_refresh"] for p in a.seen("provider", since=mark)] == [True]
+    assert a.seen("authenticated", since=mark) == []
+    assert_signed_out(world, a, conversation)
+    assert world.me(old_token) == 401
+    assert world.server.live_sessions(world.app_id, alice) == []
+    assert texts(b, conversation) == ["before"]  # the other side keeps the conversation
+
+
+def _has_wipe_flag() -> bool:
+    from typer.testing import CliRunner
+
+    from chinwag.cli.main import app
+
+    result = CliRunner().invoke(app, ["sessions", "revoke", "--help"], env={"COLUMNS": "200"})
+    return "--wipe" in result.stdout
+
+
+@pytest.mark.skipif(not _has_wipe_flag(), reason="chinwag sessions revoke has no --wipe yet")
+def test_revocation_with_wipe_signs_out_at_once_without_asking_the_app(
+    world: World, device: Devices, user: Users
+) -> None:
+    """A stolen device: the operator revokes with ``--wipe``; the app is not asked."""
+    alice, bob = user("alice"), user("bob")
+    a, _b, conversation = signed_in_pair(device, alice, bob)
+    old_token = world.saved_token(a.store_dir)
+    mark = a.mark()
+
+    world.revoke(alice, "--wipe")
+    assert a.wait_for("deauthenticated", since=mark)["reason"] == "wiped"
+    assert a.seen("provider", since=mark) == []
+    assert_signed_out(world, a, conversation)
+    assert world.me(old_token) == 401
+
+
+def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
+    world: World, device: Devices, user: Users
+) -> None:
+    alice, bob = user("alice"), user("bob")
+    a, b, conversation = signed_in_pair(device, alice, bob)
+    old_token = world.saved_token(a.store_dir)
+    mark = a.mark()
+    for n in range(3):
+        a.send("send", conversation=conversation, text=f"last words {n}")
+
+    a.call("log_out")  # queued behind the sends: they are in the outbox before it runs
+    assert a.wait_for("deauthenticated", since=mark)["reason"] == "deauthenticated"
+    for n in range(3):
+        b.wait_for("received", text=f"last words {n}")
+    assert world.server_texts(world.saved_token(b.store_dir), conversation) == [
+        "before", "last words 0", "last words 1", "last words 2",
+    ]  # fmt: skip
+    assert a.seen("provider", since=mark) == []
+    assert_signed_out(world, a, conversation)
+    assert world.me(old_token) == 401
+    assert world.server.live_sessions(world.app_id, alice) == []
+
+
+def test_renewal_as_another_user_wipes_the_previous_users_data_first(
+    world: World, device: Devices, user: Users
+) -> None:
+    """The app's backend answers the challenge for someone else (a shared tablet)."""
+    alice, bob, carol = user("alice"), user("bob"), user("carol")
+    a, _b, conversation = signed_in_pair(device, alice, bob)
+    [alice_store] = world.user_files(a.store_dir)
+    a.call("provider", mode=f"user:{carol}")
+    mark = a.mark()
+
+    world.revoke(alice)
+    a.wait_for("authenticated", since=mark, user=carol)
+    [carol_store] = world.user_files(a.store_dir)
+    assert carol_store != alice_store and not alice_store.exists()
+    assert a.call("conversations") == []  # nothing of Alice's shows to Carol
+    assert texts(a, conversation) == []
+    assert a.call("state")["user"] == carol
+    assert world.me(world.saved_token(a.store_dir)) == 200
+    assert world.server.live_sessions(world.app_id, alice) == []
+    assert len(world.server.live_sessions(world.app_id, carol)) == 1
+    assert_private(carol_store)
+
+
+def test_expiry_while_asleep_asks_the_app_and_keeps_data_and_outbox(
+    world: World, device: Devices, user: Users
+) -> None:
+    """A laptop that slept past its session's end (SIGSTOP ... SIGCONT): on waking it
+    asks the app (``needs_refresh``), keeps everything, and the outbox waits."""
+    alice, bob = user("alice"), user("bob")
+    b = device(bob)
+    b.call("sign_in")
+    a = device(alice)
+    a.call("provider", mode="sign", ttl=SHORT_SESSION)
+    a.call("sign_in")
+    a.call("provider", mode="hold")  # so a proactive refresh cannot save the session
+    conversation = b.call("create_conversation", participants=[alice, bob])
+    b.call("send", conversation=conversation, text="before")
+    a.wait_for("received", text="before")
+    [store] = world.user_files(a.store_dir)
+    old_token = world.saved_token(a.store_dir)
+    [(session_id, _expires, _reason)] = world.server.sessions(world.app_id, alice)
+
+    a.signal(signal.SIGSTOP)
+    until(
+        lambda: world.server.sessions(world.app_id, alice)[0][2] == "expired",
+        "the server to expire the sleeping device's session",
+    )
+    mark = a.mark()
+    a.signal(signal.SIGCONT)
+    a.wait_for("state", since=mark, state="reauthenticating")
+    assert a.wait_for("provider", since=mark)["needs_refresh"] is True
+    assert world.user_files(a.store_dir) == [store]
+    assert texts(a, conversation) == ["before"]
+    assert a.call("send", conversation=conversation, text="after waking")["state"] == "pending"
+    assert a.call("state")["pending"] == 1
+    assert a.call("state")["logged_in"] is True
+
+    a.call("provider", mode="sign")
+    a.wait_for("authenticated", since=mark, user=alice)
+    b.wait_for("received", text="after waking")
+    assert len(a.seen("provider", since=mark)) == 1
+    assert a.seen("deauthenticated") == []
+    assert world.user_files(a.store_dir) == [store]
+    assert world.me(old_token) == 401
+    assert world.me(world.saved_token(a.store_dir)) == 200
+    assert session_id not in world.server.live_sessions(world.app_id, alice)
+
+
+def test_proactive_refresh_renews_before_expiry_and_ends_the_old_session(
+    world: World, device: Devices, user: Users
+) -> None:
+    """An active user never sees the session end: at ~80 % of its life one provider call
+    renews it; the old session is ended on the server, and its socket's close (a session
+    the device no longer holds) changes nothing."""
+    alice, bob = user("alice"), user("bob")
+    b = device(bob)
+    b.call("sign_in")
+    a = device(alice)
+    a.call("provider", mode="sign", ttl=SHORT_SESSION)
+    a.call("sign_in")
+    mark = a.mark()
+    a.call("provider", mode="sign")  # the next session is a long one
+    [(old_id, expires, _)] = world.server.sessions(world.app_id, alice)
+    [(created,)] = world.server.query("SELECT created_at FROM sessions WHERE id = ?", old_id)
+
+    call = a.wait_for("provider", since=mark, timeout=SHORT_SESSION + 5)
+    assert call["needs_refresh"] is True and call["state"] == "refreshing"
+    assert 0.7 <= (call["t"] - created) / (expires - created) < 0.95
+    renewed = a.wait_for("authenticated", since=a.events.index(call))
+    assert renewed["user"] == alice
+    until(lambda: world.server.sessions(world.app_id, alice)[0][2] is not None, "old session end")
+    [new_id] = world.server.live_sessions(world.app_id, alice)
+    assert new_id != old_id
+
+    conversation = b.call("create_conversation", participants=[alice, bob])
+    b.call("send", conversation=conversation, text="after the refresh")
+    a.wait_for("received", text="after the refresh")  # the socket is back, on the new session
+    a.call("send", conversation=conversation, text="reply")
+    b.wait_for("received", text="reply")
+    assert len(a.seen("provider", since=mark)) == 1
+    assert a.seen("state", state="reauthenticating") == []
+    assert a.seen("deauthenticated") == []
+    assert a.call("state")["auth_state"] == "authenticated"
