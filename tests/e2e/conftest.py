@@ -78,13 +78,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     db_path = root / "chinwag.db"
     url = f"sqlite+aiosqlite:///{db_path}"
     cli = Cli(url)
-    app_id = str(cli.json("apps", "create", "e2e")["app_id"])
-    key = cli.json("keys", "generate", app_id, "--alg", "ES256")
-    key_file = root / "app-backend-key.pem"
-    key_file.write_text(key["private_key_pem"])
+    app_id = str(cli.json("apps", "create", "e2e")["app_id"])  # also creates the schema
     server = ServerProcess(url, db_path, root / "server.log")
-    server.start()
+    server.launch()  # starts while the key is made: both take seconds
     try:
+        key = cli.json("keys", "generate", app_id, "--alg", "ES256")
+        key_file = root / "app-backend-key.pem"
+        key_file.write_text(key["private_key_pem"])
+        server.wait_healthy()
         yield World(server, cli, app_id, str(key["kid"]), key_file, root)
     finally:
         server.stop()

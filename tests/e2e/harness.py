@@ -97,6 +97,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_healthy()
+
+    def launch(self) -> None:
         env = {
             **os.environ,
             "CHINWAG_TOKEN_LEEWAY_SECONDS": "0",  # a token's exp is the session's end
@@ -107,7 +111,9 @@ class ServerProcess:
         command += ["--port", str(self.port), "--database-url", self.database_url]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=ROOT)
-        until(self._healthy, "the server's /healthz")
+
+    def wait_healthy(self) -> None:
+        until(self._healthy, "the server's /healthz", timeout=30)
 
     def _healthy(self) -> bool:
         assert self.process is not None
@@ -127,6 +133,10 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Read the server's database directly: the truth about sessions, behind the API."""
