@@ -158,9 +158,14 @@ class Authenticator:
 
     async def fire(self, event: AuthEvent, *, nonce: str | None = None) -> Effects:
         """Make the move the table has for ``event`` and carry out its effects."""
+        held = self.session
         self.state, effects = auth_transition(self.state, event)
         if effects.local_data is LocalData.WIPE:
             await self._wipe()
+            if event is AuthEvent.STOP and held is not None:
+                # STOP while the session still works (asked at a proactive refresh): end it
+                # on the server too, or it stays live there, held by nobody, until it expires.
+                await self._end_quietly(held)
         if effects.ask_provider:
             self._ensure_flight(nonce, needs_refresh=effects.needs_refresh)
         if effects.deauthenticated is not None:
