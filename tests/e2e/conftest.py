@@ -17,6 +17,13 @@ import pytest
 from tests.e2e.harness import Cli, DeviceProcess, ServerProcess
 
 
+class Token(str):
+    """A session token that does not show itself in a failed assertion's report."""
+
+    def __repr__(self) -> str:
+        return "<session token>"
+
+
 @dataclass
 class World:
     """The server and the app every device of these tests belongs to."""
@@ -43,11 +50,11 @@ class World:
     def session_file(self, store_dir: Path) -> Path:
         return self.app_dir(store_dir) / "session.sqlite3"
 
-    def saved_token(self, store_dir: Path) -> str:
+    def saved_token(self, store_dir: Path) -> Token:
         """The session token a device kept on disk (what a thief of the laptop would find)."""
         with sqlite3.connect(self.session_file(store_dir)) as conn:
             (body,) = conn.execute("SELECT body FROM session WHERE k = 1").fetchone()
-        return str(json.loads(body)["session_token"])
+        return Token(json.loads(body)["session_token"])
 
     def me(self, token: str) -> int:
         """``GET /v1/me`` with ``token``: 200 while the session is live, 401 once it ended."""

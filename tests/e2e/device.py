@@ -65,7 +65,7 @@ class Provider:
         self.mode, self.ttl = mode, ttl
         self.changed.set()
 
-    async def __call__(self, nonce: str, needs_refresh: bool) -> str | object:
+    async def __call__(self, nonce: str, needs_refresh: bool) -> Any:  # str | STOP
         state = self.client.auth_state.value if self.client else None
         emit("provider", needs_refresh=needs_refresh, mode=self.mode, state=state)
         while self.mode == "hold":
@@ -214,7 +214,9 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, ctx: emit("loop_error", message=ctx.get("message")))
     provider = Provider(args.user_id, Path(args.key_file).read_text(), args.kid)
-    client = Client(args.url, args.app_id, store_dir=args.store_dir, identity_token_provider=provider)
+    client = Client(
+        args.url, args.app_id, store_dir=args.store_dir, identity_token_provider=provider
+    )
     provider.client = client
     subscribe(client)
     watcher = loop.create_task(watch_state(client), name="device:state")

@@ -156,7 +156,11 @@ class ServerProcess:
 
     def live_sessions(self, app_id: str, user_id: str) -> list[str]:
         now = time.time()
-        return [s for s, expires, reason in self.sessions(app_id, user_id) if not reason and expires > now]
+        return [
+            s
+            for s, expires, reason in self.sessions(app_id, user_id)
+            if not reason and expires > now
+        ]
 
 
 class DeviceProcess:
@@ -230,7 +234,8 @@ class DeviceProcess:
 
     def send(self, cmd: str, **args: Any) -> int:
         """Send a command without waiting; returns its id (see :meth:`reply`)."""
-        assert self.process is not None and self.process.stdin is not None
+        assert self.process is not None
+        assert self.process.stdin is not None
         self._next_id += 1
         line = json.dumps({"id": self._next_id, "cmd": cmd, **args}).encode() + b"\n"
         self.process.stdin.write(line)

@@ -66,7 +66,8 @@ def test_log_out_offline_refuses_and_deletes_nothing(
     assert a.wait_for("ready", since=mark)["restored"] is True
     assert a.call("send", conversation=conversation, text="offline")["state"] == "pending"
     assert a.fails("log_out") == "OfflineError"
-    assert len(world.user_files(a.store_dir)) == 1 and world.session_file(a.store_dir).exists()
+    assert len(world.user_files(a.store_dir)) == 1
+    assert world.session_file(a.store_dir).exists()
     assert a.call("state") == {
         "auth_state": "authenticated", "user": alice, "logged_in": True, "pending": 1,
     }  # fmt: skip
@@ -122,4 +123,3 @@ def test_revocation_while_sending_renews_once_and_loses_nothing(
     problems = [e for e in a.events if e["event"] in ("error", "loop_error", "message_failed")]
     problems += [e for e in a.events if "closed database" in str(e.get("message", ""))]
     assert problems == []
-

@@ -22,11 +22,13 @@ SHORT_SESSION = 4
 """Seconds: the identity token's exp, so the session's end (the server's leeway is 0)."""
 
 
-def signed_in_pair(device: Devices, alice: str, bob: str) -> tuple[DeviceProcess, DeviceProcess, str]:
+def signed_in_pair(
+    device: Devices, alice: str, bob: str
+) -> tuple[DeviceProcess, DeviceProcess, str]:
     """Alice and Bob on a device each, with one message of Alice's delivered to Bob."""
     a, b = device(alice), device(bob)
-    assert a.call("sign_in") == alice
-    assert b.call("sign_in") == bob
+    first, second = a.send("sign_in"), b.send("sign_in")  # both processes start at once
+    assert [a.reply(first)["result"], b.reply(second)["result"]] == [alice, bob]
     conversation = a.call("create_conversation", participants=[alice, bob])
     a.call("send", conversation=conversation, text="before")
     a.call("flush")
@@ -80,21 +82,20 @@ def test_revoked_session_asks_the_app_and_keeps_data_until_it_answers(
     assert_private(store)
     assert_private(world.session_file(a.store_dir))
     new_token = world.saved_token(a.store_dir)
-    assert new_token != old_token and world.me(new_token) == 200
+    assert new_token != old_token
+    assert world.me(new_token) == 200
     assert len(world.server.live_sessions(world.app_id, alice)) == 1
     assert texts(a, conversation) == ["before", "while asking"]
 
 
-@pytest.mark.parametrize("answer", ["stop", "giveup"])
 def test_app_refusing_after_a_revocation_signs_out_and_wipes(
-    world: World, device: Devices, user: Users, answer: str
+    world: World, device: Devices, user: Users
 ) -> None:
-    """A password change: the operator revokes, the app's backend then refuses to sign
-    (``STOP``, or ``StopAuthentication`` raised)."""
+    """A password change: the operator revokes, then the app's backend returns ``STOP``."""
     alice, bob = user("alice"), user("bob")
     a, b, conversation = signed_in_pair(device, alice, bob)
     old_token = world.saved_token(a.store_dir)
-    a.call("provider", mode=answer)
+    a.call("provider", mode="stop")
     mark = a.mark()
 
     world.revoke(alice)
@@ -105,6 +106,29 @@ def test_app_refusing_after_a_revocation_signs_out_and_wipes(
     assert world.me(old_token) == 401
     assert world.server.live_sessions(world.app_id, alice) == []
     assert texts(b, conversation) == ["before"]  # the other side keeps the conversation
+
+
+def test_app_giving_up_at_a_proactive_refresh_signs_out_and_wipes(
+    world: World, device: Devices, user: Users
+) -> None:
+    """The user signed out of the app meanwhile: asked for the next session, the provider
+    raises ``StopAuthentication``; the session still had time, but the device signs out."""
+    alice = user("alice")
+    a = device(alice)
+    a.call("provider", mode="sign", ttl=SHORT_SESSION)
+    a.call("sign_in")
+    conversation = a.call("create_conversation", participants=[alice, user("bob")])
+    a.call("send", conversation=conversation, text="before")
+    a.call("flush")
+    old_token = world.saved_token(a.store_dir)
+    mark = a.mark()
+    a.call("provider", mode="giveup")
+
+    assert a.wait_for("deauthenticated", since=mark)["reason"] == "stopped"
+    assert [p["state"] for p in a.seen("provider", since=mark)] == ["refreshing"]
+    assert_signed_out(world, a, conversation)
+    assert world.me(old_token) == 401  # still live when the app said stop: ended, not orphaned
+    assert world.server.live_sessions(world.app_id, alice) == []
 
 
 def _has_wipe_flag() -> bool:
@@ -169,7 +193,8 @@ def test_renewal_as_another_user_wipes_the_previous_users_data_first(
     world.revoke(alice)
     a.wait_for("authenticated", since=mark, user=carol)
     [carol_store] = world.user_files(a.store_dir)
-    assert carol_store != alice_store and not alice_store.exists()
+    assert carol_store != alice_store
+    assert not alice_store.exists()
     assert a.call("conversations") == []  # nothing of Alice's shows to Carol
     assert texts(a, conversation) == []
     assert a.call("state")["user"] == carol
@@ -242,7 +267,8 @@ def test_proactive_refresh_renews_before_expiry_and_ends_the_old_session(
     [(created,)] = world.server.query("SELECT created_at FROM sessions WHERE id = ?", old_id)
 
     call = a.wait_for("provider", since=mark, timeout=SHORT_SESSION + 5)
-    assert call["needs_refresh"] is True and call["state"] == "refreshing"
+    assert call["needs_refresh"] is True
+    assert call["state"] == "refreshing"
     assert 0.7 <= (call["t"] - created) / (expires - created) < 0.95
     renewed = a.wait_for("authenticated", since=a.events.index(call))
     assert renewed["user"] == alice
