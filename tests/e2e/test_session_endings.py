@@ -15,6 +15,8 @@ import pytest
 from tests.e2e.conftest import World, assert_private
 from tests.e2e.harness import DeviceProcess, until
 
+pytestmark = pytest.mark.slow  # ~30-40 s: a real server, a process per device, real clocks
+
 Devices = Callable[..., DeviceProcess]
 Users = Callable[[str], str]
 
@@ -272,6 +274,10 @@ def test_proactive_refresh_renews_before_expiry_and_ends_the_old_session(
     assert 0.7 <= (call["t"] - created) / (expires - created) < 0.95
     renewed = a.wait_for("authenticated", since=a.events.index(call))
     assert renewed["user"] == alice
+    # The old session's socket is closed by the server (4003) once the device ends it: an
+    # ending of a session the device no longer holds, so it just reconnects.
+    lost = a.wait_for("disconnected", since=a.events.index(renewed))
+    a.wait_for("connected", since=a.events.index(lost))
     until(lambda: world.server.sessions(world.app_id, alice)[0][2] is not None, "old session end")
     [new_id] = world.server.live_sessions(world.app_id, alice)
     assert new_id != old_id
