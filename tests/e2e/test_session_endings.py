@@ -162,10 +162,13 @@ def test_revocation_with_wipe_signs_out_at_once_without_asking_the_app(
 def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
     world: World, device: Devices, user: Users
 ) -> None:
+    """Alice logs out of her phone; her laptop stays signed in (its session is another)."""
     alice, bob = user("alice"), user("bob")
     a, b, conversation = signed_in_pair(device, alice, bob)
+    laptop = device(alice)
+    laptop.call("sign_in")
     old_token = world.saved_token(a.store_dir)
-    mark = a.mark()
+    mark, laptop_mark = a.mark(), laptop.mark()
     for n in range(3):
         a.send("send", conversation=conversation, text=f"last words {n}")
 
@@ -179,7 +182,13 @@ def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
     assert a.seen("provider", since=mark) == []
     assert_signed_out(world, a, conversation)
     assert world.me(old_token) == 401
-    assert world.server.live_sessions(world.app_id, alice) == []
+    b.call("send", conversation=conversation, text="bye, phone")
+    laptop.wait_for("received", text="bye, phone")  # after the phone's session.revoked
+    laptop.call("send", conversation=conversation, text="still here")
+    b.wait_for("received", text="still here")
+    assert laptop.seen("provider", since=laptop_mark) == []
+    assert laptop.seen("deauthenticated") == []
+    assert len(world.server.live_sessions(world.app_id, alice)) == 1
 
 
 def test_renewal_as_another_user_wipes_the_previous_users_data_first(
