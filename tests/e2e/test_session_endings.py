@@ -109,6 +109,12 @@ def test_app_refusing_after_a_revocation_signs_out_and_wipes(
     assert world.server.live_sessions(world.app_id, alice) == []
     assert texts(b, conversation) == ["before"]  # the other side keeps the conversation
 
+    a.call("provider", mode="sign")  # signing in again later starts afresh from the server
+    assert a.call("sign_in") == alice
+    b.call("send", conversation=conversation, text="welcome back")
+    a.wait_for("received", since=mark, text="welcome back")
+    assert texts(a, conversation) == ["before", "welcome back"]
+
 
 def test_app_giving_up_at_a_proactive_refresh_signs_out_and_wipes(
     world: World, device: Devices, user: Users
