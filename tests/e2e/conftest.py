@@ -74,6 +74,39 @@ class World:
         return ["".join(p["body"] for p in m["parts"]) for m in messages]
 
 
+Devices = Callable[..., DeviceProcess]
+Users = Callable[[str], str]
+
+
+def signed_in_pair(
+    device: Devices, alice: str, bob: str
+) -> tuple[DeviceProcess, DeviceProcess, str]:
+    """Alice and Bob on a device each, with one message of Alice's delivered to Bob."""
+    a, b = device(alice), device(bob)
+    first, second = a.send("sign_in"), b.send("sign_in")  # both processes start at once
+    assert [a.reply(first)["result"], b.reply(second)["result"]] == [alice, bob]
+    conversation = a.call("create_conversation", participants=[alice, bob])
+    a.call("send", conversation=conversation, text="before")
+    a.call("flush")
+    b.wait_for("received", text="before")
+    return a, b, str(conversation)
+
+
+def texts(d: DeviceProcess, conversation: str) -> list[str]:
+    return [m["text"] for m in d.call("messages", conversation=conversation)]
+
+
+def assert_signed_out(world: World, d: DeviceProcess, conversation: str) -> None:
+    """Nothing of the user is left, and nothing more can be queued or read."""
+    assert world.user_files(d.store_dir) == []
+    assert not world.session_file(d.store_dir).exists()
+    assert d.fails("send", conversation=conversation, text="after") == "NotAuthenticated"
+    assert d.fails("conversations") == "NotAuthenticated"
+    assert d.call("state")["logged_in"] is False
+    assert d.call("tasks") == []  # no background task survives the sign-out
+    assert world.user_files(d.store_dir) == []  # the refused send created nothing
+
+
 def assert_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     assert mode == 0o600, f"{path.name} has mode {mode:o}"

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 
-from tests.e2e.conftest import World, assert_private
-from tests.e2e.harness import DeviceProcess, free_port
-from tests.e2e.test_session_endings import signed_in_pair, texts
-
-Devices = Callable[..., DeviceProcess]
-Users = Callable[[str], str]
+from tests.e2e.conftest import Devices, Users, World, assert_private, signed_in_pair, texts
+from tests.e2e.harness import free_port
 
 IN_FLIGHT = 5
 """Messages the stream may have queued and unacknowledged at once (a fast typist)."""

@@ -8,49 +8,24 @@ what the device reports, what is left on its disk, and what the server says of t
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import World, assert_private
-from tests.e2e.harness import DeviceProcess, until
+from tests.e2e.conftest import (
+    Devices,
+    Users,
+    World,
+    assert_private,
+    assert_signed_out,
+    signed_in_pair,
+    texts,
+)
+from tests.e2e.harness import until
 
 pytestmark = pytest.mark.slow  # ~30-40 s: a real server, a process per device, real clocks
 
-Devices = Callable[..., DeviceProcess]
-Users = Callable[[str], str]
-
 SHORT_SESSION = 4
 """Seconds: the identity token's exp, so the session's end (the server's leeway is 0)."""
-
-
-def signed_in_pair(
-    device: Devices, alice: str, bob: str
-) -> tuple[DeviceProcess, DeviceProcess, str]:
-    """Alice and Bob on a device each, with one message of Alice's delivered to Bob."""
-    a, b = device(alice), device(bob)
-    first, second = a.send("sign_in"), b.send("sign_in")  # both processes start at once
-    assert [a.reply(first)["result"], b.reply(second)["result"]] == [alice, bob]
-    conversation = a.call("create_conversation", participants=[alice, bob])
-    a.call("send", conversation=conversation, text="before")
-    a.call("flush")
-    b.wait_for("received", text="before")
-    return a, b, str(conversation)
-
-
-def texts(d: DeviceProcess, conversation: str) -> list[str]:
-    return [m["text"] for m in d.call("messages", conversation=conversation)]
-
-
-def assert_signed_out(world: World, d: DeviceProcess, conversation: str) -> None:
-    """Nothing of the user is left, and nothing more can be queued or read."""
-    assert world.user_files(d.store_dir) == []
-    assert not world.session_file(d.store_dir).exists()
-    assert d.fails("send", conversation=conversation, text="after") == "NotAuthenticated"
-    assert d.fails("conversations") == "NotAuthenticated"
-    assert d.call("state")["logged_in"] is False
-    assert d.call("tasks") == []  # no background task survives the sign-out
-    assert world.user_files(d.store_dir) == []  # the refused send created nothing
 
 
 def test_revoked_session_asks_the_app_and_keeps_data_until_it_answers(
