@@ -242,7 +242,9 @@ def main() -> None:
         seed_started = time.perf_counter()
         print("seeding ...", file=sys.stderr)
         app_id = create_app(database_url)
-        with ServerProcess(database_url) as server:
+        # Seeding is not measured: 100 conversations from one session would meet the
+        # per-session limits (docs/protocol.md, Rate limits).
+        with ServerProcess(database_url, env={"CHINWAG_RATE_LIMITS": "false"}) as server:
             ids = asyncio.run(seed_rest(server.url, app_id, args.conversations))
         seed_bulk(db_path, app_id, ids, args.messages)
         seed_seconds = time.perf_counter() - seed_started

@@ -10,7 +10,7 @@ The credential check below is a toy (a dict of password hashes); replace it with
 login. Everything else is production-shaped:
 
 * the key is configured once, of any type chinwag accepts: ES256, RS256, PS256, EdDSA
-  (a private key in PEM) or HS256 (the base64url secret chinwag generated for you);
+  (a private key in PEM) or HS256 (the secret chinwag generated for you, used as printed);
 * the token has ``sub`` (the user id), ``nce`` (the nonce), ``iat`` and a short ``exp``,
   ``iss`` (your app id) and the optional profile claims;
 * a nonce is passed through untouched, never invented here.
@@ -26,7 +26,6 @@ Starlette are needed; nothing here imports chinwag.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -53,7 +52,7 @@ class SigningKey:
     kid: str
     alg: str
     private_key_pem: str | None = None
-    secret: str | None = None  # HS256: the base64url text `chinwag keys add-secret` printed
+    secret: str | None = None  # HS256: the text `chinwag keys add-secret` printed, as is
 
     def __post_init__(self) -> None:
         if self.alg not in ALGORITHMS:
@@ -65,8 +64,8 @@ class SigningKey:
 
     def material(self) -> Any:
         if self.secret is not None:
-            # The secret is 32 random bytes written as unpadded base64url: sign with the bytes.
-            return base64.urlsafe_b64decode(self.secret + "=" * (-len(self.secret) % 4))
+            # Used exactly as printed, like any JWT library's HS256 secret: no decoding.
+            return self.secret
         return self.private_key_pem
 
 

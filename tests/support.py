@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from chinwag.clock import ManualClock
@@ -21,18 +24,25 @@ from chinwag.core.keys import Alg, generate_key_pair, sign_identity_token
 from chinwag.server.app import create_app
 from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
-from chinwag.server.serving import ChinwagServer
+from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
 
 __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
+    "RawWebSocket",
     "RunningServer",
+    "ServerProcess",
     "bearer",
+    "free_port",
     "make_app",
+    "peak_rss",
     "postgres_database",
+    "reset_peak_rss",
     "run_server",
+    "serve_in_subprocess",
     "sign",
+    "vm_rss",
 ]
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,7 +85,8 @@ class RunningServer:
         return self.url.replace("http://", "ws://", 1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (yet)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -88,15 +99,9 @@ async def run_server(
     """Run chinwag on a real loopback port inside the test's event loop."""
     clock = clock or ManualClock(start=__import__("time").time())
     app = create_app(settings, clock=clock)
-    port = _free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
+    port = free_port()
+    config = uvicorn_config(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = ChinwagServer(config)
     task = asyncio.create_task(server.serve())
@@ -113,6 +118,54 @@ async def run_server(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
+
+
+@dataclass
+class ServerProcess:
+    """``chinwag serve`` in a child process; ``output`` is its stdout and stderr so far."""
+
+    url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def serve_in_subprocess(
+    database_url: str, log_path: Path, *, env: dict[str, str] | None = None
+) -> AsyncIterator[ServerProcess]:
+    """Run the real CLI entry point (uvicorn's own log config, access log on) and wait
+    until it answers; stopped with SIGINT, like Ctrl-C, so it shuts down cleanly."""
+    port = free_port()
+    args = ["serve", "--port", str(port), "--database-url", database_url]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chinwag.cli.main", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
+        )
+    running = ServerProcess(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited: {running.output}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -211,3 +264,115 @@ async def bearer(
     """Sign ``user_id`` in and return the ``Authorization`` header of the new session."""
     session = await login(client, app, user_id, now, **claims)
     return {"Authorization": f"Bearer {session['session_token']}"}
+
+
+@dataclass
+class RawWebSocket:
+    """A WebSocket client that reads only when told to: websockets' sans-I/O client over a
+    plain stream, for sockets that stop reading, frames no library would send, and limits.
+
+    ``rcvbuf`` shrinks the socket's kernel receive buffer, and the stream reader pauses at
+    a few KiB, so a client that is not reading pushes back on the server almost at once.
+    """
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    protocol: Any
+    response: Any
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        token: str | None = None,
+        *,
+        rcvbuf: int | None = None,
+        compress: bool = False,
+    ) -> RawWebSocket:
+        """``compress`` offers permessage-deflate (the server may decline it)."""
+        from websockets.client import ClientProtocol
+        from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+        from websockets.uri import parse_uri
+
+        uri = parse_uri(url)
+        sock = socket.socket()
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (uri.host, uri.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        extensions = [ClientPerMessageDeflateFactory()] if compress else None
+        protocol = ClientProtocol(uri, max_size=None, extensions=extensions)
+        request = protocol.connect()
+        if token is not None:
+            request.headers["Authorization"] = f"Bearer {token}"
+        protocol.send_request(request)
+        raw = cls(reader, writer, protocol, None)
+        raw.flush()
+        async with asyncio.timeout(10):
+            while raw.response is None:
+                await raw.read_once()
+        return raw
+
+    def flush(self) -> None:
+        data = b"".join(self.protocol.data_to_send())
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def read_once(self) -> list[Any]:
+        """Read what has arrived (waiting for some); the frames it completed."""
+        data = await self.reader.read(65536)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self.flush()
+        frames = []
+        for event in self.protocol.events_received():
+            if self.response is None:
+                self.response = event
+            else:
+                frames.append(event)
+        if not data and not frames:
+            raise EOFError
+        return frames
+
+    async def closed(self, timeout: float = 20) -> tuple[int | None, str | None]:
+        """Read to the end; the close code and reason the server sent."""
+        async with asyncio.timeout(timeout):
+            with contextlib.suppress(EOFError, ConnectionError):
+                while True:
+                    await self.read_once()
+        self.writer.close()
+        close = self.protocol.close_rcvd
+        return (close.code, close.reason) if close is not None else (None, None)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Bytes straight onto the socket, past the protocol (frames it would refuse)."""
+        self.writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field}")  # pragma: no cover
+
+
+def vm_rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    return _status_bytes("VmRSS")
+
+
+def reset_peak_rss() -> None:
+    """Start :func:`peak_rss` over from the current resident memory (Linux)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def peak_rss() -> int:
+    """The most resident memory since :func:`reset_peak_rss`, in bytes (Linux)."""
+    return _status_bytes("VmHWM")

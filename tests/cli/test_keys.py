@@ -129,6 +129,16 @@ def test_add_secret_matches_show_secret_and_verifies(cli: Cli, app_id: str) -> N
     assert added["secret"] in human.stdout
 
 
+def test_printed_secret_signs_with_pyjwt_exactly_as_printed(cli: Cli, app_id: str) -> None:
+    """App developers hand the printed string to their JWT library, as with every peer."""
+    added = cli.json("keys", "add-secret", app_id)
+    printed = cli("keys", "show-secret", added["kid"]).stdout.splitlines()[-1]
+    assert printed == added["secret"]
+    assert len(printed) == 43  # 256 random bits as base64url text
+    token = jwt.encode({"sub": "alice", "iat": 1}, printed, "HS256", headers={"kid": added["kid"]})
+    assert _verifies(_stored_key(cli, added["kid"]), token)
+
+
 def test_show_secret_of_an_asymmetric_key_is_refused(cli: Cli, app_id: str) -> None:
     kid = cli.json("keys", "list", app_id)["keys"][0]["kid"]
     _, error = cli.error("keys", "show-secret", kid)

@@ -1,4 +1,4 @@
-"""The token bucket behind the auth rate limit."""
+"""The token bucket and the fixed-window arithmetic behind the rate limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from chinwag.core.rate_limit import TokenBucket
+from chinwag.core.rate_limit import Rate, TokenBucket
 
 
 def test_full_bucket_allows_a_burst_then_asks_to_wait() -> None:
@@ -55,3 +55,22 @@ def test_zero_rate_waits_forever_once_empty() -> None:
     bucket = TokenBucket.full(rate=0, burst=1, now=0)
     assert bucket.take(0) == 0
     assert math.isinf(bucket.take(1e9))
+
+
+def test_rate_windows_are_aligned_to_the_epoch() -> None:
+    rate = Rate(amount=10, seconds=60)
+    assert rate.window(120.0) == rate.window(179.9) == 2
+    assert rate.window(180.0) == 3
+
+
+def test_retry_after_is_the_time_left_in_the_window() -> None:
+    rate = Rate(amount=10, seconds=60)
+    assert rate.retry_after(120.0) == 60
+    assert rate.retry_after(150.5) == pytest.approx(29.5)
+
+
+def test_a_charge_never_exceeds_a_whole_window() -> None:
+    rate = Rate(amount=10, seconds=60)
+    assert rate.charge(3) == 3
+    assert rate.charge(999) == 10  # passes in a fresh window instead of never
+    assert rate.charge(0) == 0

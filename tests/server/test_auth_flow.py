@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 
 from chinwag.core.keys import Alg
@@ -35,6 +36,19 @@ async def test_full_flow_for_every_key_type(
     again = await client.post("/v1/sessions", json={"app_id": app.app_id, "identity_token": token})
     assert again.status_code == 201
     assert again.json()["session_token"] != session["session_token"]
+
+
+async def test_hs256_secret_works_exactly_as_printed(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """``jwt.encode(claims, SECRET, "HS256")`` with the printed text opens a session."""
+    app = await make_app(server.services, alg=Alg.HS256)
+    assert app.secret is not None
+    nonce = await get_nonce(client, app.app_id)
+    claims = {"sub": "alice", "nce": nonce, "iat": int(server.clock.now())}
+    token = jwt.encode(claims, app.secret, algorithm="HS256", headers={"kid": app.kid})
+    opened = await client.post("/v1/sessions", json={"app_id": app.app_id, "identity_token": token})
+    assert opened.status_code == 201, opened.text
 
 
 async def test_uploaded_public_key_works(server: RunningServer, client: httpx.AsyncClient) -> None:

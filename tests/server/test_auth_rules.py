@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chinwag.clock import ManualClock
 from chinwag.core.errors import TokenRejection
 from chinwag.core.identity_tokens import MAX_TOKEN_LENGTH
 from chinwag.core.keys import Alg
@@ -348,30 +349,36 @@ async def test_session_lifetime_is_the_apps_without_exp(
     assert denied.json()["error"]["data"]["nonce"]
 
 
-async def test_session_ends_with_the_identity_tokens_exp_when_sooner(
+async def test_session_ends_at_the_identity_tokens_exp_when_sooner(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
+    """The leeway decides whether a token is accepted; it never lengthens the session."""
     app = await make_app(server.services, session_lifetime=3600)
     now = server.clock.now()
-    exp = int(now) + 600
+    exp = int(now) + 8
     session = await login(client, app, "alice", now, exp=exp)
-    ends = exp + server.settings.token_leeway_seconds
-    assert session["expires_at"] == ends
-    server.clock.set(ends - 1)
+    assert session["expires_at"] == exp
+    server.clock.set(exp - 0.5)
     assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
-    server.clock.set(ends)
-    assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 401
+    server.clock.set(exp)
+    denied = await client.get("/v1/me", headers=bearer(session["session_token"]))
+    assert denied.status_code == 401
+    assert denied.json()["error"]["id"] == "authentication_required"
 
 
-async def test_token_used_inside_the_exp_leeway_opens_a_live_session(
+async def test_token_past_its_exp_is_refused_even_inside_the_leeway(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
+    """A session from it would be dead on arrival: refuse it, and keep the nonce usable."""
     app = await make_app(server.services)
     now = server.clock.now()
-    exp = int(now) - 30  # expired, but inside the 60 s leeway
-    session = await login(client, app, "alice", now, iat=int(now) - 300, exp=exp)
-    assert session["expires_at"] > now
-    assert (await client.get("/v1/me", headers=bearer(session["session_token"]))).status_code == 200
+    nonce = await get_nonce(client, app.app_id)
+    late = app.token(claims(nonce, now, iat=int(now) - 300, exp=int(now) - 30))
+    refused = await submit(client, app.app_id, late)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["data"]["reason"] == "expired"
+    fresh = app.token(claims(nonce, now, exp=int(now) + 60))
+    assert (await submit(client, app.app_id, fresh)).status_code == 201
 
 
 async def test_session_keeps_the_app_lifetime_when_exp_is_later(
@@ -790,8 +797,14 @@ async def test_identity_token_over_the_field_limit_is_422(
 
 
 async def test_auth_rate_limit_is_429_with_retry_after(settings: Settings, tmp_path: Path) -> None:
+    # 3 per 6 s (the burst, per the time 0.5/s takes to refill it), windows aligned to the
+    # clock: a clock at a window's start waits the whole window.
     limited = settings.model_copy(update={"auth_rate_per_second": 0.5, "auth_rate_burst": 3})
-    async with run_server(limited) as server, httpx.AsyncClient(base_url=server.url) as client:
+    clock = ManualClock(start=1_800_000_000.0)
+    async with (
+        run_server(limited, clock) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
         app = await make_app(server.services)
         for _ in range(3):
             assert (await client.post("/v1/nonces", json={"app_id": app.app_id})).status_code == 201
@@ -804,8 +817,8 @@ async def test_auth_rate_limit_is_429_with_retry_after(settings: Settings, tmp_p
             assert response.status_code == 429, response.text
             assert response.json()["error"]["id"] == "rate_limited"
             assert int(response.headers["Retry-After"]) >= 1
-            assert response.json()["error"]["data"]["retry_after"] == pytest.approx(2, abs=0.01)
-        server.clock.advance(2)
+            assert response.json()["error"]["data"]["retry_after"] == 6
+        server.clock.advance(6)
         assert (await client.post("/v1/nonces", json={"app_id": app.app_id})).status_code == 201
         # Session use is not rate limited by the auth limiter.
         assert (await client.get("/v1/me")).status_code == 401

@@ -30,6 +30,7 @@ DOORBELLS: list[Doorbell] = [
     Signal(user_pks=(1, 2), frame=b'{"type":"signal"}', exclude_session="s1"),
     Signal(user_pks=(4,), frame=b'{"type":"signal","x":"\\u00e9"}'),
     SessionsRevoked(session_ids=("a", "b"), reason="logout"),
+    SessionsRevoked(session_ids=("c",), reason="revoked", wipe=True),
 ]
 
 
@@ -51,6 +52,11 @@ async def broker_pair(
 @pytest.mark.parametrize("doorbell", DOORBELLS)
 def test_encode_decode_round_trip(doorbell: Doorbell) -> None:
     assert decode(encode(doorbell)) == doorbell
+
+
+def test_a_revocation_doorbell_from_an_older_node_means_no_wipe() -> None:
+    old = b'{"k":"r","s":["a"],"r":"revoked"}'
+    assert decode(old) == SessionsRevoked(session_ids=("a",), reason="revoked", wipe=False)
 
 
 async def test_published_doorbells_reach_the_listener_in_order(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
 from chinwag.core.errors import AppNotFound, NotFound
 from chinwag.server.context import open_services
-from chinwag.server.handlers.sessions import revoke_user_sessions
+from chinwag.server.handlers.sessions import revoke_user_sessions, revoked_among
 from chinwag.server.settings import Settings
-from tests.server.test_websocket import open_device, sign_in
+from chinwag.server.storage import messages as message_store
+from chinwag.server.storage.sessions import Revocation
+from tests.server.test_websocket import create_conversation, open_device, sign_in
 from tests.support import RunningServer, make_app
 
 CLOSE_REVOKED = 4003
@@ -99,3 +103,94 @@ async def test_purging_spent_nonces_never_makes_a_nonce_usable_again(
     again = await client.post("/v1/sessions", json=body)
     assert again.status_code == 401
     assert again.json()["error"]["data"]["reason"] == "nonce_expired"
+
+
+async def test_wiped_revocation_closes_with_session_wiped_and_says_wipe_in_the_stream(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    device = await open_device(server, alice.token)
+    ended = await revoke_user_sessions(server.services, app.app_id, "alice", wipe=True)
+    assert ended == [alice.body["session_id"]]
+    code, reason = await device.closed(timeout=5)
+    assert (code, reason) == (CLOSE_REVOKED, "session_wiped")
+    [event] = [e for e in device.events if e["type"] == "session.revoked"]
+    assert event["data"] == {"session_id": ended[0], "reason": "revoked", "wipe": True}
+
+
+async def test_wiped_revocation_by_another_process_reaches_sockets_through_the_sweep(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    device = await open_device(server, alice.token)
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice", wipe=True)
+    code, reason = await device.closed(timeout=10)
+    assert (code, reason) == (CLOSE_REVOKED, "session_wiped")
+
+
+async def test_wipe_is_stored_with_the_session_and_only_when_asked(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    now = server.clock.now()
+    kept, wiped = await sign_in(client, app, "bob", now), await sign_in(client, app, "carol", now)
+    await revoke_user_sessions(server.services, app.app_id, "bob")
+    await revoke_user_sessions(server.services, app.app_id, "carol", wipe=True)
+    ids = [kept.body["session_id"], wiped.body["session_id"]]
+    assert await revoked_among(server.services, ids) == {
+        ids[0]: Revocation("revoked", False),
+        ids[1]: Revocation("revoked", True),
+    }
+
+
+async def test_a_401_for_an_ended_session_says_how_it_ended(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    now = server.clock.now()
+    kept, wiped = await sign_in(client, app, "bob", now), await sign_in(client, app, "carol", now)
+    await revoke_user_sessions(server.services, app.app_id, "bob")
+    await revoke_user_sessions(server.services, app.app_id, "carol", wipe=True)
+    for signed_in, expected in ((kept, {"reason": "revoked"}), (wiped, {"wipe": True})):
+        answer = await client.get(
+            "/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"}
+        )
+        assert answer.status_code == 401
+        data = answer.json()["error"]["data"]
+        assert data["reason"] == "revoked"
+        assert data.get("wipe", False) is expected.get("wipe", False)
+        assert "nonce" in data
+    stranger = await client.get("/v1/me", headers={"Authorization": "Bearer cws_nothing"})
+    assert "reason" not in stranger.json()["error"]["data"]
+
+
+async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice")
+    # Before the sweep can notice (seconds): every write is refused by its own read.
+    message_id = str(uuid.uuid4())
+    writes = {
+        "message.send": {
+            "conversation_id": conversation_id,
+            "id": message_id,
+            "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
+        },
+        "receipt.mark": {"conversation_id": conversation_id, "type": "read", "position": 1},
+        "typing.update": {"conversation_id": conversation_id, "state": "started"},
+    }
+    for method, data in writes.items():
+        response = await device.request(method, data)
+        assert response["ok"] is False, (method, response)
+        assert response["error"]["id"] == "authentication_required", method
+    async with server.services.db.read() as db:
+        assert await message_store.get_message(db, message_id) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 import pytest
 
@@ -68,3 +70,27 @@ async def test_users_of_another_app_are_invisible(
     stranger = await bearer(client, other, "carol", server.clock.now())
     assert (await client.get("/v1/users/bob", headers=stranger)).status_code == 404
     assert (await client.get("/v1/users/alice", headers=stranger)).status_code == 404
+
+
+ODD_USER_IDS = ["team/carol", "a/../b", "/lead/", "100%", "%2F", "carol smith", "Åsa ☃", "?x#y"]
+
+
+@pytest.mark.parametrize("user_id", ODD_USER_IDS)
+async def test_every_valid_user_id_is_reachable_by_url(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, user_id: str
+) -> None:
+    """The router decodes %2F before matching: ids with "/" must still reach their route."""
+    alice = await bearer(client, app, "alice", server.clock.now())
+    made = await client.post("/v1/conversations", json={"participants": [user_id]}, headers=alice)
+    assert made.status_code == 201, made.text
+    path = quote(user_id, safe="")
+    seen = await client.get(f"/v1/users/{path}", headers=alice)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["user_id"] == user_id
+    conversation = made.json()["id"]
+    removed = await client.delete(
+        f"/v1/conversations/{conversation}/participants/{path}", headers=alice
+    )
+    assert removed.status_code == 204, removed.text
+    after = await client.get(f"/v1/conversations/{conversation}", headers=alice)
+    assert after.json()["participants"] == ["alice"]

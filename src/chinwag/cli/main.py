@@ -70,8 +70,6 @@ def serve(
     ] = True,
 ) -> None:
     """Run the chinwag server."""
-    import uvicorn
-
     from chinwag.server.app import create_app
     from chinwag.server.settings import Settings
 
@@ -91,18 +89,9 @@ def serve(
         f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
         f"(docs: {escape(url)}/docs)"
     )
-    from chinwag.server.serving import ChinwagServer
+    from chinwag.server.serving import ChinwagServer, uvicorn_config
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
-        loop="uvloop",
-        http="httptools",
-    )
+    config = uvicorn_config(create_app(settings), settings, loop="uvloop")
     ChinwagServer(config).run()  # closes WebSockets with 1001 before uvicorn's 1012
 
 

@@ -2,7 +2,8 @@
 
 The database is updated at once, so the next REST call with any of those tokens gets 401;
 running servers close the user's sockets (4003) within about two seconds, when their sweep
-sees the revoked rows, so this works without a shared broker.
+sees the revoked rows, so this works without a shared broker. ``--wipe`` (a stolen device)
+also tells the devices to delete the session's local data (close reason ``session_wiped``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ sessions_app = typer.Typer(
 def revoke(
     app_id: Annotated[str, typer.Argument(help="The app's id.")],
     user_id: Annotated[str, typer.Argument(help="The app's own id for the user.")],
+    wipe: Annotated[
+        bool,
+        typer.Option(
+            "--wipe", help="Also tell the devices to delete their local data (stolen device)."
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
@@ -35,10 +42,16 @@ def revoke(
 
     out = Output(json_mode)
     ended = run_handler(
-        out, database_url, lambda services: revoke_user_sessions(services, app_id, user_id)
+        out,
+        database_url,
+        lambda services: revoke_user_sessions(services, app_id, user_id, wipe=wipe),
     )
 
     def human(console: Console) -> None:
-        console.print(f"[green]revoked[/] {len(ended)} session(s) of [bold]{safe(user_id)}[/]")
+        wiped = " (devices told to wipe local data)" if wipe else ""
+        console.print(
+            f"[green]revoked[/] {len(ended)} session(s) of [bold]{safe(user_id)}[/]{wiped}"
+        )
 
-    out.emit({"app_id": app_id, "user_id": user_id, "revoked_session_ids": ended}, human)
+    body = {"app_id": app_id, "user_id": user_id, "revoked_session_ids": ended, "wipe": wipe}
+    out.emit(body, human)

@@ -41,9 +41,11 @@ from chinwag.client.store import Store
 from chinwag.client.vault import SavedSession
 from chinwag.core.backoff import Backoff
 from chinwag.core.client_states import AuthEvent, ConnectionEvent
+from chinwag.core.errors import ProtocolViolation
 from chinwag.core.protocol import (
     CaughtUp,
     ClientAction,
+    CloseCode,
     EventFrame,
     Hello,
     ServerFrame,
@@ -310,9 +312,14 @@ class LiveSync:
             await self.catch_up()
 
     async def _closed(self, code: int | None, reason: str | None, session: SavedSession) -> float:
-        action = client_action(code, reason)
+        """Act on the close code (``client_action`` decides); the pause before reconnecting."""
+        action = client_action(code or CloseCode.ABNORMAL, reason or "")
         if action is ClientAction.RECONNECT_AFTER_PAUSE:
             return 1.0
+        if action is ClientAction.FIX_CLIENT:  # reconnecting would repeat it: poll instead
+            log.error("the server closed the socket for a protocol error (%s %s)", code, reason)
+            self.use_websocket = False
+            return 0.0
         event = _ENDINGS.get(action)
         if event is not None:
             await self.auth.ended(session, event)
@@ -329,7 +336,12 @@ _ENDINGS = {
 async def _read(ws: Any, queue: asyncio.Queue[ServerFrame | None]) -> None:
     try:
         async for raw in ws:
-            await queue.put(parse_server_frame(raw))
+            try:
+                frame = parse_server_frame(raw)
+            except ProtocolViolation as exc:  # a newer server's frame: skip it
+                log.debug("skipping a frame this SDK does not know: %s", exc)
+                continue
+            await queue.put(frame)
     except ConnectionClosed:
         pass
     finally:

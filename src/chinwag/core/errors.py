@@ -4,6 +4,8 @@
 
     ChinwagError                       (status, ErrorId, message, data)
     ├── InvalidRequest                 400 / 422  invalid_request
+    │   └── ProtocolViolation                     a WebSocket frame breaks core/protocol.py
+    │       └── MalformedFrame                    not even a JSON object: the socket ends (4400)
     ├── PayloadTooLarge                413        payload_too_large
     ├── MessageTooLarge                413        message_too_large
     ├── AuthenticationRequired         401        authentication_required (data.nonce)
@@ -40,9 +42,11 @@ __all__ = [
     "IdInUse",
     "InvalidIdentityToken",
     "InvalidRequest",
+    "MalformedFrame",
     "MessageTooLarge",
     "NotFound",
     "PayloadTooLarge",
+    "ProtocolViolation",
     "RateLimited",
     "SampleProviderForbidden",
     "ServiceUnavailable",
@@ -127,6 +131,23 @@ class InvalidRequest(ChinwagError):
     ) -> None:
         super().__init__(message, data=data)
         self.status = status
+
+
+class ProtocolViolation(InvalidRequest):
+    """A WebSocket frame that does not follow :mod:`chinwag.core.protocol`.
+
+    ``request_id`` is the frame's own, when it carried a valid one, so the answer can name
+    the request it refuses; the message says what was expected and what came.
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class MalformedFrame(ProtocolViolation):
+    """Not a JSON object in a text frame: nothing in it can be answered, so the connection
+    cannot go on (the server closes with 4400)."""
 
 
 class PayloadTooLarge(ChinwagError):

@@ -1,4 +1,4 @@
-"""Event types of the per-user stream, and the frame that carries one.
+"""Event types of the per-user stream (the frame that carries one is in core/protocol.py).
 
 Each user has one stream whose positions are dense (1, 2, 3, …) and only grow; a device
 that knows position N has seen exactly events 1..N. Gaps are therefore detectable by
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["EventType", "event_frame"]
+__all__ = ["EventType"]
 
 
 class EventType(StrEnum):
@@ -25,8 +25,3 @@ class EventType(StrEnum):
     IDENTITY_UPDATED = "identity.updated"
     SESSION_REVOKED = "session.revoked"
     USER_UPGRADED = "user.upgraded"
-
-
-def event_frame(pos: int, event_json: bytes) -> bytes:
-    """The WebSocket text frame for one stored event, built without re-encoding it."""
-    return b'{"type":"event","cursor":' + str(pos).encode() + b',"event":' + event_json + b"}"

@@ -314,7 +314,9 @@ def _check_claims(claims: dict[str, Any], policy: TokenPolicy, now: float) -> Id
             "The token's 'iat' is in the future; check the signing server's clock.",
             server_time=int(now),
         )
-    if expires_at is not None and now >= expires_at + leeway:
+    # No leeway on exp: a session never outlives its token (it ends at exp), so a token
+    # accepted after its exp would open a session that is already over.
+    if expires_at is not None and now >= expires_at:
         raise _reject(
             TokenRejection.EXPIRED, "The identity token has expired.", server_time=int(now)
         )

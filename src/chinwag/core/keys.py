@@ -202,13 +202,20 @@ def generate_key_pair(alg: Alg) -> GeneratedKeyPair:
 
 
 def generate_hmac_secret(random: bytes) -> str:
+    """256 (or more) random bits written as unpadded base64url: the text chinwag prints."""
     if len(random) < HMAC_SECRET_BYTES:
         raise ValueError("HMAC secrets need at least 256 random bits")
     return base64.urlsafe_b64encode(random).rstrip(b"=").decode()
 
 
 def hmac_secret_bytes(secret: str) -> bytes:
-    return base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+    """The HMAC key is the printed text's UTF-8 bytes, not the bytes it encodes.
+
+    App developers pass the string they were shown straight to their JWT library
+    (``jwt.encode(claims, SECRET, "HS256")``), as with every other service; asking them to
+    decode it first was a trap. The text still carries the 256 random bits it was made from.
+    """
+    return secret.encode()
 
 
 def verifier_for(

@@ -1,10 +1,15 @@
-"""Token-bucket rate limiting, pure: the caller passes ``now``."""
+"""Rate limiting, pure: the caller passes ``now``.
+
+:class:`TokenBucket` is a bucket kept in one process; :class:`Rate` is the arithmetic of a
+fixed-window counter kept in shared storage (``server/rate_limits.py``).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["TokenBucket"]
+__all__ = ["Rate", "TokenBucket"]
 
 
 @dataclass(slots=True)
@@ -27,3 +32,31 @@ class TokenBucket:
             self.tokens -= cost
             return 0.0
         return (cost - self.tokens) / self.rate if self.rate > 0 else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``amount`` per ``seconds``, counted in fixed windows aligned to the Unix epoch.
+
+    Aligned windows need no shared "window started at" record: every node computes the
+    same window from its own clock, so one shared counter per window is the whole state.
+    The price of fixed windows is that up to twice ``amount`` can pass across a boundary;
+    pairing a short rate with a long one ("20/second;600/minute") bounds that.
+    """
+
+    amount: int
+    seconds: int
+
+    def window(self, now: float) -> int:
+        """The index of the window ``now`` falls in."""
+        return math.floor(now / self.seconds)
+
+    def retry_after(self, now: float) -> float:
+        """Seconds until the window ``now`` falls in ends."""
+        return (self.window(now) + 1) * self.seconds - now
+
+    def charge(self, cost: int) -> int:
+        """What a request costing ``cost`` counts: never more than a whole window, so a
+        request the settings allow in size (999 participants) passes when the window is
+        fresh instead of never."""
+        return max(0, min(cost, self.amount))

@@ -18,7 +18,9 @@ from chinwag.server.api import messages as messages_api
 from chinwag.server.api import users as users_api
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.broker import open_broker
-from chinwag.server.services import RateLimiter, Services, load_server_secret
+from chinwag.server.log_redaction import install_redaction
+from chinwag.server.rate_limits import open_rate_limits
+from chinwag.server.services import Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.ws import WEBSOCKET_PATH, serve_socket
@@ -49,6 +51,7 @@ class ChinwagAPI(FastAPI):
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     clock = clock or SystemClock()
+    install_redaction()  # before uvicorn logs the first request line
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             db=db,
             broker=broker,
             nonce_secret=await load_server_secret(db, "nonce", _random),
-            auth_limiter=RateLimiter(settings.auth_rate_per_second, settings.auth_rate_burst),
+            rate_limits=open_rate_limits(settings, clock),
         )
         app.state.services = services
         if settings.create_dev_app:
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await services.shutdown()
+            await services.rate_limits.close()
             await broker.close()
             await db.close()
 

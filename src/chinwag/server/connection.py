@@ -6,11 +6,12 @@ dropped (already sent); a jump means doorbells were missed or reordered, so the 
 reads the missing positions from the store instead. While such a catch-up (or the initial
 replay) runs, live offers only raise the position it must reach, so nothing overtakes it.
 
-The hub's offers never wait: when a live frame finds the queue full the device has fallen
-behind, and the connection ends itself with 4008 ``resume_later`` rather than grow memory
-or slow the hub. Replay and catch-up, which this connection drives itself, wait for room
-instead; they are paced by the writer, never by the database (no connection is held
-while waiting).
+The queue is bounded twice, in frames and in bytes (a few large messages fill memory long
+before a thousand frames do). The hub's offers never wait: when a live frame finds the queue
+full the device has fallen behind, and the connection ends itself with
+``CloseCode.RESUME_LATER`` rather than grow memory or slow the hub. Replay and catch-up,
+which this connection drives itself, wait for room instead; they are paced by the writer,
+never by the database (no connection is held while waiting).
 """
 
 from __future__ import annotations
@@ -23,38 +24,19 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.types import Send
 
-from chinwag.core.events import event_frame
+from chinwag.core.protocol import CloseCode, CloseReason, caught_up_frame, event_frame
 from chinwag.server.storage.events import StoredEvent
 
-__all__ = [
-    "CLOSE_AUTHENTICATION",
-    "CLOSE_EXPIRED",
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_PROTOCOL",
-    "CLOSE_RESUME_LATER",
-    "CLOSE_REVOKED",
-    "PEER_CLOSED",
-    "Close",
-    "Connection",
-    "ReadPage",
-]
+__all__ = ["CANCELLED", "PEER_CLOSED", "Close", "Connection", "ReadPage"]
 
 log = logging.getLogger("chinwag.ws")
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_AUTHENTICATION = 4001
-CLOSE_REVOKED = 4003
-CLOSE_EXPIRED = 4004
-CLOSE_RESUME_LATER = 4008
-CLOSE_PROTOCOL = 4400
-
 PEER_CLOSED = "peer"
 """Close reason marking a socket the client (or the network) already closed."""
+CANCELLED = "cancelled"
+"""The 4400 reason of a connection whose task was cancelled before it chose a close."""
 
 ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
 """``read_page(after, limit)``: the user's stored events after a position, ascending."""
@@ -63,13 +45,16 @@ ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
 @dataclass(frozen=True, slots=True)
 class Close:
     code: int
+    """A :class:`CloseCode` when the server closes; the peer's own code when it did."""
     reason: str
 
 
-def _close_for(reason: str) -> Close:
+def _close_for(reason: str, wipe: bool = False) -> Close:
+    if wipe:
+        return Close(CloseCode.SESSION_ENDED, CloseReason.SESSION_WIPED)
     if reason == "expired":
-        return Close(CLOSE_EXPIRED, "session_expired")
-    return Close(CLOSE_REVOKED, "session_revoked")
+        return Close(CloseCode.SESSION_EXPIRED, CloseReason.SESSION_EXPIRED)
+    return Close(CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
 
 
 class Connection:
@@ -92,7 +77,9 @@ class Connection:
         "_cursor",
         "_page_size",
         "_queue",
+        "_queue_bytes",
         "_queue_size",
+        "_queued_bytes",
         "_read_page",
         "_reader",
         "_room",
@@ -114,6 +101,7 @@ class Connection:
         expires_at: float,
         cursor: int,
         queue_size: int,
+        queue_bytes: int,
         read_page: ReadPage,
         send: Send,
         page_size: int = 500,
@@ -131,6 +119,8 @@ class Connection:
         self._context = contextvars.copy_context()
         self._queue: deque[bytes | Close] | None = None
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
         self._room: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[Any] | None = None
@@ -170,17 +160,18 @@ class Connection:
         if not self.ending and not self._catching_up:
             self._start_catch_up(announce=False)
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, *, wipe: bool = False) -> None:
         """Send every stored event up to now (the ``session.revoked`` one included), then
-        close with 4003, or 4004 when the session expired."""
+        close with ``SESSION_ENDED`` (4003; reason ``session_wiped`` when ``wipe``), or
+        ``SESSION_EXPIRED`` (4004)."""
         if self.ending:
             return
-        self._close_after = _close_for(reason)
+        self._close_after = _close_for(reason, wipe)
         if not self._catching_up:
             self._start_catch_up(announce=False)
 
     def going_away(self) -> None:
-        self.finish(Close(CLOSE_GOING_AWAY, "going_away"))
+        self.finish(Close(CloseCode.GOING_AWAY, CloseReason.GOING_AWAY))
 
     # -- the driver's side ---------------------------------------------------------------
 
@@ -217,7 +208,7 @@ class Connection:
                     raise
             finally:
                 self._reader = None
-        self.finish(Close(CLOSE_PROTOCOL, "cancelled"))
+        self.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
         writer = self._writer
         if writer is not None and writer is not task:
             await asyncio.wait((writer,))  # cancelled by ``finish``; never mid-frame
@@ -243,16 +234,24 @@ class Connection:
     def _queued(self) -> int:
         return 0 if self._queue is None else len(self._queue)
 
+    def _full_for(self, size: int) -> bool:
+        """Whether ``size`` more bytes overflow the queue; an empty queue takes any frame,
+        so one frame larger than the byte bound still goes out."""
+        queued = self._queued()
+        return queued >= self._queue_size or (
+            queued > 0 and self._queued_bytes + size > self._queue_bytes
+        )
+
     def _push_live(self, frame: bytes) -> bool:
-        if self._queued() >= self._queue_size:
+        if self._full_for(len(frame)):
             log.info("connection %s fell behind; closing with resume_later", self.session_id)
-            self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
+            self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
             return False
         self._append(frame)
         return True
 
     async def _put(self, item: bytes | Close) -> None:
-        while self._queued() >= self._queue_size:
+        while self._full_for(len(item) if isinstance(item, bytes) else 0):
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()
             # Shielded: a waiter being cancelled must not cancel the others' future.
@@ -265,6 +264,8 @@ class Connection:
         if self._queue is None:
             self._queue = deque()
         self._queue.append(item)
+        if isinstance(item, bytes):
+            self._queued_bytes += len(item)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
                 self._write(), context=self._context
@@ -284,11 +285,12 @@ class Connection:
                 if isinstance(item, Close):
                     self.finish(item)
                     return
+                self._queued_bytes -= len(item)
                 await self._send({"type": "websocket.send", "text": item.decode()})
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.finish(Close(1006, PEER_CLOSED))
+            self.finish(Close(CloseCode.ABNORMAL, PEER_CLOSED))
         finally:
             self._writer = None
             if not queue:
@@ -313,7 +315,7 @@ class Connection:
             raise
         except Exception:
             log.exception("catch-up failed for session %s", self.session_id)
-            self.finish(Close(CLOSE_RESUME_LATER, "resume_later"))
+            self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
         finally:
             if self._catch_up_task is asyncio.current_task():
                 self._catch_up_task = None  # an idle socket keeps no finished task
@@ -342,7 +344,3 @@ class Connection:
                     continue
             self._catching_up = False
             return
-
-
-def caught_up_frame(cursor: int) -> bytes:
-    return orjson.dumps({"type": "caught_up", "cursor": cursor})

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from chinwag.clock import Clock, SystemClock
 from chinwag.server.broker.memory import MemoryBroker
 from chinwag.server.handlers import apps as app_handlers
-from chinwag.server.services import RateLimiter, Services, load_server_secret
+from chinwag.server.services import Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage import apps as app_store
 from chinwag.server.storage.database import Database
@@ -31,7 +31,6 @@ async def open_services(settings: Settings, clock: Clock | None = None) -> Async
             db=db,
             broker=MemoryBroker(),
             nonce_secret=await load_server_secret(db, "nonce", secrets.token_bytes),
-            auth_limiter=RateLimiter(settings.auth_rate_per_second, settings.auth_rate_burst),
         )
     finally:
         await db.close()

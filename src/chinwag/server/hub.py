@@ -8,14 +8,15 @@ it, catch up from the store, or disconnect itself with "resume later".
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, TypeVar
+from collections.abc import Hashable
+from typing import Protocol, TypeAlias, TypeVar
 
-from chinwag.core.events import event_frame
+from chinwag.core.protocol import event_frame
 from chinwag.server.broker import Doorbell, EventsAppended, Resync, SessionsRevoked, Signal
 
 __all__ = ["Hub", "LiveConnection"]
 
-K = TypeVar("K", int, str)
+K = TypeVar("K", bound=Hashable)
 
 
 class LiveConnection(Protocol):
@@ -34,26 +35,36 @@ class LiveConnection(Protocol):
         """Doorbells may have been lost: check the store for anything past the cursor."""
         ...
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, *, wipe: bool = False) -> None:
         """The session ended: send ``session.revoked`` and close."""
         ...
 
     def going_away(self) -> None:
-        """The server is shutting down: close with 1001."""
+        """The server is shutting down: close with ``CloseCode.GOING_AWAY``."""
         ...
 
 
+Group: TypeAlias = tuple[LiveConnection, ...] | dict[LiveConnection, None]
+"""A user's or a session's connections: a tuple while small, a dict (O(1) add and remove)
+once it grows past :data:`SMALL_GROUP`."""
+
+SMALL_GROUP = 8
+
+
 class Hub:
-    """Connections by user and by session, each group a tuple.
+    """Connections by user and by session.
 
     Groups are tiny (a user's devices; usually one socket per session) and read far more
-    often than changed: a tuple costs a fifth of a one-element set per socket, and dispatch
-    can iterate it while offers register or unregister connections, without copying.
+    often than changed: a tuple costs a fifth of a one-element set per socket. A group that
+    grows past :data:`SMALL_GROUP` becomes a dict, so registering many sockets of one
+    session stays linear rather than copying a growing tuple each time. Dispatch iterates
+    groups without copying: connections register and unregister only from their own
+    driver task, never synchronously inside an offer.
     """
 
     def __init__(self) -> None:
-        self._by_user: dict[int, tuple[LiveConnection, ...]] = {}
-        self._by_session: dict[str, tuple[LiveConnection, ...]] = {}
+        self._by_user: dict[int, Group] = {}
+        self._by_session: dict[str, Group] = {}
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -89,6 +100,12 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(group) for group in self._by_user.values())
 
+    def sockets_of_user(self, user_pk: int) -> int:
+        return len(self._by_user.get(user_pk, ()))
+
+    def sockets_of_session(self, session_id: str) -> int:
+        return len(self._by_session.get(session_id, ()))
+
     def dispatch(self, message: Doorbell) -> None:
         if isinstance(message, EventsAppended):
             for user_pk, pos in message.targets:
@@ -105,7 +122,7 @@ class Hub:
         elif isinstance(message, SessionsRevoked):
             for session_id in message.session_ids:
                 for conn in self._by_session.get(session_id, ()):
-                    conn.revoke(message.reason)
+                    conn.revoke(message.reason, wipe=message.wipe)
         elif isinstance(message, Resync):
             for group in tuple(self._by_user.values()):
                 for conn in group:
@@ -117,17 +134,27 @@ class Hub:
                 conn.going_away()
 
 
-def _add(groups: dict[K, tuple[LiveConnection, ...]], key: K, conn: LiveConnection) -> None:
-    group: tuple[LiveConnection, ...] = groups.get(key, ())
-    if conn not in group:
-        groups[key] = (*group, conn)
+def _add(groups: dict[K, Group], key: K, conn: LiveConnection) -> None:
+    group: Group | None = groups.get(key)
+    if group is None:
+        groups[key] = (conn,)
+    elif isinstance(group, dict):
+        group[conn] = None
+    elif conn not in group:
+        grown: tuple[LiveConnection, ...] = (*group, conn)
+        groups[key] = grown if len(grown) <= SMALL_GROUP else dict.fromkeys(grown, None)
 
 
-def _discard(groups: dict[K, tuple[LiveConnection, ...]], key: K, conn: LiveConnection) -> None:
-    group = groups.get(key)
-    if group is not None and conn in group:
+def _discard(groups: dict[K, Group], key: K, conn: LiveConnection) -> None:
+    group: Group | None = groups.get(key)
+    if group is None or conn not in group:
+        return
+    if isinstance(group, dict):
+        del group[conn]
+        rest: Group = group
+    else:
         rest = tuple(c for c in group if c is not conn)
-        if rest:
-            groups[key] = rest
-        else:
-            del groups[key]
+    if rest:
+        groups[key] = rest
+    else:
+        del groups[key]

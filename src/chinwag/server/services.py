@@ -14,18 +14,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chinwag.clock import Clock
-from chinwag.core.errors import RateLimited
 from chinwag.core.keys import Alg, KeyMaterial, verifier_for
-from chinwag.core.rate_limit import TokenBucket
 from chinwag.server.broker import Broker, Doorbell
 from chinwag.server.hub import Hub
+from chinwag.server.rate_limits import RateLimits
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
 from chinwag.server.typing_relay import TypingRelay
 
-__all__ = ["KeyCache", "KnownApps", "RateLimiter", "Services", "load_server_secret"]
+__all__ = ["KeyCache", "KnownApps", "Services", "load_server_secret"]
 
 Random = Callable[[int], bytes]
 
@@ -68,27 +67,6 @@ class KnownApps:
             self._ids.popitem(last=False)
 
 
-class RateLimiter:
-    def __init__(self, rate: float, burst: int, max_clients: int = 100_000) -> None:
-        self._rate = rate
-        self._burst = burst
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._max = max_clients
-
-    def check(self, client: str, now: float) -> None:
-        if self._rate <= 0:
-            return
-        bucket = self._buckets.get(client)
-        if bucket is None:
-            bucket = TokenBucket.full(self._rate, self._burst, now)
-            self._buckets[client] = bucket
-            if len(self._buckets) > self._max:
-                self._buckets.popitem(last=False)
-        wait = bucket.take(now)
-        if wait > 0:
-            raise RateLimited(retry_after=round(wait, 3))
-
-
 async def load_server_secret(db: Database, name: str, random: Random) -> bytes:
     """Read a shared secret, creating it first if no node has yet (first writer wins)."""
     async with db.transaction() as tx:
@@ -116,7 +94,7 @@ class Services:
     random: Random = field(default=secrets.token_bytes)
     keys: KeyCache = field(default_factory=KeyCache)
     known_apps: KnownApps = field(default_factory=KnownApps)
-    auth_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    rate_limits: RateLimits = field(default_factory=RateLimits.disabled)
     hub: Hub = field(default_factory=Hub)
     typing: TypingRelay = field(init=False)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -126,6 +104,7 @@ class Services:
             self.publish,
             pause_after=self.settings.typing_pause_after,
             finish_after=self.settings.typing_finish_after,
+            interval=self.settings.typing_relay_interval,
         )
 
     def start_background(self) -> None:

@@ -1,4 +1,10 @@
-"""Running the app under uvicorn with a WebSocket-aware graceful shutdown.
+"""Running the app under uvicorn: its configuration from Settings, and a WebSocket-aware
+graceful shutdown.
+
+:func:`uvicorn_config` is the one place the connection-level limits are set (the CLI and
+the tests both call it): the request deadline and the upgrade cap of
+:mod:`chinwag.server.http_protocol`, the connection cap, the WebSocket message size limit
+and permessage-deflate.
 
 uvicorn closes every open WebSocket with 1012 ("service restart") *before* the app's
 lifespan shutdown runs, so closing sockets from the lifespan is too late for the protocol's
@@ -12,10 +18,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Any
 
 import uvicorn
 
-__all__ = ["ChinwagServer"]
+from chinwag.server.http_protocol import guarded_http_protocol
+from chinwag.server.settings import Settings
+
+__all__ = ["ChinwagServer", "uvicorn_config"]
+
+
+def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for ``app`` from ``settings``; ``options`` override or add
+    uvicorn options (``loop``, ``lifespan``, ...)."""
+    config: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "http": guarded_http_protocol(settings.request_timeout),
+        # uvicorn counts the connection asking, and refuses at the limit: +1 serves
+        # ``max_connections`` at once.
+        "limit_concurrency": settings.max_connections + 1,
+        "ws_max_size": settings.ws_max_size,
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
+        # X-Forwarded-For is believed only from settings.trusted_proxies, by chinwag itself.
+        "proxy_headers": False,
+    }
+    return uvicorn.Config(app, **(config | options))
 
 
 class ChinwagServer(uvicorn.Server):

@@ -4,19 +4,32 @@ Typing is never stored. The node a typist's device is connected to keeps that ty
 state and announces changes as broker ``Signal`` doorbells, so participants connected to
 any node see them. Silence is supplied by :meth:`TypingRelay.sweep`, which the server calls
 periodically with ``services.now()``; tests move a ManualClock and wait for the next sweep.
+
+Announcements are coalesced per typist and conversation (``core.typing.Relay``): a change
+inside the ``interval`` after the last one waits for a timer at the window's end, and then
+only the latest state goes out.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import orjson
-
-from chinwag.core.typing import TypingState, Typist, apply_silence, apply_update
+from chinwag.core.protocol import typing_frame
+from chinwag.core.typing import (
+    Relay,
+    TypingState,
+    Typist,
+    apply_silence,
+    apply_update,
+    flush_relay,
+    offer_relay,
+    relay_spent,
+)
 from chinwag.server.broker import Doorbell, Signal
 
-__all__ = ["TypingRelay", "typing_frame"]
+__all__ = ["TypingRelay"]
 
 
 @dataclass(slots=True)
@@ -27,24 +40,37 @@ class _Entry:
     """The other active participants when the typist last updated."""
 
 
-def typing_frame(conversation_id: str, user_id: str, state: TypingState) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "signal",
-            "signal": "typing",
-            "data": {"conversation_id": conversation_id, "user_id": user_id, "state": state},
-        }
-    )
+@dataclass(slots=True)
+class _Relayed:
+    relay: Relay
+    user_id: str
+    audience: tuple[int, ...]
+
+
+CallLater = Callable[[float, Callable[[], None]], object]
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> object:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class TypingRelay:
     def __init__(
-        self, publish: Callable[[Doorbell], None], *, pause_after: float, finish_after: float
+        self,
+        publish: Callable[[Doorbell], None],
+        *,
+        pause_after: float,
+        finish_after: float,
+        interval: float = 0.3,
+        call_later: CallLater = _call_later,
     ) -> None:
         self._publish = publish
         self._pause_after = pause_after
         self._finish_after = finish_after
         self._typists: dict[tuple[str, int], _Entry] = {}
+        self._interval = interval
+        self._call_later = call_later
+        self._relays: dict[tuple[str, int], _Relayed] = {}
 
     def __len__(self) -> int:
         return len(self._typists)
@@ -70,10 +96,13 @@ class TypingRelay:
         else:
             self._typists[key] = _Entry(typist, user_id, others)
         if announce:
-            self._announce(conversation_id, user_id, others, typist.state)
+            self._relay(key, user_id, others, typist.state, now)
 
     def sweep(self, now: float) -> None:
         """Apply silence to every typist; announce and forget as the table says."""
+        for key, relayed in list(self._relays.items()):
+            if relay_spent(relayed.relay, now=now, interval=self._interval):
+                del self._relays[key]
         for key, entry in list(self._typists.items()):
             moved = apply_silence(
                 entry.typist,
@@ -87,7 +116,34 @@ class TypingRelay:
                 del self._typists[key]
             else:
                 entry.typist = moved
-            self._announce(key[0], entry.user_id, entry.audience, moved.state)
+            self._relay(key, entry.user_id, entry.audience, moved.state, now)
+
+    def _relay(
+        self,
+        key: tuple[str, int],
+        user_id: str,
+        audience: tuple[int, ...],
+        state: TypingState,
+        now: float,
+    ) -> None:
+        """Announce now, or when the typist's window ends (see ``core.typing.offer_relay``)."""
+        found = self._relays.get(key)
+        relay, send, flush_at = offer_relay(
+            found.relay if found else None, state, now=now, interval=self._interval
+        )
+        self._relays[key] = _Relayed(relay, user_id, audience)
+        if send:
+            self._announce(key[0], user_id, audience, state)
+        elif flush_at is not None:
+            self._call_later(max(0.0, flush_at - now), lambda: self._flush(key))
+
+    def _flush(self, key: tuple[str, int]) -> None:
+        relayed = self._relays.get(key)
+        if relayed is None:
+            return
+        relayed.relay, state = flush_relay(relayed.relay, interval=self._interval)
+        if state is not None:
+            self._announce(key[0], relayed.user_id, relayed.audience, state)
 
     def _announce(
         self, conversation_id: str, user_id: str, audience: tuple[int, ...], state: TypingState

@@ -14,27 +14,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import Receive, Scope, Send
 
-from chinwag.core.errors import AuthenticationRequired, ChinwagError, ErrorId, InvalidRequest
+from chinwag.core.errors import (
+    AuthenticationRequired,
+    ChinwagError,
+    ErrorId,
+    InvalidRequest,
+    MalformedFrame,
+    ProtocolViolation,
+)
+from chinwag.core.protocol import (
+    CloseCode,
+    CloseReason,
+    Hello,
+    Method,
+    Request,
+    error_response_frame,
+    ok_response_frame,
+    parse_client_frame,
+)
 from chinwag.core.typing import TypingState
 from chinwag.server.broker import SessionsRevoked
-from chinwag.server.connection import (
-    CLOSE_AUTHENTICATION,
-    CLOSE_PROTOCOL,
-    PEER_CLOSED,
-    Close,
-    Connection,
+from chinwag.server.connection import CANCELLED, PEER_CLOSED, Close, Connection
+from chinwag.server.handlers.auth import (
+    Authenticated,
+    authenticate,
+    require_live_session,
+    user_json,
 )
-from chinwag.server.handlers.auth import Authenticated, authenticate, user_json
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
@@ -45,9 +60,7 @@ __all__ = ["WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
 
 log = logging.getLogger("chinwag.ws")
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-Method = Callable[[Services, Authenticated, dict[str, Any]], Awaitable[dict[str, Any]]]
+MethodHandler = Callable[[Services, Authenticated, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _session_token(scope: Scope, query: dict[str, str]) -> str | None:
@@ -82,8 +95,12 @@ async def _accept(receive: Receive, send: Send) -> None:
     await send({"type": "websocket.accept"})
 
 
-async def _refuse(receive: Receive, send: Send, code: int, reason: str) -> None:
+async def _refuse(receive: Receive, send: Send, code: CloseCode, reason: str) -> None:
     await _accept(receive, send)
+    await _close(send, code, reason)
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
@@ -99,35 +116,73 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
     query = _query(scope)
     try:
         caller = await authenticate(services, _session_token(scope, query))
-    except AuthenticationRequired:
-        await _refuse(receive, send, CLOSE_AUTHENTICATION, "authentication_required")
+    except AuthenticationRequired as refused:
+        await _refuse(receive, send, *_refusal(refused.data))
         return
     head = caller.user.stream_head
     cursor = _cursor(query.get("after"), head)
     del query
     if cursor is None:
-        await _refuse(receive, send, CLOSE_PROTOCOL, f"after must be an integer from 0 to {head}")
+        reason = f"after must be an integer from 0 to {head}"
+        await _refuse(receive, send, CloseCode.PROTOCOL_ERROR, reason)
         return
     await _accept(receive, send)
-    conn = _connect(services, caller, cursor, send)
-    # Queued before registering, so it is first; registered before replaying, so no live
-    # event can fall between the replay and the live stream.
-    conn.offer_signal(_hello(services, caller, head))
-    services.hub.register(conn)
+    conn = _register(services, caller, cursor, head, send)
+    if conn is None:
+        await _close(send, CloseCode.TOO_MANY_CONNECTIONS, CloseReason.TOO_MANY_CONNECTIONS)
+        return
     try:
         conn.start_replay()
         await _recheck_session(services, conn)
         close = await conn.run(_read(services, caller, conn, receive))
     finally:
         services.hub.unregister(conn)
-        conn.finish(Close(CLOSE_PROTOCOL, "cancelled"))
+        conn.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
     if close.reason != PEER_CLOSED:
         with contextlib.suppress(Exception):
-            await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+            await _close(send, close.code, close.reason)
+
+
+def _register(
+    services: Services, caller: Authenticated, cursor: int, head: int, send: Send
+) -> Connection | None:
+    """A new connection, registered with the hub; None when the session or user already
+    holds as many sockets as it may. Synchronous, so two sockets connecting at once cannot
+    both take the last place."""
+    if _over_socket_limit(services, caller):
+        return None
+    conn = _connect(services, caller, cursor, send)
+    # Queued before registering, so it is first; registered before replaying, so no live
+    # event can fall between the replay and the live stream.
+    conn.offer_signal(_hello(services, caller, head))
+    services.hub.register(conn)
+    return conn
+
+
+def _refusal(data: dict[str, Any]) -> tuple[CloseCode, CloseReason]:
+    """The close for a refused handshake: a session the caller held says how it ended
+    (so a device that slept through a wipe still wipes); anything else is 4001."""
+    reason = data.get("reason")
+    if data.get("wipe"):
+        return CloseCode.SESSION_ENDED, CloseReason.SESSION_WIPED
+    if reason == "expired":
+        return CloseCode.SESSION_EXPIRED, CloseReason.SESSION_EXPIRED
+    if reason is not None:
+        return CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED
+    return CloseCode.AUTHENTICATION_REQUIRED, CloseReason.AUTHENTICATION_REQUIRED
 
 
 WEBSOCKET_PATH = "/v1/websocket"
 """Served by :func:`serve_socket`, which the app calls ahead of its middleware (``app.py``)."""
+
+
+def _over_socket_limit(services: Services, caller: Authenticated) -> bool:
+    """Whether the session or the user already holds as many sockets as it may, here."""
+    hub, settings = services.hub, services.settings
+    return (
+        hub.sockets_of_session(caller.session.id) >= settings.max_sockets_per_session
+        or hub.sockets_of_user(caller.user.pk) >= settings.max_sockets_per_user
+    )
 
 
 async def _recheck_session(services: Services, conn: Connection) -> None:
@@ -135,7 +190,7 @@ async def _recheck_session(services: Services, conn: Connection) -> None:
     async with services.db.read() as db:
         session = await session_store.get_session(db, conn.session_id)
     if session is not None and session.revoked_at is not None:
-        conn.revoke(session.revoked_reason or "revoked")
+        conn.revoke(session.revoked_reason or "revoked", wipe=session.wipe)
 
 
 def _connect(services: Services, caller: Authenticated, cursor: int, send: Send) -> Connection:
@@ -146,6 +201,7 @@ def _connect(services: Services, caller: Authenticated, cursor: int, send: Send)
         expires_at=caller.session.expires_at,
         cursor=cursor,
         queue_size=services.settings.connection_queue_size,
+        queue_bytes=services.settings.connection_queue_bytes,
         read_page=partial(_read_page, services, caller.user.pk),
         send=send,
     )
@@ -157,15 +213,8 @@ async def _read_page(services: Services, user_pk: int, after: int, limit: int) -
 
 
 def _hello(services: Services, caller: Authenticated, head: int) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "hello",
-            "session_id": caller.session.id,
-            "user": user_json(caller.user),
-            "head": head,
-            "server_time": services.now(),
-        }
-    )
+    user = user_json(caller.user)
+    return Hello(caller.session.id, user, head, services.now()).serialize()
 
 
 async def _read(
@@ -179,68 +228,48 @@ async def _read(
         except asyncio.CancelledError:
             raise
         except Exception:
-            conn.finish(Close(1006, PEER_CLOSED))
+            conn.finish(Close(CloseCode.ABNORMAL, PEER_CLOSED))
             return
         if message["type"] == "websocket.disconnect":
             conn.finish(Close(int(message.get("code") or 1005), PEER_CLOSED))
             return
         text = message.get("text")
         try:
-            frame = orjson.loads(text) if text is not None else None
-        except orjson.JSONDecodeError:
-            frame = None
-        if not isinstance(frame, dict):
-            conn.finish(Close(CLOSE_PROTOCOL, "frames must be JSON objects in text frames"))
+            if text is None:
+                raise MalformedFrame("Expected a text frame, got a binary one.")
+            request = parse_client_frame(text)
+        except MalformedFrame:
+            reason = "frames must be JSON objects in text frames"
+            conn.finish(Close(CloseCode.PROTOCOL_ERROR, reason))
             return
+        except ProtocolViolation as violation:
+            await conn.send(error_response_frame(violation.request_id, _error_json(violation)))
+            continue
         # Shielded: a socket closing mid-request must not cut a transaction in half.
-        response = await asyncio.shield(_answer(services, caller, conn, frame))
+        response = await asyncio.shield(_answer(services, caller, conn, request))
         await conn.send(response)
 
 
 async def _answer(
-    services: Services, caller: Authenticated, conn: Connection, frame: dict[str, Any]
+    services: Services, caller: Authenticated, conn: Connection, request: Request
 ) -> bytes:
-    request_id = frame.get("request_id")
-    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
-        request_id = None
     try:
-        if request_id is None:
-            raise InvalidRequest("Expected request_id: 1-64 characters of [A-Za-z0-9._-].")
-        if frame.get("type") != "request":
-            raise InvalidRequest(f"Expected type 'request', got {frame.get('type')!r:.40}.")
-        method = _METHODS.get(str(frame.get("method")))
-        if method is None:
-            raise InvalidRequest(
-                f"Unknown method {frame.get('method')!r:.40}; expected one of "
-                + ", ".join(sorted(_METHODS))
-                + "."
-            )
-        data = frame.get("data", {})
-        if not isinstance(data, dict):
-            raise InvalidRequest("Expected data to be an object.")
         if conn.ending or caller.session.expires_at <= services.now():
             raise AuthenticationRequired("This session has ended.")
-        result = await method(services, caller, data)
+        await services.rate_limits.charge(Action.REQUESTS, caller)
+        result = await _METHODS[request.method](services, caller, request.data)
     except ChinwagError as error:
-        return _response(request_id, error=error.to_json()["error"])
+        return error_response_frame(request.request_id, _error_json(error))
     except Exception:
-        log.exception("WebSocket request %s failed", request_id)
+        log.exception("WebSocket request %s failed", request.request_id)
         internal = {"id": str(ErrorId.INTERNAL_ERROR), "message": "Internal error.", "data": {}}
-        return _response(request_id, error=internal)
-    return _response(request_id, data=result)
+        return error_response_frame(request.request_id, internal)
+    return ok_response_frame(request.request_id, result)
 
 
-def _response(
-    request_id: str | None,
-    *,
-    data: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
-) -> bytes:
-    if error is not None:
-        return orjson.dumps(
-            {"type": "response", "request_id": request_id, "ok": False, "error": error}
-        )
-    return orjson.dumps({"type": "response", "request_id": request_id, "ok": True, "data": data})
+def _error_json(error: ChinwagError) -> dict[str, Any]:
+    body: dict[str, Any] = error.to_json()["error"]
+    return body
 
 
 def _field(data: dict[str, Any], name: str, kind: type) -> Any:
@@ -288,6 +317,7 @@ async def _typing_update(
 ) -> dict[str, Any]:
     from chinwag.server.handlers.conversations import active_participant_pks
 
+    await services.rate_limits.charge(Action.TYPING, caller)
     conversation_id = _field(data, "conversation_id", str)
     state = data.get("state")
     if state not in {s.value for s in TypingState}:
@@ -296,6 +326,8 @@ async def _typing_update(
             status=422,
             data={"property": "state"},
         )
+    async with services.db.read() as db:  # typing writes nothing: its own read
+        await require_live_session(db, caller.session.id, services.now())
     audience = await active_participant_pks(services, caller, conversation_id)
     services.typing.update(
         conversation_id=conversation_id,
@@ -315,17 +347,17 @@ async def _ping(services: Services, caller: Authenticated, data: dict[str, Any])
     return {"server_time": services.now(), "head": head}
 
 
-_METHODS: dict[str, Method] = {
-    "message.send": _message_send,
-    "receipt.mark": _receipt_mark,
-    "typing.update": _typing_update,
-    "ping": _ping,
+_METHODS: dict[Method, MethodHandler] = {
+    Method.MESSAGE_SEND: _message_send,
+    Method.RECEIPT_MARK: _receipt_mark,
+    Method.TYPING_UPDATE: _typing_update,
+    Method.PING: _ping,
 }
 
 
 async def expire_session(services: Services, session_id: str, app_id: str, user_pk: int) -> None:
     """End a session whose time is up: mark it, tell the user's stream once (whichever
-    node gets there first), and close its sockets with 4004."""
+    node gets there first), and close its sockets with ``CloseCode.SESSION_EXPIRED``."""
     async with services.db.transaction() as tx:
         ended = await end_sessions(
             services, tx, app_id=app_id, user_pk=user_pk, session_ids=[session_id],
@@ -366,8 +398,8 @@ async def sweep_forever(
 
 async def _close_revoked(services: Services) -> None:
     revoked = await revoked_among(services, services.hub.session_ids())
-    by_reason: dict[str, list[str]] = {}
-    for session_id, reason in revoked.items():
-        by_reason.setdefault(reason, []).append(session_id)
-    for reason, ids in by_reason.items():
-        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason))
+    by_ending: dict[tuple[str, bool], list[str]] = {}
+    for session_id, ending in revoked.items():
+        by_ending.setdefault((ending.reason, ending.wipe), []).append(session_id)
+    for (reason, wipe), ids in by_ending.items():
+        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason, wipe=wipe))

@@ -60,6 +60,8 @@ def _session_json(new: NewSession) -> dict[str, object]:
         "session_token": new.token,
         "session_id": new.session.id,
         "expires_at": new.session.expires_at,
+        "issued_at": new.session.created_at,
+        "server_time": new.session.created_at,
         "user": user_json(new.user),
     }
 
@@ -67,7 +69,7 @@ def _session_json(new: NewSession) -> dict[str, object]:
 async def _limited(request: Request) -> Services:
     """The services, once this client's auth rate allows another request (else 429)."""
     services = services_of(request)
-    services.auth_limiter.check(client_address(request), services.now())
+    await services.rate_limits.charge_address(client_address(request))
     return services
 
 

@@ -94,7 +94,8 @@ async def add_participants(
     return JSON(found)
 
 
-@router.delete("/{conversation_id}/participants/{user_id}", status_code=204)
+# ``:path``: user ids may contain "/" (see api/users.py); it is the last segment here.
+@router.delete("/{conversation_id}/participants/{user_id:path}", status_code=204)
 async def remove_participant(
     conversation_id: str, user_id: str, caller: Caller, services: ServicesDep
 ) -> Response:

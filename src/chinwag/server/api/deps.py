@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from chinwag.core.client_address import client_address as resolve_address
+from chinwag.core.client_address import trusted_networks
 from chinwag.server.handlers.auth import Authenticated, authenticate
 from chinwag.server.services import Services
 
@@ -72,7 +74,10 @@ def bearer_token(request: Request) -> str | None:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The TCP peer, or what ``X-Forwarded-For`` says when the peer is a trusted proxy."""
+    trusted = trusted_networks(tuple(services_of(request).settings.trusted_proxies))
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    return resolve_address(request.client.host if request.client else None, forwarded, trusted)
 
 
 async def current_caller(

@@ -45,10 +45,12 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class SessionsRevoked:
-    """These sessions ended: their sockets get the reason and are closed."""
+    """These sessions ended: their sockets get the reason and are closed (``session_wiped``
+    when ``wipe``: the devices must delete the session's local data)."""
 
     session_ids: tuple[str, ...]
     reason: str
+    wipe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ def encode(message: Doorbell) -> bytes:
             "x": message.exclude_session,
         }
     elif isinstance(message, SessionsRevoked):
-        body = {"k": "r", "s": message.session_ids, "r": message.reason}
+        body = {"k": "r", "s": message.session_ids, "r": message.reason, "w": message.wipe}
     else:
         raise ValueError("Resync is delivered locally by a broker and never published")
     return orjson.dumps(body)
@@ -89,7 +91,10 @@ def decode(raw: bytes) -> Doorbell:
         return Signal(
             user_pks=tuple(body["u"]), frame=body["f"].encode(), exclude_session=body["x"]
         )
-    return SessionsRevoked(session_ids=tuple(body["s"]), reason=body["r"])
+    # "w" is absent from the doorbells of nodes older than the wipe flag.
+    return SessionsRevoked(
+        session_ids=tuple(body["s"]), reason=body["r"], wipe=bool(body.get("w", False))
+    )
 
 
 class Broker(Protocol):

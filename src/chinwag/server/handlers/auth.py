@@ -57,6 +57,7 @@ __all__ = [
     "end_session",
     "issue_app_nonce",
     "new_nonce",
+    "require_live_session",
     "sample_identity_token",
     "user_json",
 ]
@@ -124,8 +125,14 @@ async def issue_app_nonce(services: Services, app_id: str) -> IssuedNonce:
     return new_nonce(services, app_id)
 
 
-async def _challenge(services: Services, app_id: str | None) -> AuthenticationRequired:
-    """A 401 that carries a fresh nonce when the app is known (Layer's challenge)."""
+async def _challenge(
+    services: Services, app_id: str | None, ended: SessionRecord | None = None
+) -> AuthenticationRequired:
+    """A 401 that carries a fresh nonce when the app is known (Layer's challenge).
+
+    ``ended`` is a session the caller proved it held (its secret matched): the answer says
+    how it ended, so the device knows whether to renew it or wipe itself (``wipe``).
+    """
     data: dict[str, object] = {}
     if app_id is not None and await _app_exists(services, app_id):
         nonce = new_nonce(services, app_id)
@@ -134,6 +141,10 @@ async def _challenge(services: Services, app_id: str | None) -> AuthenticationRe
             "nonce_expires_at": nonce.expires_at,
             "server_time": services.now(),
         }
+    if ended is not None:
+        data["reason"] = "expired" if ended.revoked_at is None else ended.revoked_reason
+        if ended.wipe:
+            data["wipe"] = True
     return AuthenticationRequired(data=data)
 
 
@@ -151,7 +162,7 @@ async def authenticate(
     if session is None or user is None or not secret_matches(session.secret_hash, parsed):
         raise await _challenge(services, app_hint)
     if session.revoked_at is not None or session.expires_at <= services.now():
-        raise await _challenge(services, session.app_id)
+        raise await _challenge(services, session.app_id, ended=session)
     return Authenticated(session=session, user=user)
 
 
@@ -341,12 +352,10 @@ async def create_session(
             tx,
             app,
             user,
-            # The token is accepted until exp + leeway, so the session may live that long:
-            # otherwise a token used inside the leeway would open an already-dead session.
+            # The session ends at the token's exp, never later: the leeway only decides
+            # acceptance (and exp has none, so this session is never born dead).
             identity_expires_at=(
-                float(claims.expires_at) + services.settings.token_leeway_seconds
-                if claims.expires_at is not None
-                else None
+                float(claims.expires_at) if claims.expires_at is not None else None
             ),
         )
         if then is not None:
@@ -403,3 +412,16 @@ async def sample_identity_token(
     return sign_identity_token(
         claims, kid=key.kid, alg=Alg(key.alg), private_key_pem=key.private_key_pem
     )
+
+
+async def require_live_session(conn: AsyncConnection, session_id: str, now: float) -> None:
+    """Refuse a write whose session has ended, read in the write's own transaction.
+
+    A socket authenticates once, and a revocation reaches it by doorbell, or within
+    seconds by the sweep when the revoking process shares no broker (the CLI); a write
+    over it in between must still be refused. One primary-key read makes it so, whichever
+    process ended the session.
+    """
+    session = await session_store.get_session(conn, session_id)
+    if session is None or session.revoked_at is not None or session.expires_at <= now:
+        raise AuthenticationRequired("This session has ended.")

@@ -26,6 +26,7 @@ from chinwag.server.handlers.conversations import (
     shared_json,
     view,
 )
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
@@ -82,6 +83,7 @@ def apply_metadata_patch(meta: dict[str, Any], changes: object) -> dict[str, Any
 async def update_metadata(
     services: Services, caller: Authenticated, conversation_id: str, changes: object
 ) -> dict[str, Any]:
+    await services.rate_limits.charge(Action.METADATA, caller)
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         require_active(member)
@@ -113,6 +115,7 @@ async def add_participants(
     named = check_user_ids(user_ids, "user_ids", limit)
     if not named:
         raise invalid("user_ids", "expected at least one user id")
+    await services.rate_limits.charge(Action.PARTICIPANTS, caller, len(named))
     now = services.now()
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)

@@ -23,6 +23,7 @@ from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid, user_id_problem
 from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import events as event_store
@@ -247,8 +248,10 @@ async def create_conversation(
     NOTHING on (app, distinct_key), so of many concurrent creators exactly one inserts and
     the rest read its row (200, or 409 when they asked for other metadata).
     """
+    await services.rate_limits.charge(Action.CONVERSATIONS, caller)
     limit = services.settings.max_participants
     named = check_user_ids(participants, "participants", limit)
+    await services.rate_limits.charge(Action.PARTICIPANTS, caller, len(named))
     user_ids = list(dict.fromkeys([caller.user.user_id, *named]))
     if len(user_ids) > limit:
         raise invalid("participants", f"at most {limit} participants")

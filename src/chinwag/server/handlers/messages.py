@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import (
     append,
     invalid,
@@ -28,6 +28,7 @@ from chinwag.server.handlers.conversations import (
     require_active,
     visibility,
 )
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
@@ -87,6 +88,7 @@ async def send_message(
 ) -> tuple[dict[str, Any], bool]:
     """Store and announce a message; returns (message, created). Retries are answered, not
     repeated."""
+    await services.rate_limits.charge(Action.MESSAGES, caller)
     if not is_valid_uuid(message_id):
         raise invalid("id", "expected a lower-case UUID chosen by the client")
     clean = check_parts(parts, services.settings.max_message_bytes)
@@ -96,6 +98,7 @@ async def send_message(
         # Every refusal below comes before the first write: sends share transactions
         # (``Database.write``), and a refusal must leave nothing behind for the others.
         now = services.now()
+        await require_live_session(tx.conn, caller.session.id, now)
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
         require_active(member)
         size = sum(len(p["body"].encode()) for p in clean)

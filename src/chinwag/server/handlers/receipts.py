@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from chinwag.core.events import EventType
-from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import append, invalid, load, require_active, visibility
 from chinwag.server.handlers.messages import find_message
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
@@ -49,6 +50,7 @@ async def mark_receipt(
     position: int,
 ) -> dict[str, Any]:
     """Move the caller's watermark to ``position``; returns the marks and the unread count."""
+    await services.rate_limits.charge(Action.RECEIPTS, caller)
     kind, position = _check(kind, position)
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
@@ -59,6 +61,7 @@ async def mark_message_receipt(
     services: Services, caller: Authenticated, message_id: str, kind: str
 ) -> dict[str, Any]:
     """A receipt at the position of one message."""
+    await services.rate_limits.charge(Action.RECEIPTS, caller)
     kind, _ = _check(kind, 0)
     async with services.db.transaction() as tx:
         row, conv, member = await find_message(tx.conn, caller, message_id, lock=True)
@@ -74,6 +77,7 @@ async def _apply(
     kind: str,
     position: int,
 ) -> dict[str, Any]:
+    await require_live_session(tx.conn, caller.session.id, services.now())
     require_active(member)
     read, delivered = next_marks(
         kind,

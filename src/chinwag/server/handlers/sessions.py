@@ -22,6 +22,7 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.sessions import Revocation
 
 __all__ = [
     "REVOKED",
@@ -42,10 +43,15 @@ async def end_sessions(
     user_pk: int,
     session_ids: Sequence[str],
     reason: str,
+    wipe: bool = False,
 ) -> list[str]:
     """The one way a session ends (log-out, expiry, revocation): mark it ended and put
     ``session.revoked`` in the user's stream inside ``tx``; once ``tx`` commits, ring the
     doorbells that tell the user's devices and close the session's sockets.
+
+    ``wipe`` (a stolen device) is stored with the session, carried in the event's data and
+    the doorbell, and closes the sockets with ``session_wiped``: the SDK then deletes the
+    session's local data instead of keeping it for the next sign-in.
 
     Returns the ids this call ended. A session another request already ended is left
     alone, so concurrent endings announce it once.
@@ -53,29 +59,41 @@ async def end_sessions(
     now = services.now()
     ended: list[str] = []
     for session_id in session_ids:
-        if not await session_store.revoke_session(tx.conn, session_id, now=now, reason=reason):
+        if not await session_store.revoke_session(
+            tx.conn, session_id, now=now, reason=reason, wipe=wipe
+        ):
             continue
         ended.append(session_id)
         appended = await event_store.append_event(
             tx.conn,
             app_id=app_id,
             event_type=EventType.SESSION_REVOKED,
-            data={"session_id": session_id, "reason": reason},
+            data=_revoked_data(session_id, reason, wipe),
             user_pks=[user_pk],
             now=now,
         )
         doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
         tx.after_commit(partial(services.publish, doorbell))
     if ended:
-        revoked = SessionsRevoked(session_ids=tuple(ended), reason=reason)
+        revoked = SessionsRevoked(session_ids=tuple(ended), reason=reason, wipe=wipe)
         tx.after_commit(lambda: services.publish(revoked))
     return ended
 
 
+def _revoked_data(session_id: str, reason: str, wipe: bool) -> dict[str, object]:
+    """``wipe`` appears only when set, so ordinary endings look as they always did."""
+    data: dict[str, object] = {"session_id": session_id, "reason": reason}
+    if wipe:
+        data["wipe"] = True
+    return data
+
+
 async def revoke_user_sessions(
-    services: Services, app_id: str, user_id: str, *, reason: str = REVOKED
+    services: Services, app_id: str, user_id: str, *, reason: str = REVOKED, wipe: bool = False
 ) -> list[str]:
-    """End every live session of one user of one app; returns the ended session ids."""
+    """End every live session of one user of one app; returns the ended session ids.
+
+    ``wipe``: the devices must also delete the session's local data (a stolen device)."""
     await get_app(services, app_id)
     async with services.db.transaction() as tx:
         user = await user_store.get_user(tx.conn, app_id, user_id)
@@ -83,12 +101,18 @@ async def revoke_user_sessions(
             raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
         live = await session_store.user_session_ids(tx.conn, user.pk, now=services.now())
         return await end_sessions(
-            services, tx, app_id=app_id, user_pk=user.pk, session_ids=live, reason=reason
+            services,
+            tx,
+            app_id=app_id,
+            user_pk=user.pk,
+            session_ids=live,
+            reason=reason,
+            wipe=wipe,
         )
 
 
-async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, str]:
-    """Which of these sessions the database says have ended, with their reasons."""
+async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, Revocation]:
+    """Which of these sessions the database says have ended, with reason and wipe flag."""
     if not session_ids:
         return {}
     async with services.db.read() as conn:

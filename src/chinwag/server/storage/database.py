@@ -30,6 +30,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from chinwag.server.storage.file_mode import secure_database_file
 from chinwag.server.storage.wal import WalCheckpointer
 
 __all__ = [
@@ -97,7 +98,10 @@ def sqlite_file(url: str) -> str | None:
 
 def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngine:
     """``background_checkpoints``: the caller runs a :class:`WalCheckpointer`, so the
-    connection's own automatic checkpoints are turned off."""
+    connection's own automatic checkpoints are turned off.
+
+    ``hide_parameters``: a database error's text (logged with its traceback) would otherwise
+    carry the statement's parameters: message bodies, token hashes, HS256 secrets."""
     if url.startswith("sqlite"):
         path = make_url(url).database or ":memory:"
 
@@ -105,7 +109,12 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngin
             return await InlineSQLiteConnection(path)
 
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=30, async_creator=connect
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            async_creator=connect,
+            hide_parameters=True,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -121,7 +130,9 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngin
 
         return engine
     if url.startswith("postgresql"):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+        return create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=False, hide_parameters=True
+        )
     raise ValueError(
         f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}; use "
         "sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
@@ -151,6 +162,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         file = sqlite_file(url)
+        if file is not None:
+            secure_database_file(file)  # before SQLite creates it with the umask's mode
         self._checkpointer = WalCheckpointer(file) if file else None
         self.engine = make_engine(url, background_checkpoints=self._checkpointer is not None)
         self.is_postgres = self.engine.dialect.name == "postgresql"

@@ -63,3 +63,5 @@ class SessionRecord:
     expires_at: float
     revoked_at: float | None
     revoked_reason: str | None
+    wipe: bool = False
+    """Revoked with a request that the devices delete the session's local data."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
@@ -117,6 +118,8 @@ sessions = Table(
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float),
     Column("revoked_reason", String(32)),
+    # Revoked with a request that the devices delete the session's local data (0002).
+    Column("wipe", Boolean, nullable=False, server_default=false()),
     Index("ix_sessions_user_pk", "user_pk"),
 )
 

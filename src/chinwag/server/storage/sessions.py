@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,6 +14,7 @@ from chinwag.server.storage.records import SessionRecord
 from chinwag.server.storage.schema import consumed_nonces, sessions, used_jtis
 
 __all__ = [
+    "Revocation",
     "consume_nonce",
     "get_session",
     "insert_session",
@@ -49,7 +50,7 @@ _GET_SESSION = Prepared(
 
 def _session(row: Any) -> SessionRecord:
     """From a row in ``SessionRecord`` field order."""
-    id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason = row
+    id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason, wipe = row
     return SessionRecord(
         id=id_,
         app_id=app_id,
@@ -59,6 +60,7 @@ def _session(row: Any) -> SessionRecord:
         expires_at=float(expires),
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        wipe=bool(wipe),
     )
 
 
@@ -85,12 +87,12 @@ async def get_session(conn: AsyncConnection, session_id: str) -> SessionRecord |
 
 
 async def revoke_session(
-    conn: AsyncConnection, session_id: str, *, now: float, reason: str
+    conn: AsyncConnection, session_id: str, *, now: float, reason: str, wipe: bool = False
 ) -> bool:
     result = await conn.execute(
         update(sessions)
         .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
+        .values(revoked_at=now, revoked_reason=reason, wipe=wipe)
     )
     return bool(result.rowcount)
 
@@ -112,15 +114,22 @@ async def purge_expired(conn: AsyncConnection, *, now: float) -> None:
     await conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
 
 
-async def revoked_among(conn: AsyncConnection, session_ids: list[str]) -> dict[str, str]:
-    """The revoked sessions among ``session_ids`` (id → reason), in chunks of 500."""
-    found: dict[str, str] = {}
+class Revocation(NamedTuple):
+    """How a session ended: the reason, and whether its devices must wipe local data."""
+
+    reason: str
+    wipe: bool
+
+
+async def revoked_among(conn: AsyncConnection, session_ids: list[str]) -> dict[str, Revocation]:
+    """The revoked sessions among ``session_ids`` (id → how), in chunks of 500."""
+    found: dict[str, Revocation] = {}
     for start in range(0, len(session_ids), 500):
         chunk = session_ids[start : start + 500]
         rows = await conn.execute(
-            select(sessions.c.id, sessions.c.revoked_reason).where(
+            select(sessions.c.id, sessions.c.revoked_reason, sessions.c.wipe).where(
                 sessions.c.id.in_(chunk), sessions.c.revoked_at.is_not(None)
             )
         )
-        found.update({r.id: r.revoked_reason or "revoked" for r in rows})
+        found.update({r.id: Revocation(r.revoked_reason or "revoked", bool(r.wipe)) for r in rows})
     return found

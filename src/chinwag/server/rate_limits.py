@@ -1,0 +1,160 @@
+"""Rate limits on every write and every WebSocket request, per session, user and app.
+
+Each :class:`Action` has up to three rules (session, user, app), each a list of rates from
+the settings. A request charges its cost (1, or the number of participants named) to every
+counter of its action at once; if any counter is over its rate, the request is refused with
+:class:`~chinwag.core.errors.RateLimited` and the wait until the latest exceeded window
+ends. The refusal happens before any work, which is the point: a POST naming 999 users is
+refused before it costs a millisecond of the database.
+
+Counters are fixed windows aligned to the clock (:class:`~chinwag.core.rate_limit.Rate`)
+kept in :mod:`~chinwag.server.rate_counters`, so every node sharing the Redis shares them.
+If that storage fails, limits are off (fail open) for :attr:`RateLimits.recheck_after`
+seconds with one warning: rate limiting must never take the service down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from limits import parse_many
+
+from chinwag.clock import Clock, SystemClock
+from chinwag.core.errors import RateLimited
+from chinwag.core.rate_limit import Rate
+from chinwag.server.rate_counters import Counters, Increment, MemoryCounters, open_counters
+from chinwag.server.settings import Settings
+
+if TYPE_CHECKING:
+    from chinwag.server.handlers.auth import Authenticated
+
+__all__ = ["Action", "RateLimits", "open_rate_limits", "parse_rates"]
+
+log = logging.getLogger("chinwag.rate_limits")
+
+Rule = tuple[str, tuple[Rate, ...]]
+"""(scope, rates)"""
+
+
+class Action(StrEnum):
+    """What is limited; the value names the settings ``limit_<value>_per_<scope>``."""
+
+    MESSAGES = "messages"
+    CONVERSATIONS = "conversations"
+    PARTICIPANTS = "participants"
+    METADATA = "metadata"
+    RECEIPTS = "receipts"
+    TYPING = "typing"
+    REQUESTS = "requests"
+
+
+SCOPES = ("session", "user", "app")
+
+
+def parse_rates(text: str) -> tuple[Rate, ...]:
+    """A validated settings value ("20/second;600/minute", or "" for none) as rates."""
+    if not text:
+        return ()
+    return tuple(Rate(item.amount, item.get_expiry()) for item in parse_many(text))
+
+
+def _rules(settings: Settings, action: Action) -> tuple[Rule, ...]:
+    """The action's non-empty (scope, rates), from ``limit_<action>_per_<scope>``."""
+    if not settings.rate_limits:
+        return ()
+    found = (
+        (scope, parse_rates(getattr(settings, f"limit_{action}_per_{scope}"))) for scope in SCOPES
+    )
+    return tuple((scope, rates) for scope, rates in found if rates)
+
+
+def _auth_rates(settings: Settings) -> tuple[Rate, ...]:
+    """The sign-in limit: ``auth_rate_burst`` per the time the rate takes to refill it."""
+    if settings.auth_rate_per_second <= 0:
+        return ()
+    seconds = max(1, math.ceil(settings.auth_rate_burst / settings.auth_rate_per_second))
+    return (Rate(settings.auth_rate_burst, seconds),)
+
+
+class RateLimits:
+    recheck_after: float = 5.0
+
+    def __init__(self, settings: Settings, clock: Clock, counters: Counters) -> None:
+        self._clock = clock
+        self._counters = counters
+        self._rules = {action: _rules(settings, action) for action in Action}
+        self._auth = _auth_rates(settings)
+        self._off_until = -math.inf
+
+    @classmethod
+    def disabled(cls) -> RateLimits:
+        """No limits at all (commands outside a server)."""
+        off = Settings(rate_limits=False, auth_rate_per_second=0)
+        return cls(off, SystemClock(), MemoryCounters(SystemClock()))
+
+    async def charge(self, action: Action, caller: Authenticated, cost: int = 1) -> None:
+        """Count ``cost`` against the caller's session, user and app; 429 when over."""
+        rules = self._rules[action]
+        if not rules or cost <= 0:
+            return
+        owners = {
+            "session": caller.session.id,
+            "user": str(caller.user.pk),
+            "app": caller.app_id,
+        }
+        await self._charge(str(action), [(f"{s}:{owners[s]}", rates) for s, rates in rules], cost)
+
+    async def charge_address(self, address: str) -> None:
+        """The sign-in endpoints' limit, per client address."""
+        if self._auth:
+            await self._charge("auth", [(f"address:{address}", self._auth)], 1)
+
+    async def _charge(
+        self, name: str, owners: list[tuple[str, tuple[Rate, ...]]], cost: int
+    ) -> None:
+        now = self._clock.now()
+        if now < self._off_until:
+            return
+        checks = [(rate, owner) for owner, rates in owners for rate in rates]
+        increments: list[Increment] = [
+            (
+                f"{name}:{owner}:{rate.seconds}:{rate.window(now)}",
+                rate.seconds + 1,
+                rate.charge(cost),
+            )
+            for rate, owner in checks
+        ]
+        try:
+            totals = await self._counters.incr_many(increments)
+        except Exception as exc:  # storage down: limits off for a while, never a 500
+            self._fail_open(exc, now)
+            return
+        over = zip(checks, totals, strict=True)
+        waits = [rate.retry_after(now) for (rate, _), total in over if total > rate.amount]
+        if waits:
+            raise RateLimited(
+                retry_after=round(max(waits), 3),
+                message=f"Rate limit on {name} reached; retry in {math.ceil(max(waits))} s.",
+            )
+
+    def _fail_open(self, exc: Exception, now: float) -> None:
+        log.warning(
+            "rate limit storage failed (%s: %s); limits are off for %.0f s",
+            type(exc).__name__,
+            str(exc)[:200],
+            self.recheck_after,
+        )
+        self._off_until = now + self.recheck_after
+
+    async def close(self) -> None:
+        await self._counters.close()
+
+
+def open_rate_limits(settings: Settings, clock: Clock) -> RateLimits:
+    """Counters at ``rate_limit_url``, else beside the broker (its Redis, its prefix)."""
+    url = settings.rate_limit_url or settings.broker_url
+    counters = open_counters(url, prefix=f"{settings.broker_prefix}:limits", clock=clock)
+    return RateLimits(settings, clock, counters)

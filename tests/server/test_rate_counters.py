@@ -1,0 +1,122 @@
+"""Counter storage (memory and real Redis) and the RateLimits arithmetic, without a server."""
+
+from __future__ import annotations
+
+import secrets
+from types import SimpleNamespace
+from typing import Any
+
+import pydantic
+import pytest
+import redis.asyncio as aioredis
+
+from chinwag.clock import ManualClock
+from chinwag.core.errors import RateLimited
+from chinwag.server.rate_counters import MemoryCounters, RedisCounters, open_counters
+from chinwag.server.rate_limits import Action, RateLimits, parse_rates
+from chinwag.server.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _caller(session: str = "s1", user_pk: int = 7, app_id: str = "app") -> Any:
+    return SimpleNamespace(
+        session=SimpleNamespace(id=session), user=SimpleNamespace(pk=user_pk), app_id=app_id
+    )
+
+
+def _limits(clock: ManualClock, **settings: Any) -> RateLimits:
+    return RateLimits(Settings(**settings), clock, MemoryCounters(clock))
+
+
+async def test_memory_counters_add_and_expire() -> None:
+    clock = ManualClock(1000.0)
+    counters = MemoryCounters(clock)
+    assert await counters.incr_many([("a", 10, 1), ("b", 5, 3), ("a", 10, 2)]) == [1, 3, 3]
+    clock.advance(5)
+    assert await counters.incr_many([("a", 10, 1)]) == [4]
+    assert len(counters) == 1  # b expired
+    clock.advance(5)
+    assert await counters.incr_many([("a", 10, 1)]) == [1]
+
+
+async def test_redis_counters_are_shared_per_prefix_and_expire() -> None:
+    prefix = f"chinwag_test_{secrets.token_hex(6)}:limits"
+    one, two = RedisCounters(REDIS_URL, prefix=prefix), RedisCounters(REDIS_URL, prefix=prefix)
+    other = RedisCounters(REDIS_URL, prefix=prefix + "x")
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        assert await one.incr_many([("k", 60, 2), ("j", 60, 1)]) == [2, 1]
+        assert await two.incr_many([("k", 60, 3)]) == [5]
+        assert await other.incr_many([("k", 60, 1)]) == [1]
+        assert 0 < await admin.ttl(f"{prefix}:k") <= 60
+    finally:
+        await admin.delete(f"{prefix}:k", f"{prefix}:j", f"{prefix}x:k")
+        await admin.aclose()
+        for counters in (one, two, other):
+            await counters.close()
+
+
+def test_unknown_counter_scheme_is_refused_with_a_hint() -> None:
+    with pytest.raises(ValueError, match="use memory:// or redis://"):
+        open_counters("memcached://localhost", prefix="p", clock=ManualClock())
+
+
+async def test_refusal_waits_for_the_latest_exceeded_window() -> None:
+    clock = ManualClock(1_800_000_000.0)
+    limits = _limits(clock, limit_messages_per_session="2/second;3/minute")
+    await limits.charge(Action.MESSAGES, _caller())
+    await limits.charge(Action.MESSAGES, _caller())
+    with pytest.raises(RateLimited) as refused:
+        await limits.charge(Action.MESSAGES, _caller())
+    assert refused.value.retry_after == 1  # the second is spent, the minute has 3 of 3
+    clock.advance(1)
+    with pytest.raises(RateLimited) as refused:
+        await limits.charge(Action.MESSAGES, _caller())
+    assert refused.value.retry_after == 59  # the refusal above counted toward the minute
+    for _ in range(2):
+        with pytest.raises(RateLimited) as refused:
+            await limits.charge(Action.MESSAGES, _caller())
+    assert refused.value.retry_after == 59  # both spent now: the later end
+    await limits.charge(Action.MESSAGES, _caller(session="s2", user_pk=8))  # others are fine
+
+
+async def test_master_switch_and_empty_rates_turn_limits_off() -> None:
+    clock = ManualClock(1_800_000_000.0)
+    for limits in (
+        _limits(clock, rate_limits=False, limit_messages_per_session="1/minute"),
+        _limits(clock, **{f"limit_messages_per_{s}": "" for s in ("session", "user", "app")}),
+    ):
+        for _ in range(3):
+            await limits.charge(Action.MESSAGES, _caller())
+
+
+async def test_auth_limit_is_the_burst_per_refill_time() -> None:
+    clock = ManualClock(1_800_000_000.0)
+    limits = _limits(clock, auth_rate_per_second=0.5, auth_rate_burst=3)
+    for _ in range(3):
+        await limits.charge_address("192.0.2.1")
+    with pytest.raises(RateLimited) as refused:
+        await limits.charge_address("192.0.2.1")
+    assert refused.value.retry_after == 6
+    await limits.charge_address("192.0.2.2")
+
+
+def test_rate_settings_take_rate_strings_numbers_and_off() -> None:
+    settings = Settings(
+        limit_typing_per_app="7", limit_typing_per_user="0", limit_typing_per_session=" "
+    )
+    assert settings.limit_typing_per_app == "7/second"
+    assert (settings.limit_typing_per_user, settings.limit_typing_per_session) == ("", "")
+    assert parse_rates("20/second;600/minute") == parse_rates("20 per 1 second; 600/minute")
+    with pytest.raises(pydantic.ValidationError, match="limit_typing_per_app"):
+        Settings(limit_typing_per_app="lots")
+
+
+def test_trusted_proxies_come_comma_separated_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHINWAG_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "127.0.0.1"]
+    with pytest.raises(pydantic.ValidationError, match="trusted_proxies"):
+        Settings(trusted_proxies=["10.0.0.300"])
