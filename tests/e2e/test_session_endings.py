@@ -261,7 +261,7 @@ def test_proactive_refresh_renews_before_expiry_and_ends_the_old_session(
     call = a.wait_for("provider", since=mark, timeout=SHORT_SESSION + 5)
     assert call["needs_refresh"] is True
     assert call["state"] == "refreshing"
-    assert 0.7 <= (call["t"] - created) / (expires - created) < 0.95
+    assert 0.7 <= (call["t"] - created) / (expires - created) < 1  # ~80 %, before the end
     renewed = a.wait_for("authenticated", since=a.events.index(call))
     assert renewed["user"] == alice
     # The old session's socket is closed by the server (4003) once the device ends it: an
