@@ -85,11 +85,24 @@ def signed_in_pair(
     a, b = device(alice), device(bob)
     first, second = a.send("sign_in"), b.send("sign_in")  # both processes start at once
     assert [a.reply(first)["result"], b.reply(second)["result"]] == [alice, bob]
+    a.wait_for("synced")
+    b.wait_for("synced")  # so "before" arrives live, as a ``received`` event
     conversation = a.call("create_conversation", participants=[alice, bob])
     a.call("send", conversation=conversation, text="before")
     a.call("flush")
     b.wait_for("received", text="before")
     return a, b, str(conversation)
+
+
+def signed_in_alone(device: Devices, alice: str, bob: str) -> tuple[DeviceProcess, str]:
+    """Alice on her device with a conversation holding one message of hers (Bob, who has
+    no device here, need not have signed in: the server knows users by their app's ids)."""
+    a = device(alice)
+    assert a.sign_in() == alice
+    conversation = a.call("create_conversation", participants=[alice, bob])
+    a.call("send", conversation=conversation, text="before")
+    a.call("flush")
+    return a, str(conversation)
 
 
 def texts(d: DeviceProcess, conversation: str) -> list[str]:

@@ -134,6 +134,8 @@ class Device:
             return await self.state()
         if cmd == "flush":
             return await client.flush_outbox()
+        if cmd == "sync":
+            return await client.sync_now()
         if cmd == "log_out":
             return await client.log_out()
         if cmd == "provider":
@@ -175,6 +177,7 @@ def subscribe(client: Client) -> None:
     client.on("error", lambda exc: emit("error", type=type(exc).__name__, message=str(exc)))
     client.on("message_sent", lambda message_id: emit("message_sent", id=message_id))
     client.on("message_failed", lambda message_id, exc: emit("message_failed", id=message_id))
+    client.on("synced", lambda: emit("synced"))
     client.on("connected", lambda: emit("connected"))
     client.on("disconnected", lambda: emit("disconnected"))
     client.on("changes", lambda events: _received(events))

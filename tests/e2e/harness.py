@@ -251,6 +251,14 @@ class DeviceProcess:
         assert answer["ok"], answer
         return answer["result"]
 
+    def sign_in(self) -> str:
+        """Sign in and wait for the first sync: what is sent from then on arrives live
+        (a ``received`` event), not inside the downloaded history."""
+        mark = self.mark()
+        user_id = str(self.call("sign_in"))
+        self.wait_for("synced", since=mark)
+        return user_id
+
     def fails(self, cmd: str, **args: Any) -> str:
         """Run a command that must fail; returns the error's class name."""
         answer = self.reply(self.send(cmd, **args))

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     World,
     assert_private,
     assert_signed_out,
+    signed_in_alone,
     signed_in_pair,
     texts,
 )
@@ -85,7 +86,7 @@ def test_app_refusing_after_a_revocation_signs_out_and_wipes(
     assert texts(b, conversation) == ["before"]  # the other side keeps the conversation
 
     a.call("provider", mode="sign")  # signing in again later starts afresh from the server
-    assert a.call("sign_in") == alice
+    assert a.sign_in() == alice  # the history is downloaded; what follows arrives live
     b.call("send", conversation=conversation, text="welcome back")
     a.wait_for("received", since=mark, text="welcome back")
     assert texts(a, conversation) == ["before", "welcome back"]
@@ -99,7 +100,7 @@ def test_app_giving_up_at_a_proactive_refresh_signs_out_and_wipes(
     alice = user("alice")
     a = device(alice)
     a.call("provider", mode="sign", ttl=SHORT_SESSION)
-    a.call("sign_in")
+    a.sign_in()
     conversation = a.call("create_conversation", participants=[alice, user("bob")])
     a.call("send", conversation=conversation, text="before")
     a.call("flush")
@@ -129,7 +130,7 @@ def test_revocation_with_wipe_signs_out_at_once_without_asking_the_app(
 ) -> None:
     """A stolen device: the operator revokes with ``--wipe``; the app is not asked."""
     alice, bob = user("alice"), user("bob")
-    a, _b, conversation = signed_in_pair(device, alice, bob)
+    a, conversation = signed_in_alone(device, alice, bob)
     old_token = world.saved_token(a.store_dir)
     mark = a.mark()
 
@@ -144,10 +145,10 @@ def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
     world: World, device: Devices, user: Users
 ) -> None:
     """Alice logs out of her phone; her laptop stays signed in (its session is another)."""
-    alice, bob = user("alice"), user("bob")
-    a, b, conversation = signed_in_pair(device, alice, bob)
+    alice = user("alice")
+    a, conversation = signed_in_alone(device, alice, user("bob"))
     laptop = device(alice)
-    laptop.call("sign_in")
+    laptop.sign_in()
     old_token = world.saved_token(a.store_dir)
     mark, laptop_mark = a.mark(), laptop.mark()
     for n in range(3):
@@ -156,19 +157,19 @@ def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
     a.call("log_out")  # queued behind the sends: they are in the outbox before it runs
     assert a.wait_for("deauthenticated", since=mark)["reason"] == "deauthenticated"
     for n in range(3):
-        b.wait_for("received", text=f"last words {n}")
-    assert world.server_texts(world.saved_token(b.store_dir), conversation) == [
+        laptop.wait_for("received", text=f"last words {n}")
+    assert world.server_texts(world.saved_token(laptop.store_dir), conversation) == [
         "before", "last words 0", "last words 1", "last words 2",
     ]  # fmt: skip
     assert a.seen("provider", since=mark) == []
     assert_signed_out(world, a, conversation)
     assert world.me(old_token) == 401
-    b.call("send", conversation=conversation, text="bye, phone")
-    laptop.wait_for("received", text="bye, phone")  # after the phone's session.revoked
+    laptop.call("sync")  # up to the head: past the phone's session.revoked
     laptop.call("send", conversation=conversation, text="still here")
-    b.wait_for("received", text="still here")
+    laptop.call("flush")
     assert laptop.seen("provider", since=laptop_mark) == []
     assert laptop.seen("deauthenticated") == []
+    assert laptop.call("state")["auth_state"] == "authenticated"
     assert len(world.server.live_sessions(world.app_id, alice)) == 1
 
 
@@ -177,7 +178,7 @@ def test_renewal_as_another_user_wipes_the_previous_users_data_first(
 ) -> None:
     """The app's backend answers the challenge for someone else (a shared tablet)."""
     alice, bob, carol = user("alice"), user("bob"), user("carol")
-    a, _b, conversation = signed_in_pair(device, alice, bob)
+    a, conversation = signed_in_alone(device, alice, bob)
     [alice_store] = world.user_files(a.store_dir)
     a.call("provider", mode=f"user:{carol}")
     mark = a.mark()
@@ -203,10 +204,10 @@ def test_expiry_while_asleep_asks_the_app_and_keeps_data_and_outbox(
     asks the app (``needs_refresh``), keeps everything, and the outbox waits."""
     alice, bob = user("alice"), user("bob")
     b = device(bob)
-    b.call("sign_in")
+    b.sign_in()
     a = device(alice)
     a.call("provider", mode="sign", ttl=SHORT_SESSION)
-    a.call("sign_in")
+    a.sign_in()
     a.call("provider", mode="hold")  # so a proactive refresh cannot save the session
     conversation = b.call("create_conversation", participants=[alice, bob])
     b.call("send", conversation=conversation, text="before")
@@ -249,10 +250,10 @@ def test_proactive_refresh_renews_before_expiry_and_ends_the_old_session(
     the device no longer holds) changes nothing."""
     alice, bob = user("alice"), user("bob")
     b = device(bob)
-    b.call("sign_in")
+    b.sign_in()
     a = device(alice)
     a.call("provider", mode="sign", ttl=SHORT_SESSION)
-    a.call("sign_in")
+    a.sign_in()
     mark = a.mark()
     a.call("provider", mode="sign")  # the next session is a long one
     [(old_id, expires, _)] = world.server.sessions(world.app_id, alice)
