@@ -128,9 +128,13 @@ def _has_wipe_flag() -> bool:
 def test_revocation_with_wipe_signs_out_at_once_without_asking_the_app(
     world: World, device: Devices, user: Users
 ) -> None:
-    """A stolen device: the operator revokes with ``--wipe``; the app is not asked."""
+    """A stolen device: the operator revokes with ``--wipe``; the app is not asked. Alice's
+    laptop, shut (killed) when it happened, wipes too the moment it is switched on."""
     alice, bob = user("alice"), user("bob")
     a, conversation = signed_in_alone(device, alice, bob)
+    laptop = device(alice)
+    laptop.sign_in()
+    laptop.kill()
     old_token = world.saved_token(a.store_dir)
     mark = a.mark()
 
@@ -139,6 +143,13 @@ def test_revocation_with_wipe_signs_out_at_once_without_asking_the_app(
     assert a.seen("provider", since=mark) == []
     assert_signed_out(world, a, conversation)
     assert world.me(old_token) == 401
+
+    mark = laptop.mark()
+    laptop.start()
+    assert laptop.wait_for("ready", since=mark)["restored"] is True  # it slept through it
+    assert laptop.wait_for("deauthenticated", since=mark)["reason"] == "wiped"
+    assert laptop.seen("provider", since=mark) == []
+    assert_signed_out(world, laptop, conversation)
 
 
 def test_log_out_delivers_the_outbox_then_ends_the_session_and_wipes(
