@@ -30,6 +30,7 @@ import asyncio
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -212,10 +213,18 @@ async def read_commands(device: Device) -> None:
         task.add_done_callback(pending.discard)
 
 
+def _loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Whatever asyncio would print as "Exception in callback" or "Task exception was
+    never retrieved": each one is an SDK bug the tests must see."""
+    exc = context.get("exception")
+    trace = "".join(traceback.format_exception(exc)) if exc is not None else None
+    emit("loop_error", message=context.get("message"), exception=repr(exc), traceback=trace)
+
+
 async def main(args: argparse.Namespace) -> None:
     asyncio.current_task().set_name("device:main")  # type: ignore[union-attr]
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(lambda _loop, ctx: emit("loop_error", message=ctx.get("message")))
+    loop.set_exception_handler(_loop_error)
     provider = Provider(args.user_id, Path(args.key_file).read_text(), args.kid)
     client = Client(
         args.url, args.app_id, store_dir=args.store_dir, identity_token_provider=provider

@@ -204,13 +204,15 @@ class DeviceProcess:
             return len(self.events)
 
     def wait_for(
-        self, name: str, *, since: int = 0, timeout: float = WAIT, **fields: Any
+        self, name: str | tuple[str, ...], *, since: int = 0, timeout: float = WAIT, **fields: Any
     ) -> dict[str, Any]:
-        """The first event ``name`` (with these field values) at or after ``since``."""
+        """The first event ``name`` (or any of these names) with these field values, at or
+        after ``since``."""
+        names = (name,) if isinstance(name, str) else name
 
         def found() -> dict[str, Any] | None:
             for event in self.events[since:]:
-                if event["event"] == name and all(event.get(k) == v for k, v in fields.items()):
+                if event["event"] in names and all(event.get(k) == v for k, v in fields.items()):
                     return event
             return None
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 import signal
 import threading
 
-from tests.e2e.conftest import Devices, Users, World, assert_private, signed_in_pair, texts
+from tests.e2e.conftest import (
+    Devices,
+    Users,
+    World,
+    assert_private,
+    assert_signed_out,
+    signed_in_alone,
+    signed_in_pair,
+    texts,
+)
 from tests.e2e.harness import free_port
 
 IN_FLIGHT = 5
@@ -118,3 +127,29 @@ def test_revocation_while_sending_renews_once_and_loses_nothing(
     problems = [e for e in a.events if e["event"] in ("error", "loop_error", "message_failed")]
     problems += [e for e in a.events if "closed database" in str(e.get("message", ""))]
     assert problems == []
+
+
+def test_wiped_revocation_while_sending_wipes_at_once(
+    world: World, device: Devices, user: Users
+) -> None:
+    """A stolen phone in use: whichever reaches it first — a refused send, the socket's
+    close, the stream's ``session.revoked`` — it wipes without asking the app."""
+    alice = user("alice")
+    a, conversation = signed_in_alone(device, alice, user("bob"))
+    mark = a.mark()
+    revoker = threading.Thread(target=world.revoke, args=(alice, "--wipe"))
+    revoker.start()
+    sent = 0
+    while (revoker.is_alive() or sent < 20) and not a.seen("deauthenticated", since=mark):
+        reply = a.reply(a.send("send", conversation=conversation, text=f"stream {sent}"))
+        sent += 1
+        if reply["ok"]:  # pace on the device's own acknowledgements, as a typist would
+            a.wait_for(("message_sent", "deauthenticated"), since=a.events.index(reply))
+    revoker.join()
+
+    assert a.wait_for("deauthenticated", since=mark)["reason"] == "wiped"
+    assert a.seen("provider", since=mark) == []
+    assert a.seen("authenticated", since=mark) == []
+    assert_signed_out(world, a, conversation)
+    assert world.server.live_sessions(world.app_id, alice) == []
+    assert a.seen("loop_error") == []  # the SDK's tasks ended cleanly
