@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 import threading
 
+import pytest
+
 from tests.e2e.conftest import (
     Devices,
     Users,
@@ -18,6 +20,8 @@ from tests.e2e.conftest import (
     texts,
 )
 from tests.e2e.harness import free_port
+
+pytestmark = pytest.mark.slow  # ~20-30 s: real processes killed, paused and restarted
 
 IN_FLIGHT = 5
 """Messages the stream may have queued and unacknowledged at once (a fast typist)."""
