@@ -1,6 +1,7 @@
 """The endings that need a process to die or a revocation to land mid-stream: a device
-killed with SIGKILL while its outbox is full, and an operator's revocation while the device
-is sending (the bug where the old session's tasks wrote to a closed store)."""
+killed with SIGKILL while its outbox is full, a device relaunched offline, and an operator's
+revocation (plain, or with ``--wipe``) while the device is sending — the races where the
+old session's tasks wrote to a closed store, or a wipe was lost or never finished."""
 
 from __future__ import annotations
 
