@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chinwag.client import (
@@ -178,3 +179,25 @@ async def test_stop_mid_session_reports_deauthenticated(
         with pytest.raises(AuthenticationStopped):
             await client.me()
         assert reasons == ["stopped"]
+
+
+async def test_stop_at_a_proactive_refresh_ends_the_still_live_session_on_the_server(
+    server: RunningServer, make_client: Callable[..., Client], tokens: Tokens
+) -> None:
+    """Signed out while the session still worked: it must not stay live on the server,
+    held by nobody, until it expires (30 days by default)."""
+    answers = iter(["token", "stop"])
+
+    async def provider(nonce: str, needs_refresh: bool) -> object:
+        return tokens.sign("al", nonce) if next(answers) == "token" else STOP
+
+    async with make_client(identity_token_provider=provider) as client:
+        await client.authenticate()
+        assert client._auth.session is not None
+        token = client._auth.session.token
+        with pytest.raises(AuthenticationStopped):
+            await client._auth.refresh()  # what refresh_forever does at ~80 % of the life
+        assert client.auth_state is AuthState.UNAUTHENTICATED
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        answer = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401

@@ -235,3 +235,25 @@ async def test_a_wiped_revocation_deletes_everything_without_asking(
             await client.send_message(conv.id, "after")
     finally:
         await client.close()
+
+
+async def test_a_wipe_learned_by_an_outbox_send_signs_out_without_recursing(
+    server: RunningServer, make_client: Callable[..., Client], tokens: Tokens, tmp_path: Path
+) -> None:
+    """The 401 saying wipe reaches a send first (no socket to hear the close): the task
+    that learns it is one of the outbox's, which the wipe itself stops. It used to await
+    its own cancellation: RecursionError in asyncio, and no ``deauthenticated``."""
+    loop_errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
+    client = await signed_in(make_client, tokens, "al", use_websocket=False, poll_interval=3600)
+    conv = await client.create_conversation(["al", "bo"])
+    reasons: list[str] = []
+    client.on("deauthenticated", reasons.append)
+    await revoke_user_sessions(server.services, tokens.app.app_id, "al", wipe=True)
+    try:
+        await client.send_message(conv.id, "from the stolen phone")
+        await eventually(lambda: _true(reasons == ["wiped"]))
+        assert loop_errors == []
+        assert _files(tmp_path / "al-phone") == []
+    finally:
+        await client.close()

@@ -155,9 +155,7 @@ async def test_a_401_for_an_ended_session_says_how_it_ended(
     await revoke_user_sessions(server.services, app.app_id, "bob")
     await revoke_user_sessions(server.services, app.app_id, "carol", wipe=True)
     for signed_in, expected in ((kept, {"reason": "revoked"}), (wiped, {"wipe": True})):
-        answer = await client.get(
-            "/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"}
-        )
+        answer = await client.get("/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"})
         assert answer.status_code == 401
         data = answer.json()["error"]["data"]
         assert data["reason"] == "revoked"
@@ -194,3 +192,28 @@ async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_witho
         assert response["error"]["id"] == "authentication_required", method
     async with server.services.db.read() as db:
         assert await message_store.get_message(db, message_id) is None
+
+
+async def test_a_write_refused_after_a_wiped_revocation_says_to_wipe(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """The write's own check is the device's first news of the revocation when it races
+    it: without ``wipe`` in that answer the SDK would renew, then ignore the socket's
+    ``session_wiped`` close as the ending of a session it no longer holds."""
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice", wipe=True)
+    response = await device.request(
+        "message.send",
+        {
+            "conversation_id": conversation_id,
+            "id": str(uuid.uuid4()),
+            "parts": [{"mime_type": "text/plain", "body": "from a stolen phone"}],
+        },
+    )
+    assert response["error"]["id"] == "authentication_required"
+    assert response["error"]["data"] == {"reason": "revoked", "wipe": True}

@@ -146,6 +146,7 @@ class Authenticator:
         self._flight: asyncio.Task[SavedSession] | None = None
         self._answer: asyncio.Future[tuple[str, asyncio.Future[SavedSession]]] | None = None
         self._upgrade: tuple[SavedSession, AnonymousData] | None = None
+        self._signing_out: set[asyncio.Task[None]] = set()
         self.on_session: Callable[[SavedSession, SavedSession | None], Awaitable[None]] | None = (
             None
         )
@@ -158,23 +159,44 @@ class Authenticator:
 
     async def fire(self, event: AuthEvent, *, nonce: str | None = None) -> Effects:
         """Make the move the table has for ``event`` and carry out its effects."""
+        held = self.session
         self.state, effects = auth_transition(self.state, event)
         if effects.local_data is LocalData.WIPE:
-            await self._wipe()
+            self._cancel_other_flight()
+            # In a task of its own: the caller may be one the wipe stops (an outbox send
+            # that got a 401 saying wipe), and a task awaiting its own cancellation recurses
+            # without end. Shielded, so the sign-out finishes even if the caller is cancelled.
+            signing_out = asyncio.get_running_loop().create_task(
+                self._sign_out(event, held, effects)
+            )
+            self._signing_out.add(signing_out)
+            signing_out.add_done_callback(self._signing_out.discard)
+            await asyncio.shield(signing_out)
+            return effects
         if effects.ask_provider:
             self._ensure_flight(nonce, needs_refresh=effects.needs_refresh)
         if effects.deauthenticated is not None:
             self._emit("deauthenticated", effects.deauthenticated)
         return effects
 
-    async def _wipe(self) -> None:
+    def _cancel_other_flight(self) -> None:
         flight, current = self._flight, asyncio.current_task()
         if flight is not None and flight is not current and not flight.done():
             flight.cancel()
+
+    async def _sign_out(
+        self, event: AuthEvent, held: SavedSession | None, effects: Effects
+    ) -> None:
         self.session, self.user = None, None
         if self.on_wipe is not None:
             await self.on_wipe()
         await self.vault.clear()
+        if event is AuthEvent.STOP and held is not None:
+            # STOP while the session still works (asked at a proactive refresh): end it
+            # on the server too, or it stays live there, held by nobody, until it expires.
+            await self._end_quietly(held)
+        if effects.deauthenticated is not None:
+            self._emit("deauthenticated", effects.deauthenticated)
 
     @property
     def in_flight(self) -> bool:

@@ -424,4 +424,11 @@ async def require_live_session(conn: AsyncConnection, session_id: str, now: floa
     """
     session = await session_store.get_session(conn, session_id)
     if session is None or session.revoked_at is not None or session.expires_at <= now:
-        raise AuthenticationRequired("This session has ended.")
+        # Say how it ended, as the authenticating 401 does: a device racing a wiped
+        # revocation must learn to wipe here, or it renews and ignores the later close.
+        data: dict[str, object] = {}
+        if session is not None:
+            data["reason"] = "expired" if session.revoked_at is None else session.revoked_reason
+            if session.wipe:
+                data["wipe"] = True
+        raise AuthenticationRequired("This session has ended.", data=data)
