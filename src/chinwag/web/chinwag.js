@@ -31,16 +31,23 @@ export class ChinwagError extends Error {
   }
 }
 
-async function postJson(url, body, init = {}) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...(init.headers || {}) },
-    body: JSON.stringify(body),
-    credentials: init.credentials || "same-origin",
-  });
+/** fetch() for chinwag's JSON API: the parsed answer (null for 204), or a ChinwagError
+ *  carrying the server's {"error": {"id", "message", "data"}}. A body, if given, is sent
+ *  as JSON. Used by the page, the console (platform.js) and the Client below. */
+export async function fetchJson(url, { method = "GET", headers = {}, body, credentials } = {}) {
+  const init = { method, headers: { ...headers }, credentials: credentials || "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
   const answer = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) throw new ChinwagError(response.status, answer);
   return answer;
+}
+
+function postJson(url, body, init = {}) {
+  return fetchJson(url, { method: "POST", body, ...init });
 }
 
 /** An identity-token provider backed by chinwag's sample provider (staging apps only). */
