@@ -303,6 +303,7 @@ async def test_a_webhook_is_created_delivers_and_replays(
 
 async def screenshot(page: Page, user_id: str) -> None:
     """docs/images/console.png: an app with its keys, a user's sessions and a delivery."""
+    await page.click("#shown-once-done")
     await page.fill("#user-lookup", user_id)
     await page.press("#user-lookup", "Enter")
     await expect(page.locator("#sessions tr").first).to_contain_text("127.0.0.1")
