@@ -147,6 +147,45 @@ async def test_an_admin_key_lists_apps_creates_one_and_stays_in_the_tab(
 
 
 @needs_platform
+async def test_an_app_key_sees_its_app_only_and_the_servers_refusals(
+    browser: Browser, server: RunningServer, app: AppFixture
+) -> None:
+    await make_app(server.services)  # another app, which this key must not see
+    handlers = importlib.import_module("chinwag.server.handlers.api_keys")
+    _, key = await handlers.create_api_key(server.services, "app", app_id=app.app_id)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        refused = await client.post(
+            "/v1/platform/apps", json={"name": "x"}, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert refused.status_code == 403
+    console = await open_console(browser, server, str(key))
+    page = console.page
+    await expect(page.locator("#apps li")).to_have_count(1)
+    await expect(page.locator(f"#apps li[data-id='{app.app_id}']")).to_be_visible()
+    await page.fill("#new-app-name", "not mine to make")
+    await page.click("#new-app button")
+    await expect(page.locator("#apps-error")).to_have_text(refused.json()["error"]["message"])
+    await console.close()
+
+
+@needs_platform
+async def test_a_revoked_key_returns_the_console_to_the_key_field(
+    browser: Browser, server: RunningServer, app: AppFixture
+) -> None:
+    handlers = importlib.import_module("chinwag.server.handlers.api_keys")
+    record, key = await handlers.create_api_key(server.services, "admin")
+    console = await open_console(browser, server, str(key))
+    page = console.page
+    await handlers.revoke_api_key(server.services, record.id)
+    await page.click(f"#apps li[data-id='{app.app_id}'] .open")
+    await expect(page.locator("#key-sign-in")).to_be_visible()
+    await expect(page.locator("#key-error")).to_have_text("A valid platform API key is required.")
+    await expect(page.locator("#console")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('chinwag.console.key')") is None
+    await console.close()
+
+
+@needs_platform
 async def test_keys_are_generated_shown_once_disabled_and_deleted(
     browser: Browser, server: RunningServer, app: AppFixture
 ) -> None:
@@ -184,6 +223,7 @@ async def test_ending_sessions_with_wipe_signs_the_users_browser_out(
     sessions = page.locator("#sessions tr")
     await expect(sessions).to_have_count(2)
     await expect(sessions.first).to_contain_text("127.0.0.1")
+    await expect(sessions.filter(has_text="Web browser on ")).to_have_count(1)  # the tab
     ended = page.locator(f"#sessions tr[data-session-id='{other['session_id']}']")
     await ended.get_by_role("button", name="End").click()
     await expect(page.locator("#ended")).to_have_text("Ended 1 session.")

@@ -74,12 +74,15 @@ export function identityServiceProvider(serviceUrl, appId) {
   };
 }
 
-/** nonce -> identity token -> session; returns a Client for it. */
-export async function signIn(baseUrl, appId, provider) {
+/** nonce -> identity token -> session; returns a Client for it. `deviceLabel` names this
+ *  device in the app's session list (the platform API, the developer console), so whoever
+ *  ends "the session on my work laptop" can tell which one it is. */
+export async function signIn(baseUrl, appId, provider, { deviceLabel } = {}) {
   const { nonce } = await postJson(`${baseUrl}/v1/nonces`, { app_id: appId });
   const identityToken = await provider(nonce);
-  const session = await postJson(`${baseUrl}/v1/sessions`,
-    { app_id: appId, identity_token: identityToken });
+  const body = { app_id: appId, identity_token: identityToken };
+  if (deviceLabel) body.device_label = deviceLabel.slice(0, 128);
+  const session = await postJson(`${baseUrl}/v1/sessions`, body);
   const state = { baseUrl, appId, token: session.session_token, sessionId: session.session_id,
     user: session.user, cursor: null };
   return new Client(state);

@@ -117,7 +117,7 @@ const choose = guarded("apps-error", async (appId) => {
   $("no-app").hidden = true;
   $("app").hidden = false;
   sessions.reset();
-  await Promise.all([keys.load(ctx), webhooks.load(ctx)]);
+  await Promise.all([keys.load(), webhooks.load()]);
 });
 
 // ---- start --------------------------------------------------------------------------------
