@@ -5,7 +5,7 @@
 
 import { $, button, element, guarded, row, showOnce, when } from "./console-dom.js";
 
-// The event types an endpoint can ask for (docs/platform-api/webhooks.md). The server
+// The event types an endpoint can ask for (the server's WebhookEventType). The server
 // checks them; a name it does not know comes back as its own error message.
 const EVENT_TYPES = [
   "message.created", "message.deleted", "receipt", "conversation.created",
