@@ -1,10 +1,12 @@
-"""GET / serves the web client, /web/<file> its files, /docs Swagger UI from package files."""
+"""GET / serves the web client, /console the developer console, /web/<file> their files,
+/docs Swagger UI from package files."""
 
 from __future__ import annotations
 
 import re
 
 import httpx
+import pytest
 
 from chinwag.server.api.web import CONTENT_SECURITY_POLICY, WEB_FILES
 from tests.support import RunningServer
@@ -23,15 +25,25 @@ async def test_root_is_the_web_client_page_with_a_strict_csp(client: httpx.Async
     assert '<script type="module" src="/web/app.js"></script>' in response.text
 
 
-async def test_the_page_has_no_inline_script_or_style(client: httpx.AsyncClient) -> None:
-    page = (await client.get("/")).text
+async def test_console_is_a_page_of_its_own_with_the_same_csp(client: httpx.AsyncClient) -> None:
+    response = await client.get("/console")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert '<script type="module" src="/web/console.js"></script>' in response.text
+
+
+@pytest.mark.parametrize("path", ["/", "/console"])
+async def test_the_page_has_no_inline_script_or_style(client: httpx.AsyncClient, path: str) -> None:
+    page = (await client.get(path)).text
     assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
     assert " style=" not in page
     assert re.findall(r"\bon[a-z]+=", page) == []
 
 
 async def test_scripts_never_put_data_into_markup(client: httpx.AsyncClient) -> None:
-    for name in ("app.js", "chinwag.js"):
+    for name in [n for n in WEB_FILES if n.endswith(".js")]:
         source = (await client.get(f"/web/{name}")).text
         markup = re.findall(MARKUP_SINKS, source)
         assert markup == [], name

@@ -44,6 +44,12 @@ function textOf(message) {
 
 // ---- sign-in and sign-out -------------------------------------------------------------
 
+/** What this tab is called in the app's session list: a web browser, and on what system
+ *  (no more: the label is for telling one's own devices apart, not for tracking). */
+function browserLabel() {
+  return `Web browser on ${navigator.platform || "an unknown system"}`;
+}
+
 async function onSignIn() {
   $("sign-in-error").textContent = "";
   const appId = $("app-id").value.trim();
@@ -54,7 +60,7 @@ async function onSignIn() {
     ? identityServiceProvider($("identity-url").value.trim(), appId)
     : sampleProvider(base, appId, userId, $("display-name").value.trim());
   try {
-    start(await signIn(base, appId, provider));
+    start(await signIn(base, appId, provider, { deviceLabel: browserLabel() }));
   } catch (error) {
     $("sign-in-error").textContent = `Sign-in failed: ${error.message}`;
   }

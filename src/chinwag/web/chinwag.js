@@ -31,16 +31,23 @@ export class ChinwagError extends Error {
   }
 }
 
-async function postJson(url, body, init = {}) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...(init.headers || {}) },
-    body: JSON.stringify(body),
-    credentials: init.credentials || "same-origin",
-  });
+/** fetch() for chinwag's JSON API: the parsed answer (null for 204), or a ChinwagError
+ *  carrying the server's {"error": {"id", "message", "data"}}. A body, if given, is sent
+ *  as JSON. Used by the page, the console (platform.js) and the Client below. */
+export async function fetchJson(url, { method = "GET", headers = {}, body, credentials } = {}) {
+  const init = { method, headers: { ...headers }, credentials: credentials || "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
   const answer = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) throw new ChinwagError(response.status, answer);
   return answer;
+}
+
+function postJson(url, body, init = {}) {
+  return fetchJson(url, { method: "POST", body, ...init });
 }
 
 /** An identity-token provider backed by chinwag's sample provider (staging apps only). */
@@ -67,12 +74,15 @@ export function identityServiceProvider(serviceUrl, appId) {
   };
 }
 
-/** nonce -> identity token -> session; returns a Client for it. */
-export async function signIn(baseUrl, appId, provider) {
+/** nonce -> identity token -> session; returns a Client for it. `deviceLabel` names this
+ *  device in the app's session list (the platform API, the developer console), so whoever
+ *  ends "the session on my work laptop" can tell which one it is. */
+export async function signIn(baseUrl, appId, provider, { deviceLabel } = {}) {
   const { nonce } = await postJson(`${baseUrl}/v1/nonces`, { app_id: appId });
   const identityToken = await provider(nonce);
-  const session = await postJson(`${baseUrl}/v1/sessions`,
-    { app_id: appId, identity_token: identityToken });
+  const body = { app_id: appId, identity_token: identityToken };
+  if (deviceLabel) body.device_label = deviceLabel.slice(0, 128);
+  const session = await postJson(`${baseUrl}/v1/sessions`, body);
   const state = { baseUrl, appId, token: session.session_token, sessionId: session.session_id,
     user: session.user, cursor: null };
   return new Client(state);

@@ -1,4 +1,5 @@
-"""The web client: ``GET /`` is its page, ``/web/<file>`` its scripts and style.
+"""The web client: ``GET /`` is its page, ``GET /console`` the developer console's (for
+an API key's holder: apps, keys, sessions, webhooks), ``/web/<file>`` their scripts and style.
 
 The files live in the ``chinwag.web`` package folder and are served as they are (no build
 step). The page is locked down with a Content-Security-Policy: scripts and styles only from
@@ -18,7 +19,19 @@ from chinwag.server.api.assets import PackageAssets
 
 __all__ = ["CONTENT_SECURITY_POLICY", "WEB_FILES", "web_router"]
 
-WEB_FILES = ["index.html", "chinwag.js", "app.js", "style.css"]
+WEB_FILES = [
+    "index.html",
+    "chinwag.js",
+    "app.js",
+    "style.css",
+    "console.html",
+    "console.js",
+    "console-dom.js",
+    "console-keys.js",
+    "console-sessions.js",
+    "console-webhooks.js",
+    "platform.js",
+]
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -47,6 +60,11 @@ def web_router() -> APIRouter:
     @router.get("/")
     async def page(request: Request) -> Response:
         return assets.answer(request, "index.html")
+
+    @router.get("/console")
+    async def console(request: Request) -> Response:
+        """The developer console: one page, same CSP; it talks to /v1/platform/ only."""
+        return assets.answer(request, "console.html")
 
     @router.get("/web/{name}")
     async def web_file(request: Request, name: str) -> Response:
