@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from chinwag import __version__
+from chinwag.cli.api_keys import api_keys_app
 from chinwag.cli.apps import apps_app
 from chinwag.cli.chat import chat
 from chinwag.cli.demo import demo
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(apps_app)
 app.add_typer(keys_app)
 app.add_typer(sessions_app)
+app.add_typer(api_keys_app)
 app.command()(chat)
 app.command()(demo)
 console = Console()

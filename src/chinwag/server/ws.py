@@ -25,6 +25,7 @@ from chinwag.core.errors import (
     AuthenticationRequired,
     ChinwagError,
     ErrorId,
+    Forbidden,
     InvalidRequest,
     MalformedFrame,
     ProtocolViolation,
@@ -118,6 +119,9 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
         caller = await authenticate(services, _session_token(scope, query))
     except AuthenticationRequired as refused:
         await _refuse(receive, send, *_refusal(refused.data))
+        return
+    except Forbidden:  # a session that a user's or app's suspension ended
+        await _refuse(receive, send, CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
         return
     head = caller.user.stream_head
     cursor = _cursor(query.get("after"), head)

@@ -32,6 +32,7 @@ __all__ = [
     "delete_key",
     "generate_key",
     "get_app",
+    "get_key",
     "get_secret",
     "list_agents",
     "list_apps",
@@ -305,6 +306,15 @@ async def add_secret(services: Services, app_id: str) -> NewKey:
     )
     await _insert_key(services, record)
     return NewKey(record=record, secret=secret)
+
+
+async def get_key(services: Services, kid: str) -> KeyRecord:
+    """A key by kid (any app), or ``not_found``."""
+    async with services.db.read() as conn:
+        record = await app_store.get_key(conn, kid)
+    if record is None:
+        raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+    return record
 
 
 async def get_secret(services: Services, kid: str) -> KeyRecord:

@@ -10,6 +10,7 @@ sweep finds the revoked rows in the database within seconds (``revoked_among``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
 
@@ -22,11 +23,15 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.records import SessionRecord, UserRecord
 from chinwag.server.storage.sessions import Revocation
 
 __all__ = [
     "REVOKED",
+    "end_app_sessions",
+    "end_one_session",
     "end_sessions",
+    "list_user_sessions",
     "purge_spent_records",
     "revoke_user_sessions",
     "revoked_among",
@@ -109,6 +114,76 @@ async def revoke_user_sessions(
             reason=reason,
             wipe=wipe,
         )
+
+
+async def _user(services: Services, app_id: str, user_id: str) -> UserRecord:
+    await get_app(services, app_id)
+    async with services.db.read() as conn:
+        user = await user_store.get_user(conn, app_id, user_id)
+    if user is None:
+        raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+    return user
+
+
+async def list_user_sessions(services: Services, app_id: str, user_id: str) -> list[SessionRecord]:
+    """The user's live sessions (device label, created, last seen, address)."""
+    user = await _user(services, app_id, user_id)
+    async with services.db.read() as conn:
+        return await session_store.live_sessions(conn, user.pk, now=services.now())
+
+
+async def end_one_session(
+    services: Services, app_id: str, session_id: str, *, reason: str = REVOKED, wipe: bool = False
+) -> list[str]:
+    """End one session of the app (``not_found`` for another app's, or none)."""
+    await get_app(services, app_id)
+    async with services.db.transaction() as tx:
+        found = await session_store.get_session(tx.conn, session_id[:64])
+        if found is None or found.app_id != app_id:
+            raise NotFound(
+                "No session with that id in this app.", data={"session_id": session_id[:64]}
+            )
+        return await end_sessions(
+            services,
+            tx,
+            app_id=app_id,
+            user_pk=found.user_pk,
+            session_ids=[found.id],
+            reason=reason,
+            wipe=wipe,
+        )
+
+
+async def end_app_sessions(
+    services: Services,
+    app_id: str,
+    *,
+    issued_before: float | None = None,
+    reason: str = REVOKED,
+    wipe: bool = False,
+) -> list[str]:
+    """End every live session of the app (issued before a time, if given): after a key
+    leak, or when the app is suspended."""
+    await get_app(services, app_id)
+    async with services.db.transaction() as tx:
+        found = await session_store.app_live_sessions(
+            tx.conn, app_id, now=services.now(), issued_before=issued_before
+        )
+        by_user: defaultdict[int, list[str]] = defaultdict(list)
+        for session_id, user_pk in found:
+            by_user[user_pk].append(session_id)
+        ended: list[str] = []
+        for user_pk, ids in by_user.items():
+            ended += await end_sessions(
+                services,
+                tx,
+                app_id=app_id,
+                user_pk=user_pk,
+                session_ids=ids,
+                reason=reason,
+                wipe=wipe,
+            )
+        return ended
 
 
 async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, Revocation]:
