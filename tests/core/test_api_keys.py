@@ -27,7 +27,10 @@ def test_key_shape_is_prefix_eight_char_id_and_base64url_secret() -> None:
     assert key.token.startswith("cwk_")
     key_id, secret = key.token[4:12], key.token[13:]
     assert key.token[12] == "_"
-    assert key_id == key.key_id and len(key_id) == 8 and key_id.isalnum() and key_id.islower()
+    assert key_id == key.key_id
+    assert len(key_id) == 8
+    assert key_id.isalnum()
+    assert key_id.islower()
     assert len(secret) == 43
     assert key.secret_hash == hashlib.sha256(secret.encode()).digest()
 
@@ -35,7 +38,8 @@ def test_key_shape_is_prefix_eight_char_id_and_base64url_secret() -> None:
 def test_parse_round_trips_and_the_hash_matches() -> None:
     key = fresh()
     parsed = parse_api_key(key.token)
-    assert parsed is not None and parsed.key_id == key.key_id
+    assert parsed is not None
+    assert parsed.key_id == key.key_id
     assert secret_matches(key.secret_hash, parsed)
 
 
@@ -43,7 +47,8 @@ def test_a_different_secret_with_the_same_id_does_not_match() -> None:
     key = fresh()
     forged = key.token[:-1] + ("A" if key.token[-1] != "A" else "B")
     parsed = parse_api_key(forged)
-    assert parsed is not None and not secret_matches(key.secret_hash, parsed)
+    assert parsed is not None
+    assert not secret_matches(key.secret_hash, parsed)
 
 
 @pytest.mark.parametrize(
@@ -60,5 +65,5 @@ def test_api_keys_and_session_tokens_never_parse_as_each_other() -> None:
 
 
 def test_wrong_amount_of_randomness_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="random bytes"):
         new_api_key(b"x" * 10)

@@ -28,7 +28,8 @@ async def test_create_read_update_and_list_an_app(
         201,
     )
     app_id = made["app_id"]
-    assert made["environment"] == "staging" and made["allow_anonymous"] is True
+    assert made["environment"] == "staging"
+    assert made["allow_anonymous"] is True
     assert made["development_key"]["private_key_pem"].startswith("-----BEGIN")
     changed = await _ok(
         await client.patch(
@@ -37,7 +38,8 @@ async def test_create_read_update_and_list_an_app(
             headers=admin,
         )
     )
-    assert changed["session_lifetime"] == 3600 and changed["name"] == "shop 2"
+    assert changed["session_lifetime"] == 3600
+    assert changed["name"] == "shop 2"
     got = await _ok(await client.get(f"/v1/platform/apps/{app_id}", headers=admin))
     assert got == changed
     listed = await _ok(await client.get("/v1/platform/apps", headers=admin))
@@ -99,7 +101,8 @@ async def test_key_rotation_by_upload_without_downtime(
     added = await _ok(
         await client.post(keys, json={"public_key": pair.public_key_pem}, headers=mine), 201
     )
-    assert added["alg"] == "ES256" and "private_key_pem" not in added
+    assert added["alg"] == "ES256"
+    assert "private_key_pem" not in added
     new = {"alg": Alg.ES256, "private_key_pem": pair.private_key_pem}
     old = {"alg": app.alg, "private_key_pem": app.private_key_pem}
     assert await _signs_in(server, client, app.app_id, added["kid"], **new) == 201
@@ -119,16 +122,20 @@ async def test_generated_pair_and_secret_are_shown_once(
     pair = await _ok(
         await client.post(f"{keys}/generate", json={"alg": "EdDSA"}, headers=mine), 201
     )
-    assert pair["private_key_pem"].startswith("-----BEGIN") and pair["alg"] == "EdDSA"
+    assert pair["private_key_pem"].startswith("-----BEGIN")
+    assert pair["alg"] == "EdDSA"
     made = await _ok(
         await client.post(f"{keys}/generate", json={"kind": "hmac_secret"}, headers=mine), 201
     )
-    assert made["alg"] == "HS256" and made["secret"]
+    assert made["alg"] == "HS256"
+    assert made["secret"]
     listed = (await client.get(keys, headers=mine)).text
-    assert made["secret"] not in listed and pair["private_key_pem"] not in listed
+    assert made["secret"] not in listed
+    assert pair["private_key_pem"] not in listed
     secret_url = f"{keys}/{made['kid']}/secret"
     refused = await client.get(secret_url, headers=mine)
-    assert refused.status_code == 403 and refused.json()["error"]["id"] == "forbidden"
+    assert refused.status_code == 403
+    assert refused.json()["error"]["id"] == "forbidden"
     admin = await platform_key(server.services)
     shown = await _ok(await client.get(secret_url, headers=admin))
     assert shown == {"kid": made["kid"], "alg": "HS256", "secret": made["secret"]}
@@ -150,7 +157,8 @@ async def test_delete_and_a_key_of_another_app_is_not_found(
         await client.delete(f"{keys}/{theirs}", headers=admin),
         await client.get(f"{keys}/{theirs}/secret", headers=admin),
     ):
-        assert answer.status_code == 404 and answer.json()["error"]["id"] == "not_found"
+        assert answer.status_code == 404
+        assert answer.json()["error"]["id"] == "not_found"
     await _ok(await client.delete(f"{keys}/{app.kid}", headers=admin), 204)
     again = await client.delete(f"{keys}/{app.kid}", headers=admin)
     assert again.status_code == 404

@@ -107,7 +107,8 @@ async def test_last_use_is_recorded_at_most_once_a_minute(
 def test_every_platform_operation_declares_the_api_key_scheme(server: RunningServer) -> None:
     document = server.app.openapi()
     scheme = document["components"]["securitySchemes"]["platformApiKey"]
-    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert scheme["type"] == "http"
+    assert scheme["scheme"] == "bearer"
     platform = [
         (path, method, operation)
         for path, item in document["paths"].items()
