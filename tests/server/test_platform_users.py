@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -12,8 +13,17 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from chinwag.server.settings import Settings
 from tests.server.test_websocket import Device, open_device, sign_in
-from tests.support import AppFixture, RunningServer, login, make_app, platform_key
+from tests.support import (
+    AppFixture,
+    RunningServer,
+    login,
+    make_app,
+    platform_key,
+    postgres_database,
+    run_server,
+)
 
 CLOSE_ENDED = 4003
 
@@ -204,3 +214,37 @@ async def test_a_suspended_app_refuses_sign_ins_and_ends_its_sessions(
     assert closed.value.rcvd.code == CLOSE_ENDED
     await _ok(await client.post(f"{url}/unsuspend", headers=admin))
     assert (await _sign_in_status(server, client, app, "bob")).status_code == 201
+
+
+async def test_sockets_on_another_node_close_within_a_second() -> None:
+    """Two nodes sharing PostgreSQL and Redis: the platform call lands on node A, the
+    user's sockets live on node B; the doorbell closes them, not B's periodic sweep."""
+    async with postgres_database() as database_url:
+        settings = Settings(
+            database_url=database_url,
+            broker_url="redis://127.0.0.1:6379/0",
+            broker_prefix=f"chinwag_test_{secrets.token_hex(6)}",
+            auth_rate_per_second=0,
+        )
+        async with run_server(settings) as node_a, run_server(settings) as node_b:
+            app = await make_app(node_a.services)
+            admin = await platform_key(node_a.services)
+            async with (
+                httpx.AsyncClient(base_url=node_a.url) as client_a,
+                httpx.AsyncClient(base_url=node_b.url) as client_b,
+            ):
+                phones = [await sign_in(client_b, app, "alice", node_b.clock.now()) for _ in "ab"]
+                devices = [await open_device(node_b, phone.token) for phone in phones]
+                for device in devices:
+                    await device.until_caught_up()
+                started = time.monotonic()
+                ended = await client_a.post(
+                    f"/v1/platform/apps/{app.app_id}/sessions/end",
+                    json={"user_id": "alice", "wipe": True},
+                    headers=admin,
+                )
+                assert ended.status_code == 200, ended.text
+                closes = await asyncio.gather(*(d.closed(timeout=5) for d in devices))
+                elapsed = time.monotonic() - started
+    assert closes == [(CLOSE_ENDED, "session_wiped")] * 2
+    assert elapsed < 1.0, elapsed
