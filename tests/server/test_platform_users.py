@@ -248,3 +248,40 @@ async def test_sockets_on_another_node_close_within_a_second() -> None:
                 elapsed = time.monotonic() - started
     assert closes == [(CLOSE_ENDED, "session_wiped")] * 2
     assert elapsed < 1.0, elapsed
+
+
+async def test_control_characters_in_bodies_are_clean_client_errors(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: dict[str, str]
+) -> None:
+    """PostgreSQL refuses NUL in text: every such input must be refused before SQL."""
+    admin = await platform_key(server.services)
+    base = f"/v1/platform/apps/{app.app_id}"
+    answers = {
+        "patch user": await client.patch(
+            f"{base}/users/alice", json={"display_name": "a\u0000b"}, headers=admin
+        ),
+        "suspend": await client.post(
+            f"{base}/users/suspend", json={"user_id": "a\u0000"}, headers=admin
+        ),
+        "end by user": await client.post(
+            f"{base}/sessions/end", json={"user_id": "a\u0000"}, headers=admin
+        ),
+        "end by id": await client.post(
+            f"{base}/sessions/end", json={"session_id": "\u0000"}, headers=admin
+        ),
+        "create app": await client.post(
+            "/v1/platform/apps", json={"name": "a\u0000b"}, headers=admin
+        ),
+        "create key": await client.post(
+            f"{base}/keys", json={"public_key": "x", "kid": "k\u0000"}, headers=admin
+        ),
+    }
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {
+        "patch user": 422,
+        "suspend": 404,
+        "end by user": 404,
+        "end by id": 404,
+        "create app": 422,
+        "create key": 422,
+    }

@@ -20,6 +20,7 @@ __all__ = [
     "SessionId",
     "StreamPos",
     "UserId",
+    "has_control",
     "is_valid_kid",
     "is_valid_uuid",
     "user_id_problem",
@@ -36,6 +37,12 @@ StreamPos = NewType("StreamPos", int)
 MAX_USER_ID_LENGTH = 256
 _KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def has_control(value: str) -> bool:
+    """Whether ``value`` holds a control character, NUL or a lone surrogate (which no
+    database should be asked to store as text: PostgreSQL refuses NUL outright)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
 
 
 def user_id_problem(value: object) -> str | None:

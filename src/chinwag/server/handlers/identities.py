@@ -7,9 +7,9 @@ the user and everyone sharing a conversation with them, so every device shows th
 
 from __future__ import annotations
 
-from chinwag.core.errors import NotFound
+from chinwag.core.errors import InvalidRequest, NotFound
 from chinwag.core.events import EventType
-from chinwag.core.ids import user_id_problem
+from chinwag.core.ids import has_control, user_id_problem
 from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.services import Services
@@ -77,6 +77,13 @@ async def update_identity(
 ) -> UserRecord:
     """Set identity fields from the app's backend (``None`` clears one); announced like a
     change at sign-in. A later sign-in whose token carries a field sets it again."""
+    for name, value in profile.items():
+        if value is not None and has_control(value):
+            raise InvalidRequest(
+                f"{name} must not contain control characters.",
+                data={"property": name},
+                status=422,
+            )
     await get_identity(services, app_id, user_id)
     async with services.db.transaction() as tx:
         user = await user_store.get_user(tx.conn, app_id, user_id)

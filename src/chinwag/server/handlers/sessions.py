@@ -16,6 +16,8 @@ from functools import partial
 
 from chinwag.core.errors import NotFound
 from chinwag.core.events import EventType
+from chinwag.core.ids import user_id_problem
+from chinwag.core.session_tokens import is_session_id
 from chinwag.server.broker import EventsAppended, SessionsRevoked
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.services import Services
@@ -99,11 +101,10 @@ async def revoke_user_sessions(
     """End every live session of one user of one app; returns the ended session ids.
 
     ``wipe``: the devices must also delete the session's local data (a stolen device)."""
-    await get_app(services, app_id)
+    known = await _user(services, app_id, user_id)
     async with services.db.transaction() as tx:
-        user = await user_store.get_user(tx.conn, app_id, user_id)
-        if user is None:
-            raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+        user = await user_store.get_user_by_pk(tx.conn, known.pk)
+        assert user is not None  # users are never deleted
         live = await session_store.user_session_ids(tx.conn, user.pk, now=services.now())
         return await end_sessions(
             services,
@@ -118,8 +119,10 @@ async def revoke_user_sessions(
 
 async def _user(services: Services, app_id: str, user_id: str) -> UserRecord:
     await get_app(services, app_id)
-    async with services.db.read() as conn:
-        user = await user_store.get_user(conn, app_id, user_id)
+    user = None
+    if user_id_problem(user_id) is None:
+        async with services.db.read() as conn:
+            user = await user_store.get_user(conn, app_id, user_id)
     if user is None:
         raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
     return user
@@ -138,7 +141,9 @@ async def end_one_session(
     """End one session of the app (``not_found`` for another app's, or none)."""
     await get_app(services, app_id)
     async with services.db.transaction() as tx:
-        found = await session_store.get_session(tx.conn, session_id[:64])
+        found = None
+        if is_session_id(session_id):
+            found = await session_store.get_session(tx.conn, session_id)
         if found is None or found.app_id != app_id:
             raise NotFound(
                 "No session with that id in this app.", data={"session_id": session_id[:64]}

@@ -11,6 +11,7 @@ not a bare 401, while the suspension lasts, so the device stops retrying sign-in
 from __future__ import annotations
 
 from chinwag.core.errors import AppSuspended, NotFound, UserSuspended
+from chinwag.core.ids import user_id_problem
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.sessions import end_app_sessions, end_sessions
 from chinwag.server.services import Services
@@ -38,7 +39,9 @@ async def set_user_suspended(
     await get_app(services, app_id)
     now = services.now()
     async with services.db.transaction() as tx:
-        user = await user_store.get_user(tx.conn, app_id, user_id)
+        user = None
+        if user_id_problem(user_id) is None:
+            user = await user_store.get_user(tx.conn, app_id, user_id)
         if user is None:
             raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
         await user_store.update_user(tx.conn, user.pk, {"suspended_at": now if suspended else None})

@@ -42,8 +42,10 @@ async def create_app(
         production=body.environment == "production",
         allow_anonymous=body.allow_anonymous,
         require_nonce=body.require_nonce,
-        session_lifetime=body.session_lifetime or DEFAULT_SESSION_LIFETIME,
-        max_token_age=body.max_token_age or DEFAULT_MAX_TOKEN_AGE,
+        session_lifetime=DEFAULT_SESSION_LIFETIME
+        if body.session_lifetime is None
+        else body.session_lifetime,
+        max_token_age=DEFAULT_MAX_TOKEN_AGE if body.max_token_age is None else body.max_token_age,
         conversation_policy=body.conversation_policy,
     )
     view = app_view(record)

@@ -22,7 +22,9 @@ async def read_audit(
     services: ServicesDep,
     app_id: str | None = Query(default=None, max_length=64),
     since: float | None = Query(default=None, description="Only entries at or after"),
-    before: int | None = Query(default=None, ge=1, description="`next_before` of a page"),
+    before: int | None = Query(
+        default=None, ge=1, le=2**63 - 1, description="`next_before` of a page"
+    ),
     limit: int = Query(default=100, ge=1, le=audit.MAX_PAGE),
 ) -> JSON:
     """Newest first. Entries name the caller (``cli`` or ``api_key:<id>``), the action,
