@@ -23,6 +23,7 @@ __all__ = [
     "has_control",
     "is_valid_kid",
     "is_valid_uuid",
+    "unstorable",
     "user_id_problem",
 ]
 
@@ -43,6 +44,12 @@ def has_control(value: str) -> bool:
     """Whether ``value`` holds a control character, NUL or a lone surrogate (which no
     database should be asked to store as text: PostgreSQL refuses NUL outright)."""
     return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
+def unstorable(value: str) -> bool:
+    """Whether ``value`` holds NUL or a lone surrogate, which no database stores as text.
+    (Other control characters are stored; the CLI escapes them when it shows them.)"""
+    return any(ch == "\x00" or unicodedata.category(ch) == "Cs" for ch in value)
 
 
 def user_id_problem(value: object) -> str | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
-from chinwag.core.ids import has_control, is_valid_uuid, user_id_problem
+from chinwag.core.ids import is_valid_uuid, unstorable, user_id_problem
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -68,9 +68,9 @@ def _check_app_fields(
     session_lifetime: int | None,
     max_token_age: int | None,
 ) -> None:
-    if name is not None and (not 1 <= len(name.strip()) <= 200 or has_control(name)):
+    if name is not None and (not 1 <= len(name.strip()) <= 200 or unstorable(name)):
         raise InvalidRequest(
-            "An app name must be 1 to 200 characters, none of them control characters.",
+            "An app name must be 1 to 200 characters, without NUL.",
             data={"property": "name"},
             status=422,
         )
