@@ -121,3 +121,21 @@ def test_every_platform_operation_declares_the_api_key_scheme(server: RunningSer
         assert {"401", "404"} <= set(operation["responses"]), (method, path)
         ok = [s for s in operation["responses"] if s.startswith("2")]
         assert ok, (method, path)
+
+
+def test_the_platform_docs_list_every_platform_operation(server: RunningServer) -> None:
+    """docs/platform-api/index.md's tables name exactly the operations the server serves."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).parents[2] / "docs" / "platform-api" / "index.md"
+    pattern = r"`(GET|POST|PATCH|DELETE) (/v1/platform/[^`?]*)"
+    documented = set(re.findall(pattern, doc.read_text()))
+    served = {
+        (method.upper(), path)
+        for path, item in server.app.openapi()["paths"].items()
+        for method in item
+        if path.startswith("/v1/platform")
+    }
+    assert served - documented == set()
+    assert documented - served == set()

@@ -47,7 +47,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _example(example: dict[str, Any]) -> ConfigDict:
+    """A request example for Swagger UI's "Try it out" (schemathesis tries it first)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
 class AppCreate(_Body):
+    model_config = _example({"name": "Support chat", "allow_anonymous": True})
+
     name: str = Field(min_length=1, max_length=200)
     environment: Literal["staging", "production"] = "staging"
     allow_anonymous: bool = False
@@ -58,6 +65,8 @@ class AppCreate(_Body):
 
 
 class AppUpdate(_Body):
+    model_config = _example({"session_lifetime": 86400, "agents_add": ["support/ann"]})
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     environment: Literal["staging", "production"] | None = None
     allow_anonymous: bool | None = None
@@ -97,6 +106,8 @@ class KeyRegister(_Body):
 
 
 class KeyGenerate(_Body):
+    model_config = _example({"kind": "key_pair", "alg": "ES256"})
+
     kind: Literal["key_pair", "hmac_secret"] = "key_pair"
     alg: str = Field(default="ES256", max_length=16, description="For key_pair")
 
@@ -127,6 +138,8 @@ class KeySecret(_Body):
 class UserUpdate(_Body):
     """Fields to set; ``null`` clears one. The next sign-in's claims apply again."""
 
+    model_config = _example({"display_name": "Alice Liddell", "avatar_url": None})
+
     display_name: str | None = Field(default=None, max_length=128)
     avatar_url: str | None = Field(default=None, max_length=1024)
     email: str | None = Field(default=None, max_length=254)
@@ -149,6 +162,8 @@ class PlatformUser(_Body):
 
 
 class UserRef(_Body):
+    model_config = _example({"user_id": "alice"})
+
     user_id: str = Field(min_length=1, max_length=256)
 
 
@@ -168,6 +183,8 @@ class SessionList(_Body):
 
 class EndSessions(_Body):
     """Exactly one of ``session_id``, ``user_id`` or ``issued_before``."""
+
+    model_config = _example({"user_id": "alice", "wipe": True})
 
     session_id: str | None = Field(default=None, min_length=1, max_length=64)
     user_id: str | None = Field(default=None, min_length=1, max_length=256)
