@@ -19,6 +19,7 @@ from chinwag.cli.options import DatabaseUrl
 from chinwag.cli.output import Output, safe
 from chinwag.cli.runner import run_handler
 from chinwag.cli.sessions import sessions_app
+from chinwag.cli.users import users_app
 
 __all__ = ["app", "main"]
 
@@ -32,6 +33,7 @@ app.add_typer(apps_app)
 app.add_typer(keys_app)
 app.add_typer(sessions_app)
 app.add_typer(api_keys_app)
+app.add_typer(users_app)
 app.command()(chat)
 app.command()(demo)
 console = Console()
