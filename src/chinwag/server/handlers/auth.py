@@ -305,7 +305,7 @@ async def create_session(
     device: Device | None = None,
 ) -> NewSession:
     """``then`` runs in the session's transaction once it is open (the anonymous upgrade).
-    A suspended app or user is refused (403) before anything is written."""
+    A suspended app or user is refused (403); the transaction rolls back, nonce and all."""
     started = time.perf_counter()
     # One connection for the reads and the writes: on SQLite every checkout costs more than
     # the statements. The checks between them are pure, and nothing is written until the
