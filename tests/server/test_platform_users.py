@@ -285,3 +285,28 @@ async def test_control_characters_in_bodies_are_clean_client_errors(
         "create app": 422,
         "create key": 422,
     }
+
+
+async def test_a_connected_device_counts_as_seen_without_http_requests(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """The sweep marks sessions with a live socket as seen (once a minute), so a device
+    chatting only over its WebSocket does not look idle in the session list."""
+    from chinwag.server.handlers.session_activity import touch_connected
+
+    mine = await platform_key(server.services, "app", app.app_id)
+    connected = await sign_in(client, app, "alice", server.clock.now())
+    idle = await sign_in(client, app, "alice", server.clock.now())
+    device = await open_device(server, connected.token)
+    await device.until_caught_up()
+    opened = server.clock.now()
+    server.clock.advance(300)
+    await touch_connected(server.services)
+    url = f"/v1/platform/apps/{app.app_id}/sessions"
+    listed = await _ok(await client.get(url, params={"user_id": "alice"}, headers=mine))
+    seen = {s["session_id"]: s["last_seen_at"] for s in listed["sessions"]}
+    assert seen == {
+        connected.body["session_id"]: server.clock.now(),
+        idle.body["session_id"]: opened,
+    }
+    await device.ws.close()

@@ -49,6 +49,7 @@ from chinwag.server.handlers.auth import (
     require_live_session,
     user_json,
 )
+from chinwag.server.handlers.session_activity import touch_connected
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
@@ -377,7 +378,7 @@ async def sweep_forever(
     """Typing silence and session expiry, checked against ``services.now()``; and, every
     ``revocation_every`` ticks, sessions revoked in the database by a process that could not
     ring this node's doorbell (the CLI, a node on another broker); every ``purge_every``
-    ticks, spent nonce and jti records."""
+    ticks, spent nonce and jti records, and "last seen" for the sessions connected here."""
     expiring: set[str] = set()
     tick = 0
     while True:
@@ -396,6 +397,7 @@ async def sweep_forever(
                 await _close_revoked(services)
             if tick % purge_every == 0:
                 await purge_spent_records(services)
+                await touch_connected(services)
         except Exception:
             log.exception("sweep failed; retrying on the next tick")
 

@@ -11,7 +11,7 @@ from chinwag.server.services import Services
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage.records import SessionRecord
 
-__all__ = ["LAST_SEEN_RESOLUTION", "touch_session"]
+__all__ = ["LAST_SEEN_RESOLUTION", "touch_connected", "touch_session"]
 
 LAST_SEEN_RESOLUTION = 60.0
 
@@ -25,4 +25,17 @@ async def touch_session(services: Services, session: SessionRecord) -> None:
     async with services.db.transaction() as tx:
         await session_store.touch_session(
             tx.conn, session.id, now=now, unless_after=now - LAST_SEEN_RESOLUTION
+        )
+
+
+async def touch_connected(services: Services) -> None:
+    """Mark every session with a socket on this node as seen now (the sweep calls this
+    once a minute): a device chatting over its WebSocket makes no HTTP request to count."""
+    session_ids = services.hub.session_ids()
+    if not session_ids:
+        return
+    now = services.now()
+    async with services.db.transaction() as tx:
+        await session_store.touch_sessions(
+            tx.conn, session_ids, now=now, unless_after=now - LAST_SEEN_RESOLUTION
         )

@@ -25,6 +25,7 @@ __all__ = [
     "revoke_session",
     "revoked_among",
     "touch_session",
+    "touch_sessions",
     "user_session_ids",
 ]
 
@@ -186,3 +187,18 @@ async def app_live_sessions(
         query = query.where(sessions.c.created_at < issued_before)
     rows = await conn.execute(query)
     return [(r.id, int(r.user_pk)) for r in rows]
+
+
+async def touch_sessions(
+    conn: AsyncConnection, session_ids: list[str], *, now: float, unless_after: float
+) -> None:
+    """:func:`touch_session` for many sessions, in chunks of 500."""
+    for start in range(0, len(session_ids), 500):
+        await conn.execute(
+            update(sessions)
+            .where(
+                sessions.c.id.in_(session_ids[start : start + 500]),
+                sessions.c.last_seen_at.is_(None) | (sessions.c.last_seen_at <= unless_after),
+            )
+            .values(last_seen_at=now)
+        )
