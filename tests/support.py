@@ -42,6 +42,7 @@ __all__ = [
     "make_app",
     "open_page",
     "peak_rss",
+    "platform_key",
     "postgres_database",
     "reset_peak_rss",
     "run_asgi",
@@ -243,6 +244,16 @@ async def make_app(
     return AppFixture(
         app.id, key.record.kid, alg, private_key_pem=key.private_key_pem, dev_kid=dev_kid
     )
+
+
+async def platform_key(
+    services: Services, role: str = "admin", app_id: str | None = None
+) -> dict[str, str]:
+    """A new platform API key's ``Authorization`` header (``app`` keys need ``app_id``)."""
+    from chinwag.server.handlers.api_keys import create_api_key
+
+    _, token = await create_api_key(services, role, app_id=app_id)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def get_nonce(client: httpx.AsyncClient, app_id: str) -> str:

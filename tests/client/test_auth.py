@@ -201,3 +201,16 @@ async def test_stop_at_a_proactive_refresh_ends_the_still_live_session_on_the_se
     async with httpx.AsyncClient(base_url=server.url) as http:
         answer = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401
+
+
+async def test_device_label_reaches_the_apps_session_list(
+    make_client: Callable[..., Client], tokens: Tokens, server: RunningServer
+) -> None:
+    from chinwag.server.handlers.sessions import list_user_sessions
+
+    provider = tokens.provider("alice")
+    async with make_client(identity_token_provider=provider, device_label="Alice's phone") as c:
+        await c.authenticate()
+        [session] = await list_user_sessions(server.services, tokens.app.app_id, "alice")
+    assert session.device_label == "Alice's phone"
+    assert session.address == "127.0.0.1"

@@ -22,6 +22,12 @@ def test_bare_session_tokens_and_jwts_are_redacted() -> None:
     assert redact("token eyJhbGciOi.eyJzdWIi.c2ln end") == f"token {REDACTED} end"
 
 
+def test_platform_api_keys_are_redacted() -> None:
+    key = "cwk_abcdefgh_" + "x" * 43
+    assert redact(f"Bearer {key} rest") == f"Bearer {REDACTED} rest"
+    assert redact(f"/v1/platform/apps?api_key={key}") == f"/v1/platform/apps?api_key={REDACTED}"
+
+
 def test_the_filter_rewrites_arguments_and_drops_frames() -> None:
     keep = _record('%s - "%s %s"', "127.0.0.1", "GET", "/x?session_token=cws_a.b")
     assert RedactCredentials().filter(keep)

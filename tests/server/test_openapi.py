@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app
+from chinwag.core.keys import Alg, generate_key_pair
+from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app, platform_key
 
 CHECKS = [
     not_a_server_error,
@@ -34,6 +35,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 GENERATED_PER_OPERATION = 4
+PLATFORM = "/v1/platform/"
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
 
 
@@ -84,7 +86,9 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
         "description": schemes["session"]["description"],
     }
     for path, method, operation in operations(document):
-        if path in PUBLIC and path != "/v1/sessions":
+        if path.startswith(PLATFORM):
+            assert operation["security"] == [{"platformApiKey": []}], (method, path)
+        elif path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
         else:
             assert {"session": []} in operation["security"], (method, path)
@@ -137,6 +141,7 @@ async def test_every_operation_answers_as_documented(
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
     await leave_walk(walk, alice, bob, conversation, message)
+    await platform_walk(walk, server, app)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
     walked = {(method, path) for method, path, status in walk.statuses if status < 300}
     assert documented - walked == set()
@@ -284,6 +289,76 @@ async def leave_walk(
     )
 
 
+async def platform_walk(walk: Walk, server: RunningServer, app: AppFixture) -> None:
+    """Every platform operation once with an admin key, and its common refusals."""
+    admin = await platform_key(server.services)
+    at = {"app_id": app.app_id}
+    made = await walk.call("POST", "/v1/platform/apps", admin, body={"name": "walk"})
+    assert made.status_code == 201
+    await walk.call("GET", "/v1/platform/apps", admin)
+    await walk.call("GET", "/v1/platform/apps/{app_id}", admin, path_parameters=at)
+    await walk.call(
+        "PATCH", "/v1/platform/apps/{app_id}", admin, path_parameters=at, body={"name": "w"}
+    )
+    keys = "/v1/platform/apps/{app_id}/keys"
+    await walk.call("GET", keys, admin, path_parameters=at)
+    pair = generate_key_pair(Alg.ES256)
+    await walk.call(
+        "POST", keys, admin, path_parameters=at, body={"public_key": pair.public_key_pem}
+    )
+    secret = await walk.call(
+        "POST", f"{keys}/generate", admin, path_parameters=at, body={"kind": "hmac_secret"}
+    )
+    kid = {**at, "kid": secret.json()["kid"]}
+    await walk.call("GET", keys + "/{kid}/secret", admin, path_parameters=kid)
+    await walk.call("POST", keys + "/{kid}/disable", admin, path_parameters=kid)
+    await walk.call("POST", keys + "/{kid}/enable", admin, path_parameters=kid)
+    await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)
+    await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)  # 404
+    await platform_users_walk(walk, admin, app)
+    await walk.call("POST", "/v1/platform/apps/{app_id}/suspend", admin, path_parameters=at)
+    await walk.call("POST", "/v1/platform/apps/{app_id}/unsuspend", admin, path_parameters=at)
+    await walk.call("GET", "/v1/platform/audit", admin, query={"limit": 5})
+    await walk.call("GET", "/v1/platform/apps")  # 401
+    mine = await platform_key(server.services, "app", app.app_id)
+    await walk.call("GET", "/v1/platform/audit", mine)  # 403
+    other = {"app_id": made.json()["app_id"]}
+    await walk.call("GET", "/v1/platform/apps/{app_id}", mine, path_parameters=other)  # 404
+
+
+async def platform_users_walk(walk: Walk, admin: dict[str, str], app: AppFixture) -> None:
+    at = {"app_id": app.app_id}
+    user = {**at, "user_id": "alice"}
+    users = "/v1/platform/apps/{app_id}/users"
+    await walk.call("GET", users + "/{user_id}", admin, path_parameters=user)
+    await walk.call(
+        "PATCH", users + "/{user_id}", admin, path_parameters=user, body={"display_name": "A"}
+    )
+    await walk.call(
+        "GET",
+        "/v1/platform/apps/{app_id}/sessions",
+        admin,
+        path_parameters=at,
+        query={"user_id": "alice"},
+    )
+    await walk.call(
+        "POST", users + "/suspend", admin, path_parameters=at, body={"user_id": "alice"}
+    )
+    await walk.call(
+        "POST", users + "/unsuspend", admin, path_parameters=at, body={"user_id": "alice"}
+    )
+    await walk.call(
+        "POST",
+        "/v1/platform/apps/{app_id}/sessions/end",
+        admin,
+        path_parameters=at,
+        body={"user_id": "bob", "wipe": True},
+    )
+    await walk.call(
+        "POST", "/v1/platform/apps/{app_id}/sessions/end", admin, path_parameters=at, body={}
+    )  # 422
+
+
 def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:
     """A few schema-driven requests per operation, drawn up front (hypothesis is sync)."""
     cases: list[Case] = []
@@ -329,3 +404,24 @@ async def test_generated_requests_answer_as_documented(
                 name: real.get(name, value) for name, value in case.path_parameters.items()
             }
             await walk.run(case, alice)
+
+
+async def test_generated_platform_requests_answer_as_documented(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: dict[str, str]
+) -> None:
+    """Schema-driven bodies and parameters with an admin key, aimed at a real app, user and
+    key: whatever they hold (NUL, huge numbers, odd ids), the answer is documented, never 500."""
+    walk = Walk(server, client)
+    admin = await platform_key(server.services)
+    real = {"app_id": app.app_id, "user_id": "alice", "kid": app.kid}
+    cases = [c for c in generated(walk.schema, GENERATED_PER_OPERATION) if PLATFORM in c.path]
+    assert cases
+    for case in cases:
+        if case.path.endswith("/suspend") and "/users/" not in case.path:
+            continue  # suspending the app would end the user's sessions the others need
+        await walk.run(case, admin)
+        if case.path_parameters:
+            case.path_parameters = {
+                name: real.get(name, value) for name, value in case.path_parameters.items()
+            }
+            await walk.run(case, admin)

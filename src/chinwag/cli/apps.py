@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from chinwag.cli.audited import audited
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, app_details, app_json, app_table, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
@@ -81,19 +82,24 @@ def create(
     app, dev_key = run_handler(
         out,
         database_url,
-        lambda services: handlers.create_app(
-            services,
-            name,
-            production=production,
-            allow_anonymous=allow_anonymous,
-            require_nonce=not no_nonce,
-            session_lifetime=handlers.DEFAULT_SESSION_LIFETIME
-            if session_lifetime is None
-            else session_lifetime,
-            max_token_age=handlers.DEFAULT_MAX_TOKEN_AGE
-            if max_token_age is None
-            else max_token_age,
-            conversation_policy=conversation_policy or "open",
+        audited(
+            lambda services: handlers.create_app(
+                services,
+                name,
+                production=production,
+                allow_anonymous=allow_anonymous,
+                require_nonce=not no_nonce,
+                session_lifetime=handlers.DEFAULT_SESSION_LIFETIME
+                if session_lifetime is None
+                else session_lifetime,
+                max_token_age=handlers.DEFAULT_MAX_TOKEN_AGE
+                if max_token_age is None
+                else max_token_age,
+                conversation_policy=conversation_policy or "open",
+            ),
+            "app.create",
+            lambda made: f"apps/{made[0].id}",
+            {"name": name, "production": production},
         ),
     )
     dev = dev_key.record if dev_key else None
@@ -214,7 +220,12 @@ def update(
         return app, agents
 
     out = Output(json_mode)
-    app, agents = run_handler(out, database_url, change)
+    audit_data = {k: v for k, v in changes.items() if v is not None}
+    if agent or not_agent:
+        audit_data["agents"] = {"add": list(agent or []), "remove": list(not_agent or [])}
+    app, agents = run_handler(
+        out, database_url, audited(change, "app.update", f"apps/{app_id}", audit_data)
+    )
 
     def human(console: Console) -> None:
         _print_app(console, app)

@@ -14,15 +14,19 @@ Three ways to get one, matching who should hold the signing material:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from chinwag.cli.audited import audited
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
 from chinwag.core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from chinwag.server.services import Services
 
 __all__ = ["MAX_KEY_FILE_CHARS", "keys_app"]
 
@@ -48,7 +52,14 @@ def generate(
 
     out = Output(json_mode)
     new = run_handler(
-        out, database_url, lambda services: handlers.generate_key(services, app_id, alg)
+        out,
+        database_url,
+        audited(
+            lambda services: handlers.generate_key(services, app_id, alg),
+            "key.generate.key_pair",
+            lambda made: f"apps/{app_id}/keys/{made.record.kid}",
+            {"alg": alg},
+        ),
     )
     assert new.private_key_pem is not None
     private_key_pem = new.private_key_pem
@@ -99,7 +110,12 @@ def add(
     new = run_handler(
         out,
         database_url,
-        lambda services: handlers.add_public_key(services, app_id, text, alg, kid),
+        audited(
+            lambda services: handlers.add_public_key(services, app_id, text, alg, kid),
+            "key.register",
+            lambda made: f"apps/{app_id}/keys/{made.record.kid}",
+            lambda made: {"alg": made.record.alg},
+        ),
     )
 
     def human(console: Console) -> None:
@@ -123,7 +139,15 @@ def add_secret(
     from chinwag.server.handlers import apps as handlers
 
     out = Output(json_mode)
-    new = run_handler(out, database_url, lambda services: handlers.add_secret(services, app_id))
+    new = run_handler(
+        out,
+        database_url,
+        audited(
+            lambda services: handlers.add_secret(services, app_id),
+            "key.generate.hmac_secret",
+            lambda made: f"apps/{app_id}/keys/{made.record.kid}",
+        ),
+    )
     assert new.secret is not None
     secret = new.secret
     out.emit(
@@ -138,7 +162,15 @@ def show_secret(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag 
     from chinwag.server.handlers import apps as handlers
 
     out = Output(json_mode)
-    key = run_handler(out, database_url, lambda services: handlers.get_secret(services, kid))
+    key = run_handler(
+        out,
+        database_url,
+        audited(
+            lambda services: handlers.get_secret(services, kid),
+            "key.secret_read",
+            lambda found: f"apps/{found.app_id}/keys/{found.kid}",
+        ),
+    )
     assert key.secret is not None
     secret = key.secret
     out.emit(
@@ -169,7 +201,13 @@ def _set_enabled(kid: str, enabled: bool, database_url: str | None, json_mode: b
 
     out = Output(json_mode)
     key = run_handler(
-        out, database_url, lambda services: handlers.set_key_enabled(services, kid, enabled)
+        out,
+        database_url,
+        audited(
+            lambda services: handlers.set_key_enabled(services, kid, enabled),
+            "key.enable" if enabled else "key.disable",
+            lambda found: f"apps/{found.app_id}/keys/{found.kid}",
+        ),
     )
     word = "enabled" if enabled else "disabled"
     out.emit(
@@ -196,7 +234,14 @@ def delete(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = Fal
     from chinwag.server.handlers import apps as handlers
 
     out = Output(json_mode)
-    run_handler(out, database_url, lambda services: handlers.delete_key(services, kid))
+
+    async def delete_and_name(services: Services) -> str:
+        """The deleted key's target path (read first: afterwards it is gone)."""
+        found = await handlers.get_key(services, kid)
+        await handlers.delete_key(services, kid)
+        return f"apps/{found.app_id}/keys/{kid}"
+
+    run_handler(out, database_url, audited(delete_and_name, "key.delete", lambda path: path))
     out.emit(
         {"kid": kid, "deleted": True},
         lambda console: console.print(f"[green]deleted key[/] [bold]{safe(kid)}[/]"),

@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from chinwag import __version__
+from chinwag.cli.api_keys import api_keys_app
 from chinwag.cli.apps import apps_app
 from chinwag.cli.chat import chat
 from chinwag.cli.demo import demo
 from chinwag.cli.keys import keys_app
 from chinwag.cli.options import DatabaseUrl
 from chinwag.cli.sessions import sessions_app
+from chinwag.cli.users import users_app
 
 if TYPE_CHECKING:
     from chinwag.server.settings import Settings
@@ -31,6 +33,8 @@ app = typer.Typer(
 app.add_typer(apps_app)
 app.add_typer(keys_app)
 app.add_typer(sessions_app)
+app.add_typer(api_keys_app)
+app.add_typer(users_app)
 app.command()(chat)
 app.command()(demo)
 console = Console()

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from chinwag.cli.audited import audited
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, safe
 from chinwag.cli.runner import run_handler
@@ -44,7 +45,12 @@ def revoke(
     ended = run_handler(
         out,
         database_url,
-        lambda services: revoke_user_sessions(services, app_id, user_id, wipe=wipe),
+        audited(
+            lambda services: revoke_user_sessions(services, app_id, user_id, wipe=wipe),
+            "sessions.end",
+            f"apps/{app_id}/sessions",
+            lambda ended: {"user_id": user_id, "wipe": wipe, "ended": len(ended)},
+        ),
     )
 
     def human(console: Console) -> None:

@@ -154,6 +154,8 @@ class Authenticator:
         new user's store here (wiping the previous user's first when they differ)."""
         self.on_wipe: Callable[[], Awaitable[None]] | None = None
         """Called when a move wipes local data: the client stops its tasks, deletes stores."""
+        self.device_label: str | None = None
+        """Sent at sign-in; the app's backend sees it in the user's session list."""
 
     # -- the table ------------------------------------------------------------------------
 
@@ -402,12 +404,17 @@ class Authenticator:
         self, token: str, upgrade: tuple[SavedSession, AnonymousData] | None, anonymous: bool
     ) -> SavedSession:
         before = self._clock()
+        device = {"device_label": self.device_label} if self.device_label else {}
         if anonymous:
             response = await self.api.call(
-                "POST", "/v1/sessions/anonymous", json={"app_id": self.api.app_id}
+                "POST", "/v1/sessions/anonymous", json={"app_id": self.api.app_id, **device}
             )
         else:
-            body: dict[str, Any] = {"app_id": self.api.app_id, "identity_token": token}
+            body: dict[str, Any] = {
+                "app_id": self.api.app_id,
+                "identity_token": token,
+                **device,
+            }
             bearer = None
             if upgrade is not None:
                 bearer = upgrade[0].token

@@ -82,6 +82,7 @@ class Client:
         poll_interval: float = 5.0,
         backoff: Backoff | None = None,
         rand: Callable[[], float] = random.random,
+        device_label: str | None = None,
     ) -> None:
         self.app_id = app_id
         self.store_dir = Path(store_dir)
@@ -106,6 +107,7 @@ class Client:
         )
         self._auth.on_session = self._on_session
         self._auth.on_wipe = self._wipe
+        self._auth.device_label = device_label
         self._store: Store | None = None
         self._store_user: str | None = None
         self._upgrade_data: AnonymousData | None = None

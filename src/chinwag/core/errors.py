@@ -15,7 +15,9 @@
     │   ├── AnonymousNotAllowed                   anonymous_not_allowed
     │   ├── SampleProviderForbidden               sample_provider_forbidden
     │   ├── ParticipantsNotAllowed                participants_not_allowed
-    │   └── AccessDenied                          access_denied
+    │   ├── AccessDenied                          access_denied
+    │   ├── UserSuspended                         user_suspended
+    │   └── AppSuspended                          app_suspended
     ├── NotFound                       404        not_found
     │   └── AppNotFound                           app_not_found
     ├── Conflict                       409        conflict (data = the existing object)
@@ -36,6 +38,7 @@ __all__ = [
     "AccessDenied",
     "AnonymousNotAllowed",
     "AppNotFound",
+    "AppSuspended",
     "AuthenticationRequired",
     "ChinwagError",
     "Conflict",
@@ -55,6 +58,7 @@ __all__ = [
     "SampleProviderForbidden",
     "ServiceUnavailable",
     "TokenRejection",
+    "UserSuspended",
 ]
 
 
@@ -69,6 +73,8 @@ class ErrorId(StrEnum):
     SAMPLE_PROVIDER_FORBIDDEN = "sample_provider_forbidden"
     PARTICIPANTS_NOT_ALLOWED = "participants_not_allowed"
     ACCESS_DENIED = "access_denied"
+    USER_SUSPENDED = "user_suspended"
+    APP_SUSPENDED = "app_suspended"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     APP_NOT_FOUND = "app_not_found"
@@ -230,6 +236,20 @@ class ParticipantsNotAllowed(Forbidden):
 class AccessDenied(Forbidden):
     error_id = ErrorId.ACCESS_DENIED
     default_message = "You are no longer a participant of this conversation."
+
+
+class UserSuspended(Forbidden):
+    """The app suspended this user: no new session, whatever token they bring."""
+
+    error_id = ErrorId.USER_SUSPENDED
+    default_message = "This user is suspended and cannot sign in."
+
+
+class AppSuspended(Forbidden):
+    """The app is suspended: no sign-ins and no requests until it is unsuspended."""
+
+    error_id = ErrorId.APP_SUSPENDED
+    default_message = "This app is suspended."
 
 
 class NotFound(ChinwagError):

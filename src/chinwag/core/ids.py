@@ -20,8 +20,10 @@ __all__ = [
     "SessionId",
     "StreamPos",
     "UserId",
+    "has_control",
     "is_valid_kid",
     "is_valid_uuid",
+    "unstorable",
     "user_id_problem",
 ]
 
@@ -36,6 +38,18 @@ StreamPos = NewType("StreamPos", int)
 MAX_USER_ID_LENGTH = 256
 _KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def has_control(value: str) -> bool:
+    """Whether ``value`` holds a control character, NUL or a lone surrogate (which no
+    database should be asked to store as text: PostgreSQL refuses NUL outright)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
+def unstorable(value: str) -> bool:
+    """Whether ``value`` holds NUL or a lone surrogate, which no database stores as text.
+    (Other control characters are stored; the CLI escapes them when it shows them.)"""
+    return any(ch == "\x00" or unicodedata.category(ch) == "Cs" for ch in value)
 
 
 def user_id_problem(value: object) -> str | None:

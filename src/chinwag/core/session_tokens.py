@@ -16,12 +16,14 @@ from dataclasses import dataclass
 __all__ = [
     "NewSessionToken",
     "ParsedSessionToken",
+    "is_session_id",
     "new_session_token",
     "parse_session_token",
     "secret_matches",
 ]
 
 _PREFIX = "cws_"
+_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _SHAPE = re.compile(r"cws_([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
 ID_BYTES = 16
 SECRET_BYTES = 32
@@ -64,6 +66,11 @@ def parse_session_token(token: str) -> ParsedSessionToken | None:
     return ParsedSessionToken(
         session_id=match.group(1), secret_hash=hashlib.sha256(match.group(2).encode()).digest()
     )
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a session id (before it is looked up)."""
+    return _ID.fullmatch(value) is not None
 
 
 def secret_matches(stored_hash: bytes, presented: ParsedSessionToken) -> bool:

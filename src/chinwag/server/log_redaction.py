@@ -23,10 +23,11 @@ REDACTED = "[redacted]"
 REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error", "websockets.server", "websockets")
 
 _QUERY_SECRET = re.compile(
-    r"\b(session_token|identity_token|access_token|token|nonce|secret)=[^&\s\"'#]*",
+    r"\b(session_token|identity_token|access_token|api_key|token|nonce|secret)=[^&\s\"'#]*",
     re.IGNORECASE,
 )
-_SESSION_TOKEN = re.compile(r"\bcws_[A-Za-z0-9_.~-]+")
+_SESSION_TOKEN = re.compile(r"\bcw[sk]_[A-Za-z0-9_.~-]+")
+"""A session token (``cws_``) or a platform API key (``cwk_``)."""
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _FRAME_MESSAGES = frozenset({"< %s", "> %s"})
 """How the websockets library logs a frame (``logger.debug("< %s", frame)``)."""
@@ -36,7 +37,7 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 
 
 def redact(text: str) -> str:
-    """``text`` with query-string credentials, session tokens and JWTs replaced."""
+    """``text`` with query-string credentials, session tokens, API keys and JWTs replaced."""
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     text = _SESSION_TOKEN.sub(REDACTED, text)
     return _JWT.sub(REDACTED, text)

@@ -25,6 +25,7 @@ from chinwag.core.errors import (
     AuthenticationRequired,
     ChinwagError,
     ErrorId,
+    Forbidden,
     InvalidRequest,
     MalformedFrame,
     ProtocolViolation,
@@ -48,6 +49,7 @@ from chinwag.server.handlers.auth import (
     require_live_session,
     user_json,
 )
+from chinwag.server.handlers.session_activity import touch_connected
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
@@ -118,6 +120,9 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
         caller = await authenticate(services, _session_token(scope, query))
     except AuthenticationRequired as refused:
         await _refuse(receive, send, *_refusal(refused.data))
+        return
+    except Forbidden:  # a session that a user's or app's suspension ended
+        await _refuse(receive, send, CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
         return
     head = caller.user.stream_head
     cursor = _cursor(query.get("after"), head)
@@ -373,7 +378,7 @@ async def sweep_forever(
     """Typing silence and session expiry, checked against ``services.now()``; and, every
     ``revocation_every`` ticks, sessions revoked in the database by a process that could not
     ring this node's doorbell (the CLI, a node on another broker); every ``purge_every``
-    ticks, spent nonce and jti records."""
+    ticks, spent nonce and jti records, and "last seen" for the sessions connected here."""
     expiring: set[str] = set()
     tick = 0
     while True:
@@ -392,6 +397,7 @@ async def sweep_forever(
                 await _close_revoked(services)
             if tick % purge_every == 0:
                 await purge_spent_records(services)
+                await touch_connected(services)
         except Exception:
             log.exception("sweep failed; retrying on the next tick")
 

@@ -40,14 +40,24 @@ class NonceRequest(BaseModel):
     app_id: str = AppIdField
 
 
+DeviceLabelField = Field(
+    default=None,
+    max_length=128,
+    description="What this device calls itself (\"Alice's iPhone\"); shown in the app's "
+    "session list (platform API).",
+)
+
+
 class SessionRequest(BaseModel):
     app_id: str = AppIdField
     identity_token: str = Field(min_length=1, max_length=65536)
     anonymous_data: Literal["keep", "discard"] = "keep"
+    device_label: str | None = DeviceLabelField
 
 
 class AnonymousSessionRequest(BaseModel):
     app_id: str = AppIdField
+    device_label: str | None = DeviceLabelField
 
 
 class SampleTokenRequest(BaseModel):
@@ -109,7 +119,8 @@ async def create_session(request: Request) -> JSON:
         services, bearer_token(request), body.app_id, body.anonymous_data
     )
     then = upgrade.upgrade_hook(services, found) if found else None
-    new = await auth.create_session(services, body.app_id, body.identity_token, then)
+    device = auth.Device(address=client_address(request), label=body.device_label)
+    new = await auth.create_session(services, body.app_id, body.identity_token, then, device)
     return JSON(_session_json(new), status_code=201)
 
 
@@ -124,7 +135,8 @@ async def create_anonymous_session(request: Request) -> JSON:
     """A session for a new anonymous user, on an app that allows them."""
     services = await _limited(request)
     body = await json_body(request, AnonymousSessionRequest)
-    new = await auth.create_anonymous_session(services, body.app_id)
+    device = auth.Device(address=client_address(request), label=body.device_label)
+    new = await auth.create_anonymous_session(services, body.app_id, device)
     return JSON(_session_json(new), status_code=201)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
-from chinwag.core.ids import is_valid_uuid, user_id_problem
+from chinwag.core.ids import is_valid_uuid, unstorable, user_id_problem
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -32,6 +32,7 @@ __all__ = [
     "delete_key",
     "generate_key",
     "get_app",
+    "get_key",
     "get_secret",
     "list_agents",
     "list_apps",
@@ -67,9 +68,11 @@ def _check_app_fields(
     session_lifetime: int | None,
     max_token_age: int | None,
 ) -> None:
-    if name is not None and not 1 <= len(name.strip()) <= 200:
+    if name is not None and (not 1 <= len(name.strip()) <= 200 or unstorable(name)):
         raise InvalidRequest(
-            "An app name must be 1 to 200 characters.", data={"property": "name"}, status=422
+            "An app name must be 1 to 200 characters, without NUL.",
+            data={"property": "name"},
+            status=422,
         )
     if environment is not None and environment not in ENVIRONMENTS:
         raise InvalidRequest(
@@ -305,6 +308,15 @@ async def add_secret(services: Services, app_id: str) -> NewKey:
     )
     await _insert_key(services, record)
     return NewKey(record=record, secret=secret)
+
+
+async def get_key(services: Services, kid: str) -> KeyRecord:
+    """A key by kid (any app), or ``not_found``."""
+    async with services.db.read() as conn:
+        record = await app_store.get_key(conn, kid)
+    if record is None:
+        raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+    return record
 
 
 async def get_secret(services: Services, kid: str) -> KeyRecord:

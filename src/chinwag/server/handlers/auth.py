@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import (
     AnonymousNotAllowed,
     AppNotFound,
+    AppSuspended,
     AuthenticationRequired,
     InvalidIdentityToken,
     SampleProviderForbidden,
     TokenRejection,
+    UserSuspended,
 )
-from chinwag.core.events import EventType
 from chinwag.core.identity_tokens import (
     IdentityClaims,
     ParsedToken,
@@ -37,12 +38,13 @@ from chinwag.core.ids import is_valid_uuid
 from chinwag.core.keys import Alg, sign_identity_token
 from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
-from chinwag.server.broker import EventsAppended
+from chinwag.server.handlers import suspension
 from chinwag.server.handlers.apps import get_app
+from chinwag.server.handlers.identities import apply_profile, user_json
+from chinwag.server.handlers.session_activity import touch_session
 from chinwag.server.handlers.sessions import end_sessions
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
-from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
@@ -50,6 +52,7 @@ from chinwag.server.storage.records import AppRecord, SessionRecord, UserRecord
 
 __all__ = [
     "Authenticated",
+    "Device",
     "NewSession",
     "authenticate",
     "create_anonymous_session",
@@ -82,20 +85,6 @@ class Authenticated:
     @property
     def app_id(self) -> str:
         return self.session.app_id
-
-
-def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
-    body: dict[str, object] = {
-        "user_id": user.user_id,
-        "display_name": user.display_name,
-        "avatar_url": user.avatar_url,
-        "anonymous": user.anonymous,
-    }
-    if private:
-        body["email"] = user.email
-        body["first_name"] = user.first_name
-        body["last_name"] = user.last_name
-    return body
 
 
 async def _app_exists(services: Services, app_id: str) -> bool:
@@ -162,7 +151,9 @@ async def authenticate(
     if session is None or user is None or not secret_matches(session.secret_hash, parsed):
         raise await _challenge(services, app_hint)
     if session.revoked_at is not None or session.expires_at <= services.now():
+        await suspension.refuse_if_suspended(services, session, user)
         raise await _challenge(services, session.app_id, ended=session)
+    await touch_session(services, session)
     return Authenticated(session=session, user=user)
 
 
@@ -197,6 +188,8 @@ async def _app_and_claims(
             record = await app_store.get_key(conn, parsed.kid, app.id)
     if app is None:
         raise AppNotFound(data={"app_id": app_id[:64]})
+    if app.suspended_at is not None:
+        raise AppSuspended(data={"app_id": app.id})
     if parse_error is not None:
         _log_rejection(app.id, parse_error)
         raise parse_error
@@ -260,26 +253,17 @@ async def _resolve_user(
         return await user_store.insert_user(
             tx.conn, app_id=app.id, user_id=user_id, anonymous=False, profile=profile, now=now
         )
-    changed = {k: v for k, v in profile.items() if getattr(user, k) != v}
-    if changed:
-        await user_store.update_user(tx.conn, user.pk, {**changed, "updated_at": now})
-        refreshed = await user_store.get_user_by_pk(tx.conn, user.pk)
-        assert refreshed is not None
-        appended = await event_store.append_event(
-            tx.conn,
-            app_id=app.id,
-            event_type=EventType.IDENTITY_UPDATED,
-            data={"user": user_json(refreshed, private=False)},
-            user_pks=await user_store.identity_audience(tx.conn, refreshed.pk),
-            now=now,
-        )
-        tx.after_commit(
-            lambda: services.publish(
-                EventsAppended(event_json=appended.event_json, targets=appended.targets)
-            )
-        )
-        return refreshed
-    return user
+    if user.suspended_at is not None:
+        raise UserSuspended(data={"user_id": user.user_id})
+    return await apply_profile(services, tx, user, dict(profile))
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """Where a sign-in comes from, as the platform API's session list shows it."""
+
+    address: str | None = None
+    label: str | None = None
 
 
 async def _open_session(
@@ -289,6 +273,7 @@ async def _open_session(
     user: UserRecord,
     *,
     identity_expires_at: float | None,
+    device: Device | None = None,
 ) -> NewSession:
     now = services.now()
     expires_at = now + app.session_lifetime
@@ -304,6 +289,9 @@ async def _open_session(
         expires_at=expires_at,
         revoked_at=None,
         revoked_reason=None,
+        last_seen_at=now,
+        address=device.address if device else None,
+        device_label=device.label if device else None,
     )
     await session_store.insert_session(tx.conn, record)
     return NewSession(token=token.token, session=record, user=user)
@@ -314,8 +302,10 @@ async def create_session(
     app_id: str,
     identity_token: object,
     then: Callable[[Transaction, UserRecord], Awaitable[None]] | None = None,
+    device: Device | None = None,
 ) -> NewSession:
-    """``then`` runs in the session's transaction once it is open (the anonymous upgrade)."""
+    """``then`` runs in the session's transaction once it is open (the anonymous upgrade).
+    A suspended app or user is refused (403); the transaction rolls back, nonce and all."""
     started = time.perf_counter()
     # One connection for the reads and the writes: on SQLite every checkout costs more than
     # the statements. The checks between them are pure, and nothing is written until the
@@ -357,6 +347,7 @@ async def create_session(
             identity_expires_at=(
                 float(claims.expires_at) if claims.expires_at is not None else None
             ),
+            device=device,
         )
         if then is not None:
             await then(tx, user)
@@ -364,8 +355,12 @@ async def create_session(
     return result
 
 
-async def create_anonymous_session(services: Services, app_id: str) -> NewSession:
+async def create_anonymous_session(
+    services: Services, app_id: str, device: Device | None = None
+) -> NewSession:
     app = await get_app(services, app_id)
+    if app.suspended_at is not None:
+        raise AppSuspended(data={"app_id": app.id})
     if not app.allow_anonymous:
         raise AnonymousNotAllowed()
     async with services.db.transaction() as tx:
@@ -373,7 +368,7 @@ async def create_anonymous_session(services: Services, app_id: str) -> NewSessio
         user = await user_store.insert_user(
             tx.conn, app_id=app.id, user_id=user_id, anonymous=True, profile={}, now=services.now()
         )
-        return await _open_session(services, tx, app, user, identity_expires_at=None)
+        return await _open_session(services, tx, app, user, identity_expires_at=None, device=device)
 
 
 async def end_session(services: Services, caller: Authenticated, *, reason: str = "logout") -> None:

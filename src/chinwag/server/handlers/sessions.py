@@ -10,11 +10,14 @@ sweep finds the revoked rows in the database within seconds (``revoked_among``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
 
 from chinwag.core.errors import NotFound
 from chinwag.core.events import EventType
+from chinwag.core.ids import user_id_problem
+from chinwag.core.session_tokens import is_session_id
 from chinwag.server.broker import EventsAppended, SessionsRevoked
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.services import Services
@@ -22,11 +25,15 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.records import SessionRecord, UserRecord
 from chinwag.server.storage.sessions import Revocation
 
 __all__ = [
     "REVOKED",
+    "end_app_sessions",
+    "end_one_session",
     "end_sessions",
+    "list_user_sessions",
     "purge_spent_records",
     "revoke_user_sessions",
     "revoked_among",
@@ -94,11 +101,10 @@ async def revoke_user_sessions(
     """End every live session of one user of one app; returns the ended session ids.
 
     ``wipe``: the devices must also delete the session's local data (a stolen device)."""
-    await get_app(services, app_id)
+    known = await _user(services, app_id, user_id)
     async with services.db.transaction() as tx:
-        user = await user_store.get_user(tx.conn, app_id, user_id)
-        if user is None:
-            raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+        user = await user_store.get_user_by_pk(tx.conn, known.pk)
+        assert user is not None  # users are never deleted
         live = await session_store.user_session_ids(tx.conn, user.pk, now=services.now())
         return await end_sessions(
             services,
@@ -109,6 +115,80 @@ async def revoke_user_sessions(
             reason=reason,
             wipe=wipe,
         )
+
+
+async def _user(services: Services, app_id: str, user_id: str) -> UserRecord:
+    await get_app(services, app_id)
+    user = None
+    if user_id_problem(user_id) is None:
+        async with services.db.read() as conn:
+            user = await user_store.get_user(conn, app_id, user_id)
+    if user is None:
+        raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+    return user
+
+
+async def list_user_sessions(services: Services, app_id: str, user_id: str) -> list[SessionRecord]:
+    """The user's live sessions (device label, created, last seen, address)."""
+    user = await _user(services, app_id, user_id)
+    async with services.db.read() as conn:
+        return await session_store.live_sessions(conn, user.pk, now=services.now())
+
+
+async def end_one_session(
+    services: Services, app_id: str, session_id: str, *, reason: str = REVOKED, wipe: bool = False
+) -> list[str]:
+    """End one session of the app (``not_found`` for another app's, or none)."""
+    await get_app(services, app_id)
+    async with services.db.transaction() as tx:
+        found = None
+        if is_session_id(session_id):
+            found = await session_store.get_session(tx.conn, session_id)
+        if found is None or found.app_id != app_id:
+            raise NotFound(
+                "No session with that id in this app.", data={"session_id": session_id[:64]}
+            )
+        return await end_sessions(
+            services,
+            tx,
+            app_id=app_id,
+            user_pk=found.user_pk,
+            session_ids=[found.id],
+            reason=reason,
+            wipe=wipe,
+        )
+
+
+async def end_app_sessions(
+    services: Services,
+    app_id: str,
+    *,
+    issued_before: float | None = None,
+    reason: str = REVOKED,
+    wipe: bool = False,
+) -> list[str]:
+    """End every live session of the app (issued before a time, if given): after a key
+    leak, or when the app is suspended."""
+    await get_app(services, app_id)
+    async with services.db.transaction() as tx:
+        found = await session_store.app_live_sessions(
+            tx.conn, app_id, now=services.now(), issued_before=issued_before
+        )
+        by_user: defaultdict[int, list[str]] = defaultdict(list)
+        for session_id, user_pk in found:
+            by_user[user_pk].append(session_id)
+        ended: list[str] = []
+        for user_pk, ids in by_user.items():
+            ended += await end_sessions(
+                services,
+                tx,
+                app_id=app_id,
+                user_pk=user_pk,
+                session_ids=ids,
+                reason=reason,
+                wipe=wipe,
+            )
+        return ended
 
 
 async def revoked_among(services: Services, session_ids: list[str]) -> dict[str, Revocation]:

@@ -50,6 +50,7 @@ def _app(row: Any) -> AppRecord:
         created_at=float(created),
         updated_at=float(updated),
         conversation_policy=row[9],
+        suspended_at=None if row[10] is None else float(row[10]),
     )
 
 

@@ -20,6 +20,8 @@ class AppRecord:
     updated_at: float
     conversation_policy: str = "open"
     """Who may start a conversation with whom (``handlers.conversation_policy``)."""
+    suspended_at: float | None = None
+    """Set while the app is suspended: no sign-ins, no sessions."""
 
     @property
     def production(self) -> bool:
@@ -55,6 +57,8 @@ class UserRecord:
     updated_at: float
     agent: bool = False
     """A designated agent: anonymous users may talk to it under ``anonymous_to_agents``."""
+    suspended_at: float | None = None
+    """Set while the user is suspended: no new sessions, even with a valid identity token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +73,9 @@ class SessionRecord:
     revoked_reason: str | None
     wipe: bool = False
     """Revoked with a request that the devices delete the session's local data."""
+    last_seen_at: float | None = None
+    """Last authenticated request, to the minute (see ``handlers.auth.authenticate``)."""
+    address: str | None = None
+    """The client address the session was opened from."""
+    device_label: str | None = None
+    """What the device called itself at sign-in ("Alice's iPhone")."""

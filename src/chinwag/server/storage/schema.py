@@ -28,8 +28,10 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_keys",
     "app_keys",
     "apps",
+    "audit_log",
     "consumed_nonces",
     "conversations",
     "events",
@@ -75,6 +77,8 @@ apps = Table(
     Column("conversation_policy", String(32), nullable=False, server_default="open"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Suspended apps refuse sign-ins; their sessions were ended when it was set (0004).
+    Column("suspended_at", Float),
 )
 
 app_keys = Table(
@@ -108,6 +112,7 @@ users = Table(
     Column("agent", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("suspended_at", Float),  # no new sessions while set (0004)
     UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
     Index("ix_users_app_email", "app_id", "email"),
 )
@@ -125,7 +130,12 @@ sessions = Table(
     Column("revoked_reason", String(32)),
     # Revoked with a request that the devices delete the session's local data (0002).
     Column("wipe", Boolean, nullable=False, server_default=false()),
+    # What the platform API's session list shows (0004).
+    Column("last_seen_at", Float),
+    Column("address", String(64)),
+    Column("device_label", String(128)),
     Index("ix_sessions_user_pk", "user_pk"),
+    Index("ix_sessions_app_id", "app_id"),
 )
 
 consumed_nonces = Table(
@@ -237,4 +247,32 @@ user_events = Table(
     Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
     Column("pos", BigInteger, primary_key=True),
     Column("event_id", BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("role", String(8), nullable=False),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE")),
+    Column("label", String(200)),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("app_id", String(36)),
+    Column("target", String(600), nullable=False),
+    Column("address", String(64)),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Index("ix_audit_log_app_id", "app_id", "id"),
+    Index("ix_audit_log_at", "at"),
 )

@@ -15,13 +15,17 @@ from chinwag.server.storage.schema import consumed_nonces, sessions, used_jtis
 
 __all__ = [
     "Revocation",
+    "app_live_sessions",
     "consume_nonce",
     "get_session",
     "insert_session",
+    "live_sessions",
     "purge_expired",
     "record_jti",
     "revoke_session",
     "revoked_among",
+    "touch_session",
+    "touch_sessions",
     "user_session_ids",
 ]
 
@@ -50,7 +54,8 @@ _GET_SESSION = Prepared(
 
 def _session(row: Any) -> SessionRecord:
     """From a row in ``SessionRecord`` field order."""
-    id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason, wipe = row
+    id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason, wipe = row[:9]
+    last_seen, address, device_label = row[9:12]
     return SessionRecord(
         id=id_,
         app_id=app_id,
@@ -61,6 +66,9 @@ def _session(row: Any) -> SessionRecord:
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
         wipe=bool(wipe),
+        last_seen_at=None if last_seen is None else float(last_seen),
+        address=address,
+        device_label=device_label,
     )
 
 
@@ -133,3 +141,64 @@ async def revoked_among(conn: AsyncConnection, session_ids: list[str]) -> dict[s
         )
         found.update({r.id: Revocation(r.revoked_reason or "revoked", bool(r.wipe)) for r in rows})
     return found
+
+
+async def touch_session(
+    conn: AsyncConnection, session_id: str, *, now: float, unless_after: float
+) -> None:
+    """Set ``last_seen_at`` unless a concurrent request already did, this minute."""
+    await conn.execute(
+        update(sessions)
+        .where(
+            sessions.c.id == session_id,
+            sessions.c.last_seen_at.is_(None) | (sessions.c.last_seen_at <= unless_after),
+        )
+        .values(last_seen_at=now)
+    )
+
+
+_SESSION_COLUMNS = [sessions.c[f] for f in SessionRecord.__slots__]
+
+
+async def live_sessions(conn: AsyncConnection, user_pk: int, *, now: float) -> list[SessionRecord]:
+    """A user's sessions that neither ended nor expired, oldest first."""
+    rows = await conn.execute(
+        select(*_SESSION_COLUMNS)
+        .where(
+            sessions.c.user_pk == user_pk,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+        .order_by(sessions.c.created_at, sessions.c.id)
+    )
+    return [_session(r) for r in rows]
+
+
+async def app_live_sessions(
+    conn: AsyncConnection, app_id: str, *, now: float, issued_before: float | None = None
+) -> list[tuple[str, int]]:
+    """(session id, user pk) of an app's live sessions, optionally only older ones."""
+    query = select(sessions.c.id, sessions.c.user_pk).where(
+        sessions.c.app_id == app_id,
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > now,
+    )
+    if issued_before is not None:
+        query = query.where(sessions.c.created_at < issued_before)
+    rows = await conn.execute(query)
+    return [(r.id, int(r.user_pk)) for r in rows]
+
+
+async def touch_sessions(
+    conn: AsyncConnection, session_ids: list[str], *, now: float, unless_after: float
+) -> None:
+    """:func:`touch_session` for many sessions, in chunks of 500."""
+    for start in range(0, len(session_ids), 500):
+        await conn.execute(
+            update(sessions)
+            .where(
+                sessions.c.id.in_(session_ids[start : start + 500]),
+                sessions.c.last_seen_at.is_(None) | (sessions.c.last_seen_at <= unless_after),
+            )
+            .values(last_seen_at=now)
+        )

@@ -1,0 +1,92 @@
+"""A user's identity (display name, avatar, email, names): the one way it changes.
+
+Sign-in applies the identity token's claims; the platform API applies what the app's
+backend sends. Either way the change is written and an ``identity.updated`` event goes to
+the user and everyone sharing a conversation with them, so every device shows the new name.
+"""
+
+from __future__ import annotations
+
+from chinwag.core.errors import InvalidRequest, NotFound
+from chinwag.core.events import EventType
+from chinwag.core.ids import has_control, user_id_problem
+from chinwag.server.broker import EventsAppended
+from chinwag.server.handlers.apps import get_app
+from chinwag.server.services import Services
+from chinwag.server.storage import events as event_store
+from chinwag.server.storage import users as user_store
+from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.records import UserRecord
+
+__all__ = ["apply_profile", "get_identity", "update_identity", "user_json"]
+
+
+def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
+    body: dict[str, object] = {
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "avatar_url": user.avatar_url,
+        "anonymous": user.anonymous,
+    }
+    if private:
+        body["email"] = user.email
+        body["first_name"] = user.first_name
+        body["last_name"] = user.last_name
+    return body
+
+
+async def apply_profile(
+    services: Services, tx: Transaction, user: UserRecord, profile: dict[str, str | None]
+) -> UserRecord:
+    """Write the fields of ``profile`` that differ (``None`` clears one) and announce the
+    change; the user as it is now. Nothing changes, nothing is announced."""
+    changed = {k: v for k, v in profile.items() if getattr(user, k) != v}
+    if not changed:
+        return user
+    now = services.now()
+    await user_store.update_user(tx.conn, user.pk, {**changed, "updated_at": now})
+    refreshed = await user_store.get_user_by_pk(tx.conn, user.pk)
+    assert refreshed is not None
+    appended = await event_store.append_event(
+        tx.conn,
+        app_id=user.app_id,
+        event_type=EventType.IDENTITY_UPDATED,
+        data={"user": user_json(refreshed, private=False)},
+        user_pks=await user_store.identity_audience(tx.conn, refreshed.pk),
+        now=now,
+    )
+    doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
+    tx.after_commit(lambda: services.publish(doorbell))
+    return refreshed
+
+
+async def get_identity(services: Services, app_id: str, user_id: str) -> UserRecord:
+    """A user of the app (with private fields: for the app's backend), or ``not_found``."""
+    await get_app(services, app_id)
+    user = None
+    if user_id_problem(user_id) is None:
+        async with services.db.read() as conn:
+            user = await user_store.get_user(conn, app_id, user_id)
+    if user is None:
+        raise NotFound("No user with that id in this app.", data={"user_id": user_id[:256]})
+    return user
+
+
+async def update_identity(
+    services: Services, app_id: str, user_id: str, profile: dict[str, str | None]
+) -> UserRecord:
+    """Set identity fields from the app's backend (``None`` clears one); announced like a
+    change at sign-in. A later sign-in whose token carries a field sets it again."""
+    for name, value in profile.items():
+        if value is not None and has_control(value):
+            raise InvalidRequest(
+                f"{name} must not contain control characters.",
+                data={"property": name},
+                status=422,
+            )
+    await get_identity(services, app_id, user_id)
+    async with services.db.transaction() as tx:
+        user = await user_store.get_user(tx.conn, app_id, user_id)
+        if user is None:  # pragma: no cover - users are never deleted
+            raise NotFound("No user with that id in this app.")
+        return await apply_profile(services, tx, user, profile)
