@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from chinwag.cli.keys import run_set_jwks
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, app_details, app_json, app_table, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
@@ -190,6 +191,15 @@ def update(
         list[str] | None,
         typer.Option("--not-agent", metavar="USER_ID", help="Stop designating a user."),
     ] = None,
+    jwks_url: Annotated[
+        str | None,
+        typer.Option(
+            "--jwks-url",
+            metavar="URL",
+            help="Verify tokens with the keys published at this https:// URL (a JWK Set); "
+            "fetched now. Same as 'chinwag keys jwks APP URL'.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
@@ -214,11 +224,17 @@ def update(
         return app, agents
 
     out = Output(json_mode)
+    jwks = run_set_jwks(out, app_id, jwks_url, database_url) if jwks_url is not None else None
     app, agents = run_handler(out, database_url, change)
+    extra: dict[str, Any] = {"agents": agents}
+    if jwks is not None:
+        extra["jwks"] = jwks.to_json()
 
     def human(console: Console) -> None:
         _print_app(console, app)
         console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
+        if jwks is not None:
+            console.print(f"JWKS: {safe(jwks.url)} ({len(jwks.keys)} keys)")
         console.print(f"[green]updated app[/] [bold]{safe(app.id)}[/]")
 
-    out.emit(app_json(app) | {"agents": agents}, human)
+    out.emit(app_json(app) | extra, human)

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     """Offer permessage-deflate. Off: compression costs memory per socket and CPU per
     frame, and chat frames are small."""
 
+    allow_insecure_jwks: bool = False
+    """Development only: let an app's ``jwks_url`` be a loopback host, over http:// too
+    (``CHINWAG_ALLOW_INSECURE_JWKS=true``). Off: https:// to a public host only."""
+    jwks_fetch_timeout: float = Field(default=5.0, gt=0, le=30)
+    """Seconds one JWKS fetch may take in all (connect, headers and body together)."""
+    jwks_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """Largest JWKS document read; a longer answer is cut off and refused."""
+    platform_admin_key: str | None = None
+    """stand-in: replaced by the API-key module on merge. The one admin API key the
+    platform stand-in (``api/platform/auth.py``) accepts."""
+
     create_dev_app: bool = False
     """On start, make sure a staging app exists and print its id and development key."""
 

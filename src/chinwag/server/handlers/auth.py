@@ -39,6 +39,7 @@ from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
 from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.apps import get_app
+from chinwag.server.handlers.published_keys import FetchJwksFirst, published_key
 from chinwag.server.handlers.sessions import end_sessions
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
@@ -177,7 +178,12 @@ def _policy(services: Services, app: AppRecord) -> TokenPolicy:
 
 
 async def _app_and_claims(
-    services: Services, conn: AsyncConnection, app_id: str, identity_token: object
+    services: Services,
+    conn: AsyncConnection,
+    app_id: str,
+    identity_token: object,
+    *,
+    may_fetch: bool = True,
 ) -> tuple[AppRecord, IdentityClaims]:
     """Read the app and the token's key, then verify (pure).
 
@@ -209,6 +215,8 @@ async def _app_and_claims(
             enabled=record.enabled,
             development=record.development,
         )
+    else:
+        key = await published_key(services, conn, app.id, parsed.kid, may_fetch=may_fetch)
     try:
         claims = verify_identity_token(
             parsed, key=key, policy=_policy(services, app), now=services.now()
@@ -315,13 +323,35 @@ async def create_session(
     identity_token: object,
     then: Callable[[Transaction, UserRecord], Awaitable[None]] | None = None,
 ) -> NewSession:
-    """``then`` runs in the session's transaction once it is open (the anonymous upgrade)."""
+    """``then`` runs in the session's transaction once it is open (the anonymous upgrade).
+
+    A token whose key is in the app's JWKS may need the set fetched first: the attempt is
+    abandoned before anything was written, the set fetched (bounded by the fetch timeout,
+    shared with concurrent sign-ins), and the sign-in tried once more without fetching.
+    """
+    try:
+        return await _create_session(services, app_id, identity_token, then, may_fetch=True)
+    except FetchJwksFirst as need:
+        await services.jwks.refresh(need.app_id, need.url, now=services.now())
+    return await _create_session(services, app_id, identity_token, then, may_fetch=False)
+
+
+async def _create_session(
+    services: Services,
+    app_id: str,
+    identity_token: object,
+    then: Callable[[Transaction, UserRecord], Awaitable[None]] | None,
+    *,
+    may_fetch: bool,
+) -> NewSession:
     started = time.perf_counter()
     # One connection for the reads and the writes: on SQLite every checkout costs more than
     # the statements. The checks between them are pure, and nothing is written until the
     # nonce is consumed, so a rejected token leaves no trace.
     async with services.db.transaction() as tx:
-        app, claims = await _app_and_claims(services, tx.conn, app_id, identity_token)
+        app, claims = await _app_and_claims(
+            services, tx.conn, app_id, identity_token, may_fetch=may_fetch
+        )
         try:
             checked = (
                 check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())

@@ -1,0 +1,34 @@
+"""An app's JWKS URL (``app_jwks``); the key sets themselves live only in memory."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chinwag.server.storage.prepared import Prepared
+from chinwag.server.storage.schema import app_jwks
+
+__all__ = ["delete_jwks_url", "get_jwks_url", "set_jwks_url"]
+
+_GET_URL = Prepared(select(app_jwks.c.url).where(app_jwks.c.app_id == bindparam("app_id")))
+
+
+async def get_jwks_url(conn: AsyncConnection, app_id: str) -> str | None:
+    row = await _GET_URL.first(conn, {"app_id": app_id})
+    return str(row[0]) if row else None
+
+
+async def set_jwks_url(conn: AsyncConnection, app_id: str, url: str, now: float) -> None:
+    """Insert or replace (the caller holds the app's row, so no race between the two)."""
+    result = await conn.execute(
+        update(app_jwks).where(app_jwks.c.app_id == app_id).values(url=url, updated_at=now)
+    )
+    if not result.rowcount:
+        await conn.execute(
+            insert(app_jwks).values(app_id=app_id, url=url, created_at=now, updated_at=now)
+        )
+
+
+async def delete_jwks_url(conn: AsyncConnection, app_id: str) -> bool:
+    result = await conn.execute(delete(app_jwks).where(app_jwks.c.app_id == app_id))
+    return bool(result.rowcount)
