@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from openapi_spec_validator import validate
@@ -25,7 +26,18 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app
+from chinwag.core.keys import Alg, generate_key_pair
+from chinwag.server.api.platform.auth import PLATFORM_SCHEME
+from chinwag.server.settings import Settings
+from tests.support import (
+    AppFixture,
+    JwksEndpoint,
+    RunningServer,
+    bearer,
+    get_nonce,
+    jwk_for,
+    make_app,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -34,7 +46,21 @@ CHECKS = [
     response_schema_conformance,
 ]
 GENERATED_PER_OPERATION = 4
+ADMIN_KEY = "cwk_openapi_" + "k" * 43
+PLATFORM = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The shared settings, plus what the platform endpoints need: a platform key and a
+    JWKS endpoint on loopback."""
+    return Settings(
+        database_url=database_url,
+        auth_rate_per_second=0,
+        allow_insecure_jwks=True,
+        platform_admin_key=ADMIN_KEY,
+    )
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -86,6 +112,9 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
     for path, method, operation in operations(document):
         if path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
+        elif path.startswith("/v1/platform/"):
+            assert operation["security"] == [{PLATFORM_SCHEME: []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
         else:
             assert {"session": []} in operation["security"], (method, path)
             assert "401" in operation["responses"], (method, path)
@@ -137,6 +166,7 @@ async def test_every_operation_answers_as_documented(
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
     await leave_walk(walk, alice, bob, conversation, message)
+    await platform_walk(walk, app, alice)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
     walked = {(method, path) for method, path, status in walk.statuses if status < 300}
     assert documented - walked == set()
@@ -282,6 +312,20 @@ async def leave_walk(
         path_parameters=at,
         query={"mode": "all_participants"},
     )
+
+
+async def platform_walk(walk: Walk, app: AppFixture, alice: dict[str, str]) -> None:
+    at = {"app_id": app.app_id}
+    with JwksEndpoint() as endpoint:
+        endpoint.keys = [jwk_for(generate_key_pair(Alg.ES256), "walk")]
+        url = {"url": endpoint.url}
+        path = "/v1/platform/apps/{app_id}/jwks"
+        await walk.call("PUT", path, PLATFORM, path_parameters=at, body=url)
+        await walk.call("GET", path, PLATFORM, path_parameters=at)
+        await walk.call("GET", path, alice, path_parameters=at)  # 401: a session is no API key
+        await walk.call("PUT", path, PLATFORM, path_parameters=at, body={"url": "http://x"})  # 422
+        await walk.call("DELETE", path, PLATFORM, path_parameters=at)
+        await walk.call("GET", path, PLATFORM, path_parameters=at)  # 404
 
 
 def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:
