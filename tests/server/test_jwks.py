@@ -358,3 +358,29 @@ async def _make_app(running: RunningServer) -> str:
 
     record, _ = await create_app(running.services, "no flag")
     return record.id
+
+
+async def test_registering_the_url_again_makes_every_node_drop_its_copy(
+    server: RunningServer,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    app: AppFixture,
+    endpoint: JwksEndpoint,
+    pair: GeneratedKeyPair,
+) -> None:
+    endpoint.keys = [jwk_for(pair, "leaked")]
+    endpoint.cache_control = "max-age=86400"
+    await _register(client, app.app_id, endpoint.url)
+    async with (
+        run_server(settings, server.clock) as other,
+        httpx.AsyncClient(base_url=other.url) as other_client,
+    ):
+        await login(other_client, _signer(app, pair, "leaked"), "alice", server.clock.now())
+        assert endpoint.hits == 2  # the other node fetched for itself
+        replacement = generate_key_pair(Alg.ES256)
+        endpoint.keys = [jwk_for(replacement, "next")]
+        server.clock.advance(1)
+        await _register(client, app.app_id, endpoint.url)
+        _refused(await _sign_in(other_client, _signer(app, pair, "leaked"), server.clock.now()))
+        await login(other_client, _signer(app, replacement, "next"), "bob", server.clock.now())
+    assert endpoint.hits == 4

@@ -103,7 +103,9 @@ def _read_key(jwk: object) -> tuple[str, KeyMaterial] | RejectedJwk:
     kid = jwk.get("kid")
     shown = kid[:128] if isinstance(kid, str) else None
     if not is_valid_kid(kid):
-        return RejectedJwk(shown, "every key needs a 'kid' of 1 to 128 printable characters")
+        return RejectedJwk(
+            shown, "every key needs a 'kid' of 1 to 128 characters from A-Z a-z 0-9 . _ : -"
+        )
     problem = _key_problem(jwk)
     if problem is not None:
         return RejectedJwk(shown, problem)

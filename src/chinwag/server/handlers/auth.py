@@ -332,7 +332,7 @@ async def create_session(
     try:
         return await _create_session(services, app_id, identity_token, then, may_fetch=True)
     except FetchJwksFirst as need:
-        await services.jwks.refresh(need.app_id, need.url, now=services.now())
+        await services.jwks.refresh(need.app_id, need.source, now=services.now())
     return await _create_session(services, app_id, identity_token, then, may_fetch=False)
 
 

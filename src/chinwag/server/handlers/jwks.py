@@ -5,6 +5,10 @@ an oversized or slow endpoint, or a set with no usable key is answered right awa
 (``invalid_request``, 422, saying why) instead of surfacing as failed sign-ins later. The
 fetched set primes this process's cache; other nodes fetch on their first sign-in.
 
+Registering the URL that is already registered is not a no-op: every node drops its cached
+copy at its next sign-in (the registration time is part of what the cache is keyed by), the
+way to make a removed, leaked key stop working everywhere now rather than at expiry.
+
 Uploaded keys keep working beside a JWKS; on a ``kid`` present in both, the uploaded key
 wins.
 """
@@ -23,6 +27,7 @@ from chinwag.server.jwks import CachedSet, JwksFetchError
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
 from chinwag.server.storage import jwks as jwks_store
+from chinwag.server.storage.jwks import JwksSource
 
 __all__ = ["JwksStatus", "jwks_status", "remove_jwks_url", "set_jwks_url"]
 
@@ -51,11 +56,11 @@ class JwksStatus:
         }
 
 
-def _status(app_id: str, url: str, entry: CachedSet | None) -> JwksStatus:
+def _status(app_id: str, source: JwksSource, entry: CachedSet | None) -> JwksStatus:
     held = entry.keys if entry is not None else None
     return JwksStatus(
         app_id=app_id,
-        url=url,
+        url=source.url,
         keys={kid: str(alg) for kid, alg in held.algs().items()} if held else {},
         rejected=held.rejected if held else (),
         fetched_at=entry.fetched_at if entry else None,
@@ -83,16 +88,17 @@ async def set_jwks_url(
             raise AppNotFound(data={"app_id": app_id[:64]})
         await jwks_store.set_jwks_url(tx.conn, app_id, url, now)
         await audit.record(tx, caller, "app.jwks.set", app_id, address)
-    return _status(app_id, url, services.jwks.store(app_id, url, fetched, now=now))
+    source = JwksSource(url, now)
+    return _status(app_id, source, services.jwks.store(app_id, source, fetched, now=now))
 
 
 async def jwks_status(services: Services, app_id: str) -> JwksStatus:
     await get_app(services, app_id)
     async with services.db.read() as conn:
-        url = await jwks_store.get_jwks_url(conn, app_id)
-    if url is None:
+        source = await jwks_store.get_jwks_source(conn, app_id)
+    if source is None:
         raise NotFound("This app has no JWKS URL.", data={"app_id": app_id[:64]})
-    return _status(app_id, url, services.jwks.status(app_id, url))
+    return _status(app_id, source, services.jwks.status(app_id, source))
 
 
 async def remove_jwks_url(

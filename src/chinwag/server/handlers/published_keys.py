@@ -22,10 +22,10 @@ __all__ = ["FetchJwksFirst", "published_key"]
 class FetchJwksFirst(Exception):
     """The token's key may be in the app's JWKS, which must be fetched first."""
 
-    def __init__(self, app_id: str, url: str) -> None:
+    def __init__(self, app_id: str, source: jwks_store.JwksSource) -> None:
         super().__init__(app_id)
         self.app_id = app_id
-        self.url = url
+        self.source = source
 
 
 async def published_key(
@@ -33,13 +33,13 @@ async def published_key(
 ) -> TokenKey | None:
     """The key ``kid`` from the app's JWKS (asked only when no uploaded key has that kid,
     so an uploaded key always wins). A JWKS key is never a development key."""
-    url = await jwks_store.get_jwks_url(conn, app_id)
-    if url is None:
+    source = await jwks_store.get_jwks_source(conn, app_id)
+    if source is None:
         return None
-    found = services.jwks.lookup(app_id, url, kid, now=services.now())
+    found = services.jwks.lookup(app_id, source, kid, now=services.now())
     if found is FETCH:
         if may_fetch:
-            raise FetchJwksFirst(app_id, url)
+            raise FetchJwksFirst(app_id, source)
         return None
     if found is None:
         return None

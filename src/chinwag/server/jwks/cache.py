@@ -15,8 +15,10 @@ caller giving up does not cancel it for the others. A failed fetch keeps the las
 (logged as a warning) and also waits out ``REFETCH_INTERVAL`` before the next try.
 
 The cache is per process: each node of a cluster fetches for itself, at most once per
-lifetime and once per 30 s per app. The URL itself is read from the database on every
-lookup that needs it, so a new URL takes effect on every node at once.
+lifetime and once per 30 s per app. The URL and when it was registered
+(:class:`~chinwag.server.storage.jwks.JwksSource`) are read from the database on every
+lookup that needs them, so a new URL, or the same one registered again, makes every node
+drop its copy at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from urllib.parse import urlsplit
 from chinwag.core.jwks import REFETCH_INTERVAL, JwkSet
 from chinwag.core.keys import KeyMaterial
 from chinwag.server.jwks.fetcher import FetchedSet, JwksFetcher, JwksFetchError
+from chinwag.server.storage.jwks import JwksSource
 
 __all__ = ["FETCH", "CachedSet", "Fetch", "JwksCache"]
 
@@ -49,13 +52,17 @@ FETCH: Final = Fetch.FETCH
 class CachedSet:
     """What this process knows of one app's set."""
 
-    url: str
+    source: JwksSource
     keys: JwkSet | None = None
     fetched_at: float | None = None
     expires_at: float = 0.0
     last_attempt: float | None = None
     last_error: str | None = None
     flight: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.source.url
 
     def may_fetch(self, now: float) -> bool:
         return self.last_attempt is None or now - self.last_attempt >= REFETCH_INTERVAL
@@ -72,14 +79,16 @@ class JwksCache:
         self.fetcher = fetcher
         self._sets: dict[str, CachedSet] = {}
 
-    def entry(self, app_id: str, url: str) -> CachedSet:
+    def entry(self, app_id: str, source: JwksSource) -> CachedSet:
         found = self._sets.get(app_id)
-        if found is None or found.url != url:
-            found = self._sets[app_id] = CachedSet(url=url)
+        if found is None or found.source != source:
+            found = self._sets[app_id] = CachedSet(source=source)
         return found
 
-    def lookup(self, app_id: str, url: str, kid: str, *, now: float) -> KeyMaterial | Fetch | None:
-        entry = self.entry(app_id, url)
+    def lookup(
+        self, app_id: str, source: JwksSource, kid: str, *, now: float
+    ) -> KeyMaterial | Fetch | None:
+        entry = self.entry(app_id, source)
         if entry.flight is not None and not entry.flight.done():
             return FETCH
         material = entry.keys.keys.get(kid) if entry.keys is not None else None
@@ -88,10 +97,10 @@ class JwksCache:
             return FETCH
         return material
 
-    async def refresh(self, app_id: str, url: str, *, now: float) -> None:
+    async def refresh(self, app_id: str, source: JwksSource, *, now: float) -> None:
         """Fetch the set unless a fetch is already under way (then wait for that one).
         Never raises for the endpoint's faults: they are logged and the last good set kept."""
-        entry = self.entry(app_id, url)
+        entry = self.entry(app_id, source)
         if entry.flight is None or entry.flight.done():
             entry.last_attempt = now
             entry.flight = asyncio.create_task(self._refresh(app_id, entry, now))
@@ -99,7 +108,7 @@ class JwksCache:
 
     async def _refresh(self, app_id: str, entry: CachedSet, now: float) -> None:
         try:
-            self.store(app_id, entry.url, await self.fetcher.fetch(entry.url), now=now)
+            self.store(app_id, entry.source, await self.fetcher.fetch(entry.url), now=now)
         except JwksFetchError as exc:
             entry.last_error = str(exc)
             kept = "keeping the last good set" if entry.keys else "no set yet"
@@ -107,9 +116,11 @@ class JwksCache:
                 "JWKS fetch failed app=%s url=%s: %s (%s)", app_id, _where(entry.url), exc, kept
             )
 
-    def store(self, app_id: str, url: str, fetched: FetchedSet, *, now: float) -> CachedSet:
+    def store(
+        self, app_id: str, source: JwksSource, fetched: FetchedSet, *, now: float
+    ) -> CachedSet:
         """Install a freshly fetched set (also how registration primes the cache)."""
-        entry = self.entry(app_id, url)
+        entry = self.entry(app_id, source)
         entry.keys = fetched.keys
         entry.fetched_at = now
         entry.expires_at = now + fetched.max_age
@@ -117,9 +128,9 @@ class JwksCache:
         entry.last_error = None
         return entry
 
-    def status(self, app_id: str, url: str) -> CachedSet | None:
+    def status(self, app_id: str, source: JwksSource) -> CachedSet | None:
         found = self._sets.get(app_id)
-        return found if found is not None and found.url == url else None
+        return found if found is not None and found.source == source else None
 
     def forget(self, app_id: str) -> None:
         self._sets.pop(app_id, None)
