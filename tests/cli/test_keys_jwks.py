@@ -34,10 +34,12 @@ def test_register_show_and_remove_a_jwks_url(
     assert f"caller=cli action=app.jwks.set target={app_id}" in caplog.text
     shown = cli.json("keys", "jwks", app_id)
     assert shown["url"] == endpoint.url
+    assert cli.json("apps", "show", app_id)["jwks_url"] == endpoint.url
     assert cli.json("keys", "jwks", app_id, "--remove")["removed"] is True
     assert cli.json("keys", "jwks", app_id, "--remove")["removed"] is False
     _, error = cli.error("keys", "jwks", app_id)
     assert error["id"] == "not_found"
+    assert cli.json("apps", "show", app_id)["jwks_url"] is None
 
 
 @pytest.mark.usefixtures("insecure")

@@ -139,26 +139,33 @@ def show(
 ) -> None:
     """Show an app and its keys (never their secrets)."""
     from chinwag.server.handlers import apps as handlers
+    from chinwag.server.handlers import jwks
 
-    async def load(services: Services) -> tuple[AppRecord, list[KeyRecord], list[str]]:
+    async def load(
+        services: Services,
+    ) -> tuple[AppRecord, list[KeyRecord], list[str], str | None]:
         return (
             await handlers.get_app(services, app_id),
             await handlers.list_keys(services, app_id),
             await handlers.list_agents(services, app_id),
+            await jwks.registered_url(services, app_id),
         )
 
     out = Output(json_mode)
-    app, keys, agents = run_handler(out, database_url, load)
+    app, keys, agents, jwks_url = run_handler(out, database_url, load)
 
     def human(console: Console) -> None:
         _print_app(console, app)
         console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
+        if jwks_url is not None:
+            console.print(f"JWKS: {safe(jwks_url)}")
         if keys:
             console.print(keys_table(keys))
         else:
             console.print("No keys; add one with [bold]chinwag keys generate[/].")
 
-    out.emit(app_json(app) | {"keys": [key_json(k) for k in keys], "agents": agents}, human)
+    data = {"keys": [key_json(k) for k in keys], "agents": agents, "jwks_url": jwks_url}
+    out.emit(app_json(app) | data, human)
 
 
 @apps_app.command("update")

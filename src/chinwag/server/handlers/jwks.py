@@ -29,7 +29,7 @@ from chinwag.server.storage import apps as app_store
 from chinwag.server.storage import jwks as jwks_store
 from chinwag.server.storage.jwks import JwksSource
 
-__all__ = ["JwksStatus", "jwks_status", "remove_jwks_url", "set_jwks_url"]
+__all__ = ["JwksStatus", "jwks_status", "registered_url", "remove_jwks_url", "set_jwks_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,11 @@ async def jwks_status(services: Services, app_id: str) -> JwksStatus:
     if source is None:
         raise NotFound("This app has no JWKS URL.", data={"app_id": app_id[:64]})
     return _status(app_id, source, services.jwks.status(app_id, source))
+
+
+async def registered_url(services: Services, app_id: str) -> str | None:
+    async with services.db.read() as conn:
+        return await jwks_store.get_jwks_url(conn, app_id)
 
 
 async def remove_jwks_url(
