@@ -74,7 +74,8 @@ class JwksFetcher:
                 body, cache_control = await self._get(url)
         except TimeoutError:
             raise JwksFetchError(f"no complete answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            # Whatever the peer or the network does ends here, never as a 500 of sign-in.
             raise JwksFetchError(f"the request failed ({type(exc).__name__})") from None
         try:
             keys = parse_jwks(body)
