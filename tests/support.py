@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
+import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import httpx
 import uvicorn
+from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from chinwag.clock import ManualClock
-from chinwag.core.keys import Alg, generate_key_pair, sign_identity_token
+from chinwag.core.keys import Alg, GeneratedKeyPair, generate_key_pair, sign_identity_token
 from chinwag.server.app import create_app
 from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
@@ -34,11 +40,13 @@ if TYPE_CHECKING:
 __all__ = [
     "PG_ADMIN_URL",
     "AppFixture",
+    "JwksEndpoint",
     "RawWebSocket",
     "RunningServer",
     "ServerProcess",
     "bearer",
     "free_port",
+    "jwk_for",
     "make_app",
     "open_page",
     "peak_rss",
@@ -52,6 +60,13 @@ __all__ = [
     "sign_in",
     "vm_rss",
 ]
+
+PyJWK_algorithms: dict[Alg, Any] = {
+    Alg.ES256: ECAlgorithm,
+    Alg.RS256: RSAAlgorithm,
+    Alg.PS256: RSAPSSAlgorithm,
+    Alg.EDDSA: OKPAlgorithm,
+}
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -436,3 +451,85 @@ async def sign_in(
     await page.fill("#display-name", name)
     await page.click("#sign-in-button")
     await page.wait_for_selector("#status[data-state=online]")
+
+
+def jwk_for(pair: GeneratedKeyPair, kid: str, **extra: Any) -> dict[str, Any]:
+    """The public half of ``pair`` as a JWK with ``kid`` and ``alg`` (and ``extra``)."""
+    public = serialization.load_pem_public_key(pair.public_key_pem.encode())
+    jwk: dict[str, Any] = json.loads(PyJWK_algorithms[pair.alg].to_jwk(public))
+    return {**jwk, "kid": kid, "alg": str(pair.alg), **extra}
+
+
+class JwksEndpoint:
+    """An app's backend publishing its JWK Set, on a loopback port in a thread of its own
+    (so sync CLI tests and async server tests can both use it).
+
+    Set ``keys`` (JWK dicts) to rotate; ``mode`` is ``ok``, ``down`` (500), ``redirect``
+    (302), ``huge`` (a body past any limit), or ``drip`` (headers, then a byte every 0.2 s);
+    ``delay`` holds every answer that long; ``hits`` counts requests.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.cache_control: str | None = None
+        self.mode = "ok"
+        self.delay = 0.0
+        self.hits = 0
+        self.hit = threading.Event()
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                endpoint.hits += 1
+                endpoint.hit.set()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+                    endpoint.answer(self)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+
+    def answer(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        time.sleep(self.delay)
+        if self.mode == "down":
+            handler.send_error(500)
+            return
+        if self.mode == "redirect":
+            handler.send_response(302)
+            handler.send_header("Location", "https://example.com/jwks.json")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        body = json.dumps({"keys": self.keys}).encode()
+        if self.mode == "huge":
+            body = b'{"keys": [' + b" " * (1024 * 1024) + b"]}"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/jwk-set+json")
+        if self.cache_control:
+            handler.send_header("Cache-Control", self.cache_control)
+        if self.mode == "drip":
+            handler.end_headers()
+            for byte in body[:50]:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.2)
+            return
+        if self.mode != "huge":  # huge: no Content-Length, so the cut-off must stream
+            handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def __enter__(self) -> JwksEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

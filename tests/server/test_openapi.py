@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from openapi_spec_validator import validate
@@ -26,7 +27,17 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from chinwag.core.keys import Alg, generate_key_pair
-from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app, platform_key
+from chinwag.server.settings import Settings
+from tests.support import (
+    AppFixture,
+    JwksEndpoint,
+    RunningServer,
+    bearer,
+    get_nonce,
+    jwk_for,
+    make_app,
+    platform_key,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -36,6 +47,12 @@ CHECKS = [
 ]
 GENERATED_PER_OPERATION = 4
 PLATFORM = "/v1/platform/"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The shared settings, plus a JWKS endpoint on loopback for the platform walk."""
+    return Settings(database_url=database_url, auth_rate_per_second=0, allow_insecure_jwks=True)
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
 
 
@@ -316,6 +333,7 @@ async def platform_walk(walk: Walk, server: RunningServer, app: AppFixture) -> N
     await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)
     await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)  # 404
     await platform_users_walk(walk, admin, app)
+    await jwks_walk(walk, admin, app)
     await walk.call("POST", "/v1/platform/apps/{app_id}/suspend", admin, path_parameters=at)
     await walk.call("POST", "/v1/platform/apps/{app_id}/unsuspend", admin, path_parameters=at)
     await walk.call("GET", "/v1/platform/audit", admin, query={"limit": 5})
@@ -324,6 +342,18 @@ async def platform_walk(walk: Walk, server: RunningServer, app: AppFixture) -> N
     await walk.call("GET", "/v1/platform/audit", mine)  # 403
     other = {"app_id": made.json()["app_id"]}
     await walk.call("GET", "/v1/platform/apps/{app_id}", mine, path_parameters=other)  # 404
+
+
+async def jwks_walk(walk: Walk, admin: dict[str, str], app: AppFixture) -> None:
+    at = {"app_id": app.app_id}
+    with JwksEndpoint() as endpoint:
+        endpoint.keys = [jwk_for(generate_key_pair(Alg.ES256), "walk")]
+        path = "/v1/platform/apps/{app_id}/jwks"
+        await walk.call("PUT", path, admin, path_parameters=at, body={"url": endpoint.url})
+        await walk.call("GET", path, admin, path_parameters=at)
+        await walk.call("PUT", path, admin, path_parameters=at, body={"url": "http://x"})  # 422
+        await walk.call("DELETE", path, admin, path_parameters=at)
+        await walk.call("GET", path, admin, path_parameters=at)  # 404
 
 
 async def platform_users_walk(walk: Walk, admin: dict[str, str], app: AppFixture) -> None:

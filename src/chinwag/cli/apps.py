@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from chinwag.cli.audited import audited
+from chinwag.cli.keys import run_set_jwks
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, app_details, app_json, app_table, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
@@ -144,26 +145,33 @@ def show(
 ) -> None:
     """Show an app and its keys (never their secrets)."""
     from chinwag.server.handlers import apps as handlers
+    from chinwag.server.handlers import jwks
 
-    async def load(services: Services) -> tuple[AppRecord, list[KeyRecord], list[str]]:
+    async def load(
+        services: Services,
+    ) -> tuple[AppRecord, list[KeyRecord], list[str], str | None]:
         return (
             await handlers.get_app(services, app_id),
             await handlers.list_keys(services, app_id),
             await handlers.list_agents(services, app_id),
+            await jwks.registered_url(services, app_id),
         )
 
     out = Output(json_mode)
-    app, keys, agents = run_handler(out, database_url, load)
+    app, keys, agents, jwks_url = run_handler(out, database_url, load)
 
     def human(console: Console) -> None:
         _print_app(console, app)
         console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
+        if jwks_url is not None:
+            console.print(f"JWKS: {safe(jwks_url)}")
         if keys:
             console.print(keys_table(keys))
         else:
             console.print("No keys; add one with [bold]chinwag keys generate[/].")
 
-    out.emit(app_json(app) | {"keys": [key_json(k) for k in keys], "agents": agents}, human)
+    data = {"keys": [key_json(k) for k in keys], "agents": agents, "jwks_url": jwks_url}
+    out.emit(app_json(app) | data, human)
 
 
 @apps_app.command("update")
@@ -196,6 +204,15 @@ def update(
         list[str] | None,
         typer.Option("--not-agent", metavar="USER_ID", help="Stop designating a user."),
     ] = None,
+    jwks_url: Annotated[
+        str | None,
+        typer.Option(
+            "--jwks-url",
+            metavar="URL",
+            help="Verify tokens with the keys published at this https:// URL (a JWK Set); "
+            "fetched now. Same as 'chinwag keys jwks APP URL'.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
@@ -220,16 +237,22 @@ def update(
         return app, agents
 
     out = Output(json_mode)
+    jwks = run_set_jwks(out, app_id, jwks_url, database_url) if jwks_url is not None else None
     audit_data = {k: v for k, v in changes.items() if v is not None}
     if agent or not_agent:
         audit_data["agents"] = {"add": list(agent or []), "remove": list(not_agent or [])}
     app, agents = run_handler(
         out, database_url, audited(change, "app.update", f"apps/{app_id}", audit_data)
     )
+    extra: dict[str, Any] = {"agents": agents}
+    if jwks is not None:
+        extra["jwks"] = jwks.to_json()
 
     def human(console: Console) -> None:
         _print_app(console, app)
         console.print("agents: " + (", ".join(safe(a) for a in agents) or "none"))
+        if jwks is not None:
+            console.print(f"JWKS: {safe(jwks.url)} ({len(jwks.keys)} keys)")
         console.print(f"[green]updated app[/] [bold]{safe(app.id)}[/]")
 
-    out.emit(app_json(app) | {"agents": agents}, human)
+    out.emit(app_json(app) | extra, human)

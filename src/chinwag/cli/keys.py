@@ -7,6 +7,8 @@ Three ways to get one, matching who should hold the signing material:
 - ``add``: upload your own public key (PEM or JWK); chinwag never sees the private key.
 - ``add-secret``: an HS256 secret chinwag generates (never human-chosen: those crack offline).
   chinwag must keep it to verify, so ``show-secret`` can print it again for an admin.
+- ``jwks``: a URL where your backend publishes its public keys (a JWK Set); chinwag fetches
+  and caches it, so rotating keys needs no call to chinwag.
 
 ``--alg`` is a plain string checked by the handler, so a wrong one is reported as
 ``invalid_request`` (exit 1) with the supported list, like any other bad input.
@@ -19,16 +21,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from chinwag.cli.audited import audited
+from chinwag.cli.audited import CLI_ADDRESS, audited
 from chinwag.cli.options import DatabaseUrl, JsonFlag
 from chinwag.cli.output import Output, key_json, keys_table, safe
 from chinwag.cli.runner import run_handler
 from chinwag.core.errors import InvalidRequest
 
 if TYPE_CHECKING:
+    from chinwag.server.handlers.jwks import JwksStatus
     from chinwag.server.services import Services
 
-__all__ = ["MAX_KEY_FILE_CHARS", "keys_app"]
+__all__ = ["MAX_KEY_FILE_CHARS", "keys_app", "run_set_jwks"]
 
 keys_app = typer.Typer(name="keys", help="Manage an app's signing keys.", no_args_is_help=True)
 
@@ -246,3 +249,65 @@ def delete(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = Fal
         {"kid": kid, "deleted": True},
         lambda console: console.print(f"[green]deleted key[/] [bold]{safe(kid)}[/]"),
     )
+
+
+def _print_jwks(console: Console, status: JwksStatus) -> None:
+    console.print(f"JWKS [bold]{safe(status.url)}[/] for app [bold]{safe(status.app_id)}[/]")
+    for kid, alg in status.keys.items():
+        console.print(f"  key [bold]{safe(kid)}[/] ({safe(alg)})")
+    for rejected in status.rejected:
+        console.print(f"  [yellow]ignored[/] {safe(rejected.kid or '?')}: {safe(rejected.reason)}")
+
+
+def run_set_jwks(out: Output, app_id: str, url: str, database_url: str | None) -> JwksStatus:
+    """Register ``url`` (fetched and checked now); shared with ``apps update --jwks-url``."""
+    from chinwag.server.handlers import jwks as handlers
+    from chinwag.server.handlers.api_keys import CLI_CALLER
+
+    return run_handler(
+        out,
+        database_url,
+        lambda services: handlers.set_jwks_url(
+            services, app_id, url, caller=CLI_CALLER, address=CLI_ADDRESS
+        ),
+    )
+
+
+@keys_app.command("jwks")
+def jwks(
+    app_id: AppId,
+    url: Annotated[
+        str | None,
+        typer.Argument(help="An https:// URL serving the app's JWK Set; omit to show it."),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop trusting the app's JWKS.")] = False,
+    database_url: DatabaseUrl = None,
+    json_mode: JsonFlag = False,
+) -> None:
+    """Verify tokens with keys your backend publishes at a URL (rotation needs no call to
+    chinwag). The set is fetched now; a URL chinwag cannot use is refused with the reason."""
+    from chinwag.server.handlers import jwks as handlers
+    from chinwag.server.handlers.api_keys import CLI_CALLER
+
+    out = Output(json_mode)
+    if remove:
+        removed = run_handler(
+            out,
+            database_url,
+            lambda services: handlers.remove_jwks_url(
+                services, app_id, caller=CLI_CALLER, address=CLI_ADDRESS
+            ),
+        )
+        word = "removed the JWKS URL" if removed else "no JWKS URL to remove"
+        out.emit(
+            {"app_id": app_id, "removed": removed},
+            lambda console: console.print(f"[green]{word}[/] of app [bold]{safe(app_id)}[/]"),
+        )
+        return
+    if url is None:
+        status = run_handler(
+            out, database_url, lambda services: handlers.jwks_status(services, app_id)
+        )
+    else:
+        status = run_set_jwks(out, app_id, url, database_url)
+    out.emit(status.to_json(), lambda console: _print_jwks(console, status))

@@ -34,6 +34,7 @@ __all__ = [
     "KeyMaterial",
     "generate_hmac_secret",
     "generate_key_pair",
+    "load_public_jwk",
     "load_public_key",
     "public_key_pem",
     "sign_identity_token",
@@ -149,13 +150,8 @@ def load_public_key(text: str, alg: Alg | None = None) -> tuple[Alg, PublicKey]:
             raise _bad_key("The key looks like JSON but does not parse as a JWK.") from None
         if not isinstance(jwk, dict):
             raise _bad_key("A JWK must be a JSON object.")
-        key = _parse_jwk(jwk)
-        if alg is None and isinstance(jwk.get("alg"), str):
-            try:
-                alg = Alg(jwk["alg"])
-            except ValueError:
-                raise _bad_key(f"Unsupported JWK alg {jwk['alg'][:20]!r}.") from None
-    elif "PRIVATE KEY" in stripped:
+        return load_public_jwk(jwk, alg)
+    if "PRIVATE KEY" in stripped:
         raise _bad_key("Upload the public key only; never send chinwag a private key.")
     else:
         try:
@@ -164,6 +160,23 @@ def load_public_key(text: str, alg: Alg | None = None) -> tuple[Alg, PublicKey]:
             raise _bad_key(
                 "Not a PEM public key (expected '-----BEGIN PUBLIC KEY-----')."
             ) from None
+    chosen = alg or _infer_alg(key)
+    return chosen, _check_pair(chosen, key)
+
+
+def load_public_jwk(jwk: dict[str, Any], alg: Alg | None = None) -> tuple[Alg, PublicKey]:
+    """Read a public JWK (already parsed JSON); its own ``alg`` pins it when ``alg`` is not
+    given, else the key type implies one. Shared by uploads and JWKS sets (``core.jwks``),
+    so both follow the same RFC 8725 rules."""
+    key = _parse_jwk(jwk)
+    if alg is None and "alg" in jwk:
+        named = jwk["alg"]
+        if not isinstance(named, str):
+            raise _bad_key("A JWK's alg must be a string.")
+        try:
+            alg = Alg(named)
+        except ValueError:
+            raise _bad_key(f"Unsupported JWK alg {named[:20]!r}.") from None
     chosen = alg or _infer_alg(key)
     return chosen, _check_pair(chosen, key)
 

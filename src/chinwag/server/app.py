@@ -19,6 +19,7 @@ from chinwag.server.api import users as users_api
 from chinwag.server.api.docs import docs_router
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.api.openapi import install_openapi
+from chinwag.server.api.platform import jwks as platform_jwks_api
 from chinwag.server.api.platform import platform_router
 from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(users_api.router)
     app.include_router(events_api.router)
     app.include_router(platform_router())
+    app.include_router(platform_jwks_api.router)
     app.include_router(web_router())
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     install_openapi(app)

@@ -25,13 +25,17 @@ async def open_services(settings: Settings, clock: Clock | None = None) -> Async
     db = Database(settings.database_url)
     try:
         await db.migrate()
-        yield Services(
+        services = Services(
             settings=settings,
             clock=clock or SystemClock(),
             db=db,
             broker=MemoryBroker(),
             nonce_secret=await load_server_secret(db, "nonce", secrets.token_bytes),
         )
+        try:
+            yield services
+        finally:
+            await services.jwks.close()  # the JWKS fetcher's HTTP client, if it opened one
     finally:
         await db.close()
 

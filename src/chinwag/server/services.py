@@ -17,6 +17,7 @@ from chinwag.clock import Clock
 from chinwag.core.keys import Alg, KeyMaterial, verifier_for
 from chinwag.server.broker import Broker, Doorbell, EventsAppended
 from chinwag.server.hub import Hub
+from chinwag.server.jwks import JwksCache, JwksFetcher
 from chinwag.server.rate_limits import RateLimits
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
@@ -97,6 +98,7 @@ class Services:
     rate_limits: RateLimits = field(default_factory=RateLimits.disabled)
     hub: Hub = field(default_factory=Hub)
     typing: TypingRelay = field(init=False)
+    jwks: JwksCache = field(init=False)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,13 @@ class Services:
             pause_after=self.settings.typing_pause_after,
             finish_after=self.settings.typing_finish_after,
             interval=self.settings.typing_relay_interval,
+        )
+        self.jwks = JwksCache(
+            JwksFetcher(
+                allow_insecure=self.settings.allow_insecure_jwks,
+                timeout=self.settings.jwks_fetch_timeout,
+                max_bytes=self.settings.jwks_max_bytes,
+            )
         )
 
     def start_background(self) -> None:
@@ -133,3 +142,4 @@ class Services:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.jwks.close()

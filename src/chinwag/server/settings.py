@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     """Offer permessage-deflate. Off: compression costs memory per socket and CPU per
     frame, and chat frames are small."""
 
+    allow_insecure_jwks: bool = False
+    """Development only: let an app's ``jwks_url`` be a loopback host, over http:// too
+    (``CHINWAG_ALLOW_INSECURE_JWKS=true``). Off: https:// to a public host only."""
+    jwks_fetch_timeout: float = Field(default=5.0, gt=0, le=30)
+    """Seconds one JWKS fetch may take in all (connect, headers and body together)."""
+    jwks_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """Largest JWKS document read; a longer answer is cut off and refused."""
+
     create_dev_app: bool = False
     """On start, make sure a staging app exists and print its id and development key."""
 

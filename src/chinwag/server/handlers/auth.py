@@ -41,6 +41,7 @@ from chinwag.core.session_tokens import new_session_token, parse_session_token, 
 from chinwag.server.handlers import suspension
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.identities import apply_profile, user_json
+from chinwag.server.handlers.published_keys import FetchJwksFirst, published_key
 from chinwag.server.handlers.session_activity import touch_session
 from chinwag.server.handlers.sessions import end_sessions
 from chinwag.server.services import Services
@@ -168,7 +169,12 @@ def _policy(services: Services, app: AppRecord) -> TokenPolicy:
 
 
 async def _app_and_claims(
-    services: Services, conn: AsyncConnection, app_id: str, identity_token: object
+    services: Services,
+    conn: AsyncConnection,
+    app_id: str,
+    identity_token: object,
+    *,
+    may_fetch: bool = True,
 ) -> tuple[AppRecord, IdentityClaims]:
     """Read the app and the token's key, then verify (pure).
 
@@ -202,6 +208,8 @@ async def _app_and_claims(
             enabled=record.enabled,
             development=record.development,
         )
+    else:
+        key = await published_key(services, conn, app.id, parsed.kid, may_fetch=may_fetch)
     try:
         claims = verify_identity_token(
             parsed, key=key, policy=_policy(services, app), now=services.now()
@@ -305,13 +313,40 @@ async def create_session(
     device: Device | None = None,
 ) -> NewSession:
     """``then`` runs in the session's transaction once it is open (the anonymous upgrade).
-    A suspended app or user is refused (403); the transaction rolls back, nonce and all."""
+    A suspended app or user is refused (403); the transaction rolls back, nonce and all.
+
+    A token whose key is in the app's JWKS may need the set fetched first: the attempt is
+    abandoned before anything was written, the set fetched (bounded by the fetch timeout,
+    shared with concurrent sign-ins), and the sign-in tried once more without fetching.
+    """
+    try:
+        return await _create_session(
+            services, app_id, identity_token, then, device=device, may_fetch=True
+        )
+    except FetchJwksFirst as need:
+        await services.jwks.refresh(need.app_id, need.source, now=services.now())
+    return await _create_session(
+        services, app_id, identity_token, then, device=device, may_fetch=False
+    )
+
+
+async def _create_session(
+    services: Services,
+    app_id: str,
+    identity_token: object,
+    then: Callable[[Transaction, UserRecord], Awaitable[None]] | None,
+    *,
+    device: Device | None,
+    may_fetch: bool,
+) -> NewSession:
     started = time.perf_counter()
     # One connection for the reads and the writes: on SQLite every checkout costs more than
     # the statements. The checks between them are pure, and nothing is written until the
     # nonce is consumed, so a rejected token leaves no trace.
     async with services.db.transaction() as tx:
-        app, claims = await _app_and_claims(services, tx.conn, app_id, identity_token)
+        app, claims = await _app_and_claims(
+            services, tx.conn, app_id, identity_token, may_fetch=may_fetch
+        )
         try:
             checked = (
                 check_nonce(claims.nonce, app.id, secret=services.nonce_secret, now=services.now())

@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 __all__ = [
     "api_keys",
+    "app_jwks",
     "app_keys",
     "apps",
     "audit_log",
@@ -94,6 +95,17 @@ app_keys = Table(
     Column("enabled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_app_keys_app_id", "app_id"),
+)
+
+# An app's published key set (0005): fetched and cached per process by server.jwks; the
+# URL is read on each sign-in that needs it, so a change reaches every node at once.
+app_jwks = Table(
+    "app_jwks",
+    metadata,
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 users = Table(
