@@ -1,10 +1,11 @@
 """The legitimate pair: two users chatting at a steady rate, in a process of their own.
 
 Run by the abuse tests as ``python -m tests.abuse.legit_chat URL CONVERSATION RATE`` with the
-two session tokens in ``LEGIT_TOKEN_A`` / ``LEGIT_TOKEN_B`` (not on the command line). It opens one WebSocket per user, prints ``ready``, then each user sends RATE messages
-a second over its socket (``message.send``) until a line arrives on stdin; it then waits (at
-most 10 s) for everything sent to be delivered and prints one JSON line: what each side sent,
-the sequence numbers each side received from the other, the send -> delivery latencies and
+two session tokens in ``LEGIT_TOKEN_A`` / ``LEGIT_TOKEN_B`` (not on the command line). It
+opens one WebSocket per user, prints ``ready``, then each user sends RATE messages a second
+over its socket (``message.send``) until a line arrives on stdin; it then waits (at most
+10 s) for everything sent to be delivered and prints one JSON line: what each side sent, the
+sequence numbers each side received from the other, the send -> delivery latencies and
 any error (a refused send, a socket the server closed).
 
 Why a separate process: the attacker runs at full speed in the test's event loop. Measured
@@ -54,8 +55,12 @@ class Peer:
             "id": str(uuid.uuid4()),
             "parts": [{"mime_type": "text/plain", "body": body}],
         }
-        request = {"type": "request", "request_id": f"{self.name}{self.sent}", "method":
-                   "message.send", "data": data}
+        request = {
+            "type": "request",
+            "request_id": f"{self.name}{self.sent}",
+            "method": "message.send",
+            "data": data,
+        }
         self.sent += 1
         await self.ws.send(orjson.dumps(request).decode())
 
@@ -104,8 +109,10 @@ async def _pace(peer: Peer, rate: float, stop: asyncio.Event) -> None:
 
 async def _drained(a: Peer, b: Peer) -> None:
     async with asyncio.timeout(DRAIN_SECONDS):
-        while len(a.received) < b.sent or len(b.received) < a.sent or (
-            a.answered < a.sent or b.answered < b.sent
+        while (
+            len(a.received) < b.sent
+            or len(b.received) < a.sent
+            or (a.answered < a.sent or b.answered < b.sent)
         ):
             await asyncio.sleep(0.01)
 

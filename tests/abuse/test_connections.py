@@ -66,8 +66,9 @@ async def _one_socket(target: Target, user: User) -> tuple[int | None, object]:
     except TimeoutError:
         return None, ws  # still open: one of the sockets the session may hold
     except ConnectionClosed as closed:
-        assert closed.rcvd is not None
-        return closed.rcvd.code, closed.rcvd.reason
+        rcvd = closed.rcvd
+    assert rcvd is not None
+    return rcvd.code, rcvd.reason
 
 
 async def test_one_session_opening_thousands_of_websockets(

@@ -280,7 +280,9 @@ async def ensure_users(
     wanted = sorted(set(user_ids))
     # One prepared executemany: a statement per user through SQLAlchemy held the event
     # loop for seconds when a conversation named 999 new users (tests/abuse).
-    await _INSERT_NEW_USER.many(conn, [{"app_id": app_id, "user_id": u, "now": now} for u in wanted])
+    await _INSERT_NEW_USER.many(
+        conn, [{"app_id": app_id, "user_id": u, "now": now} for u in wanted]
+    )
     rows = await conn.execute(
         select(users.c.user_id, users.c.pk).where(
             users.c.app_id == app_id, users.c.user_id.in_(wanted)
