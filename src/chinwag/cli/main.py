@@ -96,7 +96,8 @@ def serve(
     from chinwag.server.serving import ChinwagServer, uvicorn_config
 
     config = uvicorn_config(create_app(settings), settings, loop="uvloop")
-    ChinwagServer(config).run()  # closes WebSockets with 1001 before uvicorn's 1012
+    # Closes WebSockets with 1001 before uvicorn's 1012; freezes the started heap (serving.py).
+    ChinwagServer(config, freeze_heap=True).run()
 
 
 def _print_dev_app(database_url: str | None) -> None:
