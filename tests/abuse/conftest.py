@@ -178,6 +178,9 @@ class LegitChat:
         fig.legit_p50_ms = round(percentile(latencies, 50), 1)
         fig.legit_p99_ms = round(percentile(latencies, 99), 1)
         fig.peak_rss_mib = round(self.target.status("VmHWM") / 2**20, 1)
+        if os.environ.get("CHINWAG_ABUSE_DUMP"):
+            with open(os.environ["CHINWAG_ABUSE_DUMP"], "a") as out:
+                out.write(json.dumps([fig.attack, self.attack_started, self.result]) + "\n")
 
     def slowest(self) -> list[tuple[float, float]]:
         """The five slowest messages: (seconds after the attack started, latency ms)."""
@@ -269,6 +272,16 @@ class Socket:
             while len(self.responses) < self._sent and self._reader and not self._reader.done():
                 await asyncio.sleep(0.01)
         return self.responses
+
+    @property
+    def sent(self) -> int:
+        return self._sent
+
+    async def close_by_server(self, timeout: float) -> tuple[int | None, str | None]:
+        """Wait (bounded) for the server to close the socket; its close code and reason."""
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return await self.close()
 
     async def close(self) -> tuple[int | None, str | None]:
         await self.ws.close()
