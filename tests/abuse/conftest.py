@@ -72,6 +72,12 @@ class Target:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server has used so far (``/proc/<pid>/stat``)."""
+        with open(f"/proc/{self.server.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def status(self, field_name: str) -> int:
         """A ``/proc/<pid>/status`` memory figure of the server, in bytes."""
         with open(f"/proc/{self.server.process.pid}/status") as status:
@@ -105,6 +111,8 @@ class Figures:
     legit_p50_ms: float = 0.0
     legit_p99_ms: float = 0.0
     peak_rss_mib: float = 0.0
+    server_cpu_pct: float = 0.0
+    """Of one core, from the attack's start to its end: how busy the attack kept the server."""
     refusals: dict[str, int] = field(default_factory=dict)
 
     def refused(self, kind: str | int, count: int = 1) -> None:
@@ -140,8 +148,11 @@ class LegitChat:
         try:
             await asyncio.sleep(0.5)  # legitimate traffic flowing before the attack starts
             self.attack_started = time.perf_counter()
+            cpu = self.target.cpu_seconds()
             yield
             self.attack_seconds = round(time.perf_counter() - self.attack_started, 2)
+            busy = self.target.cpu_seconds() - cpu
+            self.figures.server_cpu_pct = round(100 * busy / max(self.attack_seconds, 0.01))
             # enough messages for a p99 even when the attack was over quickly
             await asyncio.sleep(max(0.0, MIN_CHAT_SECONDS - (time.monotonic() - started)))
         except BaseException:
