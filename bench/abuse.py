@@ -4,7 +4,7 @@
     .venv/bin/python bench/abuse.py --runs 3     # three times: the worst run per attack counts
 
 It runs ``pytest tests/abuse`` (each attack against its own ``chinwag serve`` with default
-limits, a legitimate pair chatting 20 msg/s each way throughout) with
+limits, a legitimate pair chatting 50 msg/s each way throughout) with
 ``CHINWAG_ABUSE_FIGURES`` set, so every test appends one line of figures: attacker requests
 sent and refused (by refusal), the pair's send -> delivery p50 and p99, the server's CPU
 during the attack (% of one core) and its peak RSS (VmHWM). Then it writes
