@@ -8,6 +8,10 @@ child process (``legit_chat.py``) and, when the attack is over, asserts what the
 send -> delivery p99 under 100 ms, every message delivered exactly once and in order, and
 the server's peak RSS under 400 MB. Each test fills a :class:`Figures`; with
 ``CHINWAG_ABUSE_FIGURES=path.jsonl`` set they are appended there (``bench/abuse.py``).
+
+Diagnosing a slow p99: ``ABUSE_DIAG=1`` runs the server with asyncio's debug mode, so its
+log (``server.log`` in the test's tmp dir) names every callback that held the event loop
+over 100 ms; ``CHINWAG_ABUSE_DUMP=path.jsonl`` keeps every latency with its send time.
 """
 
 from __future__ import annotations
@@ -221,7 +225,8 @@ async def target(tmp_path: Path) -> AsyncIterator[Target]:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'chinwag.db'}"
     async with open_services(Settings(database_url=database_url)) as services:
         app = await make_app(services, allow_anonymous=True)
-    async with serve_in_subprocess(database_url, tmp_path / "server.log") as server:
+    debug = {"PYTHONASYNCIODEBUG": "1"} if os.environ.get("ABUSE_DIAG") else None
+    async with serve_in_subprocess(database_url, tmp_path / "server.log", env=debug) as server:
         yield Target(server, database_url, app)
 
 
