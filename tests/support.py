@@ -10,10 +10,12 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ __all__ = [
     "RunningServer",
     "ServerProcess",
     "bearer",
+    "deflate_bomb",
+    "frame_head",
     "free_port",
     "jwk_for",
     "make_app",
@@ -385,6 +389,21 @@ class RawWebSocket:
         self.writer.write(data)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
+
+
+def frame_head(length: int, *, compressed: bool = False) -> bytes:
+    """A masked WebSocket text frame's header (mask 0: the payload goes as it is)."""
+    first = 0x80 | 0x01 | (0x40 if compressed else 0)
+    return struct.pack("!BBQ", first, 0x80 | 127, length) + b"\0\0\0\0"
+
+
+def deflate_bomb(size: int) -> bytes:
+    """``size`` zero bytes, deflated as permessage-deflate does, built without holding them."""
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    chunk = bytes(64 * 1024)
+    parts = [compressor.compress(chunk) for _ in range(size // len(chunk))]
+    parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+    return b"".join(parts)[:-4]  # without the 00 00 ff ff tail (RFC 7692)
 
 
 def _status_bytes(field: str) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import struct
-import zlib
 from pathlib import Path
 
 import httpx
@@ -24,6 +22,8 @@ from tests.support import (
     AppFixture,
     RawWebSocket,
     RunningServer,
+    deflate_bomb,
+    frame_head,
     make_app,
     peak_rss,
     reset_peak_rss,
@@ -144,21 +144,6 @@ async def test_connections_past_the_cap_get_503_websocket_upgrades_included(
         await again.ws.close()
 
 
-def _frame_head(length: int, *, compressed: bool = False) -> bytes:
-    """A masked text frame's header (mask 0: the payload goes as it is)."""
-    first = 0x80 | 0x01 | (0x40 if compressed else 0)
-    return struct.pack("!BBQ", first, 0x80 | 127, length) + b"\0\0\0\0"
-
-
-def _bomb(size: int) -> bytes:
-    """``size`` zero bytes, deflated as permessage-deflate does, built without holding them."""
-    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-    chunk = bytes(64 * 1024)
-    parts = [compressor.compress(chunk) for _ in range(size // len(chunk))]
-    parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-    return b"".join(parts)[:-4]  # without the 00 00 ff ff tail (RFC 7692)
-
-
 SIXTEEN_MB = 16 * 1024 * 1024
 
 
@@ -173,16 +158,16 @@ async def test_a_16_mb_frame_and_a_compression_bomb_are_refused_without_memory_g
         async with httpx.AsyncClient(base_url=server.url) as client:
             alice = await sign_in(client, app, "alice", server.clock.now())
         url = f"{server.ws_url}/v1/websocket"
-        bomb = _bomb(SIXTEEN_MB)
+        bomb = deflate_bomb(SIXTEEN_MB)
         reset_peak_rss()
         before = vm_rss()
         large = await RawWebSocket.open(url, alice.token, compress=True)
         accepted = large.response.headers.get("Sec-WebSocket-Extensions")
         assert (accepted is not None) is deflate
-        await large.send_raw(_frame_head(SIXTEEN_MB) + bytes(64 * 1024))
+        await large.send_raw(frame_head(SIXTEEN_MB) + bytes(64 * 1024))
         assert (await large.closed())[0] == 1009
         bombed = await RawWebSocket.open(url, alice.token, compress=True)
-        await bombed.send_raw(_frame_head(len(bomb), compressed=True) + bomb)
+        await bombed.send_raw(frame_head(len(bomb), compressed=True) + bomb)
         # Not negotiated, a compressed frame is a protocol error; negotiated, it inflates
         # only up to the limit.
         assert (await bombed.closed())[0] == (1009 if deflate else 1002)

@@ -99,4 +99,5 @@ def serve_on(settings: Settings, sock: socket.socket) -> None:
     from chinwag.server.serving import ChinwagServer, uvicorn_config
 
     config = uvicorn_config(create_app(settings), settings, loop="uvloop", backlog=_BACKLOG)
-    ChinwagServer(config).run(sockets=[sock])  # closes WebSockets with 1001 before uvicorn's 1012
+    # Closes WebSockets with 1001 before uvicorn's 1012; freezes the started heap (serving.py).
+    ChinwagServer(config, freeze_heap=True).run(sockets=[sock])

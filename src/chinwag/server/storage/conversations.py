@@ -238,6 +238,33 @@ _RECORD_SEND = Prepared(
 )
 
 
+def _new_user(insert_into: Any) -> Any:
+    return (
+        insert_into(users)
+        .values(
+            app_id=bindparam("app_id"),
+            user_id=bindparam("user_id"),
+            anonymous=False,
+            stream_head=0,
+            created_at=bindparam("now", type_=Float),
+            updated_at=bindparam("now", type_=Float),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+_INSERT_NEW_USER = Prepared(_new_user(sqlite_insert), postgresql=_new_user(pg_insert))
+_INSERT_MEMBER = Prepared(
+    insert(participants).values(
+        conversation_id=bindparam("conv_id"),
+        user_pk=bindparam("member_pk", type_=BigInteger),
+        joined_at=bindparam("now", type_=Float),
+        joined_position=bindparam("position", type_=BigInteger),
+        sort_at=bindparam("now", type_=Float),
+    )
+)
+
+
 def _insert(conn: AsyncConnection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
@@ -251,19 +278,11 @@ async def ensure_users(
     fail nor deadlock; every one of them then reads the single committed row.
     """
     wanted = sorted(set(user_ids))
-    for user_id in wanted:
-        await conn.execute(
-            _insert(conn)(users)
-            .values(
-                app_id=app_id,
-                user_id=user_id,
-                anonymous=False,
-                stream_head=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+    # One prepared executemany: a statement per user through SQLAlchemy held the event
+    # loop for seconds when a conversation named 999 new users (tests/abuse).
+    await _INSERT_NEW_USER.many(
+        conn, [{"app_id": app_id, "user_id": u, "now": now} for u in wanted]
+    )
     rows = await conn.execute(
         select(users.c.user_id, users.c.pk).where(
             users.c.app_id == app_id, users.c.user_id.in_(wanted)
@@ -384,30 +403,27 @@ async def add_members(
 ) -> list[int]:
     """Add (or re-activate) members; returns the pks that were not active before."""
     existing = {m.user_pk: m for m in await members(conn, conversation_id)}
-    added = []
-    for pk in user_pks:
-        member = existing.get(pk)
-        if member is not None and member.active:
-            continue
-        if member is None:
-            await conn.execute(
-                insert(participants).values(
-                    conversation_id=conversation_id,
-                    user_pk=pk,
-                    joined_at=now,
-                    joined_position=position,
-                    sort_at=now,
-                )
+    new = [pk for pk in dict.fromkeys(user_pks) if pk not in existing]
+    back = [pk for pk in dict.fromkeys(user_pks) if pk in existing and not existing[pk].active]
+    # Batched (executemany): a statement per member held the event loop for a second or
+    # more when a conversation was created with 999 participants.
+    await _INSERT_MEMBER.many(
+        conn,
+        [{"conv_id": conversation_id, "member_pk": pk, "now": now, "position": position}
+         for pk in new],
+    )  # fmt: skip
+    if back:
+        await conn.execute(
+            update(participants)
+            .where(
+                participants.c.conversation_id == bindparam("conv_id"),
+                participants.c.user_pk == bindparam("member_pk"),
             )
-        else:
-            await conn.execute(
-                update(participants)
-                .where(
-                    participants.c.conversation_id == conversation_id, participants.c.user_pk == pk
-                )
-                .values(left_at=None, left_position=None, left_snapshot=None, sort_at=now)
-            )
-        added.append(pk)
+            .values(left_at=None, left_position=None, left_snapshot=None, sort_at=now),
+            [{"conv_id": conversation_id, "member_pk": pk} for pk in back],
+        )
+    changed = set(new) | set(back)
+    added = [pk for pk in dict.fromkeys(user_pks) if pk in changed]
     await _recount(conn, conversation_id)
     return added
 

@@ -1,0 +1,74 @@
+"""Attack family 6: writing on an open socket after ``chinwag sessions revoke``.
+
+Documented (docs/protocol.md "WebSocket"): once a session ends, a write on its socket
+(``message.send``, ``receipt.mark``, ``typing.update``) is refused with
+``authentication_required`` at once, whichever process ended it (here the CLI, which rings
+no doorbell), even before the socket is closed; the socket is then closed with 4003.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+
+import httpx
+from websockets.exceptions import ConnectionClosed
+
+from tests.abuse.conftest import Figures, LegitChat, Socket, Target, tally
+
+
+async def _revoke(target: Target, user_id: str) -> None:
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chinwag.cli.main", "sessions", "revoke", target.app.app_id,
+        user_id, "--database-url", target.database_url, "--json",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await asyncio.wait_for(cli.wait(), 30) == 0
+
+
+async def test_writes_on_an_open_socket_after_the_cli_revoked_the_session(
+    target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
+) -> None:
+    mallory = await target.sign_in(http, "mallory")
+    conversation_id = await target.conversation(http, mallory, ["bob"])
+    socket = await Socket.open(target, mallory)
+    revoked_at: list[int] = []  # requests sent by the time the revocation was committed
+
+    async def write() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while time.monotonic() - start < 12:
+                parts = [{"mime_type": "text/plain", "body": "still here"}]
+                data = {"conversation_id": conversation_id, "id": str(uuid.uuid4()), "parts": parts}
+                await socket.send("message.send", data)
+                # At the session's message rate: the server keeps up, so a write sent after
+                # the commit is also answered after it (a backlog would blur which is which).
+                await asyncio.sleep(0.01)
+
+    async with chat.during():
+        start = time.monotonic()
+        writer = asyncio.create_task(write())
+        await asyncio.sleep(0.5)  # writes accepted before the revocation
+        cli = asyncio.create_task(_revoke(target, "mallory"))
+        async with asyncio.timeout(30):  # REST refuses the token once the CLI has committed
+            while (await http.get("/v1/me", headers=mallory.headers)).status_code == 200:
+                await asyncio.sleep(0.01)  # the probe is not the attack: a gentle poll
+        revoked_at.append(socket.sent)
+        await cli
+        code, reason = await socket.close_by_server(timeout=10)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    after = [r for r in socket.responses if int(r["request_id"][1:]) > revoked_at[0]]
+    counts = tally(figures, socket.responses)
+    figures.refused(code or "none")
+    assert (code, reason) == (4003, "session_revoked")
+    assert counts["ok"] > 0
+    # The sweeper closes the socket within 2 s of the commit; writes keep coming until then.
+    assert after, "no write reached the server after the revocation"
+    assert not [r for r in after if r["ok"]], "a write was accepted after the revocation"
+    assert {r["error"]["id"] for r in after} <= {"authentication_required", "rate_limited"}
+    assert "authentication_required" in {r["error"]["id"] for r in after}
+    chat.assert_unharmed()
