@@ -1,0 +1,106 @@
+"""The webhook delivery worker: one per process, started by the app's lifespan.
+
+Each pass claims due deliveries (a lease, see ``storage/webhooks.py``), posts them at most
+``webhook_concurrency`` at a time, and records each outcome in its own short transaction:
+delivered; pending again after a jittered back-off; or, once the schedule is spent,
+failed, and the endpoint disabled with the reason (the API shows it; re-enabling the
+endpoint resumes its pending deliveries). The worker wakes on the broker's doorbell for new
+events and otherwise polls, so deliveries written by another process (the CLI, another
+node) are found too. It never runs inside a request: sending a message only writes rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+
+from chinwag.core.webhook_events import next_delay
+from chinwag.core.webhook_signing import headers
+from chinwag.server.services import Services
+from chinwag.server.storage import webhooks as store
+from chinwag.server.webhooks.sender import Sender
+
+__all__ = ["Poller", "WebhookWorker"]
+
+log = logging.getLogger("chinwag.webhooks")
+
+
+class Poller:
+    """A loop around ``run_once`` that sleeps while idle and wakes early when told to."""
+
+    MIN_GAP = 0.05
+    """Seconds between idle passes however often it is woken: a busy chat server rings
+    for every message, and each pass is a transaction."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        raise NotImplementedError
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("delivery pass failed; retrying")
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            await asyncio.sleep(min(self.MIN_GAP, self._interval))
+            self._wake.clear()
+
+
+class WebhookWorker(Poller):
+    def __init__(
+        self, services: Services, sender: Sender, jitter: Callable[[], float] = random.random
+    ) -> None:
+        super().__init__(services.settings.webhook_poll_interval)
+        self._services = services
+        self._sender = sender
+        self._jitter = jitter
+
+    async def run_once(self) -> int:
+        """One pass: claim and send what is due; returns how many were sent."""
+        services, settings = self._services, self._services.settings
+        now = services.now()
+        lease = 2 * settings.webhook_timeout + 30
+        async with services.db.transaction() as tx:
+            due = await store.claim_due(
+                tx.conn, now=now, lease=lease, limit=settings.webhook_concurrency
+            )
+        await asyncio.gather(*(self._deliver(d) for d in due))
+        return len(due)
+
+    async def _deliver(self, due: store.DueDelivery) -> None:
+        body = due.payload.encode()
+        signed = headers(due.secrets, due.msg_id, self._services.now(), body)
+        outcome = await self._sender.post(due.url, body, signed)
+        now = self._services.now()
+        attempts = due.attempts + 1
+        status, next_at = store.DELIVERED, now
+        if not outcome.ok:
+            delay = next_delay(
+                attempts, self._services.settings.webhook_retry_schedule, self._jitter
+            )
+            status = store.PENDING if delay is not None else store.FAILED
+            next_at = now + (delay or 0)
+        async with self._services.db.transaction() as tx:
+            await store.record_attempt(
+                tx.conn, due.id, status=status, attempts=attempts, next_attempt_at=next_at,
+                http_status=outcome.status, error=outcome.error, now=now,
+            )  # fmt: skip
+            if status == store.FAILED:
+                reason = f"disabled after {attempts} failed attempts; last: {outcome.error}"
+                await store.disable_endpoint(tx.conn, due.endpoint_id, reason=reason, now=now)
+                log.warning("webhook endpoint %s disabled: %s", due.endpoint_id, outcome.error)
