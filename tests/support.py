@@ -425,3 +425,99 @@ async def sign_in(
     await page.fill("#display-name", name)
     await page.click("#sign-in-button")
     await page.wait_for_selector("#status[data-state=online]")
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """An HTTP receiver on loopback (webhook endpoint, push gateway) that records each
+    POST and answers ``status``; ``hang`` never answers, ``huge`` streams 100 MB back,
+    ``redirect`` answers 302. Tests wait on :meth:`wait_for`, not on sleeps."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.answered: list[Received] = []
+        """Requests answered with a 2xx."""
+        self.status = 200
+        self.mode = "answer"
+        self._changed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve_requests(reader, writer)
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _serve_requests(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")[1:]
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                got = Received(headers, body)
+                self.requests.append(got)
+                self._changed.set()
+                if not await self._answer(writer, got):
+                    return
+
+    async def _answer(self, writer: asyncio.StreamWriter, got: Received) -> bool:
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        if self.mode == "huge":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 104857600\r\n\r\n")
+            chunk = b"x" * 65536
+            for _ in range(1600):
+                writer.write(chunk)
+                await writer.drain()
+            return False
+        if self.mode == "redirect":
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: 0\r\n\r\n"
+            )
+            await writer.drain()
+            return True
+        if 200 <= self.status < 300:
+            self.answered.append(got)
+            self._changed.set()
+        writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 2\r\n\r\nok".encode())
+        await writer.drain()
+        return True
+
+    async def wait_for(self, predicate: Any, timeout: float = 20) -> None:
+        """Until ``predicate()`` holds (checked whenever a request arrives)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()

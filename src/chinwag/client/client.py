@@ -384,6 +384,11 @@ class Client:
         if self._live is not None:
             await self._live.catch_up()
 
+    async def register_push_token(self, kind: str, token: str) -> None:
+        """Let the app's push gateway wake this device (``kind``: e.g. ``apns``, ``fcm``)
+        while it has no live connection. Bound to this session: log-out forgets it."""
+        await self._request("POST", "/v1/push_tokens", json={"kind": kind, "token": token})
+
     async def set_typing(
         self, conversation_id: str, state: TypingState | str = TypingState.STARTED
     ) -> bool:
