@@ -447,6 +447,8 @@ class Receiver:
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stopped = asyncio.Event()
         self.url = ""
 
     async def __aenter__(self) -> Receiver:
@@ -458,21 +460,23 @@ class Receiver:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        for task in self._tasks:
-            task.cancel()
+        self._stopped.set()
+        for writer in self._writers:
+            writer.close()
         for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             await self._serve_requests(reader, writer)
         finally:
             writer.close()
+            self._writers.discard(writer)
             self._tasks.discard(task)
 
     async def _serve_requests(
@@ -494,7 +498,8 @@ class Receiver:
 
     async def _answer(self, writer: asyncio.StreamWriter, got: Received) -> bool:
         if self.mode == "hang":
-            await asyncio.Event().wait()
+            await self._stopped.wait()
+            return False
         if self.mode == "huge":
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 104857600\r\n\r\n")
             chunk = b"x" * 65536

@@ -95,4 +95,5 @@ def test_delivery_urls_must_be_https_without_credentials(
     if problem is None:
         assert found is None
     else:
-        assert found is not None and problem in found
+        assert found is not None
+        assert problem in found

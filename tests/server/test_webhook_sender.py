@@ -15,7 +15,9 @@ async def test_a_2xx_is_success_and_anything_else_is_not() -> None:
         receiver.status = 500
         failed = await sender.post(receiver.url, b"{}", {})
     await sender.close()
-    assert not failed.ok and failed.status == 500 and failed.error == "answered 500"
+    assert not failed.ok
+    assert failed.status == 500
+    assert failed.error == "answered 500"
 
 
 async def test_a_redirect_is_not_followed() -> None:
@@ -24,8 +26,10 @@ async def test_a_redirect_is_not_followed() -> None:
         receiver.mode = "redirect"
         outcome = await sender.post(receiver.url, b"{}", {})
         await sender.close()
-    assert not outcome.ok and outcome.status == 302
-    assert outcome.error is not None and "not followed" in outcome.error
+    assert not outcome.ok
+    assert outcome.status == 302
+    assert outcome.error is not None
+    assert "not followed" in outcome.error
     assert len(receiver.requests) == 1
 
 
@@ -37,7 +41,8 @@ async def test_a_receiver_that_never_answers_costs_the_timeout() -> None:
         outcome = await sender.post(receiver.url, b"{}", {})
         await sender.close()
     assert time.monotonic() - started < 2
-    assert not outcome.ok and outcome.error == "no answer within 0.5 seconds"
+    assert not outcome.ok
+    assert outcome.error == "no answer within 0.5 seconds"
 
 
 async def test_a_100_mb_answer_is_read_only_a_few_kib() -> None:
@@ -59,4 +64,6 @@ async def test_an_unreachable_receiver_is_a_failure_not_an_exception() -> None:
     sender = Sender(timeout=2)
     outcome = await sender.post("http://127.0.0.1:1/hook", b"{}", {})
     await sender.close()
-    assert not outcome.ok and outcome.error is not None and "request failed" in outcome.error
+    assert not outcome.ok
+    assert outcome.error is not None
+    assert "request failed" in outcome.error

@@ -94,7 +94,7 @@ class PushWorker(Poller):
                 await store.delete_jobs(tx.conn, ids)
                 return
             await store.retry_jobs(
-                tx.conn, ids, attempts=attempts, next_attempt_at=now + delay,
+                tx.conn, ids, attempts=attempts, next_attempt_at=now + delay,  # from the start
                 error=outcome.error or "failed",
             )  # fmt: skip
 
