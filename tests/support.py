@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -526,3 +527,36 @@ class Receiver:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+
+# -- webhooks and push (the platform API with the stand-in admin key) --
+
+ADMIN = {"Authorization": "Bearer cwk_testadmin_secret"}
+
+
+def hook_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "auth_rate_per_second": 0,
+        "platform_admin_key": ADMIN["Authorization"].removeprefix("Bearer "),
+        "dev_allow_http_loopback": True,
+        "webhook_poll_interval": 0.05,
+        "webhook_retry_schedule": [10, 10],
+        "webhook_timeout": 1,
+        "push_delay": 0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+async def start(client: httpx.AsyncClient, headers: dict[str, str], *others: str) -> str:
+    answer = await client.post(
+        "/v1/conversations", json={"participants": list(others)}, headers=headers
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def send(client: httpx.AsyncClient, headers: dict[str, str], conv: str, body: str) -> None:
+    message = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": body}]}
+    answer = await client.post(f"/v1/conversations/{conv}/messages", json=message, headers=headers)
+    assert answer.status_code == 201, answer.text

@@ -15,24 +15,20 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from chinwag.server.settings import Settings
-from tests.support import AppFixture, Receiver, RunningServer, bearer, make_app, run_server
+from tests.support import (
+    ADMIN,
+    AppFixture,
+    Receiver,
+    RunningServer,
+    bearer,
+    hook_settings,
+    make_app,
+    run_server,
+    send,
+    start,
+)
 
-ADMIN = {"Authorization": "Bearer cwk_testadmin_secret"}
 Headers = dict[str, str]
-
-
-def hook_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "auth_rate_per_second": 0,
-        "platform_admin_key": ADMIN["Authorization"].removeprefix("Bearer "),
-        "dev_allow_http_loopback": True,
-        "webhook_poll_interval": 0.05,
-        "webhook_retry_schedule": [10, 10],
-        "webhook_timeout": 1,
-        "push_delay": 0,
-    }
-    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture
@@ -51,20 +47,6 @@ async def add_webhook(
     assert answer.status_code == 201, answer.text
     found: dict[str, Any] = answer.json()
     return found
-
-
-async def start(client: httpx.AsyncClient, headers: Headers, *others: str) -> str:
-    answer = await client.post(
-        "/v1/conversations", json={"participants": list(others)}, headers=headers
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
-async def send(client: httpx.AsyncClient, headers: Headers, conv: str, body: str) -> None:
-    message = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": body}]}
-    answer = await client.post(f"/v1/conversations/{conv}/messages", json=message, headers=headers)
-    assert answer.status_code == 201, answer.text
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
