@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from openapi_spec_validator import validate
@@ -25,7 +26,18 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app
+from chinwag.server.settings import Settings
+from tests.support import (
+    ADMIN,
+    AppFixture,
+    RunningServer,
+    bearer,
+    get_nonce,
+    hook_settings,
+    make_app,
+    send,
+    start,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -86,9 +98,17 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
     for path, method, operation in operations(document):
         if path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
+        elif path.startswith("/v1/platform/"):
+            assert operation["security"] == [{"platformApiKey": []}], (method, path)
         else:
             assert {"session": []} in operation["security"], (method, path)
             assert "401" in operation["responses"], (method, path)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The platform API on (its stand-in admin key); no deliveries are sent."""
+    return hook_settings(database_url, webhook_workers=False)
 
 
 class Walk:
@@ -137,6 +157,7 @@ async def test_every_operation_answers_as_documented(
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
     await leave_walk(walk, alice, bob, conversation, message)
+    await platform_walk(walk, app, alice)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
     walked = {(method, path) for method, path, status in walk.statuses if status < 300}
     assert documented - walked == set()
@@ -329,3 +350,35 @@ async def test_generated_requests_answer_as_documented(
                 name: real.get(name, value) for name, value in case.path_parameters.items()
             }
             await walk.run(case, alice)
+
+
+async def platform_walk(walk: Walk, app: AppFixture, alice: dict[str, str]) -> None:
+    """Webhooks, their deliveries, the push gateway and a device's push token."""
+    base = "/v1/platform/apps/{app_id}/webhooks"
+    at = {"app_id": app.app_id}
+    body = {"url": "https://example.com/hook", "event_types": ["message.created"]}
+    made = (await walk.call("POST", base, ADMIN, path_parameters=at, body=body)).json()
+    hook = {**at, "endpoint_id": made["id"]}
+    await walk.call("GET", base, ADMIN, path_parameters=at)
+    await walk.call("GET", base + "/{endpoint_id}", ADMIN, path_parameters=hook)
+    await walk.call(
+        "PATCH", base + "/{endpoint_id}", ADMIN, path_parameters=hook, body={"enabled": True}
+    )
+    await walk.call("POST", base + "/{endpoint_id}/rotate-secret", ADMIN, path_parameters=hook)
+    await send(walk.client, alice, await start(walk.client, alice, "bob"), "hi")
+    listed = await walk.call("GET", base + "/{endpoint_id}/deliveries", ADMIN, path_parameters=hook)
+    replay = {**hook, "delivery_id": listed.json()["deliveries"][0]["id"]}
+    await walk.call(
+        "POST", base + "/{endpoint_id}/deliveries/{delivery_id}/replay", ADMIN,
+        path_parameters=replay,
+    )  # fmt: skip
+    await walk.call("DELETE", base + "/{endpoint_id}", ADMIN, path_parameters=hook)
+    gateway = "/v1/platform/apps/{app_id}/push-gateway"
+    await walk.call(
+        "PUT", gateway, ADMIN, path_parameters=at, body={"url": "https://push.example.com/"}
+    )
+    await walk.call("GET", gateway, ADMIN, path_parameters=at)
+    await walk.call("POST", gateway + "/rotate-secret", ADMIN, path_parameters=at)
+    await walk.call("DELETE", gateway, ADMIN, path_parameters=at)
+    await walk.call("POST", "/v1/push_tokens", alice, body={"kind": "fcm", "token": "t"})
+    await walk.call("DELETE", "/v1/push_tokens", alice)

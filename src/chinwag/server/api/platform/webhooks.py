@@ -11,6 +11,7 @@ from chinwag.server.api.deps import ServicesDep, client_address
 from chinwag.server.api.openapi import errors
 from chinwag.server.api.platform.auth import PlatformCaller, platform_caller, require_app_access
 from chinwag.server.api.platform.models import (
+    Delivery,
     DeliveryPage,
     Webhook,
     WebhookIn,
@@ -122,7 +123,8 @@ async def list_deliveries(
 @router.post(
     "/{endpoint_id}/deliveries/{delivery_id}/replay",
     status_code=202,
-    responses={202: {"description": "Queued again"}, **errors(401, 404)},
+    response_model=Delivery,
+    responses=errors(401, 404),
 )
 async def replay_delivery(
     app_id: str,
