@@ -18,7 +18,7 @@ from sqlalchemy import Float, bindparam, delete, func, insert, literal, select, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import push_gateways, push_jobs, push_tokens, users
+from chinwag.server.storage.schema import push_gateways, push_jobs, push_tokens, user_events, users
 
 __all__ = [
     "DueJob",
@@ -104,7 +104,9 @@ _ENQUEUE = Prepared(
             )
         )
         .where(
-            push_tokens.c.user_pk.in_(bindparam("readers", expanding=True)),
+            push_tokens.c.user_pk.in_(
+                select(user_events.c.user_pk).where(user_events.c.event_id == bindparam("event_id"))
+            ),
             push_tokens.c.app_id == bindparam("app_id"),
             push_gateways.c.enabled.is_(True),
             users.c.user_id != bindparam("sender_id"),
@@ -117,24 +119,25 @@ async def enqueue(
     conn: AsyncConnection,
     *,
     app_id: str,
-    readers: list[int],
+    event_id: int,
     sender_id: str | None,
     conversation_id: str,
     conversation_public_id: str,
     message_id: str,
     now: float,
 ) -> None:
-    """A pending notification for every recipient device that has a push token."""
+    """A pending notification for every device with a push token of a reader of the
+    ``message.created`` event ``event_id`` (but the sender's)."""
     params = {
         "app_id": app_id,
-        "readers": readers,
+        "event_id": event_id,
         "sender_id": sender_id or "",
         "conversation_id": conversation_id,
         "conversation_public_id": conversation_public_id,
         "message_id": message_id,
         "now": now,
     }
-    await conn.execute(_ENQUEUE.statement, params)
+    await _ENQUEUE.rowcount(conn, params)
 
 
 _GATEWAY_FIELDS = list(GatewayRow.__slots__)

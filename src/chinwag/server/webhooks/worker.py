@@ -1,7 +1,8 @@
 """The webhook delivery worker: one per process, started by the app's lifespan.
 
-Each pass claims due deliveries (a lease, see ``storage/webhooks.py``), posts them at most
-``webhook_concurrency`` at a time, and records each outcome in its own short transaction:
+Each pass claims up to ``webhook_concurrency`` due deliveries (a lease, see
+``storage/webhooks.py``), posts them concurrently, and records the outcomes in one
+transaction:
 delivered; pending again after a jittered back-off; or, once the schedule is spent,
 failed, and the endpoint disabled with the reason (the API shows it; re-enabling the
 endpoint resumes its pending deliveries). The worker wakes on the broker's doorbell for new
@@ -17,11 +18,13 @@ import logging
 import random
 from collections.abc import Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from chinwag.core.webhook_events import next_delay
 from chinwag.core.webhook_signing import headers
 from chinwag.server.services import Services
 from chinwag.server.storage import webhooks as store
-from chinwag.server.webhooks.sender import Sender
+from chinwag.server.webhooks.sender import Outcome, Sender
 
 __all__ = ["Poller", "WebhookWorker"]
 
@@ -79,13 +82,22 @@ class WebhookWorker(Poller):
             due = await store.claim_due(
                 tx.conn, now=now, lease=lease, limit=settings.webhook_concurrency
             )
-        await asyncio.gather(*(self._deliver(d) for d in due))
+        outcomes = await asyncio.gather(*(self._attempt(d) for d in due))
+        if outcomes:
+            async with services.db.transaction() as tx:  # one commit for the whole pass
+                for due_one, (started, outcome) in zip(due, outcomes, strict=True):
+                    await self._record(tx.conn, due_one, started, outcome)
         return len(due)
 
-    async def _deliver(self, due: store.DueDelivery) -> None:
+    async def _attempt(self, due: store.DueDelivery) -> tuple[float, Outcome]:
         body = due.payload.encode()
-        signed = headers(due.secrets, due.msg_id, self._services.now(), body)
-        outcome = await self._sender.post(due.url, body, signed)
+        started = self._services.now()  # back-off counts from the attempt's start
+        signed = headers(due.secrets, due.msg_id, started, body)
+        return started, await self._sender.post(due.url, body, signed)
+
+    async def _record(
+        self, conn: AsyncConnection, due: store.DueDelivery, started: float, outcome: Outcome
+    ) -> None:
         now = self._services.now()
         attempts = due.attempts + 1
         status, next_at = store.DELIVERED, now
@@ -94,13 +106,12 @@ class WebhookWorker(Poller):
                 attempts, self._services.settings.webhook_retry_schedule, self._jitter
             )
             status = store.PENDING if delay is not None else store.FAILED
-            next_at = now + (delay or 0)
-        async with self._services.db.transaction() as tx:
-            await store.record_attempt(
-                tx.conn, due.id, status=status, attempts=attempts, next_attempt_at=next_at,
-                http_status=outcome.status, error=outcome.error, now=now,
-            )  # fmt: skip
-            if status == store.FAILED:
-                reason = f"disabled after {attempts} failed attempts; last: {outcome.error}"
-                await store.disable_endpoint(tx.conn, due.endpoint_id, reason=reason, now=now)
-                log.warning("webhook endpoint %s disabled: %s", due.endpoint_id, outcome.error)
+            next_at = started + (delay or 0)
+        await store.record_attempt(
+            conn, due.id, status=status, attempts=attempts, next_attempt_at=next_at,
+            http_status=outcome.status, error=outcome.error, now=now,
+        )  # fmt: skip
+        if status == store.FAILED:
+            reason = f"disabled after {attempts} failed attempts; last: {outcome.error}"
+            await store.disable_endpoint(conn, due.endpoint_id, reason=reason, now=now)
+            log.warning("webhook endpoint %s disabled: %s", due.endpoint_id, outcome.error)
