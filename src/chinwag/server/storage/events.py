@@ -218,7 +218,7 @@ async def append_event(
         conn, [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets]
     )
     await write_outbox(
-        conn, app_id=app_id, event_type=event_type, data=data, event_id=event_id, now=now,
+        conn, app_id=app_id, event_type=event_type, data=data, now=now,
         conversation_id=conversation_id,
     )  # fmt: skip
     return Appended(app_id=app_id, event_json=payload, targets=targets)

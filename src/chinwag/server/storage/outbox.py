@@ -40,7 +40,6 @@ async def write_outbox(
     app_id: str,
     event_type: str,
     data: dict[str, Any],
-    event_id: int,
     now: float,
     conversation_id: str | None,
 ) -> None:
@@ -59,7 +58,6 @@ async def write_outbox(
         await push_store.enqueue(
             conn,
             app_id=app_id,
-            event_id=event_id,
             sender_id=message.get("sender_id"),
             conversation_id=conversation_id,
             conversation_public_id=message["conversation_id"],

@@ -18,7 +18,13 @@ from sqlalchemy import Float, bindparam, delete, func, insert, literal, select, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import push_gateways, push_jobs, push_tokens, user_events, users
+from chinwag.server.storage.schema import (
+    participants,
+    push_gateways,
+    push_jobs,
+    push_tokens,
+    users,
+)
 
 __all__ = [
     "DueJob",
@@ -105,7 +111,10 @@ _ENQUEUE = Prepared(
         )
         .where(
             push_tokens.c.user_pk.in_(
-                select(user_events.c.user_pk).where(user_events.c.event_id == bindparam("event_id"))
+                select(participants.c.user_pk).where(
+                    participants.c.conversation_id == bindparam("conversation_id"),
+                    participants.c.left_at.is_(None),
+                )
             ),
             push_tokens.c.app_id == bindparam("app_id"),
             push_gateways.c.enabled.is_(True),
@@ -119,18 +128,16 @@ async def enqueue(
     conn: AsyncConnection,
     *,
     app_id: str,
-    event_id: int,
     sender_id: str | None,
     conversation_id: str,
     conversation_public_id: str,
     message_id: str,
     now: float,
 ) -> None:
-    """A pending notification for every device with a push token of a reader of the
-    ``message.created`` event ``event_id`` (but the sender's)."""
+    """A pending notification for every device with a push token of the conversation's
+    participants but the sender (the message's readers; by primary key, no scan)."""
     params = {
         "app_id": app_id,
-        "event_id": event_id,
         "sender_id": sender_id or "",
         "conversation_id": conversation_id,
         "conversation_public_id": conversation_public_id,
