@@ -5,13 +5,13 @@ change that reaches a user's stream (sent by a client, the platform API or the C
 also considered for the app's webhooks and, for a new message, the recipients' push
 devices. The rows are the outbox: written or rolled back with the change itself, and sent
 by the workers in ``chinwag.server.webhooks`` after commit. Nothing here waits on the
-network, so a send costs at most two indexed ``INSERT … SELECT`` statements (which write
-nothing for an app with no webhooks or gateway).
+network, so a send costs at most two indexed ``INSERT … SELECT`` statements, each writing
+at most one row per event and recipient device (nothing for an app with no webhooks or
+gateway).
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,6 @@ async def write_outbox(
             conn,
             app_id=app_id,
             event_type=wtype,
-            msg_id="msg_" + secrets.token_urlsafe(18),
             payload=webhook_body(wtype, app_id, data, now),
             now=now,
         )

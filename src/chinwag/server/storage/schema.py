@@ -48,6 +48,7 @@ __all__ = [
     "webhook_deliveries",
     "webhook_endpoints",
     "webhook_event_types",
+    "webhook_outbox",
 ]
 
 metadata = MetaData(
@@ -277,6 +278,16 @@ webhook_event_types = Table(
     Column("event_type", String(64), primary_key=True),
     Column("app_id", String(36), nullable=False),
     Index("ix_webhook_event_types_app_type", "app_id", "event_type"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 webhook_deliveries = Table(

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,7 +27,16 @@ from chinwag.server.services import Services
 from chinwag.server.storage import webhooks as store
 from chinwag.server.webhooks.sender import Outcome, Sender
 
-__all__ = ["Poller", "WebhookWorker"]
+__all__ = ["EXPAND_BATCH", "Poller", "WebhookWorker", "new_msg_id"]
+
+EXPAND_BATCH = 500
+"""Outbox events fanned out into deliveries per pass."""
+
+
+def new_msg_id() -> str:
+    """A ``webhook-id``: names one event, the same on every endpoint and every retry."""
+    return "msg_" + secrets.token_urlsafe(18)
+
 
 log = logging.getLogger("chinwag.webhooks")
 
@@ -79,6 +89,7 @@ class WebhookWorker(Poller):
         now = services.now()
         lease = 2 * settings.webhook_timeout + 30
         async with services.db.transaction() as tx:
+            await store.expand(tx.conn, limit=EXPAND_BATCH, new_msg_id=new_msg_id)
             due = await store.claim_due(
                 tx.conn, now=now, lease=lease, limit=settings.webhook_concurrency
             )

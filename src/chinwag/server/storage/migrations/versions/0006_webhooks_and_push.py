@@ -1,5 +1,5 @@
-"""webhooks and push: endpoints, their event types, the delivery outbox, push gateways,
-push tokens and pending push notifications
+"""webhooks and push: endpoints, their event types, the event outbox and deliveries, push
+gateways, push tokens and pending push notifications
 
 Revision ID: 0006
 Revises: 0003
@@ -51,6 +51,14 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(64), primary_key=True),
         sa.Column("app_id", sa.String(36), nullable=False),
         sa.Index("ix_webhook_event_types_app_type", "app_id", "event_type"),
+    )
+    op.create_table(
+        "webhook_outbox",
+        sa.Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+        sa.Column("app_id", sa.String(36), nullable=False),
+        sa.Column("event_type", sa.String(64), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
     )
     op.create_table(
         "webhook_deliveries",
@@ -139,5 +147,6 @@ def downgrade() -> None:
     op.drop_table("push_tokens")
     op.drop_table("push_gateways")
     op.drop_table("webhook_deliveries")
+    op.drop_table("webhook_outbox")
     op.drop_table("webhook_event_types")
     op.drop_table("webhook_endpoints")
