@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     """Seconds between looks at the outbox when it was empty."""
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     """Deliveries in flight at once per worker (per process)."""
+    webhook_busy_share: float = Field(default=0.1, gt=0, le=1)
+    """While the event loop is busy serving clients, delivery work (webhooks and push) takes
+    about this share of its time, so deliveries never slow message sending (they lag,
+    durably, and catch up when the load drops); 1 turns the brake off. For more delivery
+    capacity under load, run more nodes or a node that serves no clients."""
     push_delay: float = Field(default=2.0, ge=0)
     """Seconds a new message waits before a push is considered: a device whose socket
     dropped for a moment (a network switch) is back by then and needs no wake-up."""

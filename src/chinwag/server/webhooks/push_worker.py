@@ -39,7 +39,9 @@ class PushWorker(Poller):
     def __init__(
         self, services: Services, sender: Sender, jitter: Callable[[], float] = random.random
     ) -> None:
-        super().__init__(services.settings.webhook_poll_interval)
+        super().__init__(
+            services.settings.webhook_poll_interval, services.settings.webhook_busy_share
+        )
         self._services = services
         self._sender = sender
         self._jitter = jitter

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,8 +49,12 @@ class Poller:
     """Seconds between idle passes however often it is woken: a busy chat server rings
     for every message, and each pass is a transaction."""
 
-    def __init__(self, interval: float) -> None:
+    BUSY_LAG = 0.002
+    """A turn of the event loop slower than this means clients are waiting on it."""
+
+    def __init__(self, interval: float, busy_share: float = 1.0) -> None:
         self._interval = interval
+        self._busy_share = busy_share
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -60,12 +65,14 @@ class Poller:
 
     async def run_forever(self) -> None:
         while True:
+            started = time.monotonic()
             try:
                 busy = await self.run_once()
             except Exception:
                 log.exception("delivery pass failed; retrying")
                 busy = 0
             if busy:
+                await self._yield_to_clients(time.monotonic() - started)
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
@@ -73,12 +80,24 @@ class Poller:
             await asyncio.sleep(min(self.MIN_GAP, self._interval))
             self._wake.clear()
 
+    async def _yield_to_clients(self, spent: float) -> None:
+        """Deliveries never slow message sending: while the loop is busy (a turn takes
+        longer than :data:`BUSY_LAG`), wait so that delivery passes take about
+        ``busy_share`` of the time; deliveries then lag, durably, and catch up when the
+        load drops. An idle loop delivers flat out."""
+        turn = time.monotonic()
+        await asyncio.sleep(0)
+        if time.monotonic() - turn > self.BUSY_LAG and self._busy_share < 1:
+            await asyncio.sleep(spent * (1 / self._busy_share - 1))
+
 
 class WebhookWorker(Poller):
     def __init__(
         self, services: Services, sender: Sender, jitter: Callable[[], float] = random.random
     ) -> None:
-        super().__init__(services.settings.webhook_poll_interval)
+        super().__init__(
+            services.settings.webhook_poll_interval, services.settings.webhook_busy_share
+        )
         self._services = services
         self._sender = sender
         self._jitter = jitter
