@@ -1,0 +1,115 @@
+"""The outbox under concurrency and the bookkeeping push relies on, on SQLite and
+PostgreSQL: two workers on one database send each delivery once; a device's online lease
+follows its socket; ending a session forgets its push token."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from chinwag.server.handlers.sessions import revoke_user_sessions
+from chinwag.server.settings import Settings
+from chinwag.server.storage.schema import push_tokens
+from chinwag.server.webhooks.sender import Sender
+from chinwag.server.webhooks.worker import WebhookWorker
+from tests.support import (
+    ADMIN,
+    AppFixture,
+    RawWebSocket,
+    Receiver,
+    RunningServer,
+    hook_settings,
+    login,
+    send,
+    start,
+)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return hook_settings(database_url, webhook_workers=False, webhook_concurrency=4)
+
+
+async def _online_until(server: RunningServer, session_id: str) -> float | None:
+    async with server.services.db.read() as conn:
+        found = await conn.execute(
+            select(push_tokens.c.online_until).where(push_tokens.c.session_id == session_id)
+        )
+        row = found.first()
+    return None if row is None else float(row[0])
+
+
+async def _eventually(check: Any, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def test_two_workers_on_one_database_send_each_delivery_once(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: dict[str, str]
+) -> None:
+    async with Receiver() as receiver:
+        answer = await client.post(
+            f"/v1/platform/apps/{app.app_id}/webhooks",
+            json={"url": receiver.url, "event_types": ["message.created"]},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 201
+        conv = await start(client, alice, "bob")
+        for n in range(20):
+            await send(client, alice, conv, f"m{n}")
+        senders = [Sender(timeout=5), Sender(timeout=5)]
+        workers = [WebhookWorker(server.services, s) for s in senders]
+        while len(receiver.answered) < 20:
+            sent = await asyncio.gather(*(w.run_once() for w in workers))
+            assert sum(sent) > 0 or len(receiver.answered) >= 20
+        for sender in senders:
+            await sender.close()
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 20
+    assert len(set(ids)) == 20
+
+
+async def test_a_device_is_online_while_its_socket_is_open(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    session = await login(client, app, "bob", server.clock.now())
+    headers = {"Authorization": f"Bearer {session['session_token']}"}
+    body = {"kind": "fcm", "token": "tok"}
+    assert (await client.post("/v1/push_tokens", json=body, headers=headers)).status_code == 204
+    now = server.clock.now()
+    socket = await RawWebSocket.open(f"{server.ws_url}/v1/websocket", session["session_token"])
+    (session_id,) = server.services.hub.session_ids()
+
+    async def online() -> bool:
+        return ((await _online_until(server, session_id)) or 0) > now
+
+    await _eventually(online)
+    socket.writer.close()
+
+    async def offline() -> bool:
+        return (await _online_until(server, session_id)) == 0
+
+    await _eventually(offline)
+
+
+async def test_ending_a_session_forgets_its_push_token(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    session = await login(client, app, "bob", server.clock.now())
+    headers = {"Authorization": f"Bearer {session['session_token']}"}
+    body = {"kind": "fcm", "token": "tok"}
+    assert (await client.post("/v1/push_tokens", json=body, headers=headers)).status_code == 204
+
+    async def count() -> int:
+        async with server.services.db.read() as conn:
+            found = await conn.execute(select(func.count()).select_from(push_tokens))
+            return int(found.scalar_one())
+
+    assert await count() == 1
+    await revoke_user_sessions(server.services, app.app_id, "bob")
+    assert await count() == 0
