@@ -252,3 +252,16 @@ async def test_an_endpoint_is_listed_changed_and_deleted_without_its_secret(
     assert "secret" not in listed[0]
     assert (await client.delete(f"{path}/{hook['id']}", headers=ADMIN)).status_code == 204
     assert (await client.get(path, headers=ADMIN)).json()["webhooks"] == []
+
+
+async def test_a_log_out_is_announced_as_session_ended_with_the_user(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["session.ended"])
+        assert (await client.delete("/v1/sessions/current", headers=alice)).status_code == 204
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+    (event,) = verified(hook["secret"], receiver)
+    assert event["type"] == "session.ended"
+    assert event["data"]["user_id"] == "alice"
+    assert event["data"]["reason"]

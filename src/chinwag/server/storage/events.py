@@ -219,7 +219,7 @@ async def append_event(
     )
     await write_outbox(
         conn, app_id=app_id, event_type=event_type, data=data, now=now,
-        conversation_id=conversation_id,
+        conversation_id=conversation_id, readers=readers,
     )  # fmt: skip
     return Appended(app_id=app_id, event_json=payload, targets=targets)
 

@@ -19,8 +19,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.core.events import EventType
-from chinwag.core.webhook_events import webhook_type
+from chinwag.core.webhook_events import WebhookEventType, webhook_type
 from chinwag.server.storage import push as push_store
+from chinwag.server.storage import users as user_store
 from chinwag.server.storage import webhooks as webhook_store
 
 __all__ = ["webhook_body", "write_outbox"]
@@ -42,8 +43,13 @@ async def write_outbox(
     data: dict[str, Any],
     now: float,
     conversation_id: str | None,
+    readers: list[int],
 ) -> None:
     wtype = webhook_type(event_type, data)
+    if wtype is WebhookEventType.SESSION_ENDED and len(readers) == 1:
+        # The stream event goes to the session's own user; the app needs to know whose.
+        user = await user_store.get_user_by_pk(conn, readers[0])
+        data = {**data, "user_id": user.user_id if user is not None else None}
     if wtype is not None:
         await webhook_store.enqueue(
             conn,
