@@ -265,3 +265,20 @@ async def test_a_log_out_is_announced_as_session_ended_with_the_user(
     assert event["type"] == "session.ended"
     assert event["data"]["user_id"] == "alice"
     assert event["data"]["reason"]
+
+
+async def test_finished_deliveries_are_purged_after_the_retention(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["conversation.created"])
+        await start(client, alice, "bob")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+        server.clock.advance(8 * 86400)  # past 7 days, and past the purge interval
+        await start(client, alice, "carol")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+
+        async def only_the_new_one() -> bool:
+            return len(await deliveries(client, app.app_id, hook["id"])) == 1
+
+        await eventually(only_the_new_one)

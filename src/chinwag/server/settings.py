@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     """Seconds between looks at the outbox when it was empty."""
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     """Deliveries in flight at once per worker (per process)."""
+    webhook_retention_days: float = Field(default=7.0, gt=0)
+    """Delivered and failed deliveries are listed (and replayable) this long, then purged."""
     webhook_busy_share: float = Field(default=0.1, gt=0, le=1)
     """While the event loop is busy serving clients, delivery work (webhooks and push) takes
     about this share of its time, so deliveries never slow message sending (they lag,

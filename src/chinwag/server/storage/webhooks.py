@@ -44,6 +44,7 @@ __all__ = [
     "insert_endpoint",
     "list_deliveries",
     "list_endpoints",
+    "purge_finished",
     "record_attempt",
     "replay",
     "update_endpoint",
@@ -409,3 +410,15 @@ async def replay(conn: AsyncConnection, delivery_id: int, *, now: float) -> None
         .where(webhook_deliveries.c.id == delivery_id)
         .values(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
     )
+
+
+async def purge_finished(conn: AsyncConnection, *, before: float) -> int:
+    """Forget delivered and failed deliveries created before ``before`` (the listing and
+    replay window), so the table holds what is pending plus a bounded history."""
+    result = await conn.execute(
+        delete(webhook_deliveries).where(
+            webhook_deliveries.c.status.in_([DELIVERED, FAILED]),
+            webhook_deliveries.c.created_at < before,
+        )
+    )
+    return int(result.rowcount or 0)

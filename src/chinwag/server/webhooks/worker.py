@@ -28,7 +28,10 @@ from chinwag.server.services import Services
 from chinwag.server.storage import webhooks as store
 from chinwag.server.webhooks.sender import Outcome, Sender
 
-__all__ = ["EXPAND_BATCH", "Poller", "WebhookWorker", "new_msg_id"]
+__all__ = ["EXPAND_BATCH", "PURGE_EVERY", "Poller", "WebhookWorker", "new_msg_id"]
+
+PURGE_EVERY = 600.0
+"""Seconds between purges of finished deliveries past ``webhook_retention_days``."""
 
 EXPAND_BATCH = 500
 """Outbox events fanned out into deliveries per pass."""
@@ -101,11 +104,17 @@ class WebhookWorker(Poller):
         self._services = services
         self._sender = sender
         self._jitter = jitter
+        self._purged_at = 0.0
 
     async def run_once(self) -> int:
         """One pass: claim and send what is due; returns how many were sent."""
         services, settings = self._services, self._services.settings
         now = services.now()
+        if now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            async with services.db.transaction() as tx:
+                before = now - settings.webhook_retention_days * 86400
+                await store.purge_finished(tx.conn, before=before)
         lease = 2 * settings.webhook_timeout + 30
         async with services.db.transaction() as tx:
             await store.expand(tx.conn, limit=EXPAND_BATCH, new_msg_id=new_msg_id)
