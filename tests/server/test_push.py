@@ -145,3 +145,24 @@ async def test_a_push_token_needs_a_session_and_a_sane_kind(
     assert bad.status_code == 422
     assert bad.json()["error"]["data"]["property"] == "kind"
     assert (await client.delete("/v1/push_tokens", headers=alice)).status_code == 204
+
+
+async def test_a_gateway_that_was_down_gets_the_notification_later(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as gateway:
+        gateway.status = 503
+        made = await put_gateway(client, app.app_id, gateway.url, include_body=False)
+        await device(server, client, app, "bob", "tok-bob")
+        conv = await start(client, alice, "bob")
+        await send(client, alice, conv, "one")
+        await send(client, alice, conv, "two")
+        await gateway.wait_for(lambda: len(gateway.requests) >= 1)
+        gateway.status = 200
+        first_failure = len(gateway.requests)
+        server.clock.advance(13)
+        await gateway.wait_for(lambda: len(gateway.answered) >= 1)
+    found = notes(made["secret"], gateway)
+    assert first_failure >= 1
+    assert tokens(found) == {"tok-bob"}
+    assert max(n["unread_count"] for n in found) == 2
