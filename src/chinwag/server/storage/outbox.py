@@ -22,7 +22,7 @@ from chinwag.core.events import EventType
 from chinwag.core.webhook_events import WebhookEventType, webhook_type
 from chinwag.server.storage import push as push_store
 from chinwag.server.storage import users as user_store
-from chinwag.server.storage import webhooks as webhook_store
+from chinwag.server.storage import webhook_outbox as webhook_store
 
 __all__ = ["webhook_body", "write_outbox"]
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.webhook_events import next_delay
 from chinwag.core.webhook_signing import headers
 from chinwag.server.services import Services
+from chinwag.server.storage import webhook_outbox
 from chinwag.server.storage import webhooks as store
 from chinwag.server.webhooks.sender import Outcome, Sender
 
@@ -117,7 +118,7 @@ class WebhookWorker(Poller):
                 await store.purge_finished(tx.conn, before=before)
         lease = 2 * settings.webhook_timeout + 30
         async with services.db.transaction() as tx:
-            await store.expand(tx.conn, limit=EXPAND_BATCH, new_msg_id=new_msg_id)
+            await webhook_outbox.expand(tx.conn, limit=EXPAND_BATCH, new_msg_id=new_msg_id)
             due = await store.claim_due(
                 tx.conn, now=now, lease=lease, limit=settings.webhook_concurrency
             )
