@@ -560,3 +560,10 @@ async def send(client: httpx.AsyncClient, headers: dict[str, str], conv: str, bo
     message = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": body}]}
     answer = await client.post(f"/v1/conversations/{conv}/messages", json=message, headers=headers)
     assert answer.status_code == 201, answer.text
+
+
+async def eventually(check: Any, timeout: float = 20) -> None:
+    """For state the test cannot be told about (a row the worker updates)."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ from tests.support import (
     RawWebSocket,
     Receiver,
     RunningServer,
+    eventually,
     hook_settings,
     login,
     send,
@@ -166,3 +167,24 @@ async def test_a_gateway_that_was_down_gets_the_notification_later(
     assert first_failure >= 1
     assert tokens(found) == {"tok-bob"}
     assert max(n["unread_count"] for n in found) == 2
+
+
+async def test_a_gateway_that_keeps_failing_is_disabled_with_the_reason(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as gateway:
+        gateway.status = 500
+        await put_gateway(client, app.app_id, gateway.url, include_body=False)
+        await device(server, client, app, "bob", "tok-bob")
+        await send(client, alice, await start(client, alice, "bob"), "hello")
+        path = f"/v1/platform/apps/{app.app_id}/push-gateway"
+        for tries in (1, 2, 3):
+            await gateway.wait_for(lambda n=tries: len(gateway.requests) >= n)  # type: ignore[misc]
+            server.clock.advance(13)
+
+        async def disabled() -> bool:
+            return (await client.get(path, headers=ADMIN)).json()["enabled"] is False
+
+        await eventually(disabled)
+        found = (await client.get(path, headers=ADMIN)).json()
+    assert found["disabled_reason"] == "disabled after 3 failed attempts; last: answered 500"

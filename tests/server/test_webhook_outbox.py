@@ -5,7 +5,6 @@ follows its socket; ending a session forgets its push token."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from tests.support import (
     RawWebSocket,
     Receiver,
     RunningServer,
+    eventually,
     hook_settings,
     login,
     send,
@@ -41,12 +41,6 @@ async def _online_until(server: RunningServer, session_id: str) -> float | None:
         )
         row = found.first()
     return None if row is None else float(row[0])
-
-
-async def _eventually(check: Any, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def test_two_workers_on_one_database_send_each_delivery_once(
@@ -88,13 +82,13 @@ async def test_a_device_is_online_while_its_socket_is_open(
     async def online() -> bool:
         return ((await _online_until(server, session_id)) or 0) > now
 
-    await _eventually(online)
+    await eventually(online)
     socket.writer.close()
 
     async def offline() -> bool:
         return (await _online_until(server, session_id)) == 0
 
-    await _eventually(offline)
+    await eventually(offline)
 
 
 async def test_ending_a_session_forgets_its_push_token(

@@ -4,9 +4,7 @@ with a reason when a receiver never answers, and signed twice during a secret ro
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from tests.support import (
     Receiver,
     RunningServer,
     bearer,
+    eventually,
     hook_settings,
     make_app,
     run_server,
@@ -47,13 +46,6 @@ async def add_webhook(
     assert answer.status_code == 201, answer.text
     found: dict[str, Any] = answer.json()
     return found
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    """For state the test cannot be told about (a row the worker updates)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def deliveries(client: httpx.AsyncClient, app_id: str, hook: str) -> list[dict[str, Any]]:
