@@ -1,10 +1,12 @@
 """The outbox under concurrency and the bookkeeping push relies on, on SQLite and
 PostgreSQL: two workers on one database send each delivery once; a device's online lease
-follows its socket; ending a session forgets its push token."""
+follows its socket; ending a session forgets its push token; a rolled-back change leaves
+nothing in the outbox."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,9 @@ from sqlalchemy import func, select
 
 from chinwag.server.handlers.sessions import revoke_user_sessions
 from chinwag.server.settings import Settings
-from chinwag.server.storage.schema import push_tokens
+from chinwag.server.storage.events import append_event
+from chinwag.server.storage.schema import push_tokens, webhook_outbox
+from chinwag.server.storage.users import get_user
 from chinwag.server.webhooks.sender import Sender
 from chinwag.server.webhooks.worker import WebhookWorker
 from tests.support import (
@@ -107,3 +111,45 @@ async def test_ending_a_session_forgets_its_push_token(
     assert await count() == 1
     await revoke_user_sessions(server.services, app.app_id, "bob")
     assert await count() == 0
+
+
+async def test_a_rolled_back_change_leaves_nothing_to_deliver(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: dict[str, str]
+) -> None:
+    answer = await client.post(
+        f"/v1/platform/apps/{app.app_id}/webhooks",
+        json={"url": "https://example.com/hook", "event_types": ["conversation.updated"]},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 201
+    me = await client.get("/v1/me", headers=alice)
+    user_pk = await _user_pk(server, app.app_id, me.json()["user"]["user_id"])
+
+    class Refused(Exception):
+        pass
+
+    async def change_then_refuse() -> None:
+        async with server.services.db.transaction() as tx:
+            await append_event(
+                tx.conn, app_id=app.app_id, event_type="conversation.updated", data={},
+                user_pks=[user_pk], now=server.clock.now(),
+            )  # fmt: skip
+            assert await _outbox_rows(tx.conn) == 1  # written with the change…
+            raise Refused
+
+    with pytest.raises(Refused):
+        await change_then_refuse()
+    async with server.services.db.read() as conn:
+        assert await _outbox_rows(conn) == 0  # …and gone with it
+
+
+async def _user_pk(server: RunningServer, app_id: str, user_id: str) -> int:
+    async with server.services.db.read() as conn:
+        user = await get_user(conn, app_id, user_id)
+    assert user is not None
+    return user.pk
+
+
+async def _outbox_rows(conn: Any) -> int:
+    found = await conn.execute(select(func.count()).select_from(webhook_outbox))
+    return int(found.scalar_one())
