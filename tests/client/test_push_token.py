@@ -1,5 +1,5 @@
 """``Client.register_push_token``: the token reaches the server bound to the device's
-session, and signing out forgets it."""
+session, follows the user into a renewed session, and signing out forgets it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from chinwag.client import Client
+from chinwag.server.handlers.sessions import revoke_user_sessions
 from chinwag.server.storage.schema import push_tokens
 from tests.client.conftest import Tokens
 from tests.client.test_sync import signed_in
-from tests.support import RunningServer
+from tests.support import RunningServer, eventually
 
 
 async def _stored(server: RunningServer) -> list[tuple[str, str]]:
@@ -33,3 +34,29 @@ async def test_a_registered_push_token_lives_as_long_as_the_session(
         assert await _stored(server) == []
     finally:
         await phone.close()
+
+
+async def test_the_token_follows_the_user_into_a_renewed_session(
+    server: RunningServer, make_client: Callable[..., Client], tokens: Tokens
+) -> None:
+    phone = await signed_in(make_client, tokens, "alice")
+    try:
+        await phone.register_push_token("fcm", "cafe")
+        (before,) = await _sessions(server)
+        await revoke_user_sessions(server.services, tokens.app.app_id, "alice")
+        assert await _sessions(server) == []
+
+        async def registered_again() -> bool:
+            return len(await _sessions(server)) == 1
+
+        await eventually(registered_again)
+        (after,) = await _sessions(server)
+        assert after != before
+        assert await _stored(server) == [("fcm", "cafe")]
+    finally:
+        await phone.close()
+
+
+async def _sessions(server: RunningServer) -> list[str]:
+    async with server.services.db.read() as conn:
+        return [str(r[0]) for r in await conn.execute(select(push_tokens.c.session_id))]
