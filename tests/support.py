@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -552,3 +553,145 @@ class JwksEndpoint:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """An HTTP receiver on loopback (webhook endpoint, push gateway) that records each
+    POST and answers ``status``; ``hang`` never answers, ``huge`` streams 100 MB back,
+    ``redirect`` answers 302. Tests wait on :meth:`wait_for`, not on sleeps."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.answered: list[Received] = []
+        """Requests answered with a 2xx."""
+        self.status = 200
+        self.mode = "answer"
+        self._changed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stopped = asyncio.Event()
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._stopped.set()
+        for writer in self._writers:
+            writer.close()
+        for task in list(self._tasks):
+            await task
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            await self._serve_requests(reader, writer)
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+
+    async def _serve_requests(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")[1:]
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                got = Received(headers, body)
+                self.requests.append(got)
+                self._changed.set()
+                if not await self._answer(writer, got):
+                    return
+
+    async def _answer(self, writer: asyncio.StreamWriter, got: Received) -> bool:
+        if self.mode == "hang":
+            await self._stopped.wait()
+            return False
+        if self.mode == "huge":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 104857600\r\n\r\n")
+            chunk = b"x" * 65536
+            for _ in range(1600):
+                writer.write(chunk)
+                await writer.drain()
+            return False
+        if self.mode == "redirect":
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: 0\r\n\r\n"
+            )
+            await writer.drain()
+            return True
+        if 200 <= self.status < 300:
+            self.answered.append(got)
+            self._changed.set()
+        writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 2\r\n\r\nok".encode())
+        await writer.drain()
+        return True
+
+    async def wait_for(self, predicate: Any, timeout: float = 20) -> None:
+        """Until ``predicate()`` holds (checked whenever a request arrives)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+# -- webhooks and push (the platform API with the stand-in admin key) --
+
+ADMIN: dict[str, str] = {}
+"""An admin API key's ``Authorization`` header, made for each test's database by the
+``platform_admin`` fixture (tests/server/conftest.py)."""
+
+
+def hook_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "auth_rate_per_second": 0,
+        "dev_allow_http_loopback": True,
+        "webhook_poll_interval": 0.05,
+        "webhook_retry_schedule": [10, 10],
+        "webhook_timeout": 1,
+        "push_delay": 0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+async def start(client: httpx.AsyncClient, headers: dict[str, str], *others: str) -> str:
+    answer = await client.post(
+        "/v1/conversations", json={"participants": list(others)}, headers=headers
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def send(client: httpx.AsyncClient, headers: dict[str, str], conv: str, body: str) -> None:
+    message = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": body}]}
+    answer = await client.post(f"/v1/conversations/{conv}/messages", json=message, headers=headers)
+    assert answer.status_code == 201, answer.text
+
+
+async def eventually(check: Any, timeout: float = 20) -> None:
+    """For state the test cannot be told about (a row the worker updates)."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, bearer, make_app
+from tests.support import ADMIN, AppFixture, RunningServer, bearer, make_app, platform_key
 
 
 @pytest.fixture
@@ -23,3 +23,10 @@ async def alice(
 @pytest.fixture
 async def bob(server: RunningServer, client: httpx.AsyncClient, app: AppFixture) -> dict[str, str]:
     return await bearer(client, app, "bob", server.clock.now())
+
+
+@pytest.fixture
+async def platform_admin(server: RunningServer) -> None:
+    """Fill ``tests.support.ADMIN`` with a real admin API key for this test's database."""
+    ADMIN.clear()
+    ADMIN.update(await platform_key(server.services))

@@ -28,15 +28,20 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from chinwag.core.keys import Alg, generate_key_pair
 from chinwag.server.settings import Settings
+from chinwag.server.storage import webhook_outbox
+from chinwag.server.webhooks.worker import new_msg_id
 from tests.support import (
     AppFixture,
     JwksEndpoint,
     RunningServer,
     bearer,
     get_nonce,
+    hook_settings,
     jwk_for,
     make_app,
     platform_key,
+    send,
+    start,
 )
 
 CHECKS = [
@@ -49,10 +54,6 @@ GENERATED_PER_OPERATION = 4
 PLATFORM = "/v1/platform/"
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    """The shared settings, plus a JWKS endpoint on loopback for the platform walk."""
-    return Settings(database_url=database_url, auth_rate_per_second=0, allow_insecure_jwks=True)
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
 
 
@@ -107,9 +108,17 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
             assert operation["security"] == [{"platformApiKey": []}], (method, path)
         elif path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
+        elif path.startswith("/v1/platform/"):
+            assert operation["security"] == [{"platformApiKey": []}], (method, path)
         else:
             assert {"session": []} in operation["security"], (method, path)
             assert "401" in operation["responses"], (method, path)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Loopback receivers and JWKS endpoints allowed; no webhook deliveries are sent."""
+    return hook_settings(database_url, webhook_workers=False, allow_insecure_jwks=True)
 
 
 class Walk:
@@ -158,7 +167,7 @@ async def test_every_operation_answers_as_documented(
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
     await leave_walk(walk, alice, bob, conversation, message)
-    await platform_walk(walk, server, app)
+    await platform_walk(walk, server, app, alice)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
     walked = {(method, path) for method, path, status in walk.statuses if status < 300}
     assert documented - walked == set()
@@ -306,9 +315,12 @@ async def leave_walk(
     )
 
 
-async def platform_walk(walk: Walk, server: RunningServer, app: AppFixture) -> None:
+async def platform_walk(
+    walk: Walk, server: RunningServer, app: AppFixture, alice: dict[str, str]
+) -> None:
     """Every platform operation once with an admin key, and its common refusals."""
     admin = await platform_key(server.services)
+    await webhooks_walk(walk, server, app, alice, admin)
     at = {"app_id": app.app_id}
     made = await walk.call("POST", "/v1/platform/apps", admin, body={"name": "walk"})
     assert made.status_code == 201
@@ -455,3 +467,44 @@ async def test_generated_platform_requests_answer_as_documented(
                 name: real.get(name, value) for name, value in case.path_parameters.items()
             }
             await walk.run(case, admin)
+
+
+async def webhooks_walk(
+    walk: Walk,
+    server: RunningServer,
+    app: AppFixture,
+    alice: dict[str, str],
+    admin: dict[str, str],
+) -> None:
+    """Webhooks, their deliveries, the push gateway and a device's push token. The
+    delivery workers are off: the walk fans the outbox out itself and nothing is sent."""
+    base = "/v1/platform/apps/{app_id}/webhooks"
+    at = {"app_id": app.app_id}
+    body = {"url": "https://example.com/hook", "event_types": ["message.created"]}
+    made = (await walk.call("POST", base, admin, path_parameters=at, body=body)).json()
+    hook = {**at, "endpoint_id": made["id"]}
+    await walk.call("GET", base, admin, path_parameters=at)
+    await walk.call("GET", base + "/{endpoint_id}", admin, path_parameters=hook)
+    await walk.call(
+        "PATCH", base + "/{endpoint_id}", admin, path_parameters=hook, body={"enabled": True}
+    )
+    await walk.call("POST", base + "/{endpoint_id}/rotate-secret", admin, path_parameters=hook)
+    await send(walk.client, alice, await start(walk.client, alice, "bob"), "hi")
+    async with server.services.db.transaction() as tx:
+        await webhook_outbox.expand(tx.conn, limit=10, new_msg_id=new_msg_id)
+    listed = await walk.call("GET", base + "/{endpoint_id}/deliveries", admin, path_parameters=hook)
+    replay = {**hook, "delivery_id": listed.json()["deliveries"][0]["id"]}
+    await walk.call(
+        "POST", base + "/{endpoint_id}/deliveries/{delivery_id}/replay", admin,
+        path_parameters=replay,
+    )  # fmt: skip
+    await walk.call("DELETE", base + "/{endpoint_id}", admin, path_parameters=hook)
+    gateway = "/v1/platform/apps/{app_id}/push-gateway"
+    await walk.call(
+        "PUT", gateway, admin, path_parameters=at, body={"url": "https://push.example.com/"}
+    )
+    await walk.call("GET", gateway, admin, path_parameters=at)
+    await walk.call("POST", gateway + "/rotate-secret", admin, path_parameters=at)
+    await walk.call("DELETE", gateway, admin, path_parameters=at)
+    await walk.call("POST", "/v1/push_tokens", alice, body={"kind": "fcm", "token": "t"})
+    await walk.call("DELETE", "/v1/push_tokens", alice)

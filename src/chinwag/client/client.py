@@ -114,6 +114,8 @@ class Client:
         self._live: LiveSync | None = None
         self._outbox: Outbox | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._push_token: tuple[str, str] | None = None
+        self._push_renewal: asyncio.Task[None] | None = None
         self._session_changed = asyncio.Event()
         self._synced = asyncio.Event()
 
@@ -290,6 +292,7 @@ class Client:
                 "so they can be delivered, then deauthenticate()."
             )
         await auth.fire(AuthEvent.DEAUTHENTICATE)
+        self._push_token = None
         if not renewing:
             try:
                 await self._end_session_on_server()
@@ -386,6 +389,20 @@ class Client:
         if self._live is not None:
             await self._live.catch_up()
 
+    async def register_push_token(self, kind: str, token: str) -> None:
+        """Let the app's push gateway wake this device (``kind``: e.g. ``apns``, ``fcm``)
+        while it has no live connection. The server binds it to the session; the SDK
+        registers it again for each new session of the same user (a renewal), and forgets
+        it when the user changes or signs out."""
+        await self._request("POST", "/v1/push_tokens", json={"kind": kind, "token": token})
+        self._push_token = (kind, token)
+
+    async def _renew_push_token(self, kind: str, token: str) -> None:
+        try:
+            await self._request("POST", "/v1/push_tokens", json={"kind": kind, "token": token})
+        except Exception as exc:  # the app can register again; nothing else depends on it
+            log.warning("could not register the push token for the new session: %s", exc)
+
     async def set_typing(
         self, conversation_id: str, state: TypingState | str = TypingState.STARTED
     ) -> bool:
@@ -462,6 +479,7 @@ class Client:
     async def _on_session(self, new: SavedSession, old: SavedSession | None) -> None:
         """A session was opened: the store follows its user (the table's local-data rule)."""
         self._session_changed.set()
+        self._follow_push_token(new)
         if self._store is not None and self._store_user == new.user.user_id:
             return
         await self._stop_background()  # its tasks hold the store being replaced
@@ -479,6 +497,17 @@ class Client:
             await store.destroy()  # another user: the previous user's data goes first
         await self._open_store(new.user.user_id)
         self._start_background()
+
+    def _follow_push_token(self, new: SavedSession) -> None:
+        """The server forgot the token with the old session: register it for the new one
+        if the user is the same (in a task of its own: this runs inside the sign-in that
+        ``_request`` waits for). ``_store_user`` is still the previous session's user."""
+        if self._push_token is None or self._store_user != new.user.user_id:
+            self._push_token = None
+            return
+        self._push_renewal = asyncio.get_running_loop().create_task(
+            self._renew_push_token(*self._push_token)
+        )
 
     async def _open_store(self, user_id: str) -> None:
         if self._store is None:
@@ -573,7 +602,7 @@ class Client:
     async def _wipe(self) -> None:
         """Signed out (the table said wipe): stop every task, delete the user's data."""
         await self._stop_background()
-        self._outbox, self._live = None, None
+        self._outbox, self._live, self._push_token = None, None, None
         self._synced.clear()
         if self._store is not None:
             store, self._store, self._store_user = self._store, None, None

@@ -15,11 +15,11 @@ from chinwag.server.api import auth as auth_api
 from chinwag.server.api import conversations as conversations_api
 from chinwag.server.api import events as events_api
 from chinwag.server.api import messages as messages_api
+from chinwag.server.api import push_tokens as push_tokens_api
 from chinwag.server.api import users as users_api
 from chinwag.server.api.docs import docs_router
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.api.openapi import install_openapi
-from chinwag.server.api.platform import jwks as platform_jwks_api
 from chinwag.server.api.platform import platform_router
 from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
@@ -28,6 +28,7 @@ from chinwag.server.rate_limits import open_rate_limits
 from chinwag.server.services import Services, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
+from chinwag.server.webhooks.runner import Delivery
 from chinwag.server.ws import WEBSOCKET_PATH, serve_socket
 
 __all__ = ["create_app"]
@@ -78,9 +79,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await ensure_dev_app(services)
         await broker.start(services.on_doorbell)
         services.start_background()
+        delivery = Delivery(services)
+        services.outbox_doorbell = delivery.wake
         try:
             yield
         finally:
+            await delivery.close()
             await services.shutdown()
             await services.rate_limits.close()
             await broker.close()
@@ -104,7 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(users_api.router)
     app.include_router(events_api.router)
     app.include_router(platform_router())
-    app.include_router(platform_jwks_api.router)
+    app.include_router(push_tokens_api.router)
     app.include_router(web_router())
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     install_openapi(app)

@@ -100,6 +100,8 @@ class Services:
     typing: TypingRelay = field(init=False)
     jwks: JwksCache = field(init=False)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    outbox_doorbell: Callable[[], None] | None = None
+    """Wakes this process's delivery workers when events were committed (``webhooks/``)."""
 
     def __post_init__(self) -> None:
         self.typing = TypingRelay(
@@ -130,6 +132,8 @@ class Services:
 
     def on_doorbell(self, message: Doorbell) -> None:
         self.hub.dispatch(message)
+        if isinstance(message, EventsAppended) and self.outbox_doorbell is not None:
+            self.outbox_doorbell()
         if isinstance(message, EventsAppended) and len(self.typing):
             removed = participants_removed(message)
             if removed is not None:

@@ -8,6 +8,7 @@ from limits import parse_many
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chinwag.core.webhook_events import DEFAULT_RETRY_SCHEDULE
 from chinwag.server.database_location import default_database_url
 
 __all__ = ["Settings"]
@@ -119,6 +120,44 @@ class Settings(BaseSettings):
     limit_requests_per_app: RateText = "50000/second"
     typing_relay_interval: float = Field(default=0.3, ge=0)
     """At most one relayed typing change per typist per conversation per this many seconds."""
+
+    dev_allow_http_loopback: bool = False
+    """Development only: let webhook endpoints and push gateways be plain-HTTP URLs on a
+    loopback host (a receiver on the developer's machine). Everything else must be https."""
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
+    )
+    """Seconds to wait after each failed delivery (jittered +-20 %), comma-separated in the
+    env var; once spent, the endpoint (or push gateway) is disabled with the reason."""
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    """Seconds one delivery attempt may take in all (connect, send, answer); slower is a
+    failure, retried later."""
+    webhook_workers: bool = True
+    """Run the webhook and push delivery workers in this process (one of each)."""
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    """Seconds between looks at the outbox when it was empty."""
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    """Deliveries in flight at once per worker (per process)."""
+    webhook_retention_days: float = Field(default=7.0, gt=0)
+    """Delivered and failed deliveries are listed (and replayable) this long, then purged."""
+    webhook_busy_share: float = Field(default=0.1, gt=0, le=1)
+    """While the event loop is busy serving clients, delivery work (webhooks and push) takes
+    about this share of its time, so deliveries never slow message sending (they lag,
+    durably, and catch up when the load drops); 1 turns the brake off. For more delivery
+    capacity under load, run more nodes or a node that serves no clients."""
+    push_delay: float = Field(default=2.0, ge=0)
+    """Seconds a new message waits before a push is considered: a device whose socket
+    dropped for a moment (a network switch) is back by then and needs no wake-up."""
+    push_online_lease: float = Field(default=60.0, gt=1)
+    """A connected device counts as online this long after its node last said so (the
+    node renews it every third of this); covers a node that died without saying."""
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

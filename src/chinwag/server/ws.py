@@ -57,6 +57,7 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.events import StoredEvent
+from chinwag.server.webhooks.presence import device_connected, device_disconnected
 
 __all__ = ["WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
 
@@ -139,10 +140,12 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         conn.start_replay()
         await _recheck_session(services, conn)
+        await device_connected(services, caller.session.id)
         close = await conn.run(_read(services, caller, conn, receive))
     finally:
         services.hub.unregister(conn)
         conn.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
+        await device_disconnected(services, caller.session.id)
     if close.reason != PEER_CLOSED:
         with contextlib.suppress(Exception):
             await _close(send, close.code, close.reason)

@@ -22,6 +22,7 @@ from chinwag.server.broker import EventsAppended, SessionsRevoked
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
+from chinwag.server.storage import push as push_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
@@ -82,6 +83,7 @@ async def end_sessions(
         doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
         tx.after_commit(partial(services.publish, doorbell))
     if ended:
+        await push_store.forget_sessions(tx.conn, ended)  # a signed-out device gets nothing
         revoked = SessionsRevoked(session_ids=tuple(ended), reason=reason, wipe=wipe)
         tx.after_commit(lambda: services.publish(revoked))
     return ended

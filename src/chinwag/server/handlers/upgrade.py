@@ -21,6 +21,7 @@ from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import messages as message_store
+from chinwag.server.storage import push as push_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage.conversations import MemberRow
 from chinwag.server.storage.database import Transaction
@@ -69,6 +70,7 @@ async def _upgrade(services: Services, tx: Transaction, upgrade: Upgrade, user: 
     now = services.now()
     if not await session_store.revoke_session(tx.conn, anon.session.id, now=now, reason="upgraded"):
         return
+    await push_store.forget_sessions(tx.conn, [anon.session.id])
     if upgrade.mode == "keep":
         await _move(services, tx, anon.user, user)
     else:

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.outbox import write_outbox
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import events, user_events, users
 
@@ -216,6 +217,10 @@ async def append_event(
     await _INSERT_USER_EVENTS.many(
         conn, [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets]
     )
+    await write_outbox(
+        conn, app_id=app_id, event_type=event_type, data=data, now=now,
+        conversation_id=conversation_id, readers=readers,
+    )  # fmt: skip
     return Appended(app_id=app_id, event_json=payload, targets=targets)
 
 

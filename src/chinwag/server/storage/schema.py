@@ -40,11 +40,18 @@ __all__ = [
     "messages",
     "metadata",
     "participants",
+    "push_gateways",
+    "push_jobs",
+    "push_tokens",
     "server_secrets",
     "sessions",
     "used_jtis",
     "user_events",
     "users",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_event_types",
+    "webhook_outbox",
 ]
 
 metadata = MetaData(
@@ -287,4 +294,129 @@ audit_log = Table(
     Column("data", Text, nullable=False, server_default="{}"),
     Index("ix_audit_log_app_id", "app_id", "id"),
     Index("ix_audit_log_at", "at"),
+)
+
+# Webhooks and push (0006). Deliveries are an outbox: their rows are written in the same
+# transaction as the change they announce, and a worker sends them after commit.
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", String(200), nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_secret_until", Float),
+    Column("disabled_reason", String(300)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_webhook_endpoints_app_id", "app_id"),
+)
+
+webhook_event_types = Table(
+    "webhook_event_types",
+    metadata,
+    Column(
+        "endpoint_id",
+        String(40),
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("event_type", String(64), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Index("ix_webhook_event_types_app_type", "app_id", "event_type"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("msg_id", String(40), nullable=False),
+    Column(
+        "endpoint_id",
+        String(40),
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("app_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_status", Integer),
+    Column("last_error", String(300)),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    UniqueConstraint("msg_id", "endpoint_id", name="uq_webhook_deliveries_msg_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+)
+
+push_gateways = Table(
+    "push_gateways",
+    metadata,
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("include_body", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_secret_until", Float),
+    Column("disabled_reason", String(300)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+push_tokens = Table(
+    "push_tokens",
+    metadata,
+    Column(
+        "session_id", String(32), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("app_id", String(36), nullable=False),
+    Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("token", String(4096), nullable=False),
+    Column("online_until", Float, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Index("ix_push_tokens_user_pk", "user_pk"),
+)
+
+push_jobs = Table(
+    "push_jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(36), nullable=False),
+    Column(
+        "session_id",
+        String(32),
+        ForeignKey("push_tokens.session_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_pk", BigId, nullable=False),
+    Column("conversation_id", String(36), nullable=False),
+    Column("conversation_public_id", String(36), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_error", String(300)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_push_jobs_due", "next_attempt_at"),
+    Index("ix_push_jobs_session_id", "session_id"),
 )

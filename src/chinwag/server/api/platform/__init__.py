@@ -11,9 +11,9 @@ __all__ = ["platform_router"]
 
 
 def platform_router() -> APIRouter:
-    from chinwag.server.api.platform import apps, audit, keys, users
+    from chinwag.server.api.platform import apps, audit, jwks, keys, push, users, webhooks
 
     router = APIRouter()
-    for module in (apps, keys, users, audit):
+    for module in (apps, keys, users, audit, jwks, webhooks, push):
         router.include_router(module.router)
     return router

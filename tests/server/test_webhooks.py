@@ -1,0 +1,278 @@
+"""Webhooks against real receivers on loopback, on SQLite and PostgreSQL: signed the
+Standard Webhooks way, durable across a receiver outage and a server restart, disabled
+with a reason when a receiver never answers, and signed twice during a secret rotation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from chinwag.server.settings import Settings
+from tests.support import (
+    ADMIN,
+    AppFixture,
+    Receiver,
+    RunningServer,
+    bearer,
+    eventually,
+    hook_settings,
+    make_app,
+    run_server,
+    send,
+    start,
+)
+
+Headers = dict[str, str]
+
+
+pytestmark = pytest.mark.usefixtures("platform_admin")
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return hook_settings(database_url)
+
+
+async def add_webhook(
+    client: httpx.AsyncClient, app_id: str, url: str, types: list[str]
+) -> dict[str, Any]:
+    answer = await client.post(
+        f"/v1/platform/apps/{app_id}/webhooks",
+        json={"url": url, "event_types": types},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 201, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+async def deliveries(client: httpx.AsyncClient, app_id: str, hook: str) -> list[dict[str, Any]]:
+    answer = await client.get(
+        f"/v1/platform/apps/{app_id}/webhooks/{hook}/deliveries", headers=ADMIN
+    )
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["deliveries"]
+    return found
+
+
+def verified(secret: str, receiver: Receiver) -> list[dict[str, Any]]:
+    return [Webhook(secret).verify(r.body, r.headers) for r in receiver.answered]
+
+
+async def test_a_receiver_down_for_a_while_gets_every_delivery_later_exactly_once(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        receiver.status = 503
+        hook = await add_webhook(client, app.app_id, receiver.url, ["message.created"])
+        conv = await start(client, alice, "bob")
+        for n in range(3):
+            await send(client, alice, conv, f"m{n}")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 3)
+
+        async def recorded() -> bool:
+            found = await deliveries(client, app.app_id, hook["id"])
+            return [d["attempts"] for d in found] == [1, 1, 1]
+
+        await eventually(recorded)
+        assert receiver.answered == []
+        receiver.status = 200
+        server.clock.advance(13)
+        await receiver.wait_for(lambda: len(receiver.answered) >= 3)
+        server.clock.advance(30)  # nothing is due again: a fourth message comes alone
+        await send(client, alice, conv, "m3")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 4)
+        listed = await deliveries(client, app.app_id, hook["id"])
+    payloads = verified(hook["secret"], receiver)
+    assert len(receiver.answered) == 4
+    assert len({r.headers["webhook-id"] for r in receiver.answered}) == 4
+    assert sorted(p["data"]["message"]["parts"][0]["body"] for p in payloads) == [
+        "m0", "m1", "m2", "m3",
+    ]  # fmt: skip
+    assert {p["type"] for p in payloads} == {"message.created"}
+    assert all(p["data"]["app_id"] == app.app_id for p in payloads)
+    assert [d["status"] for d in listed] == ["delivered"] * 4
+    assert sorted(d["attempts"] for d in listed) == [1, 2, 2, 2]
+
+
+async def test_a_receiver_that_never_answers_is_disabled_with_the_reason(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        receiver.mode = "hang"
+        hook = await add_webhook(client, app.app_id, receiver.url, ["conversation.created"])
+        await start(client, alice, "bob")
+        for tries in (1, 2):
+
+            async def recorded(n: int = tries) -> bool:
+                found = await deliveries(client, app.app_id, hook["id"])
+                return bool(found) and found[0]["attempts"] == n
+
+            await eventually(recorded)
+            server.clock.advance(13)
+        url = f"/v1/platform/apps/{app.app_id}/webhooks/{hook['id']}"
+
+        async def disabled() -> bool:
+            return (await client.get(url, headers=ADMIN)).json()["enabled"] is False
+
+        await eventually(disabled)
+        found = (await client.get(url, headers=ADMIN)).json()
+        listed = await deliveries(client, app.app_id, hook["id"])
+    assert found["disabled_reason"] == (
+        "disabled after 3 failed attempts; last: no answer within 1 seconds"
+    )
+    assert listed[0]["status"] == "failed"
+    assert listed[0]["attempts"] == 3
+    assert len(receiver.requests) == 3
+
+
+async def test_a_server_restart_mid_queue_loses_nothing(database_url: str) -> None:
+    async with Receiver() as receiver:
+        quiet = hook_settings(database_url, webhook_workers=False)
+        async with run_server(quiet) as first, httpx.AsyncClient(base_url=first.url) as client:
+            app = await make_app(first.services)
+            hook = await add_webhook(
+                client, app.app_id, receiver.url, ["message.created", "conversation.created"]
+            )
+            alice = await bearer(client, app, "alice", first.clock.now())
+            conv = await start(client, alice, "bob")
+            for n in range(3):
+                await send(client, alice, conv, f"m{n}")
+        assert receiver.requests == []
+        async with run_server(hook_settings(database_url)):
+            await receiver.wait_for(lambda: len(receiver.answered) >= 4)
+    payloads = verified(hook["secret"], receiver)
+    assert sorted(p["type"] for p in payloads) == ["conversation.created"] + ["message.created"] * 3
+    assert len({r.headers["webhook-id"] for r in receiver.answered}) == 4
+
+
+async def test_after_a_rotation_deliveries_carry_both_signatures_for_a_day(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["message.created"])
+        rotated = await client.post(
+            f"/v1/platform/apps/{app.app_id}/webhooks/{hook['id']}/rotate-secret", headers=ADMIN
+        )
+        assert rotated.status_code == 200, rotated.text
+        new = rotated.json()
+        assert new["secret"] != hook["secret"]
+        assert new["previous_secret_expires_at"] == pytest.approx(server.clock.now() + 86400)
+        conv = await start(client, alice, "bob")
+        await send(client, alice, conv, "during")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+        server.clock.advance(86401)
+        await send(client, alice, conv, "after")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+    during, after = receiver.answered
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    Webhook(hook["secret"]).verify(during.body, during.headers)
+    Webhook(new["secret"]).verify(during.body, during.headers)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    with pytest.raises(WebhookVerificationError):
+        Webhook(hook["secret"]).verify(after.body, after.headers)
+
+
+async def test_a_delivery_is_replayed_by_id_with_the_same_webhook_id(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["conversation.created"])
+        await start(client, alice, "bob")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+        (first,) = await deliveries(client, app.app_id, hook["id"])
+        base = f"/v1/platform/apps/{app.app_id}/webhooks/{hook['id']}/deliveries"
+        replayed = await client.post(f"{base}/{first['id']}/replay", headers=ADMIN)
+        assert replayed.status_code == 202, replayed.text
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+        missing = await client.post(f"{base}/999999/replay", headers=ADMIN)
+    assert receiver.answered[0].body == receiver.answered[1].body
+    assert receiver.answered[1].headers["webhook-id"] == first["webhook_id"]
+    assert missing.status_code == 404
+    assert missing.json()["error"]["id"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "prop"),
+    [
+        ({"url": "http://example.com/hook", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://u:p@example.com/hook", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://example.com/hook", "event_types": ["message.exploded"]}, "event_types"),
+    ],
+)
+async def test_bad_urls_and_event_types_are_422(
+    client: httpx.AsyncClient, app: AppFixture, body: dict[str, Any], prop: str
+) -> None:
+    answer = await client.post(f"/v1/platform/apps/{app.app_id}/webhooks", json=body, headers=ADMIN)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["data"]["property"] == prop
+
+
+async def test_only_a_platform_key_reaches_webhooks_and_it_reaches_nothing_else(
+    client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    path = f"/v1/platform/apps/{app.app_id}/webhooks"
+    for headers in ({}, alice, {"Authorization": "Bearer cwk_wrong"}):
+        answer = await client.get(path, headers=headers)
+        assert answer.status_code == 401
+        assert answer.json()["error"]["id"] == "authentication_required"
+    assert (await client.get("/v1/me", headers=ADMIN)).status_code == 401
+    unknown = await client.get(f"/v1/platform/apps/{uuid.uuid4()}/webhooks", headers=ADMIN)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["id"] == "app_not_found"
+    missing = await client.get(f"{path}/ep_nope", headers=ADMIN)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["id"] == "not_found"
+
+
+async def test_an_endpoint_is_listed_changed_and_deleted_without_its_secret(
+    client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    hook = await add_webhook(client, app.app_id, "https://example.com/a", ["receipt"])
+    path = f"/v1/platform/apps/{app.app_id}/webhooks"
+    changed = await client.patch(
+        f"{path}/{hook['id']}",
+        json={"url": "https://example.com/b", "event_types": ["receipt", "session.ended"]},
+        headers=ADMIN,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["event_types"] == ["receipt", "session.ended"]
+    listed = (await client.get(path, headers=ADMIN)).json()["webhooks"]
+    assert [w["url"] for w in listed] == ["https://example.com/b"]
+    assert "secret" not in listed[0]
+    assert (await client.delete(f"{path}/{hook['id']}", headers=ADMIN)).status_code == 204
+    assert (await client.get(path, headers=ADMIN)).json()["webhooks"] == []
+
+
+async def test_a_log_out_is_announced_as_session_ended_with_the_user(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["session.ended"])
+        assert (await client.delete("/v1/sessions/current", headers=alice)).status_code == 204
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+    (event,) = verified(hook["secret"], receiver)
+    assert event["type"] == "session.ended"
+    assert event["data"]["user_id"] == "alice"
+    assert event["data"]["reason"]
+
+
+async def test_finished_deliveries_are_purged_after_the_retention(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["conversation.created"])
+        await start(client, alice, "bob")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+        server.clock.advance(8 * 86400)  # past 7 days, and past the purge interval
+        await start(client, alice, "carol")
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+
+        async def only_the_new_one() -> bool:
+            return len(await deliveries(client, app.app_id, hook["id"])) == 1
+
+        await eventually(only_the_new_one)
