@@ -15,6 +15,7 @@
     │   ├── AnonymousNotAllowed                   anonymous_not_allowed
     │   ├── SampleProviderForbidden               sample_provider_forbidden
     │   ├── ParticipantsNotAllowed                participants_not_allowed
+    │   ├── ParticipantsBlocked                   participants_blocked
     │   └── AccessDenied                          access_denied
     ├── NotFound                       404        not_found
     │   └── AppNotFound                           app_not_found
@@ -48,6 +49,7 @@ __all__ = [
     "MessageTooLarge",
     "MetadataTooLarge",
     "NotFound",
+    "ParticipantsBlocked",
     "ParticipantsNotAllowed",
     "PayloadTooLarge",
     "ProtocolViolation",
@@ -68,6 +70,7 @@ class ErrorId(StrEnum):
     ANONYMOUS_NOT_ALLOWED = "anonymous_not_allowed"
     SAMPLE_PROVIDER_FORBIDDEN = "sample_provider_forbidden"
     PARTICIPANTS_NOT_ALLOWED = "participants_not_allowed"
+    PARTICIPANTS_BLOCKED = "participants_blocked"
     ACCESS_DENIED = "access_denied"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -225,6 +228,14 @@ class ParticipantsNotAllowed(Forbidden):
 
     error_id = ErrorId.PARTICIPANTS_NOT_ALLOWED
     default_message = "This app does not let you start a conversation with these participants."
+
+
+class ParticipantsBlocked(Forbidden):
+    """One of the people named blocked another of them. The same answer whichever of them
+    blocked whom, so it never says who did."""
+
+    error_id = ErrorId.PARTICIPANTS_BLOCKED
+    default_message = "A block between these participants prevents this conversation."
 
 
 class AccessDenied(Forbidden):

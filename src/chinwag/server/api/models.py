@@ -58,6 +58,7 @@ class PublicUser(_Answer):
     display_name: str | None
     avatar_url: str | None
     anonymous: bool
+    bot: bool = Field(default=False, description="A bot identity created by the app's server")
 
 
 class User(PublicUser):
@@ -133,6 +134,7 @@ class Message(_Answer):
                     "parts": [{"mime_type": "text/plain", "body": "hi"}],
                     "sent_at": 1795279032.5,
                     "deleted": False,
+                    "bot": False,
                 }
             ]
         }
@@ -145,6 +147,7 @@ class Message(_Answer):
     parts: list[Part] = Field(description="Empty once the message is deleted for everyone")
     sent_at: float = Seconds
     deleted: bool
+    bot: bool = Field(default=False, description="The sender is a bot identity (platform API)")
 
 
 class MessagePage(_Answer):

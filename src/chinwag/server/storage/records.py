@@ -55,6 +55,8 @@ class UserRecord:
     updated_at: float
     agent: bool = False
     """A designated agent: anonymous users may talk to it under ``anonymous_to_agents``."""
+    bot: bool = False
+    """A bot identity the app created through the platform API (shown as ``bot: true``)."""
 
 
 @dataclass(frozen=True, slots=True)

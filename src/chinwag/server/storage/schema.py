@@ -28,8 +28,10 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "announcements",
     "app_keys",
     "apps",
+    "blocks",
     "consumed_nonces",
     "conversations",
     "events",
@@ -108,6 +110,8 @@ users = Table(
     Column("agent", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # A bot identity created through the platform API (0007): shown as ``bot: true``.
+    Column("bot", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
     Index("ix_users_app_email", "app_id", "email"),
 )
@@ -237,4 +241,28 @@ user_events = Table(
     Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
     Column("pos", BigInteger, primary_key=True),
     Column("event_id", BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    # The blocked user is named by the app's user id, not a ``users`` row: blocking an id
+    # must neither create a user (a way round ``existing_users``) nor tell whether one exists.
+    Column("blocker_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("blocked_user_id", String(256), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_blocks_app_blocked", "app_id", "blocked_user_id"),
+)
+
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("public_id", String(36), nullable=False),
+    Column("parts", Text, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("recipient_count", Integer, nullable=False),
+    UniqueConstraint("app_id", "public_id", name="uq_announcements_public_id"),
 )

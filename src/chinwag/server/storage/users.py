@@ -61,6 +61,7 @@ def _user(row: Any) -> UserRecord:
         created_at=float(created),
         updated_at=float(updated),
         agent=bool(row[12]),
+        bot=bool(row[13]),
     )
 
 
@@ -108,6 +109,7 @@ async def insert_user(
         "anonymous": anonymous,
         "stream_head": 0,
         "agent": False,
+        "bot": False,
         "created_at": now,
         "updated_at": now,
         **dict.fromkeys(PROFILE_FIELDS),
