@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from chinwag import __version__
 from chinwag.clock import Clock, SystemClock
 from chinwag.server.api import auth as auth_api
+from chinwag.server.api import blocks as blocks_api
 from chinwag.server.api import conversations as conversations_api
 from chinwag.server.api import events as events_api
 from chinwag.server.api import messages as messages_api
@@ -19,6 +20,7 @@ from chinwag.server.api import users as users_api
 from chinwag.server.api.docs import docs_router
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.api.openapi import install_openapi
+from chinwag.server.api.platform import messages as platform_messages_api
 from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
 from chinwag.server.log_redaction import install_redaction
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(messages_api.router)
     app.include_router(users_api.router)
     app.include_router(events_api.router)
+    app.include_router(blocks_api.router)
+    app.include_router(platform_messages_api.router)
     app.include_router(web_router())
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     install_openapi(app)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     create_dev_app: bool = False
     """On start, make sure a staging app exists and print its id and development key."""
+    platform_stand_in_key: str | None = None
+    """stand-in: replaced by the API-key module on merge. The one admin API key the
+    platform API accepts until API keys exist; unset, the platform API answers 401."""
 
     log_level: str = "info"
     opentelemetry: bool = False

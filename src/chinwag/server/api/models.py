@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from chinwag.core.errors import ErrorId
 
 __all__ = [
+    "Announcement",
+    "Block",
+    "BlockList",
     "Conversation",
     "ConversationPage",
     "ErrorBody",
@@ -198,3 +201,21 @@ class EventPage(_Answer):
     events: list[EventItem]
     head: int
     has_more: bool
+
+
+class Announcement(_Answer):
+    """A system message to a list of users (``announcement.created`` in their streams)."""
+
+    id: str
+    parts: list[Part]
+    sent_at: float = Seconds
+    recipient_count: int = Field(description="Listed users the app has (others are skipped)")
+
+
+class Block(_Answer):
+    user_id: str
+    blocked_at: float = Seconds
+
+
+class BlockList(_Answer):
+    blocks: list[Block] = Field(description="By user id")

@@ -47,7 +47,8 @@ _ERRORS: dict[int, tuple[str, ErrorId, str, dict[str, Any]]] = {
     ),
     403: (
         "Not allowed: `access_denied` (e.g. a former participant writing), "
-        "`anonymous_not_allowed` or `sample_provider_forbidden`.",
+        "`anonymous_not_allowed`, `sample_provider_forbidden`, `participants_not_allowed` "
+        "or `participants_blocked`.",
         ErrorId.ACCESS_DENIED,
         "You are no longer a participant of this conversation.",
         {},

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import Conflict, IdInUse, ParticipantsBlocked
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.actors import Actor
+from chinwag.server.handlers.actors import Actor, AuditHook, audited
 from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.conversation_policy import participant_pks
 from chinwag.server.handlers.conversations import (
@@ -80,7 +80,12 @@ async def create_conversation(
 
 
 async def create_for(
-    services: Services, app_id: str, creator: Actor | None, wanted: NewConversation
+    services: Services,
+    app_id: str,
+    creator: Actor | None,
+    wanted: NewConversation,
+    *,
+    audit: AuditHook | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Create ``wanted`` in ``app_id``, by ``creator`` or (None) by the app itself."""
     limit = services.settings.max_participants
@@ -131,6 +136,7 @@ async def create_for(
         )  # fmt: skip
         answer = await _answer(tx.conn, conv, creator)
         assert answer is not None
+        await audited(tx, audit)
         return answer, True
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.actors import Actor
+from chinwag.server.handlers.actors import Actor, AuditHook, audited
 from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import (
     append,
@@ -107,14 +107,23 @@ async def send_message(
 
 
 async def send_as(
-    services: Services, actor: Actor, conversation_id: str, message_id: str, parts: object
+    services: Services,
+    actor: Actor,
+    conversation_id: str,
+    message_id: str,
+    parts: object,
+    *,
+    audit: AuditHook | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """What :func:`send_message` does, for a user (or bot) the app's server speaks as
     (the platform API): the same rules and idempotence, no session to check."""
     checked = _checked(services, message_id, parts)
 
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
-        return await store_message(services, tx, actor, str(conversation_id), checked)
+        found, created = await store_message(services, tx, actor, str(conversation_id), checked)
+        if created:
+            await audited(tx, audit)
+        return found, created
 
     return await services.db.write(write_message)
 

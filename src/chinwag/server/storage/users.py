@@ -102,6 +102,7 @@ async def insert_user(
     anonymous: bool,
     profile: dict[str, str | None],
     now: float,
+    bot: bool = False,
 ) -> UserRecord:
     values: dict[str, object] = {
         "app_id": app_id,
@@ -109,7 +110,7 @@ async def insert_user(
         "anonymous": anonymous,
         "stream_head": 0,
         "agent": False,
-        "bot": False,
+        "bot": bot,
         "created_at": now,
         "updated_at": now,
         **dict.fromkeys(PROFILE_FIELDS),
