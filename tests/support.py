@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PG_ADMIN_URL",
+    "PLATFORM_KEY",
     "AppFixture",
     "RawWebSocket",
     "RunningServer",
@@ -40,6 +41,7 @@ __all__ = [
     "bearer",
     "free_port",
     "make_app",
+    "platform_headers",
     "open_page",
     "peak_rss",
     "postgres_database",
@@ -53,6 +55,15 @@ __all__ = [
 ]
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+PLATFORM_KEY = "cwk_standin_" + "k" * 43
+"""The admin API key tests give ``Settings.platform_stand_in_key`` (a stand-in until the
+API-key module lands; then tests create a real key instead)."""
+
+
+def platform_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {PLATFORM_KEY}"}
 
 
 @contextlib.asynccontextmanager
