@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from openapi_spec_validator import validate
@@ -25,7 +26,16 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.support import AppFixture, RunningServer, bearer, get_nonce, make_app
+from chinwag.server.settings import Settings
+from tests.support import (
+    PLATFORM_KEY,
+    AppFixture,
+    RunningServer,
+    bearer,
+    get_nonce,
+    make_app,
+    platform_headers,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -35,6 +45,14 @@ CHECKS = [
 ]
 GENERATED_PER_OPERATION = 4
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
+PLATFORM = "/v1/platform/"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, auth_rate_per_second=0, platform_stand_in_key=PLATFORM_KEY
+    )
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -86,6 +104,9 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
     for path, method, operation in operations(document):
         if path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
+        elif path.startswith(PLATFORM):
+            assert operation["security"] == [{"platformApiKey": []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
         else:
             assert {"session": []} in operation["security"], (method, path)
             assert "401" in operation["responses"], (method, path)
@@ -136,6 +157,8 @@ async def test_every_operation_answers_as_documented(
     await walk.call("POST", "/v1/sessions/anonymous", body={"app_id": open_app.app_id})
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
+    await block_walk(walk, alice)
+    await platform_walk(walk, app, conversation)
     await leave_walk(walk, alice, bob, conversation, message)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
     walked = {(method, path) for method, path, status in walk.statuses if status < 300}
@@ -243,6 +266,42 @@ async def error_walk(
     assert response.status_code == 400
 
 
+async def block_walk(walk: Walk, alice: dict[str, str]) -> None:
+    who = {"user_id": "mallory"}
+    await walk.call("POST", "/v1/me/blocks/{user_id}", alice, path_parameters=who)
+    await walk.call("GET", "/v1/me/blocks", alice)
+    await walk.call("DELETE", "/v1/me/blocks/{user_id}", alice, path_parameters=who)
+    await walk.call("POST", "/v1/me/blocks/{user_id}", alice, path_parameters={"user_id": "alice"})
+
+
+async def platform_walk(walk: Walk, app: AppFixture, conversation: str) -> None:
+    key = platform_headers()
+    at = {"app_id": app.app_id}
+    base = "/v1/platform/apps/{app_id}"
+    bot = {"user_id": "walkbot", "display_name": "Walk"}
+    await walk.call("POST", f"{base}/bots", key, path_parameters=at, body=bot)
+    await walk.call("POST", f"{base}/bots", key, path_parameters=at, body=bot)  # 200
+    body = {"participants": ["alice", "walkbot"], "metadata": {"title": "bot"}}
+    made = await walk.call("POST", f"{base}/conversations", key, path_parameters=at, body=body)
+    in_conv = {**at, "conversation_id": made.json()["id"]}
+    parts = [{"mime_type": "text/plain", "body": "beep"}]
+    send = {"id": str(uuid.uuid4()), "sender_id": "walkbot", "parts": parts}
+    path = f"{base}/conversations/{{conversation_id}}/messages"
+    await walk.call("POST", path, key, path_parameters=in_conv, body=send)
+    note = {"id": str(uuid.uuid4()), "user_ids": ["alice", "bob"], "parts": parts}
+    await walk.call("POST", f"{base}/announcements", key, path_parameters=at, body=note)
+    pair = {**at, "user_id": "alice", "other": "mallory"}
+    await walk.call("POST", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair)
+    await walk.call("GET", f"{base}/users/{{user_id}}/blocks", key, path_parameters=pair)
+    await walk.call(
+        "DELETE", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair
+    )
+    await walk.call("POST", f"{base}/bots", path_parameters=at, body=bot)  # 401
+    await walk.call(
+        "POST", f"{base}/bots", key, path_parameters={"app_id": str(uuid.uuid4())}, body=bot
+    )
+
+
 async def leave_walk(
     walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
 ) -> None:
@@ -316,7 +375,7 @@ async def test_generated_requests_answer_as_documented(
     conversation, _ = await conversation_walk(
         walk, alice, await bearer(client, app, "bob", server.clock.now())
     )
-    real = {"conversation_id": conversation, "user_id": "bob"}
+    real = {"conversation_id": conversation, "user_id": "bob", "app_id": app.app_id}
     await get_nonce(client, app.app_id)
     cases = generated(walk.schema, GENERATED_PER_OPERATION)
     assert {(c.method, c.path) for c in cases} == {
@@ -329,3 +388,5 @@ async def test_generated_requests_answer_as_documented(
                 name: real.get(name, value) for name, value in case.path_parameters.items()
             }
             await walk.run(case, alice)
+        if case.path.startswith(PLATFORM):  # and with the key that opens them
+            await walk.run(case, platform_headers())

@@ -155,9 +155,7 @@ async def test_a_401_for_an_ended_session_says_how_it_ended(
     await revoke_user_sessions(server.services, app.app_id, "bob")
     await revoke_user_sessions(server.services, app.app_id, "carol", wipe=True)
     for signed_in, expected in ((kept, {"reason": "revoked"}), (wiped, {"wipe": True})):
-        answer = await client.get(
-            "/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"}
-        )
+        answer = await client.get("/v1/me", headers={"Authorization": f"Bearer {signed_in.token}"})
         assert answer.status_code == 401
         data = answer.json()["error"]["data"]
         assert data["reason"] == "revoked"

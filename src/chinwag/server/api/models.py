@@ -33,6 +33,7 @@ __all__ = [
     "Part",
     "PublicUser",
     "Session",
+    "SharedConversation",
     "StreamEvent",
     "User",
 ]
@@ -158,17 +159,22 @@ class MessagePage(_Answer):
     has_more: bool
 
 
-class Conversation(_Answer):
-    """A conversation as the caller sees it, with the caller's watermarks."""
+class SharedConversation(_Answer):
+    """A conversation as every participant sees it (the platform API's view)."""
 
     id: str
     distinct: bool
     metadata: dict[str, Any] = Field(description="Values are strings or nested objects")
     participants: list[str]
     created_at: float = Seconds
-    created_by: str | None
+    created_by: str | None = Field(description="null when the app created it")
     last_message: Message | None
     last_position: int
+
+
+class Conversation(SharedConversation):
+    """A conversation as the caller sees it, with the caller's watermarks."""
+
     unread_count: int
     read_position: int
     delivered_position: int

@@ -85,9 +85,13 @@ async def create_for(
     creator: Actor | None,
     wanted: NewConversation,
     *,
+    shared: bool = False,
     audit: AuditHook | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Create ``wanted`` in ``app_id``, by ``creator`` or (None) by the app itself."""
+    """Create ``wanted`` in ``app_id``, by ``creator`` or (None) by the app itself.
+
+    The answer is the conversation as the creator sees it, or (``shared``, and always
+    without a creator) as every participant does."""
     limit = services.settings.max_participants
     first = [creator.user.user_id] if creator is not None else []
     user_ids = list(dict.fromkeys([*first, *wanted.participants]))
@@ -123,7 +127,8 @@ async def create_for(
             "participant_count": 0,
         }
         if not await store.insert_conversation(tx.conn, row):
-            found = await _existing(tx.conn, app_id, creator, public_id, key, meta, user_ids)
+            seen = _Seen(creator, shared or creator is None)
+            found = await _existing(tx.conn, app_id, seen, public_id, key, meta, user_ids)
             return found, False
         ordered = [pks[u] for u in user_ids]
         await store.add_members(tx.conn, new_id, ordered, now=now, position=0)
@@ -134,32 +139,42 @@ async def create_for(
             services, tx, new_id, app_id, EventType.CONVERSATION_CREATED,
             {"conversation": created}, ordered,
         )  # fmt: skip
-        answer = await _answer(tx.conn, conv, creator)
+        answer = await _answer(tx.conn, conv, _Seen(creator, shared or creator is None))
         assert answer is not None
         await audited(tx, audit)
         return answer, True
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """Whose answer: the creator's view, or (``shared``) every participant's."""
+
+    creator: Actor | None
+    shared: bool
+
+
 async def _answer(
-    conn: AsyncConnection, conv: ConversationRow, creator: Actor | None, *, active: bool = False
+    conn: AsyncConnection, conv: ConversationRow, seen: _Seen, *, active: bool = False
 ) -> dict[str, Any] | None:
-    """The conversation as the creator sees it (None if they are not a member, or not an
-    active one when ``active``); as every participant sees it when the app created it."""
-    if creator is None:
-        last = None
-        if conv.last_message_id is not None:
-            last = await message_store.get_message(conn, conv.last_message_id)
-        return await shared_json(conn, conv, last)
-    member = await store.get_member(conn, conv.id, creator.user.pk)
-    if member is None or (active and not member.active):
-        return None
-    return await view(conn, conv, member)
+    """The conversation as ``seen`` says; None if the creator is not a member of it (or
+    not an active one, when ``active``)."""
+    member = None
+    if seen.creator is not None:
+        member = await store.get_member(conn, conv.id, seen.creator.user.pk)
+        if member is None or (active and not member.active):
+            return None
+    if member is not None and not seen.shared:
+        return await view(conn, conv, member)
+    last = None
+    if conv.last_message_id is not None:
+        last = await message_store.get_message(conn, conv.last_message_id)
+    return await shared_json(conn, conv, last)
 
 
 async def _existing(
     conn: AsyncConnection,
     app_id: str,
-    creator: Actor | None,
+    seen: _Seen,
     conversation_id: str,
     key: str | None,
     meta: dict[str, Any],
@@ -168,13 +183,13 @@ async def _existing(
     """What a create that did not insert answers: the existing distinct one, or 409."""
     if key is not None:
         conv = await store.get_conversation(conn, app_id, distinct_key=key)
-        body = await _answer(conn, conv, creator) if conv is not None else None
+        body = await _answer(conn, conv, seen) if conv is not None else None
         if body is not None:
             if meta and meta != body["metadata"]:
                 raise Conflict("A distinct conversation with these participants exists.", data=body)
             return body
     conv = await store.get_conversation(conn, app_id, conversation_id=conversation_id)
-    body = await _answer(conn, conv, creator, active=True) if conv is not None else None
+    body = await _answer(conn, conv, seen, active=True) if conv is not None else None
     if body is not None:
         same = (
             set(body["participants"]) == set(user_ids)

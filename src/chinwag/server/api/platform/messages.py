@@ -9,7 +9,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from chinwag.server.api.models import Announcement, BlockList, Conversation, Message, PublicUser
+from chinwag.server.api.models import (
+    Announcement,
+    BlockList,
+    Message,
+    PublicUser,
+    SharedConversation,
+)
 from chinwag.server.api.openapi import errors
 from chinwag.server.api.platform.context import PlatformApp
 from chinwag.server.api.responses import JSON
@@ -91,16 +97,24 @@ class Announce(BaseModel):
     parts: list[Any]
 
 
+def _again(description: str, model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "model": model}, **errors(*_ERRORS)}
+
+
 def _created(found: dict[str, Any], created: bool) -> JSON:
     return JSON(found, status_code=201 if created else 200)
 
 
 @router.post(
-    "/conversations", status_code=201, response_model=Conversation, responses=errors(*_ERRORS)
+    "/conversations",
+    status_code=201,
+    response_model=SharedConversation,
+    responses=_again("An existing distinct conversation", SharedConversation),
 )
 async def create_conversation(body: CreateConversation, access: PlatformApp) -> JSON:
     """201 new; 200 an existing distinct one. As ``created_by`` (the app's conversation
-    policy applies as if they called) or, with none, as the app itself."""
+    policy applies as if they called) or, with none, as the app itself. The answer is the
+    conversation as every participant sees it (no one user's watermarks)."""
     services = access.services
     named = check_user_ids(body.participants, "participants", services.settings.max_participants)
     creator = None
@@ -108,8 +122,9 @@ async def create_conversation(body: CreateConversation, access: PlatformApp) -> 
         creator = await server_actor(services, access.app_id, body.created_by)
     wanted = NewConversation(named, body.distinct, body.metadata, body.id)
     found, created = await create_for(
-        services, access.app_id, creator, wanted, audit=access.audit("conversation.create", "")
-    )
+        services, access.app_id, creator, wanted, shared=True,
+        audit=access.audit("conversation.create", f"app:{access.app_id}"),
+    )  # fmt: skip
     return _created(found, created)
 
 
@@ -117,7 +132,7 @@ async def create_conversation(body: CreateConversation, access: PlatformApp) -> 
     "/conversations/{conversation_id}/messages",
     status_code=201,
     response_model=Message,
-    responses=errors(*_ERRORS),
+    responses=_again("The same message sent again: the stored one", Message),
 )
 async def send_message(conversation_id: str, body: SendAs, access: PlatformApp) -> JSON:
     """Send as a participant (a user, or a bot: the message says ``bot: true``); the same
@@ -130,7 +145,12 @@ async def send_message(conversation_id: str, body: SendAs, access: PlatformApp) 
     return _created(found, created)
 
 
-@router.post("/bots", status_code=201, response_model=PublicUser, responses=errors(*_ERRORS))
+@router.post(
+    "/bots",
+    status_code=201,
+    response_model=PublicUser,
+    responses=_again("The bot existed: its profile, updated", PublicUser),
+)
 async def put_bot(body: PutBot, access: PlatformApp) -> JSON:
     """Create a bot identity (201) or update its profile (200)."""
     found, created = await bots.put_bot(
@@ -142,7 +162,10 @@ async def put_bot(body: PutBot, access: PlatformApp) -> JSON:
 
 
 @router.post(
-    "/announcements", status_code=201, response_model=Announcement, responses=errors(*_ERRORS)
+    "/announcements",
+    status_code=201,
+    response_model=Announcement,
+    responses=_again("The same announcement again: the stored one", Announcement),
 )
 async def announce(body: Announce, access: PlatformApp) -> JSON:
     """Append a system message to each listed user's stream (201); a retry answers 200."""
