@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from chinwag.server.settings import Settings
-from tests.support import PLATFORM_KEY, AppFixture, platform_headers
+from tests.server.test_websocket import open_device, sign_in
+from tests.support import PLATFORM_KEY, AppFixture, RunningServer, platform_headers
 
 Headers = dict[str, str]
 PLATFORM = platform_headers()
@@ -71,8 +72,12 @@ async def test_a_blocked_users_messages_are_hidden_from_the_blocker_only(
     cid = await conversation(client, alice, "bob")
     await send(client, bob, cid, "before")
     assert (await client.post("/v1/me/blocks/bob", headers=alice)).status_code == 204
-    await send(client, bob, cid, "after")
+    hidden = await send(client, bob, cid, "after")
     await send(client, alice, cid, "mine")
+    receipt = await client.post(
+        f"/v1/messages/{hidden['id']}/receipts", json={"type": "read"}, headers=alice
+    )
+    assert receipt.status_code == 404
     assert await bodies(client, alice, cid) == ["mine"]
     assert await bodies(client, bob, cid) == ["before", "after", "mine"]
     assert await streamed(client, alice) == ["before", "mine"]
@@ -130,3 +135,32 @@ async def test_the_platform_blocks_for_a_user(
     missing = f"/v1/platform/apps/{app.app_id}/users/ghost/blocks/bob"
     assert (await client.post(missing, headers=PLATFORM)).status_code == 404
     assert (await client.post(f"{url}/bob", headers=alice)).status_code == 401
+
+
+async def test_nothing_from_a_blocked_user_reaches_the_blockers_socket(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    alice, bob, carol = [
+        await sign_in(client, app, user, server.clock.now()) for user in ("alice", "bob", "carol")
+    ]
+    cid = await conversation(client, alice.headers, "bob", "carol")
+    assert (await client.post("/v1/me/blocks/bob", headers=alice.headers)).status_code == 204
+    a, b, c = [await open_device(server, who.token) for who in (alice, bob, carol)]
+    for device in (a, b, c):
+        await device.until_caught_up()
+    typing = {"conversation_id": cid, "state": "started"}
+    assert (await b.request("typing.update", typing))["ok"]
+    parts = [{"mime_type": "text/plain", "body": "from bob"}]
+    sent = await b.request(
+        "message.send", {"conversation_id": cid, "id": str(uuid.uuid4()), "parts": parts}
+    )
+    assert sent["ok"], sent
+    await c.until_cursor(c.hello["head"] + 1)
+    assert (await c.until_signal(1))["data"]["user_id"] == "bob"
+    assert (await c.request("typing.update", typing))["ok"]
+    await send(client, carol.headers, cid, "from carol")
+    assert (await a.until_signal(1))["data"]["user_id"] == "carol"
+    await a.until_cursor(a.hello["head"] + 1)
+    assert [e["data"]["message"]["parts"][0]["body"] for e in a.events] == ["from carol"]
+    for device in (a, b, c):
+        await device.ws.close()

@@ -24,6 +24,7 @@ from chinwag.server.handlers.actors import Actor
 from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.metadata import check_metadata
 from chinwag.server.services import Services
+from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import messages as message_store
@@ -207,11 +208,13 @@ async def get_conversation(
 async def active_participant_pks(
     services: Services, caller: Authenticated, conversation_id: str
 ) -> list[int]:
-    """Who is in the conversation now (for relaying typing); the caller must be one of them."""
+    """Who is in the conversation now (for relaying typing), less those who blocked the
+    caller; the caller must be one of them."""
     async with services.db.read() as conn:
         conv, member = await load(conn, caller, conversation_id)
         require_active(member)
-        return [pk for pk, _ in await store.member_user_ids(conn, conv.id)]
+        blockers = await block_store.blockers_of(conn, caller.app_id, caller.user.user_id)
+        return [pk for pk, _ in await store.member_user_ids(conn, conv.id) if pk not in blockers]
 
 
 def _encode_cursor(sort: str, value: float, conversation_id: str) -> str:

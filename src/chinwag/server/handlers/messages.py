@@ -248,6 +248,10 @@ async def find_message(
     seen = visibility(member)
     if row.position <= seen.above or (seen.up_to is not None and row.position > seen.up_to):
         raise NotFound("No message with that id.")
+    if row.sender_id is not None and await block_store.has_blocked(
+        conn, caller.user.pk, row.sender_id
+    ):
+        raise NotFound("No message with that id.")  # hidden from the blocker, as in pages
     return row, conv, member
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "any_block",
     "blocked_sender_filter",
     "blockers_of",
+    "has_blocked",
     "list_blocked",
     "remove_block",
 ]
@@ -72,6 +73,17 @@ async def blockers_of(conn: AsyncConnection, app_id: str, user_id: str) -> set[i
     send (the sender's message is not appended to these users' streams)."""
     rows = await _BLOCKERS_OF.all(conn, {"app_id": app_id, "user_id": user_id})
     return {int(pk) for (pk,) in rows}
+
+
+async def has_blocked(conn: AsyncConnection, blocker_pk: int, user_id: str) -> bool:
+    row = (
+        await conn.execute(
+            select(blocks.c.blocker_pk).where(
+                blocks.c.blocker_pk == blocker_pk, blocks.c.blocked_user_id == user_id
+            )
+        )
+    ).first()
+    return row is not None
 
 
 async def any_block(
