@@ -189,13 +189,13 @@ async def store_message(
         sender_bot=sender.user.bot,
     )
     readers = await store.record_send(
-        tx.conn, conv.id, sender_pk=sender.user.pk, position=position, at=now
-    )
-    blockers = await block_store.blockers_of(tx.conn, sender.app_id, sender.user.user_id)
+        tx.conn, conv.id, sender_pk=sender.user.pk, sender_id=sender.user.user_id,
+        position=position, at=now,
+    )  # fmt: skip
     body = message_json(row, conv.public_id, parts=msg.parts)
     await append(
         services, tx, conv.id, sender.app_id, EventType.MESSAGE_CREATED,
-        {"message": body}, [pk for pk in readers if pk not in blockers],
+        {"message": body}, readers,
     )  # fmt: skip
     return body, True
 
