@@ -92,28 +92,14 @@ async def create_for(
 
     The answer is the conversation as the creator sees it, or (``shared``, and always
     without a creator) as every participant does."""
-    limit = services.settings.max_participants
-    first = [creator.user.user_id] if creator is not None else []
-    user_ids = list(dict.fromkeys([*first, *wanted.participants]))
-    if not user_ids:
-        raise invalid("participants", "expected at least one user id")
-    if len(user_ids) > limit:
-        raise invalid("participants", f"at most {limit} participants")
-    meta = check_metadata({} if wanted.metadata is None else wanted.metadata)
-    check_budget(meta, services.settings.max_metadata_bytes)
-    if wanted.conversation_id is not None and not is_valid_uuid(wanted.conversation_id):
-        raise invalid("id", "expected a lower-case UUID")
+    user_ids, meta = _checked(services, creator, wanted)
     now = services.now()
     new_id = str(uuid.UUID(bytes=services.random(16), version=4))
     public_id = str(wanted.conversation_id or new_id)
     key = distinct_key(user_ids) if wanted.distinct else None
+    seen = _Seen(creator, shared or creator is None)
     async with services.db.transaction() as tx:
-        if creator is not None:
-            pks = await participant_pks(tx.conn, creator, user_ids, now=now)
-        else:
-            pks = await store.ensure_users(tx.conn, app_id, user_ids, now)
-        if await block_store.any_block(tx.conn, app_id, pks, pks):
-            raise ParticipantsBlocked()
+        pks = await _participants(tx.conn, app_id, creator, user_ids, now)
         row = {
             "id": new_id,
             "public_id": public_id,
@@ -127,7 +113,6 @@ async def create_for(
             "participant_count": 0,
         }
         if not await store.insert_conversation(tx.conn, row):
-            seen = _Seen(creator, shared or creator is None)
             found = await _existing(tx.conn, app_id, seen, public_id, key, meta, user_ids)
             return found, False
         ordered = [pks[u] for u in user_ids]
@@ -139,10 +124,42 @@ async def create_for(
             services, tx, new_id, app_id, EventType.CONVERSATION_CREATED,
             {"conversation": created}, ordered,
         )  # fmt: skip
-        answer = await _answer(tx.conn, conv, _Seen(creator, shared or creator is None))
+        answer = await _answer(tx.conn, conv, seen)
         assert answer is not None
         await audited(tx, audit)
         return answer, True
+
+
+def _checked(
+    services: Services, creator: Actor | None, wanted: NewConversation
+) -> tuple[list[str], dict[str, Any]]:
+    """The participants (the creator first) and the metadata, checked; else 4xx."""
+    limit = services.settings.max_participants
+    first = [creator.user.user_id] if creator is not None else []
+    user_ids = list(dict.fromkeys([*first, *wanted.participants]))
+    if not user_ids:
+        raise invalid("participants", "expected at least one user id")
+    if len(user_ids) > limit:
+        raise invalid("participants", f"at most {limit} participants")
+    meta = check_metadata({} if wanted.metadata is None else wanted.metadata)
+    check_budget(meta, services.settings.max_metadata_bytes)
+    if wanted.conversation_id is not None and not is_valid_uuid(wanted.conversation_id):
+        raise invalid("id", "expected a lower-case UUID")
+    return user_ids, meta
+
+
+async def _participants(
+    conn: AsyncConnection, app_id: str, creator: Actor | None, user_ids: list[str], now: float
+) -> dict[str, int]:
+    """user_id → pk: by the app's policy for a creator; created as needed for the app
+    itself. 403 ``participants_blocked`` when any of them blocked another."""
+    if creator is not None:
+        pks = await participant_pks(conn, creator, user_ids, now=now)
+    else:
+        pks = await store.ensure_users(conn, app_id, user_ids, now)
+    if await block_store.any_block(conn, app_id, pks, pks):
+        raise ParticipantsBlocked()
+    return pks
 
 
 @dataclass(frozen=True, slots=True)
