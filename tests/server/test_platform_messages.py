@@ -169,3 +169,10 @@ async def test_an_announcement_is_bounded(client: httpx.AsyncClient, app: AppFix
     assert (await client.post(url, json=none, headers=PLATFORM)).status_code == 422
     bad_id = {**many, "id": "not-a-uuid", "user_ids": ["alice"]}
     assert (await client.post(url, json=bad_id, headers=PLATFORM)).status_code == 422
+    huge = {**many, "user_ids": ["alice"], "parts": text("x" * 300_000)}
+    answer = await client.post(url, json=huge, headers=PLATFORM)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["id"] == "payload_too_large"
+    large = {**many, "user_ids": ["alice"], "parts": text("x" * 70_000)}
+    answer = await client.post(url, json=large, headers=PLATFORM)
+    assert answer.json()["error"]["id"] == "message_too_large"

@@ -146,7 +146,10 @@ class Message(_Answer):
 
     id: str
     conversation_id: str
-    position: int = Field(description="Dense per conversation: 1, 2, 3, …")
+    position: int = Field(
+        description="Dense per conversation: 1, 2, 3, … (a reader skips those deleted on "
+        "their devices and those from users they blocked)"
+    )
     sender_id: str | None
     parts: list[Part] = Field(description="Empty once the message is deleted for everyone")
     sent_at: float = Seconds
