@@ -3,6 +3,7 @@ bot, and announcements, on a real server (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -176,3 +177,32 @@ async def test_an_announcement_is_bounded(client: httpx.AsyncClient, app: AppFix
     large = {**many, "user_ids": ["alice"], "parts": text("x" * 70_000)}
     answer = await client.post(url, json=large, headers=PLATFORM)
     assert answer.json()["error"]["id"] == "message_too_large"
+
+
+async def test_every_change_is_audited_without_bodies(
+    client: httpx.AsyncClient, app: AppFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chinwag.audit")
+    await client.post(f"{base(app)}/bots", json={"user_id": "helpbot"}, headers=PLATFORM)
+    conv = await client.post(
+        f"{base(app)}/conversations", json={"participants": ["helpbot"]}, headers=PLATFORM
+    )
+    send = {"id": str(uuid.uuid4()), "sender_id": "helpbot", "parts": text("secret body")}
+    url = f"{base(app)}/conversations/{conv.json()['id']}/messages"
+    await client.post(url, json=send, headers=PLATFORM)
+    await client.post(url, json=send, headers=PLATFORM)  # a retry changes nothing
+    note = {"id": str(uuid.uuid4()), "user_ids": ["helpbot"], "parts": text("secret note")}
+    await client.post(f"{base(app)}/announcements", json=note, headers=PLATFORM)
+    await client.post(f"{base(app)}/users/helpbot/blocks/spam", headers=PLATFORM)
+    await client.delete(f"{base(app)}/users/helpbot/blocks/spam", headers=PLATFORM)
+    actions = [r.getMessage().split()[1] for r in caplog.records if r.name == "chinwag.audit"]
+    assert actions == [
+        "bot.put",
+        "conversation.create",
+        "message.send",
+        "announcement.create",
+        "block.add",
+        "block.remove",
+    ]
+    assert "secret" not in caplog.text
+    assert PLATFORM_KEY not in caplog.text
