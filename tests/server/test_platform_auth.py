@@ -129,7 +129,7 @@ def test_the_platform_docs_list_every_platform_operation(server: RunningServer) 
     from pathlib import Path
 
     doc = Path(__file__).parents[2] / "docs" / "platform-api" / "index.md"
-    pattern = r"`(GET|POST|PATCH|DELETE) (/v1/platform/[^`?]*)"
+    pattern = r"`(GET|POST|PUT|PATCH|DELETE) (/v1/platform/[^`?]*)"
     documented = set(re.findall(pattern, doc.read_text()))
     served = {
         (method.upper(), path)

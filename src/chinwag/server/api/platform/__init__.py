@@ -11,9 +11,11 @@ __all__ = ["platform_router"]
 
 
 def platform_router() -> APIRouter:
-    from chinwag.server.api.platform import apps, audit, keys, users
+    from chinwag.server.api.platform import apps, audit, keys, messages, users
 
     router = APIRouter()
-    for module in (apps, keys, users, audit):
+    # ``messages`` before ``users``: ``users/{user_id:path}`` would otherwise swallow
+    # ``users/{user_id}/blocks`` (so a user id ending in "/blocks" cannot be read by GET).
+    for module in (apps, keys, messages, users, audit):
         router.include_router(module.router)
     return router
