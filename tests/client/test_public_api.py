@@ -9,6 +9,7 @@ EXPORTED = {
     "LOGIN_REQUEST_MIME_TYPE",
     "STOP",
     "AlreadyAuthenticated",
+    "Announcement",
     "AnonymousData",
     "AuthState",
     "AuthenticationStopped",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 import jwt
 from alembic import command
 from sqlalchemy import insert
 
 from chinwag.core.keys import Alg, generate_hmac_secret, verifier_for
+from chinwag.server.storage import announcements as announcement_store
 from chinwag.server.storage import apps as app_store
+from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import sessions as session_store
+from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Database, _alembic_config
 from chinwag.server.storage.schema import app_keys, apps, sessions, users
 
@@ -63,3 +68,18 @@ async def test_0002_leaves_sessions_unwiped_and_stored_secrets_work_as_printed(
     header, payload, signature = token.split(".")
     material = verifier_for(Alg.HS256, secret=key.secret)
     assert material.verify(f"{header}.{payload}".encode(), jwt.utils.base64url_decode(signature))
+
+
+async def test_0007_keeps_existing_users_people_with_no_blocks(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await _fill_at_0001(db, generate_hmac_secret(b"\x07" * 32))
+        await db.migrate()
+        async with db.read() as conn:
+            alice = await user_store.get_user(conn, APP, "alice")
+            assert alice is not None
+            assert alice.bot is False
+            assert await block_store.list_blocked(conn, alice.pk) == []
+            assert await announcement_store.get_announcement(conn, APP, str(uuid.uuid4())) is None
+    finally:
+        await db.close()

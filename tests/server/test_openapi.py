@@ -51,6 +51,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 GENERATED_PER_OPERATION = 4
+PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
 PLATFORM = "/v1/platform/"
 
 
@@ -106,6 +107,7 @@ def test_authenticated_operations_declare_the_session_scheme(server: RunningServ
     for path, method, operation in operations(document):
         if path.startswith(PLATFORM):
             assert operation["security"] == [{"platformApiKey": []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
         elif path in PUBLIC and path != "/v1/sessions":
             assert "security" not in operation, (method, path)
         elif path.startswith("/v1/platform/"):
@@ -166,6 +168,7 @@ async def test_every_operation_answers_as_documented(
     await walk.call("POST", "/v1/sessions/anonymous", body={"app_id": open_app.app_id})
     conversation, message = await conversation_walk(walk, alice, bob)
     await error_walk(walk, alice, bob, conversation, message)
+    await block_walk(walk, alice)
     await leave_walk(walk, alice, bob, conversation, message)
     await platform_walk(walk, server, app, alice)
     documented = {(m.upper(), p) for p, m, _ in operations(server.app.openapi())}
@@ -274,6 +277,42 @@ async def error_walk(
     assert response.status_code == 400
 
 
+async def block_walk(walk: Walk, alice: dict[str, str]) -> None:
+    who = {"user_id": "mallory"}
+    await walk.call("POST", "/v1/me/blocks/{user_id}", alice, path_parameters=who)
+    await walk.call("GET", "/v1/me/blocks", alice)
+    await walk.call("DELETE", "/v1/me/blocks/{user_id}", alice, path_parameters=who)
+    await walk.call("POST", "/v1/me/blocks/{user_id}", alice, path_parameters={"user_id": "alice"})
+
+
+async def platform_messages_walk(walk: Walk, key: dict[str, str], app: AppFixture) -> None:
+    """Conversations, sends, bots, announcements and blocks as the app's server."""
+    at = {"app_id": app.app_id}
+    base = "/v1/platform/apps/{app_id}"
+    bot = {"user_id": "walkbot", "display_name": "Walk"}
+    await walk.call("POST", f"{base}/bots", key, path_parameters=at, body=bot)
+    await walk.call("POST", f"{base}/bots", key, path_parameters=at, body=bot)  # 200
+    body = {"participants": ["alice", "walkbot"], "metadata": {"title": "bot"}}
+    made = await walk.call("POST", f"{base}/conversations", key, path_parameters=at, body=body)
+    in_conv = {**at, "conversation_id": made.json()["id"]}
+    parts = [{"mime_type": "text/plain", "body": "beep"}]
+    send = {"id": str(uuid.uuid4()), "sender_id": "walkbot", "parts": parts}
+    path = f"{base}/conversations/{{conversation_id}}/messages"
+    await walk.call("POST", path, key, path_parameters=in_conv, body=send)
+    note = {"id": str(uuid.uuid4()), "user_ids": ["alice", "bob"], "parts": parts}
+    await walk.call("POST", f"{base}/announcements", key, path_parameters=at, body=note)
+    pair = {**at, "user_id": "alice", "other": "mallory"}
+    await walk.call("POST", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair)
+    await walk.call("GET", f"{base}/users/{{user_id}}/blocks", key, path_parameters=pair)
+    await walk.call(
+        "DELETE", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair
+    )
+    await walk.call("POST", f"{base}/bots", path_parameters=at, body=bot)  # 401
+    await walk.call(
+        "POST", f"{base}/bots", key, path_parameters={"app_id": str(uuid.uuid4())}, body=bot
+    )
+
+
 async def leave_walk(
     walk: Walk, alice: dict[str, str], bob: dict[str, str], conversation: str, message: str
 ) -> None:
@@ -344,6 +383,7 @@ async def platform_walk(
     await walk.call("POST", keys + "/{kid}/enable", admin, path_parameters=kid)
     await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)
     await walk.call("DELETE", keys + "/{kid}", admin, path_parameters=kid)  # 404
+    await platform_messages_walk(walk, admin, app)
     await platform_users_walk(walk, admin, app)
     await jwks_walk(walk, admin, app)
     await walk.call("POST", "/v1/platform/apps/{app_id}/suspend", admin, path_parameters=at)
@@ -433,7 +473,7 @@ async def test_generated_requests_answer_as_documented(
     conversation, _ = await conversation_walk(
         walk, alice, await bearer(client, app, "bob", server.clock.now())
     )
-    real = {"conversation_id": conversation, "user_id": "bob"}
+    real = {"conversation_id": conversation, "user_id": "bob", "app_id": app.app_id}
     await get_nonce(client, app.app_id)
     cases = generated(walk.schema, GENERATED_PER_OPERATION)
     assert {(c.method, c.path) for c in cases} == {

@@ -23,6 +23,7 @@ async def test_a_user_sees_their_own_public_profile(
         "display_name": "Alice",
         "avatar_url": None,
         "anonymous": False,
+        "bot": False,
     }
 
 
@@ -50,6 +51,7 @@ async def test_a_participant_named_before_signing_in_exists_without_profile(
         "display_name": None,
         "avatar_url": None,
         "anonymous": False,
+        "bot": False,
     }
 
 

@@ -21,6 +21,7 @@ from chinwag.client.errors import (
 )
 from chinwag.client.models import (
     LOGIN_REQUEST_MIME_TYPE,
+    Announcement,
     AnonymousData,
     Conversation,
     Message,
@@ -40,6 +41,7 @@ __all__ = [
     "LOGIN_REQUEST_MIME_TYPE",
     "STOP",
     "AlreadyAuthenticated",
+    "Announcement",
     "AnonymousData",
     "AuthState",
     "AuthenticationStopped",

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from chinwag.client.models import Message, MessagePart, MessageState, Receipt
+from chinwag.client.announcements import store_announcement
+from chinwag.client.models import Announcement, Message, Receipt
 from chinwag.core.sync_cursor import CursorVerdict, classify
 
 __all__ = [
@@ -45,6 +46,8 @@ class ApplyResult:
     """Messages this device did not have before this batch (the ``message`` event): from
     others, or sent from the user's other devices; never a replay or this device's own."""
     receipts: list[Receipt] = field(default_factory=list)
+    announcements: list[Announcement] = field(default_factory=list)
+    """Announcements new to this device (the ``announcement`` event)."""
 
 
 def _dumps(value: Any) -> str:
@@ -97,8 +100,9 @@ def upsert_conversations(
 
 
 _INSERT_MESSAGE = """
-INSERT INTO messages (id, conversation_id, position, sender_id, parts, sent_at, state, deleted)
-VALUES (?, ?, ?, ?, ?, ?, 'sent', ?)
+INSERT INTO messages (id, conversation_id, position, sender_id, parts, sent_at, state, deleted,
+    bot)
+VALUES (?, ?, ?, ?, ?, ?, 'sent', ?, ?)
 ON CONFLICT (id) DO UPDATE SET position = excluded.position, sent_at = excluded.sent_at,
     state = 'sent' WHERE messages.position IS NULL
 """
@@ -133,6 +137,7 @@ def insert_messages(
                 _dumps(m["parts"]),
                 m.get("sent_at"),
                 int(bool(m.get("deleted", False))),
+                int(bool(m.get("bot", False))),
             )
             for m in messages
         ],
@@ -179,19 +184,6 @@ def _recount_unread(conn: sqlite3.Connection, cid: str, me: str) -> None:
         " WHERE m.conversation_id = conversations.id AND m.position > conversations.read_position"
         " AND m.sender_id != ? AND m.deleted = 0) WHERE id = ?",
         (me, cid),
-    )
-
-
-def _message(data: dict[str, Any]) -> Message:
-    return Message(
-        id=data["id"],
-        conversation_id=data["conversation_id"],
-        position=data.get("position"),
-        sender_id=data["sender_id"],
-        parts=tuple(MessagePart(p["mime_type"], p["body"]) for p in data["parts"]),
-        sent_at=data.get("sent_at"),
-        state=MessageState.SENT,
-        deleted=bool(data.get("deleted", False)),
     )
 
 
@@ -293,7 +285,7 @@ def _message_created(ctx: _Context, data: dict[str, Any]) -> None:
     ctx.result.missing_conversations |= insert_messages(ctx.conn, [message], ctx.me, count=True)
     if message["sender_id"] == ctx.me:
         sent_by_me(ctx.conn, message)
-    parsed = _message(message)
+    parsed = Message.from_json(message)
     if known is None:
         ctx.result.messages.append(parsed)
     if parsed.requests_login and parsed.sender_id != ctx.me:
@@ -339,6 +331,12 @@ def _identity(ctx: _Context, data: dict[str, Any]) -> None:
     )
 
 
+def _announcement_created(ctx: _Context, data: dict[str, Any]) -> None:
+    stored = store_announcement(ctx.conn, data["announcement"])
+    if stored is not None:  # None: a replay, already stored and announced
+        ctx.result.announcements.append(stored)
+
+
 def _session_revoked(ctx: _Context, data: dict[str, Any]) -> None:
     if data.get("session_id") == ctx.session_id:
         ctx.result.revoked = data
@@ -356,6 +354,7 @@ _HANDLERS: dict[str, Callable[[_Context, dict[str, Any]], None]] = {
     "receipt": _receipt,
     "identity.updated": _identity,
     "session.revoked": _session_revoked,
+    "announcement.created": _announcement_created,
 }
 
 

@@ -42,7 +42,14 @@ from chinwag.client.errors import (
     SessionRevoked,
     UsageError,
 )
-from chinwag.client.models import AnonymousData, Conversation, Message, Typing, User
+from chinwag.client.models import (
+    Announcement,
+    AnonymousData,
+    Conversation,
+    Message,
+    Typing,
+    User,
+)
 from chinwag.client.outbox import Outbox
 from chinwag.client.refresh import refresh_forever
 from chinwag.client.store import Store, remove_store_files, store_path
@@ -323,6 +330,10 @@ class Client:
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self._need_store().conversation(conversation_id)
 
+    async def announcements(self) -> list[Announcement]:
+        """From the local store: the app's announcements to this user, newest first."""
+        return await self._need_store().announcements()
+
     async def messages(
         self,
         conversation_id: str,
@@ -586,6 +597,8 @@ class Client:
             self._emit(ClientEvent.MESSAGE, message)
         for receipt in result.receipts:
             self._emit(ClientEvent.RECEIPT, receipt)
+        for announcement in result.announcements:
+            self._emit(ClientEvent.ANNOUNCEMENT, announcement)
         for message in result.login_requests:
             self._emit(ClientEvent.LOGIN_REQUESTED, message)
         for cid in result.missing_conversations:

@@ -28,6 +28,7 @@ class ClientEvent(StrEnum):
     MESSAGE = "message"  # (Message) new to this device, from the stream
     RECEIPT = "receipt"  # (Receipt) anyone's read/delivered marks moved
     TYPING = "typing"  # (Typing) someone else's typing state changed
+    ANNOUNCEMENT = "announcement"  # (Announcement) new to this device, from the app
     LOGIN_REQUESTED = "login_requested"  # (message)
     MESSAGE_SENT = "message_sent"  # (message id)
     MESSAGE_FAILED = "message_failed"  # (message id, MessageRejected)

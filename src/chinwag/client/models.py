@@ -14,6 +14,7 @@ from chinwag.core.typing import TypingState
 
 __all__ = [
     "LOGIN_REQUEST_MIME_TYPE",
+    "Announcement",
     "AnonymousData",
     "Conversation",
     "Message",
@@ -44,6 +45,8 @@ class User:
     first_name: str | None = None
     last_name: str | None = None
     anonymous: bool = False
+    bot: bool = False
+    """A bot identity the app's server speaks as (created through the platform API)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> User:
@@ -55,6 +58,7 @@ class User:
             first_name=data.get("first_name"),
             last_name=data.get("last_name"),
             anonymous=bool(data.get("anonymous", False)),
+            bot=bool(data.get("bot", False)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -66,6 +70,7 @@ class User:
             "first_name": self.first_name,
             "last_name": self.last_name,
             "anonymous": self.anonymous,
+            "bot": self.bot,
         }
 
 
@@ -97,6 +102,23 @@ class Message:
     sent_at: float | None
     state: MessageState = MessageState.SENT
     deleted: bool = False
+    bot: bool = False
+    """The sender is a bot identity, not a person."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Message:
+        """From the server's message JSON (a sent message: it has a position)."""
+        return cls(
+            id=data["id"],
+            conversation_id=data["conversation_id"],
+            position=data.get("position"),
+            sender_id=data["sender_id"],
+            parts=tuple(MessagePart(p["mime_type"], p["body"]) for p in data["parts"]),
+            sent_at=data.get("sent_at"),
+            state=MessageState.SENT,
+            deleted=bool(data.get("deleted", False)),
+            bot=bool(data.get("bot", False)),
+        )
 
     @property
     def text(self) -> str:
@@ -106,6 +128,26 @@ class Message:
     @property
     def requests_login(self) -> bool:
         return any(p.mime_type == LOGIN_REQUEST_MIME_TYPE for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A system message from the app to this user, outside any conversation
+    (``announcement`` event; :meth:`Client.announcements`)."""
+
+    id: str
+    parts: tuple[MessagePart, ...]
+    sent_at: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Announcement:
+        parts = tuple(MessagePart(p["mime_type"], p["body"]) for p in data["parts"])
+        return cls(id=str(data["id"]), parts=parts, sent_at=data.get("sent_at"))
+
+    @property
+    def text(self) -> str:
+        """The bodies of the ``text/plain`` parts, joined."""
+        return "".join(p.body for p in self.parts if p.mime_type.startswith("text/plain"))
 
 
 @dataclass(frozen=True, slots=True)

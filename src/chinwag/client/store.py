@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chinwag.client import apply
+from chinwag.client.announcements import list_announcements
 from chinwag.client.apply import ApplyResult
 from chinwag.client.errors import NotAuthenticated
-from chinwag.client.models import Conversation, Message, MessagePart, MessageState
+from chinwag.client.local_schema import open_schema
+from chinwag.client.models import Announcement, Conversation, Message, MessagePart, MessageState
 from chinwag.client.vault import create_private_file
 
 __all__ = ["OutboxEntry", "Store", "StoreClosed", "remove_store_files", "store_path"]
@@ -38,47 +40,6 @@ class StoreClosed(NotAuthenticated):
 
 
 _T = TypeVar("_T")
-
-SCHEMA = """
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    participants TEXT NOT NULL DEFAULT '[]',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    is_distinct INTEGER NOT NULL DEFAULT 0,
-    created_at REAL,
-    created_by TEXT,
-    last_position INTEGER NOT NULL DEFAULT 0,
-    last_message_at REAL,
-    read_position INTEGER NOT NULL DEFAULT 0,
-    delivered_position INTEGER NOT NULL DEFAULT 0,
-    unread_count INTEGER NOT NULL DEFAULT 0,
-    has_left INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    conversation_id TEXT NOT NULL,
-    position INTEGER,
-    sender_id TEXT NOT NULL,
-    parts TEXT NOT NULL,
-    sent_at REAL,
-    state TEXT NOT NULL DEFAULT 'sent',
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS messages_by_position ON messages (conversation_id, position);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id TEXT NOT NULL UNIQUE,
-    conversation_id TEXT NOT NULL,
-    parts TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, display_name TEXT, avatar_url TEXT, anonymous INTEGER
-);
-"""
 
 
 def store_path(directory: Path, app_id: str, user_id: str) -> Path:
@@ -117,7 +78,7 @@ class Store:
         def _open() -> sqlite3.Connection:
             create_private_file(path)  # before SQLite writes: its -wal/-shm copy the mode
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.executescript(SCHEMA)
+            open_schema(conn)
             return conn
 
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chinwag-store")
@@ -228,6 +189,10 @@ class Store:
             return [_message(row) for row in rows]
 
         return await self._run(_query)
+
+    async def announcements(self) -> list[Announcement]:
+        """Announcements from the app, newest first."""
+        return await self._run(list_announcements)
 
     async def count_messages(self) -> int:
         return await self._run(
@@ -356,7 +321,7 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def _message(row: tuple[Any, ...]) -> Message:
-    mid, cid, position, sender, parts, sent_at, state, deleted = row
+    mid, cid, position, sender, parts, sent_at, state, deleted, bot = row
     return Message(
         id=mid,
         conversation_id=cid,
@@ -366,6 +331,7 @@ def _message(row: tuple[Any, ...]) -> Message:
         sent_at=sent_at,
         state=MessageState(state),
         deleted=bool(deleted),
+        bot=bool(bot),
     )
 
 

@@ -15,6 +15,7 @@
     │   ├── AnonymousNotAllowed                   anonymous_not_allowed
     │   ├── SampleProviderForbidden               sample_provider_forbidden
     │   ├── ParticipantsNotAllowed                participants_not_allowed
+    │   ├── ParticipantsBlocked                   participants_blocked
     │   ├── AccessDenied                          access_denied
     │   ├── UserSuspended                         user_suspended
     │   └── AppSuspended                          app_suspended
@@ -51,6 +52,7 @@ __all__ = [
     "MessageTooLarge",
     "MetadataTooLarge",
     "NotFound",
+    "ParticipantsBlocked",
     "ParticipantsNotAllowed",
     "PayloadTooLarge",
     "ProtocolViolation",
@@ -72,6 +74,7 @@ class ErrorId(StrEnum):
     ANONYMOUS_NOT_ALLOWED = "anonymous_not_allowed"
     SAMPLE_PROVIDER_FORBIDDEN = "sample_provider_forbidden"
     PARTICIPANTS_NOT_ALLOWED = "participants_not_allowed"
+    PARTICIPANTS_BLOCKED = "participants_blocked"
     ACCESS_DENIED = "access_denied"
     USER_SUSPENDED = "user_suspended"
     APP_SUSPENDED = "app_suspended"
@@ -231,6 +234,14 @@ class ParticipantsNotAllowed(Forbidden):
 
     error_id = ErrorId.PARTICIPANTS_NOT_ALLOWED
     default_message = "This app does not let you start a conversation with these participants."
+
+
+class ParticipantsBlocked(Forbidden):
+    """One of the people named blocked another of them. The same answer whichever of them
+    blocked whom, so it never says who did."""
+
+    error_id = ErrorId.PARTICIPANTS_BLOCKED
+    default_message = "A block between these participants prevents this conversation."
 
 
 class AccessDenied(Forbidden):

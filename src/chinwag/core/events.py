@@ -25,3 +25,4 @@ class EventType(StrEnum):
     IDENTITY_UPDATED = "identity.updated"
     SESSION_REVOKED = "session.revoked"
     USER_UPGRADED = "user.upgraded"
+    ANNOUNCEMENT_CREATED = "announcement.created"

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from chinwag import __version__
 from chinwag.clock import Clock, SystemClock
 from chinwag.server.api import auth as auth_api
+from chinwag.server.api import blocks as blocks_api
 from chinwag.server.api import conversations as conversations_api
 from chinwag.server.api import events as events_api
 from chinwag.server.api import messages as messages_api
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(messages_api.router)
     app.include_router(users_api.router)
     app.include_router(events_api.router)
+    app.include_router(blocks_api.router)
     app.include_router(platform_router())
     app.include_router(push_tokens_api.router)
     app.include_router(web_router())

@@ -13,7 +13,7 @@ from chinwag.server.api.models import Conversation, ConversationPage
 from chinwag.server.api.openapi import errors
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import conversation_changes as changes
-from chinwag.server.handlers import conversations
+from chinwag.server.handlers import conversation_create, conversations
 
 __all__ = ["router"]
 
@@ -62,7 +62,7 @@ async def create_conversation(
     body: CreateConversation, caller: Caller, services: ServicesDep
 ) -> JSON:
     """201 for a new conversation; an existing distinct one answers 200 with its Location."""
-    found, created = await conversations.create_conversation(
+    found, created = await conversation_create.create_conversation(
         services,
         caller,
         participants=body.participants,

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from chinwag.core.errors import ErrorId
 
 __all__ = [
+    "Announcement",
+    "Block",
+    "BlockList",
     "Conversation",
     "ConversationPage",
     "ErrorBody",
@@ -30,6 +33,7 @@ __all__ = [
     "Part",
     "PublicUser",
     "Session",
+    "SharedConversation",
     "StreamEvent",
     "User",
 ]
@@ -58,6 +62,7 @@ class PublicUser(_Answer):
     display_name: str | None
     avatar_url: str | None
     anonymous: bool
+    bot: bool = Field(default=False, description="A bot identity created by the app's server")
 
 
 class User(PublicUser):
@@ -133,6 +138,7 @@ class Message(_Answer):
                     "parts": [{"mime_type": "text/plain", "body": "hi"}],
                     "sent_at": 1795279032.5,
                     "deleted": False,
+                    "bot": False,
                 }
             ]
         }
@@ -140,11 +146,15 @@ class Message(_Answer):
 
     id: str
     conversation_id: str
-    position: int = Field(description="Dense per conversation: 1, 2, 3, …")
+    position: int = Field(
+        description="Dense per conversation: 1, 2, 3, … (a reader skips those deleted on "
+        "their devices and those from users they blocked)"
+    )
     sender_id: str | None
     parts: list[Part] = Field(description="Empty once the message is deleted for everyone")
     sent_at: float = Seconds
     deleted: bool
+    bot: bool = Field(default=False, description="The sender is a bot identity (platform API)")
 
 
 class MessagePage(_Answer):
@@ -152,17 +162,22 @@ class MessagePage(_Answer):
     has_more: bool
 
 
-class Conversation(_Answer):
-    """A conversation as the caller sees it, with the caller's watermarks."""
+class SharedConversation(_Answer):
+    """A conversation as every participant sees it (the platform API's view)."""
 
     id: str
     distinct: bool
     metadata: dict[str, Any] = Field(description="Values are strings or nested objects")
     participants: list[str]
     created_at: float = Seconds
-    created_by: str | None
+    created_by: str | None = Field(description="null when the app created it")
     last_message: Message | None
     last_position: int
+
+
+class Conversation(SharedConversation):
+    """A conversation as the caller sees it, with the caller's watermarks."""
+
     unread_count: int
     read_position: int
     delivered_position: int
@@ -195,3 +210,21 @@ class EventPage(_Answer):
     events: list[EventItem]
     head: int
     has_more: bool
+
+
+class Announcement(_Answer):
+    """A system message to a list of users (``announcement.created`` in their streams)."""
+
+    id: str
+    parts: list[Part]
+    sent_at: float = Seconds
+    recipient_count: int = Field(description="Listed users the app has (others are skipped)")
+
+
+class Block(_Answer):
+    user_id: str
+    blocked_at: float = Seconds
+
+
+class BlockList(_Answer):
+    blocks: list[Block] = Field(description="By user id")

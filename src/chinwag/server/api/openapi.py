@@ -48,8 +48,8 @@ _ERRORS: dict[int, tuple[str, ErrorId, str, dict[str, Any]]] = {
     403: (
         "Not allowed: `access_denied` (e.g. a former participant writing), "
         "`anonymous_not_allowed`, `sample_provider_forbidden`, `participants_not_allowed`, "
-        "`user_suspended` or `app_suspended` (a suspension), `forbidden` (a platform action "
-        "that needs an admin API key).",
+        "`participants_blocked`, `user_suspended` or `app_suspended` (a suspension), "
+        "`forbidden` (a platform action that needs an admin API key).",
         ErrorId.ACCESS_DENIED,
         "You are no longer a participant of this conversation.",
         {},

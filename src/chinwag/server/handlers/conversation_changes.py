@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chinwag.core.errors import NotFound
+from chinwag.core.errors import NotFound, ParticipantsBlocked
 from chinwag.core.events import EventType
 from chinwag.core.ids import user_id_problem
 from chinwag.server.handlers.auth import Authenticated
@@ -28,6 +29,7 @@ from chinwag.server.handlers.conversations import (
 from chinwag.server.handlers.metadata import apply_patch, check_budget, parse_patch
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
+from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage import users as user_store
@@ -92,8 +94,11 @@ async def add_participants(
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         require_active(member)
         pks = await participant_pks(tx.conn, caller, named, now=now)
-        before = [pk for pk, _ in await store.member_user_ids(tx.conn, conv.id)]
+        members = await store.member_user_ids(tx.conn, conv.id)
+        before = [pk for pk, _ in members]
         new = [pks[u] for u in named if pks[u] not in before]
+        newcomers = {u: pks[u] for u in named if pks[u] not in before}
+        await _refuse_blocked(tx.conn, caller.app_id, members, newcomers)
         if len(before) + len(new) > limit:
             raise invalid("user_ids", f"at most {limit} participants")
         if new:
@@ -115,6 +120,18 @@ async def add_participants(
                 services, tx, conv.id, caller.app_id, EventType.PARTICIPANTS_ADDED, data, before
             )
         return await view(tx.conn, conv, member)
+
+
+async def _refuse_blocked(
+    conn: AsyncConnection, app_id: str, members: list[tuple[int, str]], named: dict[str, int]
+) -> None:
+    """403 when a newcomer blocked a member or a member blocked a newcomer (blocks among
+    the members already there do not stop anyone joining)."""
+    everyone = {user_id: pk for pk, user_id in members} | named
+    if await block_store.any_block(conn, app_id, named, everyone) or await block_store.any_block(
+        conn, app_id, everyone, named
+    ):
+        raise ParticipantsBlocked()
 
 
 async def depart(

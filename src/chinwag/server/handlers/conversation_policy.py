@@ -26,8 +26,8 @@ from chinwag.server.storage import apps as app_store
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import users as user_store
 
-if TYPE_CHECKING:  # handlers.auth imports handlers.apps, which imports this module
-    from chinwag.server.handlers.auth import Authenticated
+if TYPE_CHECKING:
+    from chinwag.server.handlers.actors import Actor
 
 __all__ = ["POLICIES", "check_policy", "participant_pks"]
 
@@ -45,7 +45,7 @@ def check_policy(policy: str) -> str:
 
 
 async def participant_pks(
-    conn: AsyncConnection, caller: Authenticated, user_ids: list[str], *, now: float
+    conn: AsyncConnection, caller: Actor, user_ids: list[str], *, now: float
 ) -> dict[str, int]:
     """user_id → pk for ``user_ids`` (the caller may be among them), as the app's policy
     allows: created if need be (``open``), else they must exist; else 403."""

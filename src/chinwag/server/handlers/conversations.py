@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import uuid
 from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chinwag.core.errors import AccessDenied, Conflict, IdInUse, InvalidRequest, NotFound
+from chinwag.core.errors import AccessDenied, InvalidRequest, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid, user_id_problem
 from chinwag.server.broker import EventsAppended
+from chinwag.server.handlers.actors import Actor
 from chinwag.server.handlers.auth import Authenticated
-from chinwag.server.handlers.conversation_policy import participant_pks
-from chinwag.server.handlers.metadata import check_budget, check_metadata
-from chinwag.server.rate_limits import Action
+from chinwag.server.handlers.metadata import check_metadata
 from chinwag.server.services import Services
+from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import messages as message_store
@@ -39,7 +37,6 @@ __all__ = [
     "append",
     "check_metadata",
     "check_user_ids",
-    "create_conversation",
     "emit",
     "get_conversation",
     "invalid",
@@ -104,6 +101,7 @@ def message_json(
         "parts": orjson.loads(row.parts) if parts is None else parts,
         "sent_at": row.sent_at,
         "deleted": row.deleted_at is not None,
+        "bot": row.sender_bot,
     }
 
 
@@ -122,12 +120,8 @@ def check_user_ids(value: object, prop: str, limit: int) -> list[str]:
     return list(seen)
 
 
-def distinct_key(user_ids: list[str]) -> str:
-    return hashlib.sha256(orjson.dumps(sorted(user_ids))).hexdigest()
-
-
 async def load(
-    conn: AsyncConnection, caller: Authenticated, conversation_id: str, *, lock: bool = False
+    conn: AsyncConnection, caller: Actor, conversation_id: str, *, lock: bool = False
 ) -> tuple[ConversationRow, MemberRow]:
     """The conversation and the caller's membership; 404 unless they are or were a member.
 
@@ -214,107 +208,13 @@ async def get_conversation(
 async def active_participant_pks(
     services: Services, caller: Authenticated, conversation_id: str
 ) -> list[int]:
-    """Who is in the conversation now (for relaying typing); the caller must be one of them."""
+    """Who is in the conversation now (for relaying typing), less those who blocked the
+    caller; the caller must be one of them."""
     async with services.db.read() as conn:
         conv, member = await load(conn, caller, conversation_id)
         require_active(member)
-        return [pk for pk, _ in await store.member_user_ids(conn, conv.id)]
-
-
-async def create_conversation(
-    services: Services,
-    caller: Authenticated,
-    *,
-    participants: object,
-    distinct: bool,
-    metadata: object,
-    conversation_id: object = None,
-) -> tuple[dict[str, Any], bool]:
-    """Create a conversation with the caller in it; returns (conversation, created).
-
-    A distinct conversation is unique per participant set: the insert is ON CONFLICT DO
-    NOTHING on (app, distinct_key), so of many concurrent creators exactly one inserts and
-    the rest read its row (200, or 409 when they asked for other metadata).
-    """
-    await services.rate_limits.charge(Action.CONVERSATIONS, caller)
-    limit = services.settings.max_participants
-    named = check_user_ids(participants, "participants", limit)
-    await services.rate_limits.charge(Action.PARTICIPANTS, caller, len(named))
-    user_ids = list(dict.fromkeys([caller.user.user_id, *named]))
-    if len(user_ids) > limit:
-        raise invalid("participants", f"at most {limit} participants")
-    meta = check_metadata({} if metadata is None else metadata)
-    check_budget(meta, services.settings.max_metadata_bytes)
-    if conversation_id is not None and not is_valid_uuid(conversation_id):
-        raise invalid("id", "expected a lower-case UUID")
-    now = services.now()
-    new_id = str(uuid.UUID(bytes=services.random(16), version=4))
-    public_id = str(conversation_id or new_id)
-    key = distinct_key(user_ids) if distinct else None
-    async with services.db.transaction() as tx:
-        pks = await participant_pks(tx.conn, caller, user_ids, now=now)
-        inserted = await store.insert_conversation(
-            tx.conn,
-            {
-                "id": new_id,
-                "public_id": public_id,
-                "app_id": caller.app_id,
-                "distinct": distinct,
-                "distinct_key": key,
-                "metadata": orjson.dumps(meta).decode(),
-                "created_by_pk": caller.user.pk,
-                "created_at": now,
-                "last_position": 0,
-                "participant_count": 0,
-            },
-        )
-        if not inserted:
-            return await _existing(tx.conn, caller, public_id, key, meta, user_ids), False
-        ordered = [pks[u] for u in user_ids]
-        await store.add_members(tx.conn, new_id, ordered, now=now, position=0)
-        conv, member = await load(tx.conn, caller, public_id)
-        created = await shared_json(tx.conn, conv, None)
-        await append(
-            services, tx, new_id, caller.app_id, EventType.CONVERSATION_CREATED,
-            {"conversation": created}, ordered,
-        )  # fmt: skip
-        return await view(tx.conn, conv, member), True
-
-
-async def _existing(
-    conn: AsyncConnection,
-    caller: Authenticated,
-    conversation_id: str,
-    key: str | None,
-    meta: dict[str, Any],
-    user_ids: list[str],
-) -> dict[str, Any]:
-    """What a create that did not insert answers: the existing distinct one, or 409."""
-    if key is not None:
-        conv = await store.get_conversation(conn, caller.app_id, distinct_key=key)
-        if conv is not None:
-            body = await view(conn, conv, await _member(conn, conv, caller))
-            if meta and meta != body["metadata"]:
-                raise Conflict("A distinct conversation with these participants exists.", data=body)
-            return body
-    conv = await store.get_conversation(conn, caller.app_id, conversation_id=conversation_id)
-    member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
-    if conv is not None and member is not None and member.active:
-        body = await view(conn, conv, member)
-        same = (
-            set(body["participants"]) == set(user_ids)
-            and body["distinct"] == (key is not None)
-            and body["metadata"] == meta
-        )
-        if same:
-            return body
-    raise IdInUse("That conversation id is already in use.")
-
-
-async def _member(conn: AsyncConnection, conv: ConversationRow, caller: Authenticated) -> MemberRow:
-    member = await store.get_member(conn, conv.id, caller.user.pk)
-    assert member is not None, "a distinct key always includes the creator"
-    return member
+        blockers = await block_store.blockers_of(conn, caller.app_id, caller.user.user_id)
+        return [pk for pk, _ in await store.member_user_ids(conn, conv.id) if pk not in blockers]
 
 
 def _encode_cursor(sort: str, value: float, conversation_id: str) -> str:

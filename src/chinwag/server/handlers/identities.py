@@ -27,6 +27,7 @@ def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
         "display_name": user.display_name,
         "avatar_url": user.avatar_url,
         "anonymous": user.anonymous,
+        "bot": user.bot,
     }
     if private:
         body["email"] = user.email

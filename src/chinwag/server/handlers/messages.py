@@ -12,6 +12,7 @@ message, so a new message costs no lookup.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
+from chinwag.server.handlers.actors import Actor, AuditHook, audited
 from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import (
     append,
@@ -31,6 +33,7 @@ from chinwag.server.handlers.conversations import (
 )
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
+from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
@@ -44,7 +47,9 @@ __all__ = [
     "delete_message",
     "find_message",
     "list_messages",
+    "send_as",
     "send_message",
+    "store_message",
 ]
 
 MAX_PARTS = 1000
@@ -90,70 +95,113 @@ async def send_message(
     """Store and announce a message; returns (message, created). Retries are answered, not
     repeated."""
     await services.rate_limits.charge(Action.MESSAGES, caller)
-    if not is_valid_uuid(message_id):
-        raise invalid("id", "expected a lower-case UUID chosen by the client")
-    clean = check_parts(parts, services.settings.max_message_bytes)
-    encoded = orjson.dumps(clean).decode()
+    checked = _checked(services, message_id, parts)
 
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
         # Every refusal below comes before the first write: sends share transactions
         # (``Database.write``), and a refusal must leave nothing behind for the others.
-        now = services.now()
-        await require_live_session(tx.conn, caller.session.id, now)
-        conv, member = await load(tx.conn, caller, str(conversation_id), lock=True)
-        require_active(member)
-        size = sum(len(p["body"].encode()) for p in clean)
-        internal_id = str(uuid.UUID(bytes=services.random(16), version=4))
-        values = {
-            "id": internal_id,
-            "app_id": caller.app_id,
-            "public_id": message_id,
-            "conversation_id": conv.id,
-            "sender_pk": caller.user.pk,
-            "parts": encoded,
-            "size": size,
-            "sent_at": now,
-            "deleted_at": None,
-        }
-        position = await message_store.insert_message(tx.conn, values)
-        if position is None:
-            existing = await message_store.get_message_by_public_id(
-                tx.conn, caller.app_id, message_id
-            )
-            if existing is None:
-                raise IdInUse("That message id is already in use.")
-            return _repeat(existing, caller, conv, encoded), False
-        await message_store.record_last_message(
-            tx.conn, conv.id, position=position, message_id=internal_id, now=now
-        )
-        row = MessageRow(
-            id=internal_id,
-            app_id=caller.app_id,
-            public_id=message_id,
-            conversation_id=conv.id,
-            position=position,
-            sender_pk=caller.user.pk,
-            sender_id=caller.user.user_id,
-            parts=encoded,
-            size=size,
-            sent_at=now,
-            deleted_at=None,
-        )
-        readers = await store.record_send(
-            tx.conn, conv.id, sender_pk=caller.user.pk, position=position, at=now
-        )
-        body = message_json(row, conv.public_id, parts=clean)
-        await append(
-            services, tx, conv.id, caller.app_id, EventType.MESSAGE_CREATED,
-            {"message": body}, readers,
-        )  # fmt: skip
-        return body, True
+        await require_live_session(tx.conn, caller.session.id, services.now())
+        return await store_message(services, tx, caller, str(conversation_id), checked)
 
     return await services.db.write(write_message)
 
 
+async def send_as(
+    services: Services,
+    actor: Actor,
+    conversation_id: str,
+    message_id: str,
+    parts: object,
+    *,
+    audit: AuditHook | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """What :func:`send_message` does, for a user (or bot) the app's server speaks as
+    (the platform API): the same rules and idempotence, no session to check."""
+    checked = _checked(services, message_id, parts)
+
+    async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
+        found, created = await store_message(services, tx, actor, str(conversation_id), checked)
+        if created:
+            await audited(tx, audit)
+        return found, created
+
+    return await services.db.write(write_message)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedMessage:
+    message_id: str
+    parts: list[dict[str, str]]
+    encoded: str
+
+
+def _checked(services: Services, message_id: str, parts: object) -> CheckedMessage:
+    if not is_valid_uuid(message_id):
+        raise invalid("id", "expected a lower-case UUID chosen by the client")
+    clean = check_parts(parts, services.settings.max_message_bytes)
+    return CheckedMessage(message_id, clean, orjson.dumps(clean).decode())
+
+
+async def store_message(
+    services: Services, tx: Transaction, sender: Actor, conversation_id: str, msg: CheckedMessage
+) -> tuple[dict[str, Any], bool]:
+    """Insert ``msg`` from ``sender`` (an active participant) and append ``message.created``
+    to every active member's stream but those who blocked the sender."""
+    now = services.now()
+    conv, member = await load(tx.conn, sender, conversation_id, lock=True)
+    require_active(member)
+    size = sum(len(p["body"].encode()) for p in msg.parts)
+    internal_id = str(uuid.UUID(bytes=services.random(16), version=4))
+    values = {
+        "id": internal_id,
+        "app_id": sender.app_id,
+        "public_id": msg.message_id,
+        "conversation_id": conv.id,
+        "sender_pk": sender.user.pk,
+        "parts": msg.encoded,
+        "size": size,
+        "sent_at": now,
+        "deleted_at": None,
+    }
+    position = await message_store.insert_message(tx.conn, values)
+    if position is None:
+        existing = await message_store.get_message_by_public_id(
+            tx.conn, sender.app_id, msg.message_id
+        )
+        if existing is None:
+            raise IdInUse("That message id is already in use.")
+        return _repeat(existing, sender, conv, msg.encoded), False
+    await message_store.record_last_message(
+        tx.conn, conv.id, position=position, message_id=internal_id, now=now
+    )
+    row = MessageRow(
+        id=internal_id,
+        app_id=sender.app_id,
+        public_id=msg.message_id,
+        conversation_id=conv.id,
+        position=position,
+        sender_pk=sender.user.pk,
+        sender_id=sender.user.user_id,
+        parts=msg.encoded,
+        size=size,
+        sent_at=now,
+        deleted_at=None,
+        sender_bot=sender.user.bot,
+    )
+    readers = await store.record_send(
+        tx.conn, conv.id, sender_pk=sender.user.pk, sender_id=sender.user.user_id,
+        position=position, at=now,
+    )  # fmt: skip
+    body = message_json(row, conv.public_id, parts=msg.parts)
+    await append(
+        services, tx, conv.id, sender.app_id, EventType.MESSAGE_CREATED,
+        {"message": body}, readers,
+    )  # fmt: skip
+    return body, True
+
+
 def _repeat(
-    existing: MessageRow, caller: Authenticated, conv: ConversationRow, encoded: str
+    existing: MessageRow, caller: Actor, conv: ConversationRow, encoded: str
 ) -> dict[str, Any]:
     same = (
         existing.app_id == caller.app_id
@@ -200,6 +248,10 @@ async def find_message(
     seen = visibility(member)
     if row.position <= seen.above or (seen.up_to is not None and row.position > seen.up_to):
         raise NotFound("No message with that id.")
+    if row.sender_id is not None and await block_store.has_blocked(
+        conn, caller.user.pk, row.sender_id
+    ):
+        raise NotFound("No message with that id.")  # hidden from the blocker, as in pages
     return row, conv, member
 
 

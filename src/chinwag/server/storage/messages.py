@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.blocks import blocked_sender_filter
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import conversations, hidden_messages, messages, users
 
@@ -55,11 +56,14 @@ class MessageRow:
     size: int
     sent_at: float
     deleted_at: float | None
+    sender_bot: bool = False
+    """The sender is a bot identity (``users.bot``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Visibility:
-    """Which of a conversation's messages one user may see."""
+    """Which of a conversation's messages one user may see (never those of a user they
+    blocked: see ``storage.blocks``)."""
 
     user_pk: int
     above: int
@@ -68,13 +72,17 @@ class Visibility:
     """A former participant sees nothing after the position at which they left."""
 
 
-_STORED = [f for f in MessageRow.__slots__ if f != "sender_id"]
+_JOINED = {"sender_id": users.c.user_id, "sender_bot": users.c.bot}
+"""``MessageRow`` fields read from the sender's ``users`` row."""
+_STORED = [f for f in MessageRow.__slots__ if f not in _JOINED]
 """The ``messages`` columns, in ``MessageRow`` order."""
 
 
 def _from_tuple(row: Sequence[Any]) -> MessageRow:
     """From a row in ``MessageRow`` field order (``_GET_MESSAGE``'s)."""
-    id_, app_id, public, conv_id, position, sender_pk, sender_id, parts, size, sent, deleted = row
+    id_, app_id, public, conv_id, position, sender_pk, sender_id, parts, size, sent, deleted = row[
+        :11
+    ]
     return MessageRow(
         id=id_,
         app_id=app_id,
@@ -87,11 +95,12 @@ def _from_tuple(row: Sequence[Any]) -> MessageRow:
         size=int(size),
         sent_at=float(sent),
         deleted_at=deleted,
+        sender_bot=bool(row[11]),
     )
 
 
 _MESSAGE = select(
-    *[users.c.user_id if f == "sender_id" else messages.c[f] for f in MessageRow.__slots__]
+    *[_JOINED[f] if f in _JOINED else messages.c[f] for f in MessageRow.__slots__]
 ).select_from(messages.outerjoin(users, users.c.pk == messages.c.sender_pk))
 _GET_MESSAGE = Prepared(_MESSAGE.where(messages.c.id == bindparam("message_id")))
 _GET_MESSAGE_BY_PUBLIC_ID = Prepared(
@@ -145,6 +154,7 @@ def _unread_count(*, left: bool) -> Prepared:
             messages.c.position > bindparam("read_position", type_=BigInteger),
             messages.c.deleted_at.is_(None),
             messages.c.sender_pk.is_(None) | (messages.c.sender_pk != bindparam("user_pk")),
+            blocked_sender_filter(bindparam("user_pk")),
         )
     )
     if left:
@@ -157,9 +167,9 @@ _UNREAD_COUNT_LEFT = _unread_count(left=True)
 
 
 def _select() -> Select[Any]:
-    return select(messages, users.c.user_id.label("sender_id")).outerjoin(
-        users, users.c.pk == messages.c.sender_pk
-    )
+    return select(
+        messages, users.c.user_id.label("sender_id"), users.c.bot.label("sender_bot")
+    ).outerjoin(users, users.c.pk == messages.c.sender_pk)
 
 
 def _row(row: Any) -> MessageRow:
@@ -176,6 +186,7 @@ def _row(row: Any) -> MessageRow:
         size=int(m["size"]),
         sent_at=float(m["sent_at"]),
         deleted_at=m["deleted_at"],
+        sender_bot=bool(m["sender_bot"]),
     )
 
 
@@ -185,6 +196,7 @@ def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Sele
         messages.c.conversation_id == conversation_id,
         messages.c.position > seen.above,
         messages.c.id.not_in(hidden),
+        blocked_sender_filter(seen.user_pk),
     )
     if seen.up_to is not None:
         query = query.where(messages.c.position <= seen.up_to)

@@ -59,6 +59,8 @@ class UserRecord:
     """A designated agent: anonymous users may talk to it under ``anonymous_to_agents``."""
     suspended_at: float | None = None
     """Set while the user is suspended: no new sessions, even with a valid identity token."""
+    bot: bool = False
+    """A bot identity the app created through the platform API (shown as ``bot: true``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,13 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "announcements",
     "api_keys",
     "app_jwks",
     "app_keys",
     "apps",
     "audit_log",
+    "blocks",
     "consumed_nonces",
     "conversations",
     "events",
@@ -132,6 +134,8 @@ users = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("suspended_at", Float),  # no new sessions while set (0004)
+    # A bot identity created through the platform API (0007): shown as ``bot: true``.
+    Column("bot", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("app_id", "user_id", name="uq_users_app_user"),
     Index("ix_users_app_email", "app_id", "email"),
 )
@@ -419,4 +423,28 @@ push_jobs = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_push_jobs_due", "next_attempt_at"),
     Index("ix_push_jobs_session_id", "session_id"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    # The blocked user is named by the app's user id, not a ``users`` row: blocking an id
+    # must neither create a user (a way round ``existing_users``) nor tell whether one exists.
+    Column("blocker_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("blocked_user_id", String(256), primary_key=True),
+    Column("app_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_blocks_app_blocked", "app_id", "blocked_user_id"),
+)
+
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("public_id", String(36), nullable=False),
+    Column("parts", Text, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("recipient_count", Integer, nullable=False),
+    UniqueConstraint("app_id", "public_id", name="uq_announcements_public_id"),
 )

@@ -62,6 +62,7 @@ def _user(row: Any) -> UserRecord:
         updated_at=float(updated),
         agent=bool(row[12]),
         suspended_at=None if row[13] is None else float(row[13]),
+        bot=bool(row[14]),
     )
 
 
@@ -102,6 +103,7 @@ async def insert_user(
     anonymous: bool,
     profile: dict[str, str | None],
     now: float,
+    bot: bool = False,
 ) -> UserRecord:
     values: dict[str, object] = {
         "app_id": app_id,
@@ -110,6 +112,7 @@ async def insert_user(
         "stream_head": 0,
         "agent": False,
         "suspended_at": None,
+        "bot": bot,
         "created_at": now,
         "updated_at": now,
         **dict.fromkeys(PROFILE_FIELDS),

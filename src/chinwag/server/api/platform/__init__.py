@@ -11,9 +11,20 @@ __all__ = ["platform_router"]
 
 
 def platform_router() -> APIRouter:
-    from chinwag.server.api.platform import apps, audit, jwks, keys, push, users, webhooks
+    from chinwag.server.api.platform import (
+        apps,
+        audit,
+        jwks,
+        keys,
+        messages,
+        push,
+        users,
+        webhooks,
+    )
 
     router = APIRouter()
-    for module in (apps, keys, users, audit, jwks, webhooks, push):
+    # ``messages`` before ``users``: ``users/{user_id:path}`` would otherwise swallow
+    # ``users/{user_id}/blocks`` (so a user id ending in "/blocks" cannot be read by GET).
+    for module in (apps, keys, messages, users, audit, jwks, webhooks, push):
         router.include_router(module.router)
     return router

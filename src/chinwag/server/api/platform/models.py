@@ -155,6 +155,7 @@ class PlatformUser(_Body):
     email: str | None
     first_name: str | None
     last_name: str | None
+    bot: bool = Field(default=False, description="A bot identity created by the app's server")
     agent: bool
     suspended_at: float | None
     created_at: float = Seconds
