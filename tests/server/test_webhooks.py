@@ -261,6 +261,24 @@ async def test_a_log_out_is_announced_as_session_ended_with_the_user(
     assert event["data"]["reason"]
 
 
+async def test_a_suspension_is_announced_as_user_suspended(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, ["user.suspended"])
+        answer = await client.post(
+            f"/v1/platform/apps/{app.app_id}/users/suspend",
+            json={"user_id": "alice"},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 200, answer.text
+        await receiver.wait_for(lambda: len(receiver.answered) >= 1)
+    (event,) = verified(hook["secret"], receiver)
+    assert event["type"] == "user.suspended"
+    assert event["data"]["user_id"] == "alice"
+    assert len(event["data"]["ended_session_ids"]) == 1
+
+
 async def test_finished_deliveries_are_purged_after_the_retention(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
 ) -> None:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from chinwag.core.errors import AppSuspended, NotFound, UserSuspended
 from chinwag.core.ids import user_id_problem
+from chinwag.core.webhook_events import WebhookEventType
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.sessions import end_app_sessions, end_sessions
 from chinwag.server.services import Services
 from chinwag.server.storage import apps as app_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
+from chinwag.server.storage import webhook_outbox as webhook_store
+from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.outbox import webhook_body
 from chinwag.server.storage.records import AppRecord, SessionRecord, UserRecord
 
 __all__ = [
@@ -56,9 +60,27 @@ async def set_user_suspended(
                 session_ids=live,
                 reason=USER_SUSPENDED,
             )
+            await _announce_suspension(tx, app_id, user.user_id, ended, now)
         refreshed = await user_store.get_user_by_pk(tx.conn, user.pk)
     assert refreshed is not None
     return refreshed, ended
+
+
+async def _announce_suspension(
+    tx: Transaction, app_id: str, user_id: str, ended: list[str], now: float
+) -> None:
+    """``user.suspended`` for the app's webhooks, in the suspension's own transaction. It is
+    no stream event (the user's devices learn of it as their sessions' ``session.revoked``),
+    so it goes straight to the webhook outbox."""
+    event_type = WebhookEventType.USER_SUSPENDED
+    data = {"user_id": user_id, "ended_session_ids": ended}
+    await webhook_store.enqueue(
+        tx.conn,
+        app_id=app_id,
+        event_type=event_type,
+        payload=webhook_body(event_type, app_id, data, now),
+        now=now,
+    )
 
 
 async def set_app_suspended(
