@@ -30,7 +30,7 @@ RESULTS = REPO / "bench" / "results"
 
 
 def run_suite(figures: Path, junit: Path, extra: list[str]) -> int:
-    env = {**os.environ, "CHINWAG_ABUSE_FIGURES": str(figures)}
+    env = {**os.environ, "CHINWAG_ABUSE": "1", "CHINWAG_ABUSE_FIGURES": str(figures)}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                f"--junitxml={junit}", "tests/abuse", *extra]  # fmt: skip
     return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
