@@ -57,30 +57,16 @@ def safe(text: str) -> str:
 
 
 def app_json(app: AppRecord) -> dict[str, Any]:
-    return {
-        "app_id": app.id,
-        "name": app.name,
-        "environment": app.environment,
-        "session_lifetime": app.session_lifetime,
-        "require_nonce": app.require_nonce,
-        "max_token_age": app.max_token_age,
-        "allow_anonymous": app.allow_anonymous,
-        "conversation_policy": app.conversation_policy,
-        "created_at": app.created_at,
-        "updated_at": app.updated_at,
-    }
+    from chinwag.server.handlers.app_views import app_json as render
+
+    return render(app)
 
 
 def key_json(key: KeyRecord) -> dict[str, Any]:
     """A key as listed: never its secret or private key (those have their own commands)."""
-    return {
-        "kid": key.kid,
-        "app_id": key.app_id,
-        "alg": key.alg,
-        "enabled": key.enabled,
-        "development": key.development,
-        "created_at": key.created_at,
-    }
+    from chinwag.server.handlers.app_views import key_json as render
+
+    return render(key)
 
 
 def when(timestamp: float) -> str:

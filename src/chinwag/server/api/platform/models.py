@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chinwag.server.handlers.app_views import app_json, key_json
 from chinwag.server.handlers.identities import user_json
 from chinwag.server.storage.audit import AuditEntry
-from chinwag.server.storage.records import AppRecord, KeyRecord, SessionRecord, UserRecord
+from chinwag.server.storage.records import AppRecord, SessionRecord, UserRecord
 
 __all__ = [
     "App",
@@ -217,31 +218,11 @@ class AuditPage(_Body):
 
 
 def app_view(app: AppRecord) -> dict[str, Any]:
-    return {
-        "app_id": app.id,
-        "name": app.name,
-        "environment": app.environment,
-        "session_lifetime": app.session_lifetime,
-        "require_nonce": app.require_nonce,
-        "max_token_age": app.max_token_age,
-        "allow_anonymous": app.allow_anonymous,
-        "conversation_policy": app.conversation_policy,
-        "suspended_at": app.suspended_at,
-        "created_at": app.created_at,
-        "updated_at": app.updated_at,
-    }
+    return app_json(app) | {"suspended_at": app.suspended_at}
 
 
-def key_view(key: KeyRecord) -> dict[str, Any]:
-    """Never the stored secret or development private key."""
-    return {
-        "kid": key.kid,
-        "app_id": key.app_id,
-        "alg": key.alg,
-        "enabled": key.enabled,
-        "development": key.development,
-        "created_at": key.created_at,
-    }
+key_view = key_json
+"""Never the stored secret or development private key."""
 
 
 def user_view(user: UserRecord) -> dict[str, Any]:
