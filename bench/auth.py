@@ -173,41 +173,19 @@ def _time_sync(fn: Callable[[], object], min_seconds: float, min_iterations: int
     return Cost(elapsed / n * 1e6, (time.process_time() - cpu) / n * 1e6)
 
 
-_HOPS = [0]
-
-
-def _count_thread_hops() -> None:
-    """Count aiosqlite's hand-offs to its worker thread (one per driver call)."""
-    import aiosqlite.core
-
-    original: Callable[..., Awaitable[Any]] = aiosqlite.core.Connection._execute
-
-    async def counting(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        _HOPS[0] += 1
-        return await original(self, fn, *args, **kwargs)
-
-    aiosqlite.core.Connection._execute = counting  # type: ignore[method-assign]
-
-
 async def _time_async(
     fn: Callable[[int], Awaitable[object]], iterations: int, warmup: int = 20
 ) -> Cost:
     """Cost of one await of ``fn(i)``, ``i`` counting up so each call can use fresh inputs."""
     for i in range(warmup):
         await fn(i)
-    hops = _HOPS[0]
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(warmup, warmup + iterations):
         await fn(i)
-    cost = Cost(
+    return Cost(
         (time.perf_counter() - started) / iterations * 1e6,
         (time.process_time() - cpu) / iterations * 1e6,
     )
-    _LAST_HOPS[0] = (_HOPS[0] - hops) / iterations
-    return cost
-
-
-_LAST_HOPS = [0.0]
 
 
 async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
@@ -258,8 +236,6 @@ class StepResults:
     """Steps that do not depend on the algorithm."""
     per_alg: dict[str, dict[str, Cost]] = field(default_factory=dict)
     """alg → step → cost."""
-    hops: dict[str, float] = field(default_factory=dict)
-    """aiosqlite thread hand-offs per operation, for the database steps."""
     iterations: int = 0
 
 
@@ -281,7 +257,6 @@ async def measure_steps(
     from chinwag.server.storage import users as user_store
     from chinwag.server.storage.records import SessionRecord
 
-    _count_thread_hops()
     settings = _settings(database_url)
     app = create_app(settings)
     results = StepResults(iterations=iterations)
@@ -297,7 +272,6 @@ async def measure_steps(
             target: dict[str, Cost], name: str, fn: Callable[[int], Awaitable[object]]
         ) -> None:
             target[name] = await _time_async(fn, iterations)
-            results.hops[name] = _LAST_HOPS[0]
 
         def step(name: str) -> None:
             progress.update(f"steps: {name}"[:24], done_seconds=0, note=note)
@@ -753,21 +727,19 @@ def write_markdown(
             "",
             f"Async steps averaged over {steps.iterations} iterations, pure steps over "
             "≥ 0.3 s. *CPU* is the bench process's CPU time (all threads) per operation, "
-            "*wall* the elapsed time; *hops* counts aiosqlite hand-offs to its worker "
-            "thread per operation.",
+            "*wall* the elapsed time.",
             "",
-            "| step | CPU µs/op | wall µs/op | hops |",
-            "|---|---:|---:|---:|",
+            "| step | CPU µs/op | wall µs/op |",
+            "|---|---:|---:|",
             *(
-                f"| {name} | {cost.cpu_us:,.1f} | {cost.wall_us:,.1f} | "
-                f"{steps.hops.get(name, 0):.0f} |"
+                f"| {name} | {cost.cpu_us:,.1f} | {cost.wall_us:,.1f} |"
                 for name, cost in steps.common.items()
             ),
             "",
             "CPU µs/op per algorithm (wall in brackets):",
             "",
-            "| step | " + " | ".join(algs) + " | hops |",
-            "|---|" + "---:|" * (len(algs) + 1),
+            "| step | " + " | ".join(algs) + " |",
+            "|---|" + "---:|" * len(algs),
         ]
         names = list(next(iter(steps.per_alg.values())))
         for name in names:
@@ -777,7 +749,7 @@ def write_markdown(
                     f"{steps.per_alg[a][name].cpu_us:,.1f} ({steps.per_alg[a][name].wall_us:,.0f})"
                     for a in algs
                 )
-                + f" | {steps.hops.get(name, 0):.0f} |"
+                + " |"
             )
         by_alg = {r.alg: r for r in loads}
         lines += [

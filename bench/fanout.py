@@ -5,18 +5,42 @@ Run from the repository root::
     .venv/bin/python bench/fanout.py                                # everything (~3 min)
     .venv/bin/python bench/fanout.py --rates 500,1000 --step-seconds 5 --fanout-reps 5
     .venv/bin/python bench/fanout.py --database-url postgresql+asyncpg://postgres@127.0.0.1/x
+    .venv/bin/python bench/fanout.py --idle 10000 --rates 500,1000 --fanout-reps 0
+    .venv/bin/python bench/fanout.py --nodes 2 --broker-url redis://127.0.0.1:6379/0 \
+        --database-url postgresql+asyncpg://postgres@127.0.0.1/x --fanout-reps 0
+
+Options beyond the defaults (issue #10):
+
+- ``--idle N``: N more users with one session each, whose sockets authenticate and then
+  only answer pings; opened last in (c) (so (c) is measured at ``2 x --devices + N``) and
+  held open through (b) and (a). Judged against issue #10's targets (1,000 msg/s at
+  p99 < 100 ms, < 25 KiB per idle socket) unless ``--target-*`` says otherwise.
+- ``--nodes N`` (with a PostgreSQL ``--database-url`` and a ``redis://`` ``--broker-url``):
+  N ``chinwag serve`` processes on the one database; client process ``w`` talks to node
+  ``w % N`` and holds the devices whose index is ``w`` modulo the client count, so device
+  ``i`` is on node ``i % N`` and the two devices of each pair are on different nodes: every
+  1:1 message crosses the doorbell. Server CPU is reported per node, RSS summed.
+- ``--broker-url`` / ``--broker-prefix``: the servers' ``CHINWAG_BROKER_URL`` and
+  ``CHINWAG_BROKER_PREFIX`` (default ``chinwag-bench-<pid>``, apart from anyone else using
+  that Redis). ``bench/doorbell.py`` compares ``memory://`` with ``redis://`` on one node.
+- ``--gc-log``: the servers log their generation-2 (and any > 5 ms) garbage collections
+  through ``bench/_gc_probe/sitecustomize.py``; each step reports its full collections.
+  Per step, the table also has each event-loop thread's wait for a CPU (schedstat) and
+  the kernel's share of the server CPU; before (a), the server CPU at rest.
 
 What it does, in order:
 
 1. **Setup (not timed).** A fresh SQLite database in a temporary directory (or
    ``--database-url``). Through the server's own handlers, before the server starts: one
-   app with an HS256 secret; 2 x ``--devices`` users, each with one session (nonce, signed
-   identity token, ``create_session``); ``--devices / 2`` distinct 1:1 conversations among
-   the first half ("pair" users); one conversation holding all of the second half
-   ("group" users, 1,000 by default = ``max_participants``).
-2. **Server.** ONE ``chinwag serve --no-dev-app`` subprocess (uvloop, httptools, websockets
-   sans-I/O), auth rate limit off, log level warning, RLIMIT_NOFILE raised (inherited and
-   set again in a ``preexec_fn``). ``--profile out.html`` runs it under pyinstrument.
+   app with an HS256 secret; 2 x ``--devices`` (+ ``--idle``) users, each with one session
+   (nonce, signed identity token, ``create_session``; 64 at a time, progress on stderr);
+   ``--devices / 2`` distinct 1:1 conversations among the first half ("pair" users); one
+   conversation holding all of the second half ("group" users, 1,000 by default =
+   ``max_participants``).
+2. **Server.** ONE (or ``--nodes``) ``chinwag serve --no-dev-app`` subprocess (uvloop,
+   httptools, websockets sans-I/O), auth rate limit off, log level warning, RLIMIT_NOFILE
+   raised (inherited and set again in a ``preexec_fn``). ``--profile out.html`` runs it
+   under pyinstrument.
 3. **Clients.** ``--clients`` processes (``bench/_ws_load.py``), each a uvloop holding its
    share of the sockets as bare ``asyncio.Protocol`` objects; frames are classified by
    prefix and a body marker, never fully parsed. Their CPU time is measured per phase.
@@ -44,6 +68,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing as mp
+import os
 import shlex
 import statistics
 import subprocess
@@ -51,7 +76,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
@@ -61,16 +86,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _fanout_report import Targets, targets, write_markdown, write_plot
 from _load import CHINWAG, ServerProcess, loadavg, machine_info, percentile
 from _ws_load import Device, raise_nofile_limit, worker_main
 
 __all__ = ["main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TARGET_RATE = 2000
-TARGET_P99_MS = 50.0
-TARGET_FANOUT_MS = 250.0
-TARGET_KIB_PER_CONN = 30.0
 
 
 def log(message: str) -> None:
@@ -87,14 +109,54 @@ class Fixture:
     group: list[Device]
     group_conversation: str
     seconds: float
+    idle: list[Device] = field(default_factory=list)
 
 
-async def _setup(database_url: str, devices: int) -> Fixture:
+SESSION_BATCH = 64
+"""Sessions created concurrently during setup (SQLite serialises them on its one held
+connection but skips the per-call round trips; PostgreSQL runs them on its pool)."""
+
+
+async def _sessions(
+    services: Any, app_id: str, key: Any, user_ids: list[str]
+) -> tuple[list[Any], list[str]]:
+    """One session per user id, ``SESSION_BATCH`` at a time, with progress on stderr."""
     from chinwag.core.keys import Alg, sign_identity_token
+    from chinwag.server.handlers.auth import Authenticated, create_session, new_nonce
+
+    async def one(user_id: str) -> tuple[Any, str]:
+        claims = {
+            "sub": user_id,
+            "nce": new_nonce(services, app_id).value,
+            "iat": int(services.now()),
+        }
+        token = sign_identity_token(claims, kid=key.record.kid, alg=Alg.HS256, secret=key.secret)
+        session = await create_session(services, app_id, token)
+        return Authenticated(session=session.session, user=session.user), session.token
+
+    callers: list[Any] = []
+    tokens: list[str] = []
+    started = time.monotonic()
+    last_report = started
+    for at in range(0, len(user_ids), SESSION_BATCH):
+        done = await asyncio.gather(*(one(u) for u in user_ids[at : at + SESSION_BATCH]))
+        callers += [c for c, _ in done]
+        tokens += [t for _, t in done]
+        now = time.monotonic()
+        if now - last_report >= 2.0 or len(tokens) == len(user_ids):
+            last_report = now
+            rate = len(tokens) / max(1e-9, now - started)
+            log(
+                f"setup: {len(tokens):,}/{len(user_ids):,} sessions ({rate:.0f}/s, "
+                f"ETA {(len(user_ids) - len(tokens)) / max(rate, 1e-9):.0f} s)"
+            )
+    return callers, tokens
+
+
+async def _setup(database_url: str, devices: int, idle: int = 0) -> Fixture:
     from chinwag.server.context import open_services
     from chinwag.server.handlers import apps as app_handlers
-    from chinwag.server.handlers.auth import Authenticated, create_session, new_nonce
-    from chinwag.server.handlers.conversations import create_conversation
+    from chinwag.server.handlers.conversation_create import create_conversation
     from chinwag.server.settings import Settings
 
     started = time.monotonic()
@@ -102,23 +164,9 @@ async def _setup(database_url: str, devices: int) -> Fixture:
     async with open_services(settings) as services:
         app, _ = await app_handlers.create_app(services, "fanout bench")
         key = await app_handlers.add_secret(services, app.id)
-        callers: list[Authenticated] = []
-        tokens: list[str] = []
-        for i in range(2 * devices):
-            user_id = f"{'p' if i < devices else 'g'}{i}"
-            claims = {
-                "sub": user_id,
-                "nce": new_nonce(services, app.id).value,
-                "iat": int(services.now()),
-            }
-            token = sign_identity_token(
-                claims, kid=key.record.kid, alg=Alg.HS256, secret=key.secret
-            )
-            session = await create_session(services, app.id, token)
-            callers.append(Authenticated(session=session.session, user=session.user))
-            tokens.append(session.token)
-            if (i + 1) % 500 == 0:
-                log(f"setup: {i + 1}/{2 * devices} sessions")
+        user_ids = [f"{'p' if i < devices else 'g'}{i}" for i in range(2 * devices)]
+        user_ids += [f"i{2 * devices + i}" for i in range(idle)]
+        callers, tokens = await _sessions(services, app.id, key, user_ids)
         pairs = [Device(i, tokens[i]) for i in range(devices)]
         for i in range(0, devices, 2):
             conv, _ = await create_conversation(
@@ -130,7 +178,7 @@ async def _setup(database_url: str, devices: int) -> Fixture:
             )
             pairs[i].conversation_id = pairs[i + 1].conversation_id = str(conv["id"])
         log(f"setup: {devices // 2} 1:1 conversations")
-        group_callers = callers[devices:]
+        group_callers = callers[devices : 2 * devices]
         conv, _ = await create_conversation(
             services,
             group_callers[0],
@@ -140,7 +188,8 @@ async def _setup(database_url: str, devices: int) -> Fixture:
         )
         group = [Device(devices + i, tokens[devices + i], str(conv["id"])) for i in range(devices)]
         log(f"setup: one {len(conv['participants'])}-member conversation")
-    return Fixture(pairs, group, str(conv["id"]), time.monotonic() - started)
+        idle_devices = [Device(i, tokens[i]) for i in range(2 * devices, 2 * devices + idle)]
+    return Fixture(pairs, group, str(conv["id"]), time.monotonic() - started, idle_devices)
 
 
 # --------------------------------------------------------------------------- server
@@ -155,6 +204,19 @@ class FanoutServer(ServerProcess):
     """``ServerProcess`` with a raised fd limit (and, via ``python_args``, a profiler)."""
 
     preexec_fn: Callable[[], None] | None = _raise_limit_in_child
+    gc_log: Path | None = None
+    """Where ``bench/_gc_probe`` appends this server's slow collections (``--gc-log``)."""
+
+    def collections(self, since: float, until: float) -> list[tuple[int, float]]:
+        """(generation, ms) of the logged collections that started in [since, until)."""
+        if self.gc_log is None or not self.gc_log.exists():
+            return []
+        found = []
+        for line in self.gc_log.read_text().splitlines():
+            start, generation, ms, _ = line.split()
+            if since <= float(start) < until:
+                found.append((int(generation), float(ms)))
+        return found
 
     def process(self) -> psutil.Process:
         """The Python process serving (the profiler wrapper execs nothing: it is that one)."""
@@ -162,6 +224,15 @@ class FanoutServer(ServerProcess):
 
     def rss(self) -> int:
         return int(self.process().memory_info().rss)
+
+    def run_wait(self) -> float:
+        """Seconds the main (event-loop) thread has been ready to run but waiting for a CPU
+        (``/proc/<pid>/schedstat``): the shared machine's share of a slow p99."""
+        try:
+            with open(f"/proc/{self.pid}/schedstat") as schedstat:
+                return int(schedstat.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # no schedstats on this kernel
+            return 0.0
 
     def thread_cpu(self) -> tuple[float, float]:
         """(main thread, all other threads) user+system CPU seconds so far."""
@@ -174,19 +245,32 @@ class FanoutServer(ServerProcess):
                 other += spent
         return main, other
 
+    def system_cpu(self) -> float:
+        """Kernel-mode CPU seconds so far (socket calls and wake-ups: the round trips)."""
+        return float(self.process().cpu_times().system)
+
 
 # --------------------------------------------------------------------------- clients
 
 
 class Clients:
-    """The client processes, driven synchronously over pipes."""
+    """The client processes, driven synchronously over pipes.
 
-    def __init__(self, count: int, port: int) -> None:
+    Client process ``w`` talks to node ``w % len(ports)`` and holds the devices whose index
+    is ``w`` modulo the number of processes; with as many processes as nodes (or a multiple),
+    device ``i`` is on node ``i % nodes``, so the two devices of a pair (``2k``, ``2k + 1``)
+    are on different nodes.
+    """
+
+    def __init__(self, count: int, ports: list[int]) -> None:
+        if count % len(ports):
+            raise ValueError(f"{count} client processes cannot be split over {len(ports)} nodes")
         ctx = mp.get_context("spawn")
         self.pipes: list[Pipe] = []
         self.procs: list[Any] = []
-        for _ in range(count):
+        for w in range(count):
             ours, theirs = ctx.Pipe()
+            port = ports[w % len(ports)]
             proc = ctx.Process(target=worker_main, args=(theirs, "127.0.0.1", port), daemon=True)
             proc.start()
             self.pipes.append(ours)
@@ -207,7 +291,7 @@ class Clients:
 
     def split(self, devices: list[Device]) -> list[list[Device]]:
         n = len(self.pipes)
-        return [devices[i::n] for i in range(n)]
+        return [[d for d in devices if d.index % n == w] for w in range(n)]
 
     def cpu(self) -> list[float]:
         return [float(x) for x in self.call("cpu")]
@@ -226,29 +310,35 @@ class Clients:
 # --------------------------------------------------------------------------- phases
 
 
-def _settled_rss(server: FanoutServer, seconds: float = 2.0) -> int:
-    """Median of a few RSS samples after letting the server settle."""
+def _settled_rss(servers: list[FanoutServer], seconds: float = 2.0) -> int:
+    """Median of a few samples of the servers' summed RSS after letting them settle."""
     samples = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         time.sleep(0.25)
-        samples.append(server.rss())
+        samples.append(sum(server.rss() for server in servers))
     return int(statistics.median(samples[-4:]))
 
 
-def phase_memory(server: FanoutServer, clients: Clients, fx: Fixture) -> dict[str, Any]:
+def _cpu(servers: list[FanoutServer]) -> list[tuple[float, float]]:
+    return [server.thread_cpu() for server in servers]
+
+
+def phase_memory(servers: list[FanoutServer], clients: Clients, fx: Fixture) -> dict[str, Any]:
     log("(c) memory: warm-up sockets")
     warm = fx.pairs[:20]
     clients.call("connect", [{"devices": d} for d in clients.split(warm)])
     time.sleep(0.5)
     clients.call("close")
     time.sleep(0.5)
-    base = _settled_rss(server)
+    base = _settled_rss(servers)
     rows: list[dict[str, Any]] = [{"sockets": 0, "rss": base, "load": loadavg()}]
     opened = 0
-    for name, devices in (("pair", fx.pairs), ("group", fx.group)):
+    for name, devices in (("pair", fx.pairs), ("group", fx.group), ("idle", fx.idle)):
+        if not devices:
+            continue
         t0 = time.monotonic()
-        cpu0 = sum(server.thread_cpu())
+        cpu0 = sum(sum(c) for c in _cpu(servers))
         results = clients.call("connect", [{"devices": d} for d in clients.split(devices)])
         took = time.monotonic() - t0
         connected = sum(r["connected"] for r in results)
@@ -256,7 +346,7 @@ def phase_memory(server: FanoutServer, clients: Clients, fx: Fixture) -> dict[st
         if failures:
             log(f"(c) connect failures: {failures[:3]}")
         opened += connected
-        rss = _settled_rss(server)
+        rss = _settled_rss(servers, 4.0 if len(devices) > 2000 else 2.0)
         rows.append(
             {
                 "sockets": opened,
@@ -264,7 +354,11 @@ def phase_memory(server: FanoutServer, clients: Clients, fx: Fixture) -> dict[st
                 "per_socket": (rss - base) / opened,
                 "connect_seconds": took,
                 "connect_per_second": connected / took,
-                "server_cpu_ms_per_connect": (sum(server.thread_cpu()) - cpu0) * 1e3 / connected,
+                "server_cpu_ms_per_connect": (sum(sum(c) for c in _cpu(servers)) - cpu0)
+                * 1e3
+                / max(1, connected),
+                "connected": connected,
+                "failed": len(devices) - connected,
                 "load": loadavg(),
                 "group": name,
             }
@@ -273,7 +367,7 @@ def phase_memory(server: FanoutServer, clients: Clients, fx: Fixture) -> dict[st
             f"(c) {opened} sockets: RSS {rss / 2**20:.1f} MiB, "
             f"{(rss - base) / opened / 1024:.1f} KiB/socket (connected {connected / took:.0f}/s)"
         )
-    return {"rows": rows, "fds": server.process().num_fds()}
+    return {"rows": rows, "fds": sum(server.process().num_fds() for server in servers)}
 
 
 def phase_fanout(clients: Clients, fx: Fixture, reps: int) -> dict[str, Any]:
@@ -322,7 +416,7 @@ def phase_fanout(clients: Clients, fx: Fixture, reps: int) -> dict[str, Any]:
 
 
 def _step(
-    server: FanoutServer,
+    servers: list[FanoutServer],
     clients: Clients,
     fx: Fixture,
     step: int,
@@ -335,7 +429,9 @@ def _step(
     shares = clients.split(fx.pairs)
     start_at = time.monotonic() + 0.3
     cpu_clients0 = clients.cpu()
-    cpu_server0 = server.thread_cpu()
+    cpu_nodes0 = _cpu(servers)
+    wait0 = [server.run_wait() for server in servers]
+    sys0 = sum(server.system_cpu() for server in servers)
     wall0 = time.monotonic()
     results = clients.call(
         "load",
@@ -359,16 +455,20 @@ def _step(
         if sum(c["delivered"] for c in counts) >= sent and sum(c["acked"] for c in counts) >= sent:
             break
         time.sleep(0.1)
-    cpu_server1 = server.thread_cpu()
+    cpu_nodes1 = _cpu(servers)
+    wait1 = [server.run_wait() for server in servers]
+    sys1 = sum(server.system_cpu() for server in servers)
     cpu_clients1 = clients.cpu()
     wall = time.monotonic() - wall0 - 0.3
+    gcs = [g for server in servers for g in server.collections(start_at, time.monotonic())]
+    full = [ms for generation, ms in gcs if generation == 2]
     collected = clients.call("collect", {"step": step})
     delivered = sorted(x for c in collected for x in c["delivered"])
     acked = sorted(x for c in collected for x in c["acked"])
     last = max(c["last_delivery"] for c in collected)
     busy = max(1e-9, last - start_at) if delivered else wall
-    main_cpu = cpu_server1[0] - cpu_server0[0]
-    other_cpu = cpu_server1[1] - cpu_server0[1]
+    main_cpu = sum(b[0] - a[0] for a, b in zip(cpu_nodes0, cpu_nodes1, strict=True))
+    other_cpu = sum(b[1] - a[1] for a, b in zip(cpu_nodes0, cpu_nodes1, strict=True))
     return {
         "step": step,
         "offered": rate,
@@ -392,6 +492,12 @@ def _step(
         "server_main_cpu": main_cpu / wall,
         "server_other_cpu": other_cpu / wall,
         "server_cpu_ms_per_msg": (main_cpu + other_cpu) * 1e3 / max(1, sent),
+        "server_system_share": (sys1 - sys0) / max(1e-9, main_cpu + other_cpu),
+        "gc_full": len(full),
+        "gc_full_max_ms": max(full, default=0.0),
+        "gc_slow_ms": sum(ms for _, ms in gcs),
+        "node_wait": [(b - a) / wall for a, b in zip(wait0, wait1, strict=True)],
+        "node_cpu": [(sum(b) - sum(a)) / wall for a, b in zip(cpu_nodes0, cpu_nodes1, strict=True)],
         "client_cpu": [(b - a) / wall for a, b in zip(cpu_clients0, cpu_clients1, strict=True)],
         "load_before": load_before,
         "load_after": loadavg(),
@@ -399,7 +505,7 @@ def _step(
 
 
 def phase_load(
-    server: FanoutServer,
+    servers: list[FanoutServer],
     clients: Clients,
     fx: Fixture,
     rates: list[int],
@@ -407,12 +513,20 @@ def phase_load(
     drain: float,
     all_steps: bool,
 ) -> dict[str, Any]:
-    log("(a) warm-up: 200 msg/s for 3 s")
-    _step(server, clients, fx, 0, 200, 3.0, drain)
+    cpu0, wall0 = _cpu(servers), time.monotonic()
+    time.sleep(3.0)
+    rest = [
+        (sum(b) - sum(a)) / (time.monotonic() - wall0)
+        for a, b in zip(cpu0, _cpu(servers), strict=True)
+    ]
+    log("(a) server CPU at rest (no messages): " + " / ".join(f"{c:.2f}" for c in rest))
+    warm = min(200, rates[0])  # a warm-up beyond the first step would only queue a backlog
+    log(f"(a) warm-up: {warm} msg/s for 3 s")
+    _step(servers, clients, fx, 0, warm, 3.0, drain)
     steps: list[dict[str, Any]] = []
     for i, rate in enumerate(rates, start=1):
         log(f"(a) step {i}/{len(rates)}: {rate} msg/s offered for {seconds:.0f} s")
-        row = _step(server, clients, fx, i, rate, seconds, drain)
+        row = _step(servers, clients, fx, i, rate, seconds, drain)
         row["sustained"] = (
             row["delivered"] >= 0.99 * row["sent"]
             and row["send_rate"] >= 0.95 * rate
@@ -423,7 +537,20 @@ def phase_load(
             f"(a)   sent {row['sent']} ({row['send_rate']:.0f}/s), delivered {row['delivered']} "
             f"({row['delivered_rate']:.0f}/s), p50 {row['p50_ms']:.1f} ms, "
             f"p99 {row['p99_ms']:.1f} ms, max {row['max_ms']:.0f} ms; server CPU "
-            f"{row['server_cpu']:.2f} (main {row['server_main_cpu']:.2f}), clients "
+            f"{row['server_cpu']:.2f} (main {row['server_main_cpu']:.2f}"
+            + (
+                f"; nodes {' / '.join(f'{c:.2f}' for c in row['node_cpu'])}"
+                if len(servers) > 1
+                else ""
+            )
+            + f"; {row['server_system_share']:.0%} in the kernel)"
+            + f", loop waiting for CPU {max(row['node_wait']):.0%}"
+            + (
+                f", full GCs {row['gc_full']} (longest {row['gc_full_max_ms']:.0f} ms)"
+                if any(s.gc_log for s in servers)
+                else ""
+            )
+            + ", clients "
             + "/".join(f"{c:.2f}" for c in row["client_cpu"])
             + f"; load {row['load_after'][0]}"
         )
@@ -432,193 +559,7 @@ def phase_load(
             log("(a) overloaded; not offering more")
             break
     sustained = [s["offered"] for s in steps if s["sustained"]]
-    return {"steps": steps, "max_sustained": max(sustained) if sustained else None}
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _fmt_load(load: Any) -> str:
-    return " / ".join(f"{x:.2f}" for x in load)
-
-
-def write_markdown(path: Path, run: dict[str, Any]) -> None:
-    mem, fan, load = run["memory"], run["fanout"], run["load"]
-    info = run["machine"]
-    lines = [
-        "# Live delivery over WebSockets (`bench/fanout.py`)",
-        "",
-        f"Command: `{run['command']}`",
-        "",
-        f"Machine: {info['cores_logical']} logical cores ({info['cpu']}, "
-        f"{info['cpu_mhz']} MHz), {info['memory_gib']} GiB, Python {info['python']}, "
-        f"SQLite {info['sqlite']}, {info['platform']}; {info['date']}. "
-        f"Database: `{run['database']}`. Load average at start: {_fmt_load(info['loadavg'])}, "
-        f"at end: {_fmt_load(run['load_end'])} (other engineers' test suites share the cores).",
-        "",
-        f"Server code: {run['server_code']}.",
-        "",
-        f"One `chinwag serve` process; {run['clients']} client process(es) "
-        f"(`bench/_ws_load.py`); setup (not timed) took {run['setup_seconds']:.0f} s.",
-        "",
-        "## (a) 1:1 conversations: send → the other device's `message.created`",
-        "",
-        f"{run['devices']} devices ({run['devices'] // 2} pairs, one device each) plus "
-        f"{run['devices']} idle group devices; open-loop `message.send` over the sockets, "
-        f"{run['step_seconds']:.0f} s per step. Latency percentiles are over every "
-        'delivered message of the step; "ack" is send → the sender\'s own response.',
-        "",
-        "| offered msg/s | sent/s | delivered | delivered msg/s | p50 ms | p90 ms | p99 ms "
-        "| max ms | ack p50 / p99 ms | server CPU (main + other threads) | server CPU ms/msg "
-        "| client CPU | load (1 min) | sustained |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
-    ]
-    for s in load["steps"]:
-        lines.append(
-            f"| {s['offered']:,} | {s['send_rate']:,.0f} | {s['delivered']:,}/{s['sent']:,} "
-            f"| {s['delivered_rate']:,.0f} | {s['p50_ms']:.1f} | {s['p90_ms']:.1f} "
-            f"| {s['p99_ms']:.1f} | {s['max_ms']:.0f} "
-            f"| {s['ack_p50_ms']:.1f} / {s['ack_p99_ms']:.1f} "
-            f"| {s['server_cpu']:.2f} ({s['server_main_cpu']:.2f} + {s['server_other_cpu']:.2f}) "
-            f"| {s['server_cpu_ms_per_msg']:.2f} "
-            f"| {' / '.join(f'{c:.2f}' for c in s['client_cpu'])} "
-            f"| {s['load_after'][0]:.2f} | {'yes' if s['sustained'] else 'no'} |"
-        )
-    lines += [
-        "",
-        f"Highest sustained offered rate: **{load['max_sustained'] or 'none'} msg/s** "
-        "(sustained = at least 99 % delivered, send schedule kept, p99 under 1 s). "
-        "CPU figures are cores (1.00 = one core busy for the step's wall time, drain "
-        "included).",
-        "",
-        f"## (b) Fan-out to a {fan['members']:,}-member conversation",
-        "",
-        "One group device sends; time until the last of the conversation's devices (the "
-        "sender's own included) has the event. Run 0 is a warm-up and is not counted.",
-        "",
-        "| run | devices | first ms | median device ms | last device ms | load (1 min) |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in fan["runs"]:
-        lines.append(
-            f"| {r['k']}{' (warm-up)' if r['warmup'] else ''} | {r['devices']:,} "
-            f"| {r['first_ms']:.1f} | {r['median_ms']:.1f} | {r['last_ms']:.1f} "
-            f"| {r['load'][0]:.2f} |"
-        )
-    lines += [
-        "",
-        f"Last device: median **{fan['median_last_ms']:.0f} ms**, max {fan['max_last_ms']:.0f} ms"
-        f", min {fan['min_last_ms']:.0f} ms.",
-        "",
-        "## (c) Server memory per idle authenticated WebSocket",
-        "",
-        "| sockets open | server RSS MiB | KiB per socket | connects/s | server CPU ms/connect "
-        "| load (1 min) |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in mem["rows"]:
-        per = f"{r['per_socket'] / 1024:.1f}" if "per_socket" in r else "—"
-        rate = f"{r['connect_per_second']:.0f}" if "connect_per_second" in r else "—"
-        cpu = f"{r['server_cpu_ms_per_connect']:.2f}" if "server_cpu_ms_per_connect" in r else "—"
-        lines.append(
-            f"| {r['sockets']:,} | {r['rss'] / 2**20:.1f} | {per} | {rate} | {cpu} "
-            f"| {r['load'][0]:.2f} |"
-        )
-    lines += [
-        "",
-        "Baseline (0 sockets) is measured after 20 sockets were opened and closed, so imports "
-        f"and caches are warm. Server file descriptors with every socket open: {mem['fds']:,}.",
-        "",
-        "## Targets",
-        "",
-        "| target | result | met |",
-        "|---|---|:---:|",
-    ]
-    for target, result, met in run["targets"]:
-        lines.append(f"| {target} | {result} | {'yes' if met else '**no**'} |")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def write_plot(path: Path, run: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.8))
-    steps = run["load"]["steps"]
-    rates = [s["offered"] for s in steps]
-    for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("max_ms", "max")):
-        ax1.plot(rates, [max(0.1, s[key]) for s in steps], marker="o", label=label)
-    ax1.axhline(TARGET_P99_MS, color="red", linestyle="--", linewidth=1, label="p99 target")
-    ax1.axvline(TARGET_RATE, color="grey", linestyle=":", linewidth=1)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("offered messages/s (aggregate)")
-    ax1.set_ylabel("send → other device (ms)")
-    ax1.set_title(f"(a) 1:1 latency, {run['devices']} devices")
-    twin = ax1.twinx()
-    twin.plot(rates, [s["delivered_rate"] for s in steps], color="black", linestyle="--",
-              marker="x", label="delivered/s")  # fmt: skip
-    twin.set_ylabel("delivered messages/s")
-    lines1, labels1 = ax1.get_legend_handles_labels()
-    lines2, labels2 = twin.get_legend_handles_labels()
-    ax1.legend(lines1 + lines2, labels1 + labels2, fontsize=8, loc="upper left")
-
-    runs = [r for r in run["fanout"]["runs"] if not r["warmup"]]
-    ks = [r["k"] for r in runs]
-    ax2.plot(ks, [r["last_ms"] for r in runs], marker="o", label="last device")
-    ax2.plot(ks, [r["median_ms"] for r in runs], marker="o", label="median device")
-    ax2.plot(ks, [r["first_ms"] for r in runs], marker="o", label="first device")
-    ax2.axhline(TARGET_FANOUT_MS, color="red", linestyle="--", linewidth=1, label="target")
-    ax2.set_ylim(bottom=0)
-    ax2.set_xlabel("repetition")
-    ax2.set_ylabel("ms after send")
-    ax2.set_title(f"(b) fan-out to {run['fanout']['members']:,} devices")
-    ax2.legend(fontsize=8)
-
-    rows = [r for r in run["memory"]["rows"] if "per_socket" in r]
-    ax3.bar([f"{r['sockets']:,}" for r in rows], [r["per_socket"] / 1024 for r in rows])
-    ax3.axhline(TARGET_KIB_PER_CONN, color="red", linestyle="--", linewidth=1, label="target")
-    ax3.set_xlabel("idle sockets open")
-    ax3.set_ylabel("server RSS increase per socket (KiB)")
-    ax3.set_title("(c) memory per idle connection")
-    ax3.legend(fontsize=8)
-    fig.suptitle(
-        f"chinwag live delivery — one server process, {run['machine']['cores_logical']} cores, "
-        f"load ~{run['machine']['loadavg'][0]:.1f}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _targets(run: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    steps = {s["offered"]: s for s in run["load"]["steps"]}
-    at = steps.get(TARGET_RATE)
-    if at is None:
-        rate_result, rate_met = f"{TARGET_RATE} msg/s not reached (stopped earlier)", False
-    else:
-        rate_met = bool(at["sustained"]) and at["p99_ms"] < TARGET_P99_MS
-        rate_result = f"{at['delivered_rate']:,.0f} msg/s delivered, p99 {at['p99_ms']:.1f} ms" + (
-            "" if at["sustained"] else " (not sustained)"
-        )
-    fan = run["fanout"]
-    rows = [r for r in run["memory"]["rows"] if "per_socket" in r]
-    worst = max(r["per_socket"] for r in rows) / 1024
-    return [
-        (f"{TARGET_RATE:,} msg/s, p99 < {TARGET_P99_MS:.0f} ms", rate_result, rate_met),
-        (
-            f"1,000-member fan-out < {TARGET_FANOUT_MS:.0f} ms (median of the runs)",
-            f"median {fan['median_last_ms']:.0f} ms, max {fan['max_last_ms']:.0f} ms",
-            fan["median_last_ms"] < TARGET_FANOUT_MS,
-        ),
-        (
-            f"< {TARGET_KIB_PER_CONN:.0f} KiB per idle connection",
-            ", ".join(f"{r['per_socket'] / 1024:.1f} KiB at {r['sockets']:,}" for r in rows),
-            worst < TARGET_KIB_PER_CONN,
-        ),
-    ]
+    return {"steps": steps, "max_sustained": max(sustained) if sustained else None, "rest": rest}
 
 
 # --------------------------------------------------------------------------- main
@@ -633,85 +574,200 @@ def _code_state() -> str:
         return out.stdout.strip()
 
     dirty = git("status", "--short", "--", "src").splitlines()
-    head = git("rev-parse", "--short", "HEAD")
+    head = git("log", "-1", "--format=%h", "--", "src")  # the last commit that changed src/
     return head + (f" + uncommitted: {', '.join(d.split()[-1] for d in dirty)}" if dirty else "")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=1000, help="pair devices = group size")
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="extra idle authenticated sockets held open during (a) and (b); "
+        "(c) is measured with them too; sets issue #10's targets",
+    )
     parser.add_argument("--rates", default="50,100,200,500,1000,1500,2000,2500")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--drain-seconds", type=float, default=20.0)
     parser.add_argument("--all-steps", action="store_true", help="keep stepping when overloaded")
-    parser.add_argument("--fanout-reps", type=int, default=10)
-    parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument("--fanout-reps", type=int, default=10, help="0: skip (b)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="client processes (default: one per node, two with --idle)",
+    )
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="chinwag serve processes on one database (needs --database-url "
+        "on PostgreSQL and a redis:// --broker-url)",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default="memory://",
+        help="the servers' CHINWAG_BROKER_URL, e.g. redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "--broker-prefix", default=None, help="CHINWAG_BROKER_PREFIX (default: chinwag-bench-<pid>)"
+    )
+    parser.add_argument(
+        "--rate-limit-url",
+        help="CHINWAG_RATE_LIMIT_URL (default: the server's, i.e. the broker's Redis if any)",
+    )
+    parser.add_argument("--target-rate", type=int, help="judge (a) at this offered rate")
+    parser.add_argument("--target-p99-ms", type=float, help="… against this p99")
     parser.add_argument("--profile", type=Path, help="run the server under pyinstrument")
+    parser.add_argument(
+        "--gc-log",
+        action="store_true",
+        help="log the servers' slow garbage collections (bench/_gc_probe) and report them per step",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "fanout", help="results stem")
     args = parser.parse_args(argv)
     if args.devices % 2 or not 2 <= args.devices <= 1000:
         parser.error("--devices must be even, 2..1000 (the group conversation's maximum)")
-    rates = [int(r) for r in args.rates.split(",") if r]
+    if args.nodes > 1 and not (args.database_url or "").startswith("postgresql"):
+        parser.error("--nodes > 1 needs --database-url postgresql+asyncpg://… (one database)")
+    if args.nodes > 1 and not args.broker_url.startswith("redis"):
+        parser.error("--nodes > 1 needs --broker-url redis://… (the nodes' doorbell)")
+    if args.profile and args.nodes > 1:
+        parser.error("--profile runs one node only")
+    if not args.clients:
+        args.clients = args.nodes * (2 if args.idle else 1)
+    if args.clients % args.nodes:
+        parser.error("--clients must be a multiple of --nodes (each talks to one node)")
+    args.broker_prefix = args.broker_prefix or f"chinwag-bench-{mp.current_process().pid}"
+    return args
 
+
+def _goal(args: argparse.Namespace) -> Targets:
+    base = Targets.issue_10() if args.idle else Targets()
+    return Targets(
+        rate=args.target_rate or base.rate,
+        p99_ms=args.target_p99_ms or base.p99_ms,
+        fanout_ms=base.fanout_ms,
+        kib_per_socket=base.kib_per_socket,
+    )
+
+
+def max_connections(args: argparse.Namespace) -> int:
+    """The server's default (10,000), or every socket of the run plus 100 if that is more."""
+    return max(10_000, 2 * args.devices + args.idle + 100)
+
+
+def _servers(
+    args: argparse.Namespace, stack: contextlib.ExitStack, database_url: str, tmp: str
+) -> list[FanoutServer]:
+    """Start the nodes one after the other (each migrates nothing: setup did)."""
+    python_args: tuple[str, ...] = ()
+    if args.profile:
+        python_args = ("-m", "pyinstrument", "-o", str(args.profile))
+        if args.profile.suffix == ".txt":
+            python_args += ("-r", "text")
+    servers = []
+    env = {
+        "CHINWAG_AUTH_RATE_PER_SECOND": "0",
+        "CHINWAG_BROKER_URL": args.broker_url,
+        "CHINWAG_BROKER_PREFIX": args.broker_prefix,
+        # max_connections (10,000 by default) would refuse --idle 10000's last 2,000 sockets
+        # with 503: raise it to what the run opens, plus room for HTTP.
+        "CHINWAG_MAX_CONNECTIONS": str(max_connections(args)),
+    }
+    if args.rate_limit_url:
+        env["CHINWAG_RATE_LIMIT_URL"] = args.rate_limit_url
+    if args.gc_log:
+        probe = str(Path(__file__).resolve().parent / "_gc_probe")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [probe, os.environ.get("PYTHONPATH")]))
+    for n in range(args.nodes):
+        node_env = dict(env)
+        if args.gc_log:
+            node_env["CHINWAG_BENCH_GC_LOG"] = str(Path(tmp) / f"gc-{n}.log")
+        server = FanoutServer(
+            database_url=database_url,
+            env=node_env,
+            gc_log=Path(node_env["CHINWAG_BENCH_GC_LOG"]) if args.gc_log else None,
+            log_path=Path(tmp) / f"server-{n}.log",
+            python_args=python_args,
+            start_timeout=60,
+        )
+        stack.enter_context(server)
+        log(f"node {n + 1}: pid {server.pid} on port {server.port}; "
+            f"RLIMIT_NOFILE {server.process().rlimit(psutil.RLIMIT_NOFILE)}")  # fmt: skip
+        servers.append(server)
+    return servers
+
+
+def run(args: argparse.Namespace, command: list[str]) -> dict[str, Any]:
+    """Set up, start the nodes and the clients, run (c), (b) and (a); the figures as a dict."""
+    rates = [int(r) for r in args.rates.split(",") if r]
     limit = raise_nofile_limit()
     log(f"RLIMIT_NOFILE {limit}; load average {loadavg()}")
     info = machine_info()
     with tempfile.TemporaryDirectory(prefix="chinwag-fanout-") as tmp:
         database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/fanout.db"
-        fx = asyncio.run(_setup(database_url, args.devices))
+        fx = asyncio.run(_setup(database_url, args.devices, args.idle))
         log(f"setup done in {fx.seconds:.0f} s")
-        python_args: tuple[str, ...] = ()
-        if args.profile:
-            python_args = ("-m", "pyinstrument", "-o", str(args.profile))
-            if args.profile.suffix == ".txt":
-                python_args += ("-r", "text")
-        server = FanoutServer(
-            database_url=database_url,
-            env={"CHINWAG_AUTH_RATE_PER_SECOND": "0"},
-            log_path=Path(tmp) / "server.log",
-            python_args=python_args,
-            start_timeout=60,
-        )
-        with server:
-            log(f"server pid {server.pid} on port {server.port}; "
-                f"its RLIMIT_NOFILE {server.process().rlimit(psutil.RLIMIT_NOFILE)}")  # fmt: skip
-            clients = Clients(args.clients, server.port)
+        with contextlib.ExitStack() as stack:
+            servers = _servers(args, stack, database_url, tmp)
+            clients = Clients(args.clients, [s.port for s in servers])
             try:
-                memory = phase_memory(server, clients, fx)
-                fanout = phase_fanout(clients, fx, args.fanout_reps)
+                memory = phase_memory(servers, clients, fx)
+                fanout = phase_fanout(clients, fx, args.fanout_reps) if args.fanout_reps else None
                 load = phase_load(
-                    server, clients, fx, rates, args.step_seconds, args.drain_seconds,
+                    servers, clients, fx, rates, args.step_seconds, args.drain_seconds,
                     args.all_steps,
                 )  # fmt: skip
             finally:
                 clients.close()
-            errors = (Path(tmp) / "server.log").read_text()[-2000:]
-        if "Traceback" in errors or "ERROR" in errors:
-            log(f"server log tail:\n{errors}")
-    run: dict[str, Any] = {
+        for n in range(args.nodes):
+            errors = (Path(tmp) / f"server-{n}.log").read_text()[-2000:]
+            if "Traceback" in errors or "ERROR" in errors:
+                log(f"node {n + 1} log tail:\n{errors}")
+    goal = _goal(args)
+    result: dict[str, Any] = {
         "server_code": _code_state(),
-        "command": shlex.join([".venv/bin/python", "bench/fanout.py", *(argv or sys.argv[1:])]),
+        "command": shlex.join([".venv/bin/python", "bench/fanout.py", *command]),
         "machine": info,
         "load_end": loadavg(),
         "database": "SQLite (temporary file)" if not args.database_url else args.database_url,
+        "nodes": args.nodes,
+        "broker_url": args.broker_url,
+        "rate_limit_url": args.rate_limit_url,
         "clients": args.clients,
         "devices": args.devices,
+        "idle": args.idle,
+        "max_connections": max_connections(args),
         "step_seconds": args.step_seconds,
         "setup_seconds": fx.seconds,
         "memory": memory,
         "fanout": fanout,
         "load": load,
+        "target_values": goal.__dict__,
     }
-    run["targets"] = _targets(run)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    md, png, raw = (args.out.with_suffix(s) for s in (".md", ".png", ".json"))
-    write_markdown(md, run)
-    write_plot(png, run)
-    raw.write_bytes(orjson.dumps(run, option=orjson.OPT_INDENT_2))
-    for target, result, met in run["targets"]:
-        log(f"target {target}: {result} -> {'met' if met else 'NOT met'}")
+    result["targets"] = targets(result, goal)
+    return result
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md, png, raw = (out.with_suffix(s) for s in (".md", ".png", ".json"))
+    write_markdown(md, result)
+    write_plot(png, result)
+    raw.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    for target, figure, met in result["targets"]:
+        log(f"target {target}: {figure} -> {'met' if met else 'NOT met'}")
     log(f"wrote {md}, {png}, {raw}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = sys.argv[1:] if argv is None else argv
+    args = parse_args(command)
+    write(run(args, command), args.out)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ async def _setup(database_url: str, pairs: int, hook_url: str | None) -> list[Pa
     from chinwag.server.handlers import push as push_handlers
     from chinwag.server.handlers import webhooks as webhook_handlers
     from chinwag.server.handlers.auth import Authenticated, create_session, new_nonce
-    from chinwag.server.handlers.conversations import create_conversation
+    from chinwag.server.handlers.conversation_create import create_conversation
     from chinwag.server.settings import Settings
     from chinwag.server.storage import push as push_store
 

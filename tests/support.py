@@ -61,6 +61,7 @@ __all__ = [
     "run_asgi",
     "run_server",
     "serve_in_subprocess",
+    "serve_nodes",
     "sign",
     "sign_in",
     "vm_rss",
@@ -163,12 +164,16 @@ class ServerProcess:
 
 @contextlib.asynccontextmanager
 async def serve_in_subprocess(
-    database_url: str, log_path: Path, *, env: dict[str, str] | None = None
+    database_url: str,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> AsyncIterator[ServerProcess]:
     """Run the real CLI entry point (uvicorn's own log config, access log on) and wait
     until it answers; stopped with SIGINT, like Ctrl-C, so it shuts down cleanly."""
     port = free_port()
-    args = ["serve", "--port", str(port), "--database-url", database_url]
+    args = ["serve", "--port", str(port), "--database-url", database_url, *extra_args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "chinwag.cli.main", *args],
@@ -194,6 +199,24 @@ async def serve_in_subprocess(
         except subprocess.TimeoutExpired:  # pragma: no cover
             process.kill()
             process.wait()
+
+
+@contextlib.asynccontextmanager
+async def serve_nodes(
+    database_url: str, log_dir: Path, *, count: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[list[ServerProcess]]:
+    """``count`` ``chinwag serve`` processes on one database (several nodes of one
+    deployment; give them one Redis in ``env`` to share doorbells and limits). Started one
+    after the other: a failed start then leaves no process behind."""
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = []
+        for n in range(count):
+            log_path = log_dir / f"node{n}.log"
+            serving = serve_in_subprocess(
+                database_url, log_path, env=env, extra_args=("--no-dev-app",)
+            )
+            nodes.append(await stack.enter_async_context(serving))
+        yield nodes
 
 
 @dataclass
@@ -695,3 +718,20 @@ async def eventually(check: Any, timeout: float = 20) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.05)
+
+
+async def read_whole_stream(
+    client: httpx.AsyncClient, headers: dict[str, str], after: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The caller's whole event stream after ``after`` over REST, page by page (``limit``
+    each), asserting the cursors are dense: the one way every stream test reads it."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await client.get(f"/v1/events?after={after}&limit={limit}", headers=headers)
+        body = page.json()
+        for item in body["events"]:
+            assert item["cursor"] == after + 1
+            after = item["cursor"]
+            found.append(item["event"])
+        if not body["has_more"]:
+            return found

@@ -1,16 +1,21 @@
-"""The legitimate pair: two users chatting at a steady rate, in a process of their own.
+"""The legitimate users: pairs chatting at a steady rate, in a process of their own.
 
-Run by the abuse tests as ``python -m tests.abuse.legit_chat URL CONVERSATION RATE`` with the
-two session tokens in ``LEGIT_TOKEN_A`` / ``LEGIT_TOKEN_B`` (not on the command line). It
-opens one WebSocket per user, prints ``ready``, then each user sends RATE messages a second
-over its socket (``message.send``) until a line arrives on stdin; it then waits (at most
-10 s) for everything sent to be delivered and prints one JSON line: what each side sent, the
-sequence numbers each side received from the other, the send -> delivery latencies and
-any error (a refused send, a socket the server closed).
+Run by the abuse tests as ``python -m tests.abuse.legit_chat URL RATE CONVERSATION...``
+with the session tokens in ``LEGIT_TOKENS`` (space-separated, two per conversation, not on
+the command line). It opens one WebSocket per user, prints ``ready``, then each user sends
+RATE messages a second over its socket (``message.send``) to the other user of its
+conversation until a line arrives on stdin; it then waits (at most 10 s) for everything
+sent to be delivered and prints one JSON line: what each user sent, the sequence numbers
+each received from the other, the send -> delivery latencies and any error (a refused
+send, a socket the server closed).
 
 Why a separate process: the attacker runs at full speed in the test's event loop. Measured
 there, a legitimate message's latency would include the attacker's own client starving the
 loop; here it is the server's doing (and the machine's) only.
+
+Why several pairs: a real user stays within the documented limits (1,000 messages a minute
+per session), so the samples a p99 needs come from several pairs rather than from one pair
+sending faster than any person.
 """
 
 from __future__ import annotations
@@ -107,47 +112,52 @@ async def _pace(peer: Peer, rate: float, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), max(delay, 0))
 
 
-async def _drained(a: Peer, b: Peer) -> None:
+async def _drained(pairs: list[tuple[Peer, Peer]]) -> None:
     async with asyncio.timeout(DRAIN_SECONDS):
-        while (
-            len(a.received) < b.sent
-            or len(b.received) < a.sent
-            or (a.answered < a.sent or b.answered < b.sent)
-        ):
-            await asyncio.sleep(0.01)
+        for a, b in pairs:
+            while (
+                len(a.received) < b.sent
+                or len(b.received) < a.sent
+                or (a.answered < a.sent or b.answered < b.sent)
+            ):
+                await asyncio.sleep(0.01)
 
 
-async def run(url: str, conversation_id: str, tokens: list[str], rate: float) -> dict[str, Any]:
-    a, b = [await _open(url, token, conversation_id) for token in tokens]
-    readers = [asyncio.create_task(peer.read()) for peer in (a, b)]
+async def run(url: str, conversations: list[str], tokens: list[str], rate: float) -> dict[str, Any]:
+    pairs = [
+        (await _open(url, tokens[2 * n], cid), await _open(url, tokens[2 * n + 1], cid))
+        for n, cid in enumerate(conversations)
+    ]
+    peers = [peer for pair in pairs for peer in pair]
+    readers = [asyncio.create_task(peer.read()) for peer in peers]
     print("ready", flush=True)
     stop = asyncio.Event()
-    senders = [asyncio.create_task(_pace(peer, rate, stop)) for peer in (a, b)]
+    senders = [asyncio.create_task(_pace(peer, rate, stop)) for peer in peers]
     await asyncio.to_thread(sys.stdin.readline)
     stop.set()
     await asyncio.gather(*senders)
     errors: list[str] = []
     try:
-        await _drained(a, b)
+        await _drained(pairs)
     except TimeoutError:
         errors.append(f"not delivered within {DRAIN_SECONDS} s of the end")
-    for peer in (a, b):
+    for peer in peers:
         peer.closing = True
         await peer.ws.close()
     await asyncio.gather(*readers)
     return {
-        "sent": {a.name: a.sent, b.name: b.sent},
-        "received": {a.name: a.received, b.name: b.received},
-        "latencies_ms": a.latencies + b.latencies,
-        "sent_at": a.sent_at + b.sent_at,
-        "errors": errors + a.errors + b.errors,
+        "sent": {peer.name: peer.sent for peer in peers},
+        "received": {peer.name: peer.received for peer in peers},
+        "latencies_ms": [ms for peer in peers for ms in peer.latencies],
+        "sent_at": [t for peer in peers for t in peer.sent_at],
+        "errors": errors + [error for peer in peers for error in peer.errors],
     }
 
 
 def main() -> None:
-    url, conversation_id, rate = sys.argv[1:4]
-    tokens = [os.environ["LEGIT_TOKEN_A"], os.environ["LEGIT_TOKEN_B"]]
-    result = asyncio.run(run(url, conversation_id, tokens, float(rate)))
+    url, rate, *conversations = sys.argv[1:]
+    tokens = os.environ["LEGIT_TOKENS"].split()
+    result = asyncio.run(run(url, conversations, tokens, float(rate)))
     print(orjson.dumps(result).decode(), flush=True)
 
 

@@ -14,12 +14,19 @@ import uuid
 
 import httpx
 
-from tests.abuse.conftest import Figures, LegitChat, Socket, Target, tally
+from tests.abuse.attacker import Socket, tally
+from tests.abuse.conftest import Figures, LegitChat, Target
 
 
 def allowed(rate_per_second: int, seconds: float) -> int:
     """The most a fixed, clock-aligned 1 s window lets through in ``seconds``."""
     return rate_per_second * (math.ceil(seconds) + 1)
+
+
+def minutes(started: float, ended: float) -> int:
+    """How many clock-aligned minute windows the wall-clock span touches: a per-minute
+    limit lets its amount through in each (the same clock as the server's)."""
+    return int(ended // 60) - int(started // 60) + 1
 
 
 async def test_5000_message_sends_in_a_burst_on_one_socket(
@@ -29,7 +36,7 @@ async def test_5000_message_sends_in_a_burst_on_one_socket(
     conversation_id = await target.conversation(http, mallory, ["bob"])
     socket = await Socket.open(target, mallory)
     async with chat.during():
-        start = time.monotonic()
+        start, wall = time.monotonic(), time.time()
         for n in range(5000):
             parts = [{"mime_type": "text/plain", "body": f"spam {n}"}]
             data = {"conversation_id": conversation_id, "id": str(uuid.uuid4()), "parts": parts}
@@ -37,8 +44,9 @@ async def test_5000_message_sends_in_a_burst_on_one_socket(
         counts = tally(figures, await socket.answered())
         elapsed = time.monotonic() - start
     await socket.close()
+    per_minute = 1000 * minutes(wall, time.time())
     assert set(counts) == {"ok", "rate_limited"}, counts
-    assert counts["ok"] <= min(allowed(100, elapsed), 1000), (counts, elapsed)
+    assert counts["ok"] <= min(allowed(100, elapsed), per_minute), (counts, elapsed)
     assert counts["rate_limited"] >= 5000 - counts["ok"]
     refused = next(r for r in socket.responses if not r["ok"])
     assert 0 < refused["error"]["data"]["retry_after"] <= 60
@@ -51,7 +59,7 @@ async def test_300_conversation_creations(
     mallory = await target.sign_in(http, "mallory")
     statuses: list[int] = []
     async with chat.during():
-        start = time.monotonic()
+        start, wall = time.monotonic(), time.time()
         for n in range(300):  # one client: the next request as soon as the last is answered
             body = {"participants": [f"victim-{n}"]}
             made = await http.post("/v1/conversations", json=body, headers=mallory.headers)
@@ -60,10 +68,11 @@ async def test_300_conversation_creations(
                 assert made.json()["error"]["id"] == "rate_limited"
                 assert int(made.headers["Retry-After"]) >= 1
         elapsed = time.monotonic() - start
+    per_minute = 60 * minutes(wall, time.time())
     figures.attacker_sent = len(statuses)
     figures.refused(429, statuses.count(429))
     assert set(statuses) == {201, 429}
-    assert statuses.count(201) <= min(allowed(10, elapsed), 60), (statuses.count(201), elapsed)
+    assert statuses.count(201) <= min(allowed(10, elapsed), per_minute), (statuses, elapsed)
     chat.assert_unharmed()
 
 
@@ -73,14 +82,21 @@ async def test_posts_naming_999_new_users(
     mallory = await target.sign_in(http, "mallory")
     statuses: list[int] = []
     async with chat.during():
+        wall = time.time()
         for round_ in range(5):
             body = {"participants": [f"made-up-{round_}-{n}" for n in range(999)]}
             made = await http.post("/v1/conversations", json=body, headers=mallory.headers)
             statuses.append(made.status_code)
     figures.attacker_sent = len(statuses)
     figures.refused(429, statuses.count(429))
-    # 2000 participants a minute per session: two such conversations, then 429.
-    assert statuses == [201, 201, 429, 429, 429], statuses
+    windows = minutes(wall, time.time())
+    # 2000 participants a minute per session: two such conversations, then 429 (two more
+    # if a busy machine stretched the five across a minute's end).
+    if windows == 1:
+        assert statuses == [201, 201, 429, 429, 429], statuses
+    assert statuses[:2] == [201, 201], statuses
+    assert 429 in statuses, statuses
+    assert statuses.count(201) <= 2 * windows, (statuses, windows)
     one_more = {"participants": ["x", *(f"y{n}" for n in range(1000))]}
     too_many = await http.post("/v1/conversations", json=one_more, headers=chat.bob.headers)
     assert too_many.status_code in (413, 422), too_many.text  # over max_participants

@@ -15,7 +15,8 @@ import uuid
 import httpx
 import orjson
 
-from tests.abuse.conftest import Figures, LegitChat, Socket, Target
+from tests.abuse.attacker import Socket
+from tests.abuse.conftest import Figures, LegitChat, Target
 
 ATTACK_SECONDS = 3.0
 

@@ -26,9 +26,7 @@ def insecure(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("insecure")
-def test_register_show_and_remove_a_jwks_url(
-    cli: Cli, app_id: str, endpoint: JwksEndpoint
-) -> None:
+def test_register_show_and_remove_a_jwks_url(cli: Cli, app_id: str, endpoint: JwksEndpoint) -> None:
     registered = cli.json("keys", "jwks", app_id, endpoint.url)
     assert registered["keys"] == [{"kid": "cli-key", "alg": "ES256"}]
     log = cli.services(lambda services: audit.read(services, CLI_CALLER))

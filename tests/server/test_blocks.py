@@ -129,17 +129,17 @@ async def test_blocks_are_listed_and_checked(client: httpx.AsyncClient, alice: H
 async def test_the_platform_blocks_for_a_user(
     client: httpx.AsyncClient, app: AppFixture, alice: Headers, bob: Headers
 ) -> None:
-    url = f"/v1/platform/apps/{app.app_id}/users/alice/blocks"
-    assert (await client.post(f"{url}/bob", headers=PLATFORM)).status_code == 204
-    assert [b["user_id"] for b in (await client.get(url, headers=PLATFORM)).json()["blocks"]] == [
-        "bob"
-    ]
+    url = f"/v1/platform/apps/{app.app_id}/blocks"
+    pair = {"user_id": "alice", "blocked": "bob"}
+    assert (await client.post(url, json=pair, headers=PLATFORM)).status_code == 204
+    listed = await client.get(url, params={"user_id": "alice"}, headers=PLATFORM)
+    assert [b["user_id"] for b in listed.json()["blocks"]] == ["bob"]
     refused(await client.post("/v1/conversations", json={"participants": ["bob"]}, headers=alice))
-    assert (await client.delete(f"{url}/bob", headers=PLATFORM)).status_code == 204
+    assert (await client.delete(url, params=pair, headers=PLATFORM)).status_code == 204
     assert (await client.get("/v1/me/blocks", headers=alice)).json() == {"blocks": []}
-    missing = f"/v1/platform/apps/{app.app_id}/users/ghost/blocks/bob"
-    assert (await client.post(missing, headers=PLATFORM)).status_code == 404
-    assert (await client.post(f"{url}/bob", headers=alice)).status_code == 401
+    ghost = {"user_id": "ghost", "blocked": "bob"}
+    assert (await client.post(url, json=ghost, headers=PLATFORM)).status_code == 404
+    assert (await client.post(url, json=pair, headers=alice)).status_code == 401
 
 
 async def test_nothing_from_a_blocked_user_reaches_the_blockers_socket(

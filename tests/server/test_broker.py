@@ -1,36 +1,46 @@
-"""One contract for every broker backend, and two server nodes sharing Redis and PostgreSQL."""
+"""The doorbell on the wire (cursors only, namespaced, distrusted) and the Redis broker's
+repairs: lost subscriptions, lost publishes, Redis down at start-up."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import httpx
+import orjson
 import pytest
 
+from chinwag.core.typing import TypingState
 from chinwag.server.broker import (
     Broker,
+    ConversationAdvanced,
     Doorbell,
     EventsAppended,
     Resync,
+    RevocationHint,
     SessionsRevoked,
     Signal,
+    StreamsAdvanced,
     open_broker,
 )
-from chinwag.server.broker.base import decode, encode
-from chinwag.server.settings import Settings
-from tests.server.test_websocket import create_conversation, open_device, send_rest, sign_in
-from tests.support import make_app, postgres_database, run_server
+from chinwag.server.broker.wire import WireError, decode, encode
+from tests.redis_server import redis_server
+from tests.support import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+SECRET_BODY = b'{"type":"message.created","data":{"body":"very private"}}'
 
-DOORBELLS: list[Doorbell] = [
-    EventsAppended(event_json=b'{"type":"receipt","at":1.5,"data":{}}', targets=((3, 9), (7, 1))),
-    Signal(user_pks=(1, 2), frame=b'{"type":"signal"}', exclude_session="s1"),
-    Signal(user_pks=(4,), frame=b'{"type":"signal","x":"\\u00e9"}'),
-    SessionsRevoked(session_ids=("a", "b"), reason="logout"),
-    SessionsRevoked(session_ids=("c",), reason="revoked", wipe=True),
+WIRE: list[tuple[Doorbell, Doorbell]] = [
+    (EventsAppended(SECRET_BODY, ((3, 9), (7, 1))), StreamsAdvanced(((3, 9), (7, 1)))),
+    (StreamsAdvanced(((3, 9),), removed_from="c1"), StreamsAdvanced(((3, 9),), "c1")),
+    (
+        Signal((1, 2), "c1", "bob", TypingState.STARTED, exclude_session="s1"),
+        Signal((1, 2), "c1", "bob", TypingState.STARTED, exclude_session="s1"),
+    ),
+    (SessionsRevoked(("a", "b"), "revoked", wipe=True), RevocationHint(("a", "b"))),
+    (ConversationAdvanced("c1", 7), ConversationAdvanced("c1", 7)),
+    (Resync(), Resync()),
 ]
 
 
@@ -38,67 +48,50 @@ def _prefix() -> str:
     return f"chinwag_test_{secrets.token_hex(6)}"
 
 
-@pytest.fixture(params=["memory://", pytest.param(REDIS_URL, marks=pytest.mark.redis)])
-async def broker_pair(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[Broker, asyncio.Queue[Doorbell]]]:
-    broker = open_broker(request.param, prefix=_prefix())
-    received: asyncio.Queue[Doorbell] = asyncio.Queue()
-    await broker.start(received.put_nowait)
-    yield broker, received
-    await broker.close()
-
-
-@pytest.mark.parametrize("doorbell", DOORBELLS)
-def test_encode_decode_round_trip(doorbell: Doorbell) -> None:
-    assert decode(encode(doorbell)) == doorbell
-
-
-def test_a_revocation_doorbell_from_an_older_node_means_no_wipe() -> None:
-    old = b'{"k":"r","s":["a"],"r":"revoked"}'
-    assert decode(old) == SessionsRevoked(session_ids=("a",), reason="revoked", wipe=False)
-
-
-async def test_published_doorbells_reach_the_listener_in_order(
-    broker_pair: tuple[Broker, asyncio.Queue[Doorbell]],
+@pytest.mark.parametrize(("sent", "heard"), WIRE)
+def test_the_wire_carries_positions_and_ids_never_bodies_or_verdicts(
+    sent: Doorbell, heard: Doorbell
 ) -> None:
-    broker, received = broker_pair
-    for doorbell in DOORBELLS:
-        broker.publish(doorbell)
-    got = [await asyncio.wait_for(received.get(), 5) for _ in DOORBELLS]
-    assert got == DOORBELLS
+    raw = encode(sent, deployment="d1", node="n1")
+    assert b"private" not in raw
+    assert b"revoked" not in raw
+    assert b"wipe" not in raw
+    assert decode(raw, deployment="d1") == ("n1", heard)
 
 
-async def test_a_closed_broker_delivers_nothing(
-    broker_pair: tuple[Broker, asyncio.Queue[Doorbell]],
-) -> None:
-    broker, received = broker_pair
-    await broker.close()
-    broker.publish(DOORBELLS[0])
-    await asyncio.sleep(0.2)
-    assert received.empty()
+def test_a_removal_names_its_conversation_for_the_typing_relays() -> None:
+    event = b'{"type":"conversation.participants_removed","data":{"conversation_id":"c9"}}'
+    raw = encode(EventsAppended(event, ((4, 2),)), deployment="d", node="n")
+    assert decode(raw, deployment="d")[1] == StreamsAdvanced(((4, 2),), removed_from="c9")
 
 
-@pytest.mark.redis
-async def test_redis_nodes_with_one_prefix_hear_each_other_and_no_one_else() -> None:
-    prefix = _prefix()
-    node_a, node_b = open_broker(REDIS_URL, prefix=prefix), open_broker(REDIS_URL, prefix=prefix)
-    stranger = open_broker(REDIS_URL, prefix=_prefix())
-    heard_a: asyncio.Queue[Doorbell] = asyncio.Queue()
-    heard_b: asyncio.Queue[Doorbell] = asyncio.Queue()
-    heard_stranger: asyncio.Queue[Doorbell] = asyncio.Queue()
-    await node_a.start(heard_a.put_nowait)
-    await node_b.start(heard_b.put_nowait)
-    await stranger.start(heard_stranger.put_nowait)
-    try:
-        node_b.publish(DOORBELLS[3])
-        assert await asyncio.wait_for(heard_a.get(), 5) == DOORBELLS[3]
-        assert await asyncio.wait_for(heard_b.get(), 5) == DOORBELLS[3]
-        await asyncio.sleep(0.2)
-        assert heard_stranger.empty()
-    finally:
-        for broker in (node_a, node_b, stranger):
-            await broker.close()
+FORGERIES = [
+    b"not json",
+    b"[]",
+    b'{"v":1,"d":"other","n":"x","k":"y"}',  # another deployment
+    b'{"v":2,"d":"d1","n":"x","k":"y"}',
+    b'{"v":1,"d":"d1","n":"x","k":"e","j":"{}","t":[[1,2]]}',  # the old event-carrying kind
+    b'{"v":1,"d":"d1","n":"x","k":"a","t":[[true,2]]}',
+    b'{"v":1,"d":"d1","n":"x","k":"a","t":[[1,-2]]}',
+    b'{"v":1,"d":"d1","n":"x","k":"a","t":[[1,2,3]]}',
+    b'{"v":1,"d":"d1","n":"x","k":"a","t":[[1,1e3]]}',
+    b'{"v":1,"d":"d1","n":"x","k":"s","u":[1],"c":"c","i":"u","s":"hacked","x":null}',
+    b'{"v":1,"d":"d1","n":"x","k":"s","u":[1],"c":"' + b"c" * 200 + b'","i":"u","s":"paused"}',
+    b'{"v":1,"d":"d1","n":"x","k":"r","s":"abc"}',
+    b'{"v":1,"d":"d1","n":"x","k":"r","s":[1]}',
+    b'{"v":1,"d":"d1","n":"","k":"y"}',
+    b'{"v":1,"d":"d1","n":"x","k":"c","c":"c1","p":0}',
+    b'{"v":1,"d":"d1","n":"x","k":"c","c":"c1","p":true}',
+    b'{"v":1,"d":"d1","n":"x","k":"c","c":"","p":3}',
+    b'{"v":1,"d":"d1","n":"x","k":"c","c":"' + b"c" * 200 + b'","p":3}',
+    orjson.dumps({"v": 1, "d": "d1", "n": "x", "k": "a", "t": [[1, 1]] * 50_001}),
+]
+
+
+@pytest.mark.parametrize("raw", FORGERIES)
+def test_malformed_foreign_or_oversized_doorbells_are_refused(raw: bytes) -> None:
+    with pytest.raises(WireError):
+        decode(raw, deployment="d1")
 
 
 def test_unknown_scheme_is_refused_with_a_hint() -> None:
@@ -106,49 +99,85 @@ def test_unknown_scheme_is_refused_with_a_hint() -> None:
         open_broker("kafka://localhost")
 
 
+async def _started(
+    url: str, prefix: str, deployment: str
+) -> tuple[Broker, asyncio.Queue[Doorbell]]:
+    broker = open_broker(url, prefix=prefix, deployment_id=deployment)
+    heard: asyncio.Queue[Doorbell] = asyncio.Queue()
+    await broker.start(heard.put_nowait)
+    return broker, heard
+
+
+async def _until_connected(*brokers: Broker, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not all(b.connected for b in brokers):
+            await asyncio.sleep(0.01)
+
+
+async def _next(heard: asyncio.Queue[Doorbell], timeout: float = 5) -> Doorbell:
+    return await asyncio.wait_for(heard.get(), timeout)
+
+
+@pytest.fixture
+async def three_nodes() -> AsyncIterator[list[tuple[Broker, asyncio.Queue[Doorbell]]]]:
+    """Nodes a and b of one deployment and a stranger of another, on one Redis and prefix."""
+    prefix = _prefix()
+    nodes = [
+        await _started(REDIS_URL, prefix, "dep1"),
+        await _started(REDIS_URL, prefix, "dep1"),
+        await _started(REDIS_URL, prefix, "dep2"),
+    ]
+    await _until_connected(*(broker for broker, _ in nodes))
+    yield nodes
+    for broker, _ in nodes:
+        await broker.close()
+
+
 @pytest.mark.redis
-@pytest.mark.postgres
-async def test_two_nodes_share_events_and_typing_through_redis() -> None:
-    """Alice is connected to node A; Bob writes through node B; Alice sees it live."""
-    async with postgres_database() as database_url:
-        settings = Settings(
-            database_url=database_url,
-            broker_url=REDIS_URL,
-            broker_prefix=_prefix(),
-            auth_rate_per_second=0,
-        )
-        async with run_server(settings) as node_a, run_server(settings) as node_b:
-            app = await make_app(node_a.services)
-            async with (
-                httpx.AsyncClient(base_url=node_a.url) as client_a,
-                httpx.AsyncClient(base_url=node_b.url) as client_b,
-            ):
-                alice = await sign_in(client_a, app, "alice", node_a.clock.now())
-                bob = await sign_in(client_b, app, "bob", node_b.clock.now())
-                conversation_id = await create_conversation(client_b, bob, ["alice"])
-                on_a = await open_device(node_a, alice.token, after=0)
-                await on_a.until_caught_up()
-                sent = await send_rest(client_b, bob, conversation_id, "across nodes")
-                await on_a.until_cursor(2)
-                assert on_a.events[-1]["data"]["message"]["id"] == sent["id"]
-                on_b = await open_device(node_b, bob.token)
-                typing = {"conversation_id": conversation_id, "state": "started"}
-                assert (await on_b.request("typing.update", typing))["ok"]
-                signal = await on_a.until_signal(1)
-                assert signal["data"]["user_id"] == "bob"
-                for device in (on_a, on_b):
-                    await device.ws.close()
+async def test_nodes_of_a_deployment_hear_each_other_not_themselves_nor_strangers(
+    three_nodes: list[tuple[Broker, asyncio.Queue[Doorbell]]],
+) -> None:
+    (a, heard_a), (_, heard_b), (_, heard_stranger) = three_nodes
+    for sent, _ in WIRE:
+        a.publish(sent)
+    assert [await _next(heard_b) for _ in WIRE] == [heard for _, heard in WIRE]
+    await asyncio.sleep(0.2)
+    assert heard_a.empty()
+    assert heard_stranger.empty()
 
 
-async def _kill_subscribers(prefix: str) -> int:
-    """Cut this test's Redis subscriber connections (and only those), as an outage would."""
+@pytest.mark.redis
+async def test_a_forged_doorbell_on_the_channel_is_dropped(
+    three_nodes: list[tuple[Broker, asyncio.Queue[Doorbell]]],
+) -> None:
+    import redis.asyncio as aioredis
+
+    (a, _), (b, heard_b), _ = three_nodes
+    channel = b.channel
+    forger = aioredis.from_url(REDIS_URL)
+    try:
+        for raw in FORGERIES:
+            await forger.publish(channel, raw)
+    finally:
+        await forger.aclose()
+    a.publish(Resync())  # a real one after the forgeries: only it arrives
+    assert await _next(heard_b) == Resync()
+    assert heard_b.empty()
+
+
+def test_the_memory_broker_has_no_other_node_to_ring() -> None:
+    assert open_broker("memory://").connected
+
+
+async def _kill_subscribers(name: str) -> int:
+    """Cut this broker's Redis subscriber connection (and only that), as an outage would."""
     import redis.asyncio as aioredis
 
     admin = aioredis.from_url(REDIS_URL)
     try:
         killed = 0
         for client in await admin.client_list():
-            if client.get("name") == f"{prefix}:doorbell" and int(client.get("sub", 0)) > 0:
+            if client.get("name") == name and int(client.get("sub", 0)) > 0:
                 await admin.client_kill_filter(_id=client["id"])
                 killed += 1
         return killed
@@ -159,18 +188,92 @@ async def _kill_subscribers(prefix: str) -> int:
 @pytest.mark.redis
 async def test_redis_resubscribes_after_losing_the_connection_and_asks_for_a_resync() -> None:
     prefix = _prefix()
-    broker = open_broker(REDIS_URL, prefix=prefix)
-    heard: asyncio.Queue[Doorbell] = asyncio.Queue()
-    await broker.start(heard.put_nowait)
+    broker, heard = await _started(REDIS_URL, prefix, "dep")
+    peer, _ = await _started(REDIS_URL, prefix, "dep")
     try:
-        assert await _kill_subscribers(prefix) == 1
-        assert await asyncio.wait_for(heard.get(), 10) == Resync()
-        broker.publish(DOORBELLS[0])
-        assert await asyncio.wait_for(heard.get(), 5) == DOORBELLS[0]
+        await _until_connected(broker, peer)
+        assert await _kill_subscribers(broker.client_name) == 1
+        assert await _next(heard, 10) == Resync()
+        await _until_connected(broker)
+        peer.publish(StreamsAdvanced(((1, 2),)))
+        assert await _next(heard) == StreamsAdvanced(((1, 2),))
     finally:
+        await peer.close()
         await broker.close()
 
 
-def test_resync_is_never_published() -> None:
-    with pytest.raises(ValueError, match="never published"):
-        encode(Resync())
+@pytest.mark.redis
+async def test_a_node_starts_deaf_polls_the_store_and_hears_once_redis_is_up(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    node, heard = await _started(url, "p", "dep")
+    try:
+        assert not node.connected
+        assert await _next(heard, 5) == Resync()  # the poll while deaf
+        assert await _next(heard, 5) == Resync()
+        with redis_server(tmp_path, port=port):
+            peer, _ = await _started(url, "p", "dep")
+            try:
+                await _until_connected(node, peer)
+                peer.publish(StreamsAdvanced(((5, 6),)))
+                async with asyncio.timeout(5):
+                    while (got := await heard.get()) == Resync():
+                        pass
+                assert got == StreamsAdvanced(((5, 6),))
+            finally:
+                await peer.close()
+    finally:
+        await node.close()
+
+
+@pytest.mark.redis
+async def test_a_publish_lost_while_redis_is_down_becomes_a_resync_for_the_others(
+    tmp_path: Path,
+) -> None:
+    import redis.asyncio as aioredis
+
+    with redis_server(tmp_path) as redis:
+        publisher, _ = await _started(redis.url, "p", "dep")
+        try:
+            await _until_connected(publisher)
+            redis.stop()
+            publisher.publish(StreamsAdvanced(((1, 1),)))  # lost
+            async with asyncio.timeout(5):
+                while not publisher._lost:
+                    await asyncio.sleep(0.01)
+            publisher.publish(StreamsAdvanced(((1, 2),)))  # covered by the coming resync
+            redis.start()
+            other_node = aioredis.from_url(redis.url).pubsub()
+            await other_node.subscribe(publisher.channel)
+            heard = []
+            async with asyncio.timeout(10):
+                while len(heard) < 2:
+                    item = await other_node.get_message(timeout=1)
+                    if item and item["type"] == "message":
+                        heard.append(decode(item["data"], deployment="dep")[1])
+                        publisher.publish(StreamsAdvanced(((1, 3),)))
+            assert heard == [Resync(), StreamsAdvanced(((1, 3),))]
+            await other_node.aclose()
+        finally:
+            await publisher.close()
+
+
+@pytest.mark.redis
+async def test_a_redis_idle_timeout_loses_no_doorbell(tmp_path: Path) -> None:
+    """Redis closes connections idle for ``timeout`` seconds; the next doorbell still
+    arrives, as itself or as the resync that repairs it."""
+    with redis_server(tmp_path, "--timeout", "1") as redis:
+        publisher, _ = await _started(redis.url, "p", "dep")
+        listener, heard = await _started(redis.url, "p", "dep")
+        try:
+            await _until_connected(publisher, listener)
+            publisher.publish(StreamsAdvanced(((1, 1),)))
+            assert await _next(heard) == StreamsAdvanced(((1, 1),))
+            await asyncio.sleep(2.5)  # idle past the server's timeout
+            publisher.publish(StreamsAdvanced(((1, 2),)))
+            assert await _next(heard) in (StreamsAdvanced(((1, 2),)), Resync())
+        finally:
+            await publisher.close()
+            await listener.close()

@@ -7,6 +7,7 @@ import gc
 from pathlib import Path
 
 from chinwag.server.app import create_app
+from chinwag.server.heap import freeze_pass
 from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
 from tests.support import free_port
@@ -47,3 +48,22 @@ async def test_by_default_the_heap_is_not_frozen(tmp_path: Path) -> None:
     assert gc.get_freeze_count() == 0
     server.should_exit = True
     await asyncio.wait_for(task, 15)
+
+
+class _Node:
+    """One half of a reference cycle."""
+
+    other: _Node | None = None
+
+
+def test_a_cycle_frozen_while_alive_is_freed_only_by_a_whole_pass() -> None:
+    """The price of refreezing (server/heap.py), and what ``gc_full_interval`` pays it with."""
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first
+    try:
+        freeze_pass()  # the pair is alive: frozen
+        del first, second  # now garbage, but frozen garbage
+        assert freeze_pass().collected == 0
+        assert freeze_pass(whole=True).collected >= 2
+    finally:
+        gc.unfreeze()

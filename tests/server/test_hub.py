@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.broker import EventsAppended, RevocationHint, SessionsRevoked, StreamsAdvanced
 from chinwag.server.hub import SMALL_GROUP, Hub
 
 
@@ -19,9 +19,13 @@ class FakeConnection:
     expires_at: float = float("inf")
     offered: list[int] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
+    hinted: list[int] = field(default_factory=list)
 
     def offer_event(self, pos: int, frame: bytes) -> None:
         self.offered.append(pos)
+
+    def hint(self, pos: int) -> None:
+        self.hinted.append(pos)
 
     def offer_signal(self, frame: bytes) -> None: ...
 
@@ -40,7 +44,7 @@ async def test_many_sockets_of_one_session_register_in_linear_time() -> None:
     for conn in conns:
         hub.register(conn)
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, elapsed  # a tuple copied per socket takes many seconds here
+    assert elapsed < 2.0, elapsed  # a tuple copied per socket takes 4 s or more here
     assert hub.sockets_of_session("s") == hub.sockets_of_user(1) == 40_000
     for conn in conns:
         hub.unregister(conn)
@@ -66,3 +70,14 @@ async def test_groups_small_and_large_get_every_offer_and_shrink_to_nothing() ->
         hub.unregister(conn)
     assert hub.connection_count() == 0
     await hub.wait_empty()
+
+
+async def test_other_nodes_positions_are_hints_and_their_revocations_are_not_for_the_hub() -> None:
+    hub = Hub()
+    alice, bob = FakeConnection(1, "a"), FakeConnection(2, "b")
+    for conn in (alice, bob):
+        hub.register(conn)
+    hub.dispatch(StreamsAdvanced(((1, 4), (3, 9))))
+    hub.dispatch(RevocationHint(("a", "b")))  # the store decides (server/doorbells.py)
+    assert (alice.hinted, bob.hinted, alice.offered) == ([4], [], [])
+    assert alice.revoked == bob.revoked == []

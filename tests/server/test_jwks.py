@@ -31,6 +31,9 @@ from tests.support import (
 ADMIN = "cwk_standin_" + "a" * 43
 PLATFORM = {"Authorization": f"Bearer {ADMIN}"}
 FETCH_TIMEOUT = 1.0
+# The drip endpoint takes 10 s to finish its answer. A refusal well before that shows the
+# whole-fetch bound at work; the margin is wide because CI runs this on a loaded machine.
+BOUNDED = FETCH_TIMEOUT + 4.0
 OCT_SECRET = "c2VjcmV0" * 6
 
 
@@ -281,7 +284,7 @@ async def test_a_bad_endpoint_is_refused_in_bounded_time(
     response = await client.put(
         f"/v1/platform/apps/{app.app_id}/jwks", json={"url": endpoint.url}, headers=PLATFORM
     )
-    assert time.monotonic() - started < FETCH_TIMEOUT + 1.0
+    assert time.monotonic() - started < BOUNDED
     assert response.status_code == 422, response.text
     assert problem in response.json()["error"]["message"]
 
@@ -299,7 +302,7 @@ async def test_sign_in_waits_no_longer_than_the_fetch_timeout_for_a_slow_endpoin
     server.clock.advance(301)
     started = time.monotonic()
     await login(client, _signer(app, pair, "k1"), "alice", server.clock.now())
-    assert time.monotonic() - started < FETCH_TIMEOUT + 1.0
+    assert time.monotonic() - started < BOUNDED
 
 
 async def test_removing_the_url_stops_trusting_the_set(

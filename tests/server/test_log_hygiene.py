@@ -144,3 +144,22 @@ async def test_database_errors_carry_no_parameters(database_url: str) -> None:
     assert "parameters hidden" in text.lower()
     assert repr(secret) not in text
     assert secret.hex() not in text
+
+
+@pytest.mark.slow
+async def test_json_logs_are_one_object_per_line_and_still_redacted(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"CHINWAG_LOG_LEVEL": "debug", "CHINWAG_LOG_FORMAT": "json"}
+    async with serve_in_subprocess(database_url, tmp_path / "server.log", env=env) as server:
+        secrets_used = await _full_session(server, database_url)
+    lines = [json.loads(line) for line in server.output.splitlines()]  # each one parses
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    sessions = [a for a in access if a["path"] == "/v1/sessions" and a["method"] == "POST"]
+    assert {a["status"] for a in sessions} == {201, 401}  # request fields, typed
+    assert any("session_token=[redacted]" in line["message"] for line in lines)
+    output = server.output
+    for value in secrets_used:
+        assert value not in output, value
+    assert secrets_used[2].split(".", 1)[1] not in output

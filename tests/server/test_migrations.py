@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import jwt
+import pytest
 from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert
 
 from chinwag.core.keys import Alg, generate_hmac_secret, verifier_for
@@ -83,3 +87,27 @@ async def test_0007_keeps_existing_users_people_with_no_blocks(database_url: str
             assert await announcement_store.get_announcement(conn, APP, str(uuid.uuid4())) is None
     finally:
         await db.close()
+
+
+async def test_migrating_logs_one_line_when_the_schema_moves_and_none_when_current(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator sees what happened to the schema in one line, not Alembic's line per
+    migration (those are silenced where logging is configured)."""
+    caplog.set_level(logging.INFO, logger="chinwag.server.storage.database")
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "0006"))
+        await db.migrate()
+        moved = [r.getMessage() for r in caplog.records if r.name.startswith("chinwag")]
+        caplog.clear()
+        await db.migrate()
+        again = [r.getMessage() for r in caplog.records if r.name.startswith("chinwag")]
+    finally:
+        await db.close()
+    scripts = Config()
+    scripts.set_main_option("script_location", "chinwag.server.storage:migrations")
+    head = ScriptDirectory.from_config(scripts).get_current_head()
+    assert moved == [f"database schema upgraded from revision 0006 to {head}"]
+    assert again == []

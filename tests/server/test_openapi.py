@@ -301,12 +301,10 @@ async def platform_messages_walk(walk: Walk, key: dict[str, str], app: AppFixtur
     await walk.call("POST", path, key, path_parameters=in_conv, body=send)
     note = {"id": str(uuid.uuid4()), "user_ids": ["alice", "bob"], "parts": parts}
     await walk.call("POST", f"{base}/announcements", key, path_parameters=at, body=note)
-    pair = {**at, "user_id": "alice", "other": "mallory"}
-    await walk.call("POST", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair)
-    await walk.call("GET", f"{base}/users/{{user_id}}/blocks", key, path_parameters=pair)
-    await walk.call(
-        "DELETE", f"{base}/users/{{user_id}}/blocks/{{other}}", key, path_parameters=pair
-    )
+    pair = {"user_id": "alice", "blocked": "mallory"}
+    await walk.call("POST", f"{base}/blocks", key, path_parameters=at, body=pair)
+    await walk.call("GET", f"{base}/blocks", key, path_parameters=at, query={"user_id": "alice"})
+    await walk.call("DELETE", f"{base}/blocks", key, path_parameters=at, query=pair)
     await walk.call("POST", f"{base}/bots", path_parameters=at, body=bot)  # 401
     await walk.call(
         "POST", f"{base}/bots", key, path_parameters={"app_id": str(uuid.uuid4())}, body=bot

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 
 from chinwag.server.handlers.api_keys import revoke_api_key
+from chinwag.server.settings import Settings
 from chinwag.server.storage import api_keys as key_store
-from tests.support import AppFixture, RunningServer, make_app, platform_key
+from tests.support import AppFixture, RunningServer, make_app, platform_key, run_server
 
 
 def _error(response: httpx.Response, status: int) -> str:
@@ -139,3 +140,18 @@ def test_the_platform_docs_list_every_platform_operation(server: RunningServer) 
     }
     assert served - documented == set()
     assert documented - served == set()
+
+
+async def test_each_api_key_has_its_own_request_budget(database_url: str) -> None:
+    settings = Settings(database_url=database_url, limit_platform_per_key="3/minute")
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        first = await platform_key(server.services)
+        second = await platform_key(server.services)
+        for _ in range(3):
+            assert (await http.get("/v1/platform/apps", headers=first)).status_code == 200
+        refused = await http.get("/v1/platform/apps", headers=first)
+        assert _error(refused, 429) == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (await http.get("/v1/platform/apps", headers=second)).status_code == 200
+        server.clock.advance(61)
+        assert (await http.get("/v1/platform/apps", headers=first)).status_code == 200

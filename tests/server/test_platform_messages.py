@@ -196,8 +196,9 @@ async def test_every_change_is_audited_without_bodies(
     await client.post(url, json=send, headers=PLATFORM)  # a retry changes nothing
     note = {"id": str(uuid.uuid4()), "user_ids": ["helpbot"], "parts": text("secret note")}
     await client.post(f"{base(app)}/announcements", json=note, headers=PLATFORM)
-    await client.post(f"{base(app)}/users/helpbot/blocks/spam", headers=PLATFORM)
-    await client.delete(f"{base(app)}/users/helpbot/blocks/spam", headers=PLATFORM)
+    pair = {"user_id": "helpbot", "blocked": "spam"}
+    await client.post(f"{base(app)}/blocks", json=pair, headers=PLATFORM)
+    await client.delete(f"{base(app)}/blocks", params=pair, headers=PLATFORM)
     log = await client.get("/v1/platform/audit", params={"app_id": app.app_id}, headers=PLATFORM)
     assert log.status_code == 200, log.text
     entries = log.json()["entries"][::-1]  # newest first
@@ -212,3 +213,33 @@ async def test_every_change_is_audited_without_bodies(
     assert all(entry["target"].startswith(f"apps/{app.app_id}/") for entry in entries)
     assert "secret" not in log.text
     assert PLATFORM["Authorization"].split()[1] not in log.text
+
+
+async def test_blocks_by_user_ids_with_slashes_never_shadow_a_user(
+    client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """User ids may contain "/": blocks take both ids as data, so the user "team/blocks"
+    is still a user and "team/ann"'s blocks are hers."""
+    for user in ("team/ann", "team/blocks"):
+        await client.post(f"{base(app)}/bots", json={"user_id": user}, headers=PLATFORM)
+    pair = {"user_id": "team/ann", "blocked": "spam/bot"}
+    assert (
+        await client.post(f"{base(app)}/blocks", json=pair, headers=PLATFORM)
+    ).status_code == 204
+    listed = await client.get(
+        f"{base(app)}/blocks", params={"user_id": "team/ann"}, headers=PLATFORM
+    )
+    assert listed.status_code == 200, listed.text
+    assert [b["user_id"] for b in listed.json()["blocks"]] == ["spam/bot"]
+    user = await client.get(f"{base(app)}/users/team/blocks", headers=PLATFORM)
+    assert user.status_code == 200, user.text
+    assert user.json()["user_id"] == "team/blocks"
+    lifted = await client.delete(f"{base(app)}/blocks", params=pair, headers=PLATFORM)
+    assert lifted.status_code == 204
+    listed = await client.get(
+        f"{base(app)}/blocks", params={"user_id": "team/ann"}, headers=PLATFORM
+    )
+    assert listed.json()["blocks"] == []
+    missing = await client.get(f"{base(app)}/blocks", headers=PLATFORM)
+    assert missing.status_code == 422
+    assert missing.json()["error"]["id"] == "invalid_request"

@@ -10,6 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from chinwag.server.settings import Settings
+from tests.server.test_webhooks import add_webhook, verified
 from tests.support import (
     ADMIN,
     AppFixture,
@@ -27,6 +28,7 @@ Headers = dict[str, str]
 
 
 pytestmark = pytest.mark.usefixtures("platform_admin")
+
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
@@ -190,3 +192,22 @@ async def test_a_gateway_that_keeps_failing_is_disabled_with_the_reason(
         await eventually(disabled)
         found = (await client.get(path, headers=ADMIN)).json()
     assert found["disabled_reason"] == "disabled after 3 failed attempts; last: answered 500"
+
+
+async def test_one_message_reaches_both_a_webhook_and_the_push_gateway(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    """On PostgreSQL the two outbox writes of a send are one statement (storage/outbox.py):
+    each part must still write its rows when the other has some too."""
+    async with Receiver() as gateway, Receiver() as hooks:
+        made = await put_gateway(client, app.app_id, gateway.url, include_body=False)
+        hook = await add_webhook(client, app.app_id, hooks.url, ["message.created"])
+        await device(server, client, app, "bob", "tok-bob")
+        conv = await start(client, alice, "bob")
+        await send(client, alice, conv, "both")
+        await gateway.wait_for(lambda: "tok-bob" in tokens(notes(made["secret"], gateway)))
+        await hooks.wait_for(lambda: len(hooks.answered) >= 1)
+    (payload,) = verified(hook["secret"], hooks)
+    assert payload["type"] == "message.created"
+    assert payload["data"]["message"]["parts"][0]["body"] == "both"
+    assert [n["conversation_id"] for n in notes(made["secret"], gateway)] == [conv]

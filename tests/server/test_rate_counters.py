@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +16,7 @@ from chinwag.core.errors import RateLimited
 from chinwag.server.rate_counters import MemoryCounters, RedisCounters, open_counters
 from chinwag.server.rate_limits import Action, RateLimits, parse_rates
 from chinwag.server.settings import Settings
+from tests.redis_server import redis_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -120,3 +122,27 @@ def test_trusted_proxies_come_comma_separated_from_the_environment(
     assert Settings().trusted_proxies == ["10.0.0.0/8", "127.0.0.1"]
     with pytest.raises(pydantic.ValidationError, match="trusted_proxies"):
         Settings(trusted_proxies=["10.0.0.300"])
+
+
+async def test_redis_counters_send_a_requests_increments_in_one_call(tmp_path: Path) -> None:
+    """A message charges ten counters: one script call, not ten (``rate_counters.py``)."""
+    with redis_server(tmp_path) as redis:
+        counters = RedisCounters(redis.url, prefix="p")
+        admin = aioredis.from_url(redis.url)
+        try:
+            increments = [(f"k{n}", 60, 1) for n in range(10)]
+            await counters.incr_many(increments)  # loads the script
+
+            async def calls() -> int:
+                stats = await admin.info("commandstats")
+                return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in _SCRIPT)
+
+            before = await calls()
+            assert await counters.incr_many(increments) == [2] * 10
+            assert await calls() - before == 1
+        finally:
+            await admin.aclose()
+            await counters.close()
+
+
+_SCRIPT = ("eval", "evalsha")  # calls from clients; what a script runs counts apart

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from chinwag.clock import ManualClock
 from chinwag.server.settings import Settings
@@ -262,6 +263,37 @@ async def test_limits_are_shared_by_two_nodes_on_one_redis() -> None:
                 await send_rest(on_b, alice, conv, "two")
                 _assert_refused(await _message(on_a, alice, conv))
                 _assert_refused(await _message(on_b, alice, conv))
+
+
+async def test_two_deployments_on_one_redis_and_prefix_count_apart(tmp_path: Path) -> None:
+    """Both deployments' first user is pk 1 and both sign in from 127.0.0.1: without the
+    deployment id in the keys, the second would find the first's counters spent."""
+    prefix = f"chinwag_test_{secrets.token_hex(6)}"
+    limits = {"limit_messages_per_user": "2/minute"}
+    shared = {"broker_url": REDIS_URL, "broker_prefix": prefix, **OFF, **limits}
+    clock = ManualClock(MINUTE_START)
+    settings = [
+        Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db", **shared)
+        for name in ("one", "two")
+    ]
+    async with run_server(settings[0], clock) as one, run_server(settings[1], clock) as two:
+        assert one.services.deployment_id != two.services.deployment_id
+        for node in (one, two):
+            async with httpx.AsyncClient(base_url=node.url) as http:
+                app = await make_app(node.services)
+                alice = await sign_in(http, app, "alice", clock.now())
+                conv = await create_conversation(http, alice, ["bob"])
+                await send_rest(http, alice, conv, "one")
+                await send_rest(http, alice, conv, "two")
+                _assert_refused(await _message(http, alice, conv))
+        ids = (one.services.deployment_id, two.services.deployment_id)
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [key.decode() async for key in admin.scan_iter(f"{prefix}:*")]
+        assert {key.split(":")[1] for key in keys} == set(ids), keys
+        await admin.delete(*keys)
+    finally:
+        await admin.aclose()
 
 
 async def test_limits_fail_open_with_a_warning_when_redis_is_down(

@@ -14,7 +14,9 @@ from chinwag.server.storage.database import Database, Transaction
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import server_secrets
 
-_INSERT = Prepared(insert(server_secrets).values(name=bindparam("name"), value=bindparam("value")))
+INSERT_SECRET = Prepared(
+    insert(server_secrets).values(name=bindparam("name"), value=bindparam("value"))
+)
 _NAMES = Prepared(select(server_secrets.c.name).where(server_secrets.c.name.like("job-%")))
 
 
@@ -28,15 +30,15 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         await database.close()
 
 
-async def _names(db: Database) -> set[str]:
+async def job_names(db: Database) -> set[str]:
     async with db.read() as conn:
         return {row[0] for row in await _NAMES.all(conn, {})}
 
 
-def _writer(name: str, seen: list[Transaction]) -> Callable[[Transaction], Awaitable[str]]:
+def writer(name: str, seen: list[Transaction]) -> Callable[[Transaction], Awaitable[str]]:
     async def job(tx: Transaction) -> str:
         seen.append(tx)
-        await _INSERT.rowcount(tx.conn, {"name": name, "value": b"v"})
+        await INSERT_SECRET.rowcount(tx.conn, {"name": name, "value": b"v"})
         return name
 
     return job
@@ -44,10 +46,10 @@ def _writer(name: str, seen: list[Transaction]) -> Callable[[Transaction], Await
 
 async def test_jobs_arriving_together_share_one_transaction(db: Database) -> None:
     seen: list[Transaction] = []
-    results = await asyncio.gather(*(db.write(_writer(f"job-{i}", seen)) for i in range(10)))
+    results = await asyncio.gather(*(db.write(writer(f"job-{i}", seen)) for i in range(10)))
     assert results == [f"job-{i}" for i in range(10)]
     assert len({id(tx) for tx in seen}) == 1
-    assert await _names(db) == {f"job-{i}" for i in range(10)}
+    assert await job_names(db) == {f"job-{i}" for i in range(10)}
 
 
 async def test_a_refusal_before_writing_fails_only_its_job(db: Database) -> None:
@@ -56,53 +58,53 @@ async def test_a_refusal_before_writing_fails_only_its_job(db: Database) -> None
 
     seen: list[Transaction] = []
     outcomes: tuple[object, ...] = await asyncio.gather(
-        db.write(_writer("job-a", seen)),
+        db.write(writer("job-a", seen)),
         db.write(refuse),
-        db.write(_writer("job-b", seen)),
+        db.write(writer("job-b", seen)),
         return_exceptions=True,
     )
     assert outcomes[0] == "job-a"
     assert isinstance(outcomes[1], NotFound)
     assert outcomes[2] == "job-b"
     assert len({id(tx) for tx in seen}) == 1
-    assert await _names(db) == {"job-a", "job-b"}
+    assert await job_names(db) == {"job-a", "job-b"}
 
 
 async def test_a_refusal_after_writing_is_rolled_back_and_the_others_kept(db: Database) -> None:
     async def write_then_refuse(tx: Transaction) -> str:
-        await _INSERT.rowcount(tx.conn, {"name": "job-refused", "value": b"v"})
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-refused", "value": b"v"})
         raise NotFound("no")
 
     seen: list[Transaction] = []
     outcomes: tuple[object, ...] = await asyncio.gather(
-        db.write(_writer("job-a", seen)),
+        db.write(writer("job-a", seen)),
         db.write(write_then_refuse),
-        db.write(_writer("job-b", seen)),
+        db.write(writer("job-b", seen)),
         return_exceptions=True,
     )
     assert outcomes[0] == "job-a"
     assert isinstance(outcomes[1], NotFound)
     assert outcomes[2] == "job-b"
-    assert await _names(db) == {"job-a", "job-b"}
+    assert await job_names(db) == {"job-a", "job-b"}
 
 
 async def test_a_failing_job_does_not_take_the_batch_with_it(db: Database) -> None:
     async def broken(tx: Transaction) -> str:
-        await _INSERT.rowcount(tx.conn, {"name": "job-a", "value": b"dup"})  # a unique clash
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-a", "value": b"dup"})  # a unique clash
         return "never"
 
     seen: list[Transaction] = []
     outcomes: tuple[object, ...] = await asyncio.gather(
-        db.write(_writer("job-a", seen)),
+        db.write(writer("job-a", seen)),
         db.write(broken),
-        db.write(_writer("job-b", seen)),
+        db.write(writer("job-b", seen)),
         return_exceptions=True,
     )
     assert outcomes[0] == "job-a"
     assert isinstance(outcomes[1], Exception)
     assert not isinstance(outcomes[1], NotFound)
     assert outcomes[2] == "job-b"
-    assert await _names(db) == {"job-a", "job-b"}
+    assert await job_names(db) == {"job-a", "job-b"}
 
 
 async def test_after_commit_runs_only_once_committed(db: Database) -> None:
@@ -110,7 +112,7 @@ async def test_after_commit_runs_only_once_committed(db: Database) -> None:
 
     def announcing(name: str) -> Callable[[Transaction], Awaitable[str]]:
         async def job(tx: Transaction) -> str:
-            await _INSERT.rowcount(tx.conn, {"name": name, "value": b"v"})
+            await INSERT_SECRET.rowcount(tx.conn, {"name": name, "value": b"v"})
             tx.after_commit(lambda: rang.append(name))
             assert rang == []  # nothing is announced before the shared commit
             return name
@@ -128,7 +130,7 @@ async def test_a_cancelled_caller_does_not_cancel_its_write(db: Database) -> Non
     async def slow(tx: Transaction) -> str:
         started.set()
         await release.wait()
-        await _INSERT.rowcount(tx.conn, {"name": "job-slow", "value": b"v"})
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-slow", "value": b"v"})
         return "job-slow"
 
     caller = asyncio.create_task(db.write(slow))
@@ -138,7 +140,7 @@ async def test_a_cancelled_caller_does_not_cancel_its_write(db: Database) -> Non
         await caller
     release.set()
     for _ in range(100):
-        if await _names(db) == {"job-slow"}:
+        if await job_names(db) == {"job-slow"}:
             break
         await asyncio.sleep(0.01)
-    assert await _names(db) == {"job-slow"}
+    assert await job_names(db) == {"job-slow"}

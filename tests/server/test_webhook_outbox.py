@@ -34,6 +34,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.usefixtures("platform_admin")
 
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return hook_settings(database_url, webhook_workers=False, webhook_concurrency=4)

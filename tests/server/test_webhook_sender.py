@@ -40,7 +40,7 @@ async def test_a_receiver_that_never_answers_costs_the_timeout() -> None:
         started = time.monotonic()
         outcome = await sender.post(receiver.url, b"{}", {})
         await sender.close()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # the receiver would hang forever
     assert not outcome.ok
     assert outcome.error == "no answer within 0.5 seconds"
 

@@ -32,6 +32,7 @@ Headers = dict[str, str]
 
 pytestmark = pytest.mark.usefixtures("platform_admin")
 
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return hook_settings(database_url)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual.widgets import OptionList
 
-from chinwag.client import Client, ClientEvent, Message, Typing, TypingState
+from chinwag.client import Client, ClientEvent, ConnectionState, Message, Typing, TypingState
 from chinwag.tui.app import ChatApp
 from tests.client.conftest import Tokens
 from tests.client.test_events import collect
@@ -40,7 +40,13 @@ async def test_typed_message_reaches_the_other_user_and_their_markup_shows_liter
         async with app.run_test(size=(110, 30)) as pilot:
 
             async def opened() -> bool:
-                return app.current == conv.id and "Hi Alice" in app.pane_text.plain
+                # Typing is ephemeral and goes only over an open socket; the pane can show the
+                # history (read over REST) before the socket is up, so wait for both.
+                return (
+                    app.current == conv.id
+                    and "Hi Alice" in app.pane_text.plain
+                    and alice.connection_state is ConnectionState.CONNECTED
+                )
 
             await eventually(opened)
             title = app.query_one("#conversations", OptionList).get_option(conv.id).prompt
@@ -51,7 +57,13 @@ async def test_typed_message_reaches_the_other_user_and_their_markup_shows_liter
                 return any(isinstance(m, Message) and m.text == "hello bob" for m in bob_got)
 
             await eventually(bob_has_it)
-            assert Typing(conv.id, "alice", TypingState.STARTED) in bob_saw_typing
+
+            async def bob_saw_alice_typing() -> bool:
+                # Typing frames are ephemeral and not ordered with stored events: under load
+                # the relay's frame may land after the message it preceded.
+                return Typing(conv.id, "alice", TypingState.STARTED) in bob_saw_typing
+
+            await eventually(bob_saw_alice_typing)
             await bob.set_typing(conv.id, "started")
             await bob.send_message(conv.id, HOSTILE)
             await bob.flush_outbox()

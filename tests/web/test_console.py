@@ -189,11 +189,18 @@ async def test_a_revoked_key_returns_the_console_to_the_key_field(
 async def test_keys_are_generated_shown_once_disabled_and_deleted(
     browser: Browser, server: RunningServer, app: AppFixture
 ) -> None:
-    console = await open_console(browser, server, await admin_key(server))
+    key = await admin_key(server)
+    console = await open_console(browser, server, key)
     page = console.page
     await choose_app(page, app.app_id)
     rows = page.locator("#keys tr")
-    before = await rows.count()
+    # The app's details render before its keys arrive: wait for the keys it already has.
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        listed = await client.get(
+            f"/v1/platform/apps/{app.app_id}/keys", headers={"Authorization": f"Bearer {key}"}
+        )
+    before = len(listed.json()["keys"])
+    await expect(rows).to_have_count(before)
     await page.select_option("#key-kind", "hmac_secret")
     await page.click("#generate-key button")
     await expect(rows).to_have_count(before + 1)

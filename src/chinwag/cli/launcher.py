@@ -20,7 +20,6 @@ SERVER_EXTRA_MODULES = frozenset(
         "uvicorn",
         "sqlalchemy",
         "alembic",
-        "aiosqlite",
         "asyncpg",
         "redis",
         "typer",

@@ -21,6 +21,7 @@ from chinwag.cli.users import users_app
 
 if TYPE_CHECKING:
     from chinwag.server.settings import Settings
+    from chinwag.server.storage.records import AppRecord, KeyRecord
 
 __all__ = ["app", "main"]
 
@@ -77,16 +78,27 @@ def serve(
             help="Make sure a staging app exists and print its id and development key.",
         ),
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            envvar="CHINWAG_WORKERS",
+            help="Processes serving the one port (more than 1 needs a redis:// broker).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", envvar="CHINWAG_LOG_FORMAT", help="text (default) or json"),
+    ] = None,
 ) -> None:
     """Run the chinwag server (checks the port and the database first)."""
-    from chinwag.cli.serve import bind_socket, preflight, print_banner, serve_on
+    from chinwag.cli.serve import bind_socket, check_workers, preflight, print_banner, serve_on
     from chinwag.server.database_location import describe_database
 
-    settings = _serve_settings(host, port, database_url, broker_url)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines of noise
+    extra: dict[str, object] = {"workers": workers, "log_format": log_format}
+    settings = _serve_settings(host, port, database_url, broker_url, extra)
+    metrics_directory = check_workers(settings)  # before the metrics are first imported
+    _configure_logging(settings)
     sock = bind_socket(settings.host, settings.port)
     try:
         dev = preflight(settings, dev_app=dev_app)
@@ -95,23 +107,53 @@ def serve(
         raise
     bound_port = sock.getsockname()[1]  # the real one when --port 0
     url = settings.public_url or f"http://{_url_host(settings.host)}:{bound_port}"
-    print_banner(url, describe_database(settings.database_url), dev)
-    console.print(
-        f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
-        f"(docs: {escape(url)}/docs)",
-        soft_wrap=True,
+    database = describe_database(settings.database_url)
+    if settings.log_format == "json":  # every line on stdout is a JSON object
+        _log_banner(url, database, dev)
+    else:
+        print_banner(url, database, dev)
+        console.print(
+            f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
+            f"(docs: {escape(url)}/docs)",
+            soft_wrap=True,
+        )
+    serve_on(settings, sock, metrics_directory)
+
+
+def _log_banner(url: str, database: str, dev: tuple[AppRecord, KeyRecord | None] | None) -> None:
+    log = logging.getLogger("chinwag")
+    log.info("chinwag %s serving at %s (database %s)", __version__, url, database)
+    if dev is not None:
+        log.info("staging app %s (dev key %s)", dev[0].id, dev[1].kid if dev[1] else "none")
+
+
+def _configure_logging(settings: Settings) -> None:
+    if settings.log_format == "json":
+        from logging.config import dictConfig
+
+        from chinwag.server.log_format import json_logging_config
+
+        dictConfig(json_logging_config(settings.log_level))
+        return
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
-    serve_on(settings, sock)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration: noise
 
 
 def _serve_settings(
-    host: str, port: int, database_url: str | None, broker_url: str | None
+    host: str,
+    port: int,
+    database_url: str | None,
+    broker_url: str | None,
+    extra: dict[str, object] | None = None,
 ) -> Settings:
     from chinwag.cli.runner import settings_from
     from chinwag.cli.serve import exit_with
     from chinwag.core.errors import ChinwagError
 
     overrides: dict[str, object] = {"host": host, "port": port}
+    overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
     if database_url:
         overrides["database_url"] = database_url
     if broker_url:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from chinwag.server.settings import Settings
     from chinwag.server.storage.records import AppRecord, KeyRecord
 
-__all__ = ["bind_socket", "exit_with", "preflight", "print_banner", "serve_on"]
+__all__ = ["bind_socket", "check_workers", "exit_with", "preflight", "print_banner", "serve_on"]
 
 _BACKLOG = 2048  # uvicorn's default
 
@@ -93,8 +93,40 @@ def print_banner(url: str, database: str, dev: tuple[AppRecord, KeyRecord | None
     typer.echo("")
 
 
-def serve_on(settings: Settings, sock: socket.socket) -> None:
-    """Run the app on the already-bound ``sock`` until interrupted."""
+def check_workers(settings: Settings) -> str | None:
+    """Refuse ``--workers N`` without a broker the workers can share; with a good one,
+    prepare the shared metrics directory (``server/workers.py``) and return it."""
+    if settings.workers == 1:
+        return None
+    if settings.broker_url.startswith("memory://"):
+        exit_with(
+            f"--workers {settings.workers} needs a Redis broker (--broker-url redis://…): "
+            "with memory:// each worker would see only its own clients' messages"
+        )
+    from chinwag.server.workers import prepare_multiprocess_metrics
+
+    return prepare_multiprocess_metrics()
+
+
+def serve_on(settings: Settings, sock: socket.socket, metrics_directory: str | None = None) -> None:
+    """Run the app on the already-bound ``sock`` until interrupted; with
+    ``settings.workers`` > 1, in that many forked workers (``server/workers.py``)."""
+    if settings.workers == 1:
+        _serve_one(settings, sock)
+        return
+    import chinwag.server.app
+    import chinwag.server.serving  # noqa: F401 - imported once, before forking: shared
+    from chinwag.server.workers import run_workers
+
+    code = run_workers(
+        settings.workers, lambda _index: _serve_one(settings, sock), cleanup=metrics_directory
+    )
+    sock.close()
+    if code:
+        raise typer.Exit(code)
+
+
+def _serve_one(settings: Settings, sock: socket.socket) -> None:
     from chinwag.server.app import create_app
     from chinwag.server.serving import ChinwagServer, uvicorn_config
 

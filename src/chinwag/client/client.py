@@ -426,7 +426,8 @@ class Client:
         return await self._live.send_typing(conversation_id, TypingState(state))
 
     async def flush_outbox(self) -> None:
-        """Wait until every queued message is acknowledged (raises if offline)."""
+        """Wait until every queued message is acknowledged: through a rate limit (429, for
+        as long as the server asks), but not through being offline (it raises)."""
         if self._outbox is not None:
             await self._outbox.flush()
 

@@ -88,6 +88,18 @@ class ServerError(ClientError):
         """Worth retrying later: rate limits and server trouble, never a 4xx verdict."""
         return self.status == 429 or self.status >= 500
 
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asked the caller to wait (429 ``rate_limited``, 503), if it did.
+
+        Retrying sooner only earns another refusal and spends the shared budget of every
+        device of the user, so the SDK never retries before this.
+        """
+        value = self.data.get("retry_after")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            return None
+        return float(value)
+
 
 class MessageRejected(ServerError):
     """The server refused a queued message for good; it left the outbox as failed."""

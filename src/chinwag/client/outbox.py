@@ -33,6 +33,8 @@ __all__ = ["Outbox"]
 
 log = logging.getLogger("chinwag.client")
 
+MAX_RETRY_AFTER = 300.0
+
 
 class Outbox:
     def __init__(
@@ -71,14 +73,24 @@ class Outbox:
                 return  # signed out: the outbox went with the user's data
             except Exception as exc:  # offline, server trouble, a renewal that gave up
                 log.debug("outbox: will retry (%s)", exc)
-                await asyncio.sleep(self.backoff.delay(attempt, self.rand()))
+                await asyncio.sleep(self._retry_delay(exc, attempt))
                 attempt += 1
                 self._wake.set()
+
+    def _retry_delay(self, exc: Exception, attempt: int) -> float:
+        """Back-off, but never sooner than the server's ``retry_after`` (capped, so a wrong
+        answer cannot park the outbox for hours)."""
+        delay = self.backoff.delay(attempt, self.rand())
+        if isinstance(exc, ServerError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
+        return delay
 
     async def flush(self) -> None:
         """Send everything queued, in order; returns when the outbox is empty.
 
-        Raises :class:`OfflineError` (or a transient :class:`ServerError`) if it can't.
+        A 429 is not a failure: the server said when to come back, so this waits that long
+        (capped) and goes on; a caller who cannot wait wraps it in ``asyncio.timeout``.
+        Raises :class:`OfflineError` (or another transient :class:`ServerError`) if it can't.
         """
         async with self._lock:
             while entries := await self.store.outbox():
@@ -88,9 +100,13 @@ class Outbox:
                 results = await asyncio.gather(
                     *(self._drain(queue) for queue in queues.values()), return_exceptions=True
                 )
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
+                failures = [r for r in results if isinstance(r, BaseException)]
+                limited = [r for r in failures if _rate_limited(r)]
+                for failure in failures:
+                    if not _rate_limited(failure):
+                        raise failure
+                if limited:
+                    await asyncio.sleep(max(_wait_asked(r) for r in limited))
 
     async def _drain(self, queue: list[OutboxEntry]) -> None:
         for entry in queue:
@@ -115,6 +131,16 @@ class Outbox:
                 return
         await self.store.acknowledge(message, self.me())
         self.emit("message_sent", message["id"])
+
+
+def _rate_limited(exc: BaseException) -> bool:
+    return isinstance(exc, ServerError) and exc.status == 429
+
+
+def _wait_asked(exc: BaseException) -> float:
+    """The server's ``retry_after`` (capped), or a second if it named none."""
+    asked = exc.retry_after if isinstance(exc, ServerError) else None
+    return min(asked, MAX_RETRY_AFTER) if asked is not None else 1.0
 
 
 def _same_parts(data: dict[str, Any], parts: list[Any]) -> bool:

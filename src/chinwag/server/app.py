@@ -19,14 +19,17 @@ from chinwag.server.api import messages as messages_api
 from chinwag.server.api import push_tokens as push_tokens_api
 from chinwag.server.api import users as users_api
 from chinwag.server.api.docs import docs_router
+from chinwag.server.api.drain_gate import DrainGate
 from chinwag.server.api.errors import BodyLimit, install_error_handlers
 from chinwag.server.api.openapi import install_openapi
+from chinwag.server.api.ops import ops_router
 from chinwag.server.api.platform import platform_router
+from chinwag.server.api.request_metrics import RequestMetrics
 from chinwag.server.api.web import web_router
 from chinwag.server.broker import open_broker
 from chinwag.server.log_redaction import install_redaction
 from chinwag.server.rate_limits import open_rate_limits
-from chinwag.server.services import Services, load_server_secret
+from chinwag.server.services import Services, load_deployment_id, load_server_secret
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database
 from chinwag.server.webhooks.runner import Delivery
@@ -62,16 +65,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            pg_lanes=settings.pg_write_lanes,
+        )
         await db.migrate()
-        broker = open_broker(settings.broker_url, prefix=settings.broker_prefix)
+        deployment_id = await load_deployment_id(db)
+        broker = open_broker(
+            settings.broker_url, prefix=settings.broker_prefix, deployment_id=deployment_id
+        )
         services = Services(
             settings=settings,
             clock=clock,
             db=db,
             broker=broker,
             nonce_secret=await load_server_secret(db, "nonce", _random),
-            rate_limits=open_rate_limits(settings, clock),
+            deployment_id=deployment_id,
+            rate_limits=open_rate_limits(settings, clock, deployment_id),
         )
         app.state.services = services
         if settings.create_dev_app:
@@ -82,6 +93,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         services.start_background()
         delivery = Delivery(services)
         services.outbox_doorbell = delivery.wake
+        app.state.delivery = delivery
         try:
             yield
         finally:
@@ -115,12 +127,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    _install_operations(app)
     return app
+
+
+def _install_operations(app: FastAPI) -> None:
+    """/healthz, /readyz, /metrics, the request counters (``api/ops.py``) and the
+    refusal of new requests while draining (``api/drain_gate.py``)."""
+    app.include_router(ops_router())
+    app.add_middleware(DrainGate)
+    app.add_middleware(RequestMetrics)  # outermost: counts the gate's refusals too
 
 
 def _random(n: int) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from typing import Any
 from starlette.types import Send
 
 from chinwag.core.protocol import CloseCode, CloseReason, caught_up_frame, event_frame
-from chinwag.server.storage.events import StoredEvent
+from chinwag.server import metrics
+from chinwag.server.storage.events import StoredPage
+from chinwag.server.storage.failures import log_failure
 
 __all__ = ["CANCELLED", "PEER_CLOSED", "Close", "Connection", "ReadPage"]
 
@@ -38,8 +41,9 @@ PEER_CLOSED = "peer"
 CANCELLED = "cancelled"
 """The 4400 reason of a connection whose task was cancelled before it chose a close."""
 
-ReadPage = Callable[[int, int], Awaitable[list[StoredEvent]]]
-"""``read_page(after, limit)``: the user's stored events after a position, ascending."""
+ReadPage = Callable[[int, int], Awaitable[StoredPage]]
+"""``read_page(after, limit)``: the user's stored events after a position, ascending, and
+whether that was all of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,8 @@ class Connection:
         "_closed",
         "_context",
         "_cursor",
+        "_going_away",
+        "_mark",
         "_page_size",
         "_queue",
         "_queue_bytes",
@@ -82,6 +88,7 @@ class Connection:
         "_queued_bytes",
         "_read_page",
         "_reader",
+        "_recheck",
         "_room",
         "_send",
         "_wanted",
@@ -125,9 +132,13 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[Any] | None = None
         self._catching_up = False
+        self._recheck = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._close_after: Close | None = None
         self._closed: Close | None = None
+        self._going_away = False
+        self._mark: tuple[bytes, float] | None = None
+        """A live event frame queued and when (for the fan-out latency metric)."""
 
     @property
     def cursor(self) -> int:
@@ -149,15 +160,25 @@ class Connection:
         if pos == self._cursor + 1:
             if self._push_live(frame):
                 self._cursor = pos
+                if self._mark is None:
+                    self._mark = (frame, time.perf_counter())
         else:
             self._start_catch_up(announce=False)
+
+    def hint(self, pos: int) -> None:
+        if not self.ending and pos > self._cursor:
+            self.resync()
 
     def offer_signal(self, frame: bytes) -> None:
         if not self.ending:
             self._push_live(frame)
 
     def resync(self) -> None:
-        if not self.ending and not self._catching_up:
+        if self.ending:
+            return
+        if self._catching_up:
+            self._recheck = True  # the running catch-up may have read already: once more
+        else:
             self._start_catch_up(announce=False)
 
     def revoke(self, reason: str, *, wipe: bool = False) -> None:
@@ -171,7 +192,14 @@ class Connection:
             self._start_catch_up(announce=False)
 
     def going_away(self) -> None:
-        self.finish(Close(CloseCode.GOING_AWAY, CloseReason.GOING_AWAY))
+        """The first call queues the 1001 close behind the frames already waiting (the
+        acknowledgements of drained sends among them); a second closes at once."""
+        close = Close(CloseCode.GOING_AWAY, CloseReason.GOING_AWAY)
+        if self._going_away:
+            self.finish(close)
+            return
+        self._going_away = True
+        self._append(close)
 
     # -- the driver's side ---------------------------------------------------------------
 
@@ -224,12 +252,23 @@ class Connection:
         for task in (self._catch_up_task, self._writer):
             if task is not None and task is not current:
                 task.cancel()
+                task.add_done_callback(self._forget)
         reader = self._reader
         if reader is not None and reader is not current:
             self._reader = None
             reader.cancel()
 
     # -- internals -----------------------------------------------------------------------
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        """Drop a cancelled task. One cancelled before its first step never runs its
+        ``finally`` (which drops it), and its CancelledError holds its frame, which holds
+        this connection: kept, the pair is a reference cycle only the garbage collector
+        frees, and never once frozen (server/heap.py)."""
+        if self._writer is task:
+            self._writer = None
+        if self._catch_up_task is task:
+            self._catch_up_task = None
 
     def _queued(self) -> int:
         return 0 if self._queue is None else len(self._queue)
@@ -287,6 +326,10 @@ class Connection:
                     return
                 self._queued_bytes -= len(item)
                 await self._send({"type": "websocket.send", "text": item.decode()})
+                mark = self._mark
+                if mark is not None and mark[0] is item:
+                    self._mark = None
+                    metrics.fanout_written(time.perf_counter() - mark[1])
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -314,7 +357,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("catch-up failed for session %s", self.session_id)
+            log_failure(log, "catch-up failed for session %s", self.session_id)
             self.finish(Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER))
         finally:
             if self._catch_up_task is asyncio.current_task():
@@ -325,14 +368,19 @@ class Connection:
             # Shielded: cancelling the connection must not cut a database read in half.
             page = await asyncio.shield(self._read_page(self._cursor, self._page_size))
             progressed = False
-            for stored in page:
+            whole = page.complete
+            for stored in page.events:
                 if stored.pos != self._cursor + 1:
+                    whole = False
                     break
                 await self._put(event_frame(stored.pos, stored.event_json))
                 self._cursor = stored.pos
                 progressed = True
-            if progressed:
-                continue  # a short page may be cut by bytes (storage/events.py): read on
+            if progressed and not whole:
+                continue  # cut by count or bytes (storage/events.py): read on
+            # A whole page needs no second read to show the stream is current (it cost a
+            # delivery from another node two reads); an event announced meanwhile raised
+            # _wanted, or _recheck, and is read below.
             if self._cursor < self._wanted and self._close_after is None:
                 if not progressed:
                     await asyncio.sleep(0.05)  # announced but not visible yet: look again
@@ -342,5 +390,8 @@ class Connection:
                 await self._put(caught_up_frame(self._cursor))
                 if self._cursor < self._wanted:
                     continue
+            if self._recheck:
+                self._recheck = False
+                continue
             self._catching_up = False
             return

@@ -22,7 +22,11 @@ DEV_APP_NAME = "chinwag-dev"
 
 @asynccontextmanager
 async def open_services(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Services]:
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        synchronous=settings.sqlite_synchronous,
+        pg_lanes=settings.pg_write_lanes,
+    )
     try:
         await db.migrate()
         services = Services(

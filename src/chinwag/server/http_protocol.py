@@ -72,6 +72,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         super().handle_websocket_upgrade()
+        # The socket is the WebSocket protocol's now and this one never hears of it again
+        # (no connection_lost, where uvicorn drops the parser). The parser holds this
+        # protocol's bound methods: a reference cycle that only the garbage collector
+        # would free, with the transport and socket hanging off it, once per WebSocket.
+        self.parser = None  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -12,7 +12,14 @@ from collections.abc import Hashable
 from typing import Protocol, TypeAlias, TypeVar
 
 from chinwag.core.protocol import event_frame
-from chinwag.server.broker import Doorbell, EventsAppended, Resync, SessionsRevoked, Signal
+from chinwag.server.broker import (
+    Doorbell,
+    EventsAppended,
+    Resync,
+    SessionsRevoked,
+    Signal,
+    StreamsAdvanced,
+)
 
 __all__ = ["Hub", "LiveConnection"]
 
@@ -27,6 +34,11 @@ class LiveConnection(Protocol):
 
     def offer_event(self, pos: int, frame: bytes) -> None:
         """A new event at stream position ``pos`` for this connection's user."""
+        ...
+
+    def hint(self, pos: int) -> None:
+        """Another node says the stream reached ``pos``: read the store past the cursor
+        (once; an untrusted position is never waited for)."""
         ...
 
     def offer_signal(self, frame: bytes) -> None: ...
@@ -100,6 +112,11 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(group) for group in self._by_user.values())
 
+    def connected(self, user_pks: list[int]) -> list[int]:
+        """Those of ``user_pks`` with a live connection here."""
+        by_user = self._by_user
+        return [pk for pk in user_pks if pk in by_user]
+
     def sockets_of_user(self, user_pk: int) -> int:
         return len(self._by_user.get(user_pk, ()))
 
@@ -107,6 +124,8 @@ class Hub:
         return len(self._by_session.get(session_id, ()))
 
     def dispatch(self, message: Doorbell) -> None:
+        """Hand a doorbell to the connections it concerns. ``RevocationHint`` is not for
+        the hub: the store decides first (``server.doorbells``)."""
         if isinstance(message, EventsAppended):
             for user_pk, pos in message.targets:
                 group = self._by_user.get(user_pk)
@@ -114,11 +133,16 @@ class Hub:
                     frame = event_frame(pos, message.event_json)
                     for conn in group:
                         conn.offer_event(pos, frame)
+        elif isinstance(message, StreamsAdvanced):
+            for user_pk, pos in message.targets:
+                for conn in self._by_user.get(user_pk, ()):
+                    conn.hint(pos)
         elif isinstance(message, Signal):
+            signal = message.frame
             for user_pk in message.user_pks:
                 for conn in self._by_user.get(user_pk, ()):
                     if conn.session_id != message.exclude_session:
-                        conn.offer_signal(message.frame)
+                        conn.offer_signal(signal)
         elif isinstance(message, SessionsRevoked):
             for session_id in message.session_ids:
                 for conn in self._by_session.get(session_id, ()):

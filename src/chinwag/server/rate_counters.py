@@ -1,19 +1,26 @@
 """Where rate-limit counters live: this process's memory, or Redis shared by every node.
 
-A counter is ``incr(key, expiry, amount) -> new total``, the primitive of ``limits``'
-storage. Redis goes through ``limits``' own async Redis storage (its INCRBY+EXPIRE script),
-on redis-py, with a connection pool we own so shutdown closes it and a dead Redis fails in
-half a second instead of after redis-py's retries. ``memory://`` is :class:`MemoryCounters`
-rather than ``limits``' memory storage: that one scans every key on every increment
-(1.4 ms per hit at 10,000 keys, measured), and a busy single node has that many.
+A counter is ``incr(key, expiry, amount) -> new total`` over a fixed window, the primitive
+of ``limits``' storage (``INCRBY``, and ``EXPIRE`` when the key is new). On Redis the
+increments of one request go out as one script call, one round trip: a message charges
+ten counters (messages and requests, per session, user and app, some with two windows),
+and ``limits``' storage, which has no batched increment, sent them as ten concurrent
+script calls on ten pooled connections: ~7 % of a node's CPU at 50 msg/s across two nodes
+(``bench/README.md``). The script does what ``limits``' own ``incr_expire.lua`` does per
+key, and the keys are ``<prefix>:<key>`` as ``limits`` names them, so nodes of either
+kind count together during a rolling upgrade. All of one call's keys go to one Redis
+(chinwag does not shard its Redis). The pool is ours, so shutdown closes it and a dead
+Redis fails in half a second instead of after redis-py's retries. ``memory://`` is
+:class:`MemoryCounters` rather than ``limits``' memory storage: that one scans every key on
+every increment (1.4 ms per hit at 10,000 keys, measured), and a busy single node has that
+many.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from chinwag.clock import Clock
 
@@ -68,48 +75,50 @@ class MemoryCounters:
         self._expiries.clear()
 
 
+_INCR_MANY = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[2 * i])
+    local total = redis.call("INCRBY", key, amount)
+    if total == amount then
+        redis.call("EXPIRE", key, ARGV[2 * i - 1])
+    end
+    totals[i] = total
+end
+return totals
+"""
+"""``incr_many`` in one call: KEYS the counters, ARGV (expiry, amount) per key."""
+
+
 class RedisCounters:
-    """``limits``' async Redis storage; the increments of one request go out together."""
+    """Counters in Redis; the increments of one request in one script call."""
 
     def __init__(self, url: str, *, prefix: str) -> None:
         import redis.asyncio as aioredis
-        from limits.storage import storage_from_string
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
+        self._prefix = prefix
         self._pool = aioredis.ConnectionPool.from_url(
             url,
             socket_connect_timeout=_TIMEOUT,
             socket_timeout=_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
         )
-        options: dict[str, Any] = {"connection_pool": self._pool}
-        self._storage: Any = storage_from_string(
-            _limits_uri(url),
-            implementation="redispy",
-            key_prefix=prefix,
-            wrap_exceptions=True,
-            **options,
-        )
+        self._redis = aioredis.Redis(connection_pool=self._pool)
+        self._incr_many = self._redis.register_script(_INCR_MANY)
 
     async def incr_many(self, increments: Sequence[Increment]) -> list[int]:
-        if len(increments) == 1:
-            key, expiry, amount = increments[0]
-            return [int(await self._storage.incr(key, expiry, amount))]
-        totals = await asyncio.gather(
-            *(self._storage.incr(key, expiry, amount) for key, expiry, amount in increments)
-        )
+        keys = [f"{self._prefix}:{key}" for key, _, _ in increments]
+        args: list[int] = []
+        for _, expiry, amount in increments:
+            args += (expiry, amount)
+        totals = await self._incr_many(keys=keys, args=args)
         return [int(total) for total in totals]
 
     async def close(self) -> None:
+        await self._redis.aclose()
         await self._pool.aclose()
-
-
-def _limits_uri(url: str) -> str:
-    """``limits`` picks its async Redis storage by an ``async+`` scheme."""
-    if url.startswith("unix://"):
-        return "async+redis+unix://" + url.removeprefix("unix://")
-    return "async+" + url
 
 
 def open_counters(url: str, *, prefix: str, clock: Clock) -> Counters:

@@ -87,6 +87,9 @@ class RateLimits:
         self._counters = counters
         self._rules = {action: _rules(settings, action) for action in Action}
         self._auth = _auth_rates(settings)
+        self._platform = (
+            parse_rates(settings.limit_platform_per_key) if settings.rate_limits else ()
+        )
         self._off_until = -math.inf
 
     @classmethod
@@ -106,6 +109,11 @@ class RateLimits:
             "app": caller.app_id,
         }
         await self._charge(str(action), [(f"{s}:{owners[s]}", rates) for s, rates in rules], cost)
+
+    async def charge_platform(self, key_id: str) -> None:
+        """A platform API request, per API key."""
+        if self._platform:
+            await self._charge("platform", [(f"key:{key_id}", self._platform)], 1)
 
     async def charge_address(self, address: str) -> None:
         """The sign-in endpoints' limit, per client address."""
@@ -153,8 +161,14 @@ class RateLimits:
         await self._counters.close()
 
 
-def open_rate_limits(settings: Settings, clock: Clock) -> RateLimits:
-    """Counters at ``rate_limit_url``, else beside the broker (its Redis, its prefix)."""
+def open_rate_limits(settings: Settings, clock: Clock, deployment_id: str) -> RateLimits:
+    """Counters at ``rate_limit_url``, else beside the broker (its Redis, its prefix).
+
+    Keys are ``<broker_prefix>:<deployment_id>:limits:…``. The deployment id comes from the
+    database (``services.load_deployment_id``), so every node of one deployment counts
+    together, while two deployments sharing one Redis count apart even with the same
+    prefix: their session ids differ, but user pks (1, 2, …) and client addresses do not.
+    """
     url = settings.rate_limit_url or settings.broker_url
-    counters = open_counters(url, prefix=f"{settings.broker_prefix}:limits", clock=clock)
-    return RateLimits(settings, clock, counters)
+    prefix = f"{settings.broker_prefix}:{deployment_id}:limits"
+    return RateLimits(settings, clock, open_counters(url, prefix=prefix, clock=clock))

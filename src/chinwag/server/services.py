@@ -10,22 +10,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chinwag.clock import Clock
 from chinwag.core.keys import Alg, KeyMaterial, verifier_for
-from chinwag.server.broker import Broker, Doorbell, EventsAppended
+from chinwag.server import metrics
+from chinwag.server.broker import Broker, Doorbell, Resync
+from chinwag.server.doorbells import Doorbells
+from chinwag.server.drain import Drain
 from chinwag.server.hub import Hub
 from chinwag.server.jwks import JwksCache, JwksFetcher
 from chinwag.server.rate_limits import RateLimits
 from chinwag.server.settings import Settings
+from chinwag.server.storage import engines
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
-from chinwag.server.typing_relay import TypingRelay, participants_removed
+from chinwag.server.typing_relay import TypingRelay
 
-__all__ = ["KeyCache", "KnownApps", "Services", "load_server_secret"]
+__all__ = ["KeyCache", "KnownApps", "Services", "load_deployment_id", "load_server_secret"]
 
 Random = Callable[[int], bytes]
 
@@ -71,9 +73,8 @@ class KnownApps:
 async def load_server_secret(db: Database, name: str, random: Random) -> bytes:
     """Read a shared secret, creating it first if no node has yet (first writer wins)."""
     async with db.transaction() as tx:
-        dialect_insert = pg_insert if tx.is_postgres else sqlite_insert
         await tx.conn.execute(
-            dialect_insert(server_secrets)
+            engines.insert(tx.conn, server_secrets)
             .values(name=name, value=random(32))
             .on_conflict_do_nothing()
         )
@@ -85,6 +86,15 @@ async def load_server_secret(db: Database, name: str, random: Random) -> bytes:
     return bytes(value)
 
 
+async def load_deployment_id(db: Database) -> str:
+    """This deployment's name on shared infrastructure (Redis channels, rate-limit keys).
+
+    Stored in the database, so every node of one deployment agrees on it and two deployments
+    sharing one Redis never do, whatever their settings say.
+    """
+    return (await load_server_secret(db, "deployment_id", secrets.token_bytes))[:8].hex()
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -92,18 +102,24 @@ class Services:
     db: Database
     broker: Broker
     nonce_secret: bytes
+    deployment_id: str = "local"
+    """Namespaces what this deployment shares with others (:func:`load_deployment_id`)."""
     random: Random = field(default=secrets.token_bytes)
     keys: KeyCache = field(default_factory=KeyCache)
     known_apps: KnownApps = field(default_factory=KnownApps)
     rate_limits: RateLimits = field(default_factory=RateLimits.disabled)
     hub: Hub = field(default_factory=Hub)
+    drain: Drain = field(default_factory=Drain)
+    """In-flight work a stopping node waits for (``drain.py``)."""
     typing: TypingRelay = field(init=False)
     jwks: JwksCache = field(init=False)
+    doorbells: Doorbells = field(init=False)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     outbox_doorbell: Callable[[], None] | None = None
-    """Wakes this process's delivery workers when events were committed (``webhooks/``)."""
+    """Wakes this process's delivery workers (``webhooks/``); see :meth:`outbox_written`."""
 
     def __post_init__(self) -> None:
+        self.doorbells = Doorbells(self)
         self.typing = TypingRelay(
             self.publish,
             pause_after=self.settings.typing_pause_after,
@@ -118,6 +134,15 @@ class Services:
             )
         )
 
+    def outbox_written(self) -> None:
+        """A transaction that wrote webhook or push rows here has committed: wake this
+        process's workers. Only then: waking them for every event made each worker run a
+        pass (a transaction) up to 20 times a second per node whether or not the app has
+        webhooks. Rows written elsewhere (another node, the CLI) are found by the workers'
+        polling, or by the writing node's own workers."""
+        if self.outbox_doorbell is not None:
+            self.outbox_doorbell()
+
     def start_background(self) -> None:
         """Start the periodic sweep (typing silence, session expiry) for live sockets."""
         from chinwag.server.ws import sweep_forever
@@ -128,16 +153,16 @@ class Services:
         return self.clock.now()
 
     def publish(self, message: Doorbell) -> None:
+        """Ring this node's doorbell at once, then the other nodes' (``server.doorbells``)."""
+        metrics.doorbell_sent()
+        self.doorbells.local(message)
         self.broker.publish(message)
 
     def on_doorbell(self, message: Doorbell) -> None:
-        self.hub.dispatch(message)
-        if isinstance(message, EventsAppended) and self.outbox_doorbell is not None:
-            self.outbox_doorbell()
-        if isinstance(message, EventsAppended) and len(self.typing):
-            removed = participants_removed(message)
-            if removed is not None:
-                self.typing.members_changed(*removed)
+        """The broker's listener: other nodes' doorbells, and local resyncs."""
+        if not isinstance(message, Resync):  # repairs are counted where they happen (broker)
+            metrics.doorbell_received()
+        self.doorbells.remote(message)
 
     async def shutdown(self) -> None:
         self.hub.close_all()
@@ -146,4 +171,5 @@ class Services:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.doorbells.close()
         await self.jwks.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from limits import parse_many
 from pydantic import Field, ValidationInfo, field_validator
@@ -24,9 +24,14 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     """Default: ``$XDG_DATA_HOME/chinwag/chinwag.db`` (``~/.local/share/chinwag/chinwag.db``),
     the same file whatever the working directory (see ``database_location``)."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite's ``synchronous``: FULL fsyncs the log before a commit returns, so nothing
+    acknowledged is lost even on power loss. NORMAL is faster but a power loss (not a crash)
+    can take the last transactions, acknowledged messages among them. Ignored on PostgreSQL."""
     broker_url: str = "memory://"
     broker_prefix: str = "chinwag"
-    """Redis channel prefix: nodes sharing a database share it; tests use their own."""
+    """Redis channel prefix; the channel is ``<prefix>:<deployment_id>:doorbell``, the
+    deployment id coming from the database, so only nodes sharing a database share it."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None
@@ -85,11 +90,40 @@ class Settings(BaseSettings):
     """On start, make sure a staging app exists and print its id and development key."""
 
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message, request fields),
+    credentials redacted as in text logs; for log shippers."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes ``chinwag serve`` runs on one listening socket; more than one needs a
+    Redis broker (docs/operations.md)."""
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a stopping server (SIGTERM) gives in-flight requests and sends to finish
+    before it closes what is left and exits."""
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    """Seconds ``/readyz`` waits for the database before answering 503."""
+    gc_refreeze_interval: float = Field(default=2.0, gt=0)
+    """Seconds between ``chinwag serve``'s collect-and-freeze passes (``server/heap.py``): a
+    full garbage collection then walks what was made since the last pass, not the objects
+    of every connected socket."""
+    gc_full_interval: float = Field(default=3600.0, ge=0)
+    """Seconds between collections of the whole heap, frozen objects included, which free
+    any garbage cycle frozen in the meantime (one pause as long as an unfrozen full
+    collection: ~1.4 s at 12,000 sockets); 0: never."""
+    metrics_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    """Addresses/CIDRs allowed to read ``/metrics`` (comma-separated in the env var); the
+    client address is the TCP peer's, or X-Forwarded-For's from ``trusted_proxies``.
+    Empty: ``/metrics`` answers 404 to everyone."""
     opentelemetry: bool = False
     """Let FastAPI export OpenTelemetry traces, metrics and logs through the globally
     configured providers. Off by default: even unconfigured, its per-request provider checks
     cost a few percent of a sign-in."""
 
+    pg_write_lanes: int = Field(default=4, ge=0, le=32)
+    """PostgreSQL group commit: writes that arrive together share a transaction, in this
+    many parallel lanes (a send's conversation picks its lane); 0 gives every write its own
+    transaction. SQLite always batches, in one lane. See storage/pg_batching.py."""
     rate_limits: bool = True
     """Master switch for the per-session/user/app limits below (the auth limit is separate)."""
     rate_limit_url: str | None = None
@@ -118,6 +152,9 @@ class Settings(BaseSettings):
     """WebSocket requests of every method, ping included."""
     limit_requests_per_user: RateText = "400/second;12000/minute"
     limit_requests_per_app: RateText = "50000/second"
+    limit_platform_per_key: RateText = "500/second;20000/minute"
+    """Platform API requests per API key (the app's servers): bounds what a leaked or
+    runaway key can cost everyone else."""
     typing_relay_interval: float = Field(default=0.3, ge=0)
     """At most one relayed typing change per typist per conversation per this many seconds."""
 
@@ -159,14 +196,14 @@ class Settings(BaseSettings):
             return [float(part) for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_networks", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
         import ipaddress

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from chinwag.core.protocol import typing_frame
 from chinwag.core.typing import (
     Relay,
     TypingState,
@@ -176,5 +175,7 @@ class TypingRelay:
     ) -> None:
         if audience:
             self._publish(
-                Signal(user_pks=audience, frame=typing_frame(conversation_id, user_id, state))
+                Signal(
+                    user_pks=audience, conversation_id=conversation_id, user_id=user_id, state=state
+                )
             )

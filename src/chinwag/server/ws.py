@@ -29,6 +29,7 @@ from chinwag.core.errors import (
     InvalidRequest,
     MalformedFrame,
     ProtocolViolation,
+    ServiceUnavailable,
 )
 from chinwag.core.protocol import (
     CloseCode,
@@ -41,22 +42,30 @@ from chinwag.core.protocol import (
     parse_client_frame,
 )
 from chinwag.core.typing import TypingState
+from chinwag.server import metrics
 from chinwag.server.broker import SessionsRevoked
 from chinwag.server.connection import CANCELLED, PEER_CLOSED, Close, Connection
+from chinwag.server.doorbells import close_revoked
 from chinwag.server.handlers.auth import (
     Authenticated,
     authenticate,
     require_live_session,
     user_json,
 )
+from chinwag.server.handlers.events import merged_head, merged_read
 from chinwag.server.handlers.session_activity import touch_connected
-from chinwag.server.handlers.sessions import end_sessions, purge_spent_records, revoked_among
+from chinwag.server.handlers.sessions import end_sessions, purge_spent_records
 from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
 from chinwag.server.storage import users as user_store
-from chinwag.server.storage.events import StoredEvent
+from chinwag.server.storage.events import StoredPage
+from chinwag.server.storage.failures import (
+    is_storage_unavailable,
+    log_failure,
+    storage_unavailable,
+)
 from chinwag.server.webhooks.presence import device_connected, device_disconnected
 
 __all__ = ["WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
@@ -117,15 +126,10 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
     """
     services: Services = scope["app"].state.services
     query = _query(scope)
-    try:
-        caller = await authenticate(services, _session_token(scope, query))
-    except AuthenticationRequired as refused:
-        await _refuse(receive, send, *_refusal(refused.data))
+    found = await _authenticate_or_refuse(services, _session_token(scope, query), receive, send)
+    if found is None:
         return
-    except Forbidden:  # a session that a user's or app's suspension ended
-        await _refuse(receive, send, CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
-        return
-    head = caller.user.stream_head
+    caller, head = found
     cursor = _cursor(query.get("after"), head)
     del query
     if cursor is None:
@@ -137,18 +141,47 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send) -> None:
     if conn is None:
         await _close(send, CloseCode.TOO_MANY_CONNECTIONS, CloseReason.TOO_MANY_CONNECTIONS)
         return
+    metrics.socket_opened()
     try:
         conn.start_replay()
         await _recheck_session(services, conn)
         await device_connected(services, caller.session.id)
         close = await conn.run(_read(services, caller, conn, receive))
+    except Exception as failure:
+        if not is_storage_unavailable(failure):
+            raise
+        log.warning("database unavailable on a socket: %s", type(failure).__name__)
+        close = Close(CloseCode.RESUME_LATER, CloseReason.RESUME_LATER)
     finally:
         services.hub.unregister(conn)
+        metrics.socket_closed()
         conn.finish(Close(CloseCode.PROTOCOL_ERROR, CANCELLED))
         await device_disconnected(services, caller.session.id)
     if close.reason != PEER_CLOSED:
         with contextlib.suppress(Exception):
             await _close(send, close.code, close.reason)
+
+
+async def _authenticate_or_refuse(
+    services: Services, token: str | None, receive: Receive, send: Send
+) -> tuple[Authenticated, int] | None:
+    """The caller and their stream's head (with what was pending merged, for ``hello``),
+    or None once the handshake is refused with the close that says why: the session's
+    end, or 4008 ``resume_later`` when the database is unavailable (the device reconnects
+    after a pause, as it does for any 4008)."""
+    try:
+        caller = await authenticate(services, token)
+        return caller, await merged_head(services, caller.user.pk, caller.user.stream_head)
+    except AuthenticationRequired as refused:
+        await _refuse(receive, send, *_refusal(refused.data))
+    except Forbidden:  # a session that a user's or app's suspension ended
+        await _refuse(receive, send, CloseCode.SESSION_ENDED, CloseReason.SESSION_REVOKED)
+    except Exception as failure:
+        if not is_storage_unavailable(failure):
+            raise
+        log.warning("database unavailable for a handshake: %s", type(failure).__name__)
+        await _refuse(receive, send, CloseCode.RESUME_LATER, CloseReason.RESUME_LATER)
+    return None
 
 
 def _register(
@@ -215,9 +248,11 @@ def _connect(services: Services, caller: Authenticated, cursor: int, send: Send)
     )
 
 
-async def _read_page(services: Services, user_pk: int, after: int, limit: int) -> list[StoredEvent]:
-    async with services.db.read() as db:
-        return await event_store.read_stream(db, user_pk, after=after, limit=limit)
+async def _read_page(services: Services, user_pk: int, after: int, limit: int) -> StoredPage:
+    """A page of the stream, once what is pending is merged: a message committed between
+    ``hello`` and registering with the hub reaches the socket through its replay."""
+    async with merged_read(services, user_pk) as db:
+        return await event_store.read_stream_page(db, user_pk, after=after, limit=limit)
 
 
 def _hello(services: Services, caller: Authenticated, head: int) -> bytes:
@@ -254,7 +289,10 @@ async def _read(
             await conn.send(error_response_frame(violation.request_id, _error_json(violation)))
             continue
         # Shielded: a socket closing mid-request must not cut a transaction in half.
-        response = await asyncio.shield(_answer(services, caller, conn, request))
+        # Tracked: a stopping server waits for the answer, which is queued (with no await
+        # in between when the queue has room) before the 1001 close is.
+        with services.drain.track():
+            response = await asyncio.shield(_answer(services, caller, conn, request))
         await conn.send(response)
 
 
@@ -264,11 +302,16 @@ async def _answer(
     try:
         if conn.ending or caller.session.expires_at <= services.now():
             raise AuthenticationRequired("This session has ended.")
+        if services.drain.draining:
+            raise ServiceUnavailable("This server is shutting down; resend after reconnecting.")
         await services.rate_limits.charge(Action.REQUESTS, caller)
         result = await _METHODS[request.method](services, caller, request.data)
     except ChinwagError as error:
         return error_response_frame(request.request_id, _error_json(error))
-    except Exception:
+    except Exception as failure:
+        if is_storage_unavailable(failure):  # the socket lives; the device retries
+            log.warning("database unavailable for %s: %s", request.method, type(failure).__name__)
+            return error_response_frame(request.request_id, _error_json(storage_unavailable()))
         log.exception("WebSocket request %s failed", request.request_id)
         internal = {"id": str(ErrorId.INTERNAL_ERROR), "message": "Internal error.", "data": {}}
         return error_response_frame(request.request_id, internal)
@@ -397,18 +440,9 @@ async def sweep_forever(
                     expiring.add(session_id)
                     await expire_session(services, session_id, conn.app_id, conn.user_pk)
             if tick % revocation_every == 0:
-                await _close_revoked(services)
+                await close_revoked(services, services.hub.session_ids())
             if tick % purge_every == 0:
                 await purge_spent_records(services)
                 await touch_connected(services)
         except Exception:
-            log.exception("sweep failed; retrying on the next tick")
-
-
-async def _close_revoked(services: Services) -> None:
-    revoked = await revoked_among(services, services.hub.session_ids())
-    by_ending: dict[tuple[str, bool], list[str]] = {}
-    for session_id, ending in revoked.items():
-        by_ending.setdefault((ending.reason, ending.wipe), []).append(session_id)
-    for (reason, wipe), ids in by_ending.items():
-        services.hub.dispatch(SessionsRevoked(session_ids=tuple(ids), reason=reason, wipe=wipe))
+            log_failure(log, "sweep failed; retrying on the next tick")

@@ -9,26 +9,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chinwag.core.errors import ChinwagError, ErrorId, RateLimited
 from chinwag.server.api.responses import error_response, plain_error
+from chinwag.server.storage.failures import (
+    RETRY_AFTER,
+    is_storage_unavailable,
+    is_transient,
+    storage_unavailable,
+)
 
 __all__ = ["BodyLimit", "install_error_handlers", "is_transient"]
-
-# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available, too_many_connections
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53300"})
-
-
-def is_transient(exc: DBAPIError) -> bool:
-    """A failure that a retry of the same request can cure (the client gets 503)."""
-    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-        return True
-    text = str(exc.orig).lower()
-    return "database is locked" in text or "deadlock" in text
-
 
 log = logging.getLogger("chinwag.api")
 
@@ -74,20 +69,20 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return plain_error(exc.status_code, ErrorId.INVALID_REQUEST, str(exc.detail)[:200])
 
-    @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> Response:
-        if is_transient(exc):
-            log.warning("transient database failure on %s: %s", request.url.path, exc.orig)
-            return plain_error(
-                503,
-                ErrorId.SERVICE_UNAVAILABLE,
-                "The database was busy; retry the request.",
-                headers={"Retry-After": "1"},
-            )
+    async def _database(request: Request, exc: Exception) -> Response:
+        """503 + Retry-After when the database, not the request, failed (see
+        ``storage/failures.py``); the log line names the cause, never the statement."""
+        if is_storage_unavailable(exc):
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.warning("database unavailable on %s: %s", request.url.path, _first_line(cause))
+            return error_response(storage_unavailable(), {"Retry-After": str(RETRY_AFTER)})
         log.exception("database error on %s %s", request.method, request.url.path)
         return plain_error(
             500, ErrorId.INTERNAL_ERROR, "Something went wrong on the server; it has been logged."
         )
+
+    for kind in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -95,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return plain_error(
             500, ErrorId.INTERNAL_ERROR, "Something went wrong on the server; it has been logged."
         )
+
+
+def _first_line(cause: object) -> str:
+    return str(cause).split("\n", 1)[0][:200]
 
 
 class BodyLimit:

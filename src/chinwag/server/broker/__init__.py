@@ -5,20 +5,28 @@ Backends are picked by URL scheme (``memory://``, ``redis://``) in :func:`open_b
 
 from chinwag.server.broker.base import (
     Broker,
+    ConversationAdvanced,
     Doorbell,
     EventsAppended,
+    Listener,
     Resync,
+    RevocationHint,
     SessionsRevoked,
     Signal,
+    StreamsAdvanced,
     open_broker,
 )
 
 __all__ = [
     "Broker",
+    "ConversationAdvanced",
     "Doorbell",
     "EventsAppended",
+    "Listener",
     "Resync",
+    "RevocationHint",
     "SessionsRevoked",
     "Signal",
+    "StreamsAdvanced",
     "open_broker",
 ]

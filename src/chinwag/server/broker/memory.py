@@ -1,4 +1,4 @@
-"""The in-process broker: one node, doorbells delivered synchronously in publish order."""
+"""The in-process broker: one node, so there is no other node to ring."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ __all__ = ["MemoryBroker"]
 
 
 class MemoryBroker:
-    def __init__(self) -> None:
-        self._listener: Listener | None = None
+    """Publishing is a no-op: ``Services.publish`` already delivered to this node."""
+
+    connected = True
+    state = "local"
+    """For ``/readyz``: one process, nothing to lose."""
 
     async def start(self, listener: Listener) -> None:
-        self._listener = listener
+        pass
 
     def publish(self, message: Doorbell) -> None:
-        if self._listener is not None:
-            self._listener(message)
+        pass
 
     async def close(self) -> None:
-        self._listener = None
+        pass

@@ -1,10 +1,21 @@
 """Redis pub/sub broker for several nodes sharing one database.
 
-Publishing is fire-and-forget through a bounded queue drained by one task; a lost doorbell
-only delays delivery until the connection's next gap check, it never loses an event.
-When the subscription drops (Redis restarts, the network blips) the receiver resubscribes
-with back-off and then hands the listener a local :class:`Resync`, so every connection on
-this node checks the store for whatever was announced while the node was deaf.
+One channel per deployment, ``<prefix>:<deployment_id>:doorbell``; what travels on it is
+described (and distrusted) in :mod:`chinwag.server.broker.wire`.
+
+Redis is optional at every moment, including start-up:
+
+* **Deaf** (never connected yet, or the subscription dropped): the receiver retries every
+  ``poll_interval`` seconds and, each time, hands the listener a local :class:`Resync`, so
+  every live connection on this node reads the store about as often; once subscribed again
+  it hands one more, for whatever was announced in between. One warning per outage.
+* **Mute** (a publish failed, or the bounded queue overflowed): the sender remembers it and,
+  once Redis takes a publish again, publishes a :class:`Resync` so every other node reads
+  its live connections' streams; the doorbells queued meanwhile are then redundant and
+  dropped.
+
+URLs: ``redis://[user:password@]host:port/db``, ``rediss://`` for TLS (``?ssl_ca_certs=``
+a CA file, ``ssl_cert_reqs=none`` to skip verification), ``unix://`` for a socket.
 """
 
 from __future__ import annotations
@@ -12,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
 import redis.asyncio as aioredis
 
-from chinwag.server.broker.base import Doorbell, Listener, Resync, decode, encode
+from chinwag.server import metrics
+from chinwag.server.broker.base import Doorbell, Listener, Resync
+from chinwag.server.broker.wire import WireError, decode, encode
 
 __all__ = ["RedisBroker"]
 
@@ -23,79 +37,180 @@ log = logging.getLogger(__name__)
 
 
 class RedisBroker:
-    min_retry = 0.1
-    max_retry = 5.0
+    poll_interval = 1.5
+    """Seconds between store checks (and reconnection attempts) while deaf."""
 
-    def __init__(self, url: str, *, channel: str, queue_size: int = 10_000) -> None:
+    def __init__(
+        self, url: str, *, prefix: str, deployment_id: str, queue_size: int = 10_000
+    ) -> None:
         self._url = url
-        self._channel = channel
+        self._deployment = deployment_id
+        self._channel = f"{prefix}:{deployment_id}:doorbell"
+        self._node = secrets.token_hex(8)
         self._client: aioredis.Redis | None = None
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
+        self._connected = False
+        self._lost = False
+        self._refused = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def state(self) -> str:
+        """``connected`` while subscribed, ``deaf`` while resubscribing (for ``/readyz``)."""
+        return "connected" if self._connected else "deaf"
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    @property
+    def client_name(self) -> str:
+        """This node's name in Redis's CLIENT LIST (an operator's way to find it)."""
+        return f"{self._channel}:{self._node}"
 
     async def start(self, listener: Listener) -> None:
-        self._client = aioredis.from_url(self._url, client_name=self._channel)
-        pubsub = await self._subscribe()
+        self._client = aioredis.from_url(
+            self._url,
+            client_name=self.client_name,
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+            health_check_interval=10,
+        )
         self._tasks = [
-            asyncio.create_task(self._receive(pubsub, listener)),
+            asyncio.create_task(self._receive(listener)),
             asyncio.create_task(self._send()),
         ]
 
-    async def _subscribe(self) -> aioredis.client.PubSub:
-        assert self._client is not None
-        pubsub = self._client.pubsub()
-        await pubsub.subscribe(self._channel)
-        return pubsub
+    # -- receiving -------------------------------------------------------------------------
 
-    async def _receive(self, pubsub: aioredis.client.PubSub, listener: Listener) -> None:
-        delay = self.min_retry
+    async def _receive(self, listener: Listener) -> None:
+        first = True
         while True:
+            pubsub, waited = await self._subscribe(listener, warn=first)
             try:
-                await self._listen(pubsub, listener)
+                await self._listen(pubsub, listener, resync=waited or not first)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("doorbell subscription lost (%s); resubscribing", exc)
+                log.warning(
+                    "doorbell subscription lost (%s); serving from the store, polling every"
+                    " %.1f s until Redis is back", type(exc).__name__, self.poll_interval,
+                )  # fmt: skip
             finally:
+                first = False
+                self._connected = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            while True:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry)
-                try:
-                    pubsub = await self._subscribe()
-                    break
-                except Exception:
-                    log.warning("Redis unreachable; retrying in %.1f s", delay)
-            delay = self.min_retry
-            try:
-                listener(Resync())
-            except Exception:
-                log.exception("resync after resubscribing failed")
 
-    async def _listen(self, pubsub: aioredis.client.PubSub, listener: Listener) -> None:
+    async def _subscribe(
+        self, listener: Listener, *, warn: bool
+    ) -> tuple[aioredis.client.PubSub, bool]:
+        """Subscribe, retrying every ``poll_interval`` with a store check in between;
+        whether it had to wait. ``warn``: log the first failure (a lost subscription was
+        logged already)."""
+        assert self._client is not None
+        waited = False
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                return pubsub, waited
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if warn and not waited:
+                    log.warning(
+                        "Redis unreachable (%s); serving from the store, polling every %.1f s",
+                        type(exc).__name__, self.poll_interval,
+                    )  # fmt: skip
+                waited = True
+            await asyncio.sleep(self.poll_interval)
+            _safely(listener, Resync())
+
+    async def _listen(
+        self, pubsub: aioredis.client.PubSub, listener: Listener, *, resync: bool
+    ) -> None:
+        """Deliver doorbells until the subscription ends. Connected only once Redis has
+        confirmed the subscription; then, after an outage, one :class:`Resync` (earlier,
+        a doorbell could still fall between the re-read and the subscription)."""
         async for item in pubsub.listen():
-            if item.get("type") == "message":
-                try:
-                    listener(decode(item["data"]))
-                except Exception:
-                    log.exception("dropping an undecodable doorbell")
+            kind = item.get("type")
+            if kind == "subscribe":
+                self._connected = True
+                if resync:
+                    log.warning("doorbell subscription restored; live connections catch up")
+                    metrics.doorbell_repaired()
+                    _safely(listener, Resync())
+            if kind != "message":
+                continue
+            try:
+                node, message = decode(item["data"], deployment=self._deployment)
+            except WireError as exc:
+                self._refuse(exc)
+                continue
+            if node != self._node:
+                _safely(listener, message)
         raise ConnectionError("the subscription ended")
+
+    def _refuse(self, exc: WireError) -> None:
+        """Count refused doorbells; log the first and then every thousandth (a flood of
+        forgeries must not become a flood of log lines). Never the content."""
+        self._refused += 1
+        if self._refused == 1 or self._refused % 1000 == 0:
+            log.warning("refused %d doorbell(s) on %s: %s", self._refused, self._channel, exc)
+
+    # -- sending ---------------------------------------------------------------------------
 
     async def _send(self) -> None:
         assert self._client is not None
         while True:
+            if self._lost:
+                await self._repair()
             raw = await self._outbox.get()
             try:
                 await self._client.publish(self._channel, raw)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._mark_lost(type(exc).__name__)
+
+    async def _repair(self) -> None:
+        """Publish a :class:`Resync` as soon as Redis takes it, then drop what queued
+        meanwhile: the other nodes' re-read covers it."""
+        assert self._client is not None
+        resync = encode(Resync(), deployment=self._deployment, node=self._node)
+        while True:
+            try:
+                await self._client.publish(self._channel, resync)
+                break
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.warning("doorbell publish failed; readers will catch up from the store")
+                await asyncio.sleep(self.poll_interval)
+        self._lost = False
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        metrics.doorbell_repaired()
+        log.warning("doorbells publish again; other nodes were told to resync")
+
+    def _mark_lost(self, why: str) -> None:
+        if not self._lost:
+            log.warning("doorbell not published (%s); other nodes will resync later", why)
+        self._lost = True
 
     def publish(self, message: Doorbell) -> None:
+        if self._lost:
+            return  # the coming Resync covers it
         try:
-            self._outbox.put_nowait(encode(message))
+            self._outbox.put_nowait(encode(message, deployment=self._deployment, node=self._node))
         except asyncio.QueueFull:
-            log.warning("doorbell queue full; readers will catch up from the store")
+            self._mark_lost("queue full")
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -103,5 +218,13 @@ class RedisBroker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._connected = False
         if self._client is not None:
             await self._client.aclose()
+
+
+def _safely(listener: Listener, message: Doorbell) -> None:
+    try:
+        listener(message)
+    except Exception:
+        log.exception("a doorbell's listener failed")

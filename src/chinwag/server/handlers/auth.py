@@ -21,6 +21,7 @@ from chinwag.core.errors import (
     AppNotFound,
     AppSuspended,
     AuthenticationRequired,
+    ChinwagError,
     InvalidIdentityToken,
     SampleProviderForbidden,
     TokenRejection,
@@ -38,6 +39,7 @@ from chinwag.core.ids import is_valid_uuid
 from chinwag.core.keys import Alg, sign_identity_token
 from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
+from chinwag.server import metrics
 from chinwag.server.handlers import suspension
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.identities import apply_profile, user_json
@@ -189,9 +191,10 @@ async def _app_and_claims(
         parse_error = exc
     app = record = None
     if is_valid_uuid(app_id):
-        app = await app_store.get_app(conn, app_id)
-        if app is not None and parsed is not None:
-            record = await app_store.get_key(conn, parsed.kid, app.id)
+        if parsed is not None:
+            app, record = await app_store.get_app_and_key(conn, app_id, parsed.kid)
+        else:
+            app = await app_store.get_app(conn, app_id)
     if app is None:
         raise AppNotFound(data={"app_id": app_id[:64]})
     if app.suspended_at is not None:
@@ -320,14 +323,20 @@ async def create_session(
     shared with concurrent sign-ins), and the sign-in tried once more without fetching.
     """
     try:
-        return await _create_session(
-            services, app_id, identity_token, then, device=device, may_fetch=True
-        )
-    except FetchJwksFirst as need:
-        await services.jwks.refresh(need.app_id, need.source, now=services.now())
-    return await _create_session(
-        services, app_id, identity_token, then, device=device, may_fetch=False
-    )
+        try:
+            new = await _create_session(
+                services, app_id, identity_token, then, device=device, may_fetch=True
+            )
+        except FetchJwksFirst as need:
+            await services.jwks.refresh(need.app_id, need.source, now=services.now())
+            new = await _create_session(
+                services, app_id, identity_token, then, device=device, may_fetch=False
+            )
+    except ChinwagError as refused:
+        metrics.authentication(refused)
+        raise
+    metrics.authentication(None)
+    return new
 
 
 async def _create_session(
@@ -340,10 +349,11 @@ async def _create_session(
     may_fetch: bool,
 ) -> NewSession:
     started = time.perf_counter()
-    # One connection for the reads and the writes: on SQLite every checkout costs more than
+    # One transaction for the reads and the writes: on SQLite every checkout costs more than
     # the statements. The checks between them are pure, and nothing is written until the
     # nonce is consumed, so a rejected token leaves no trace.
-    async with services.db.transaction() as tx:
+
+    async def job(tx: Transaction) -> NewSession:
         app, claims = await _app_and_claims(
             services, tx.conn, app_id, identity_token, may_fetch=may_fetch
         )
@@ -386,12 +396,29 @@ async def _create_session(
         )
         if then is not None:
             await then(tx, user)
-    log.debug("session opened app=%s in %.1f ms", app.id, (time.perf_counter() - started) * 1e3)
+        return result
+
+    # Group commit (``Database.write``): sign-ins that arrive together share one transaction
+    # and, with ``synchronous=FULL``, one fsync. Every refusal above comes before a write.
+    result = await services.db.write(job)
+    log.debug("session opened app=%s in %.1f ms", app_id, (time.perf_counter() - started) * 1e3)
     return result
 
 
 async def create_anonymous_session(
     services: Services, app_id: str, device: Device | None = None
+) -> NewSession:
+    try:
+        new = await _create_anonymous_session(services, app_id, device)
+    except ChinwagError as refused:
+        metrics.authentication(refused)
+        raise
+    metrics.authentication(None, anonymous=True)
+    return new
+
+
+async def _create_anonymous_session(
+    services: Services, app_id: str, device: Device | None
 ) -> NewSession:
     app = await get_app(services, app_id)
     if app.suspended_at is not None:

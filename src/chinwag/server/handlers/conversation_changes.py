@@ -143,11 +143,10 @@ async def depart(
     remaining = [(pk, u) for pk, u in people if pk != user_pk]
     others = [u for _, u in remaining]
     snapshot = f'{{"metadata":{conv.metadata},"participants":{orjson.dumps(others).decode()}}}'
-    await store.mark_left(
-        tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position,
-        snapshot=snapshot,
-    )  # fmt: skip
-    await store.clear_distinct(tx.conn, conv.id)
+    # The appends first: each merges the conversation into its readers' streams (users
+    # rows locked, then participants rows written), and the leaver's participants row
+    # written before those locks could deadlock against a merge of their stream. The
+    # conversation is locked, so its log ends at last_position either way.
     left = {"conversation_id": conv.public_id, "position": conv.last_position}
     await append(services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk])
     data = {"conversation_id": conv.public_id, "user_ids": [user_id], "participants": others}
@@ -155,6 +154,11 @@ async def depart(
         services, tx, conv.id, conv.app_id, EventType.PARTICIPANTS_REMOVED, data,
         [pk for pk, _ in remaining],
     )  # fmt: skip
+    await store.mark_left(
+        tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position,
+        snapshot=snapshot,
+    )  # fmt: skip
+    await store.clear_distinct(tx.conn, conv.id)
 
 
 async def remove_participant(

@@ -19,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, InvalidRequest, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid, user_id_problem
-from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.actors import Actor
 from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.emit import emit
 from chinwag.server.handlers.metadata import check_metadata
 from chinwag.server.services import Services
 from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
+from chinwag.server.storage import engines
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
@@ -54,17 +55,6 @@ SORTS = ("last_message", "created_at")
 
 def invalid(prop: str, problem: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid {prop}: {problem}.", status=422, data={"property": prop})
-
-
-def emit(
-    services: Services,
-    tx: Transaction,
-    appended: event_store.Appended,
-) -> None:
-    """Ring the doorbell for an appended event once (and only if) the transaction commits."""
-    if appended.targets:
-        doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
-        tx.after_commit(lambda: services.publish(doorbell))
 
 
 async def append(
@@ -130,7 +120,7 @@ async def load(
     before us left (see ``storage.conversations.get_membership``)."""
     if not is_valid_uuid(conversation_id):
         raise NotFound("No conversation with that id.")
-    if lock and conn.dialect.name == "postgresql":
+    if lock and engines.locks_rows(conn):
         conv = await store.get_conversation(
             conn, caller.app_id, conversation_id=conversation_id, lock=True
         )

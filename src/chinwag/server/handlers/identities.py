@@ -10,8 +10,8 @@ from __future__ import annotations
 from chinwag.core.errors import InvalidRequest, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import has_control, user_id_problem
-from chinwag.server.broker import EventsAppended
 from chinwag.server.handlers.apps import get_app
+from chinwag.server.handlers.emit import emit
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import users as user_store
@@ -56,8 +56,7 @@ async def apply_profile(
         user_pks=await user_store.identity_audience(tx.conn, refreshed.pk),
         now=now,
     )
-    doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
-    tx.after_commit(lambda: services.publish(doorbell))
+    emit(services, tx, appended)
     return refreshed
 
 

@@ -21,10 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
+from chinwag.server import metrics
+from chinwag.server.broker import ConversationAdvanced
 from chinwag.server.handlers.actors import Actor, AuditHook, audited
 from chinwag.server.handlers.auth import Authenticated, require_live_session
 from chinwag.server.handlers.conversations import (
     append,
+    emit,
     invalid,
     load,
     message_json,
@@ -38,6 +41,8 @@ from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
 from chinwag.server.storage.database import Transaction
+from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
+from chinwag.server.storage.message_send import store_sent
 from chinwag.server.storage.messages import MessageRow
 
 __all__ = [
@@ -103,7 +108,7 @@ async def send_message(
         await require_live_session(tx.conn, caller.session.id, services.now())
         return await store_message(services, tx, caller, str(conversation_id), checked)
 
-    return await services.db.write(write_message)
+    return await services.db.write(write_message, key=str(conversation_id))
 
 
 async def send_as(
@@ -125,7 +130,7 @@ async def send_as(
             await audited(tx, audit)
         return found, created
 
-    return await services.db.write(write_message)
+    return await services.db.write(write_message, key=str(conversation_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +150,9 @@ def _checked(services: Services, message_id: str, parts: object) -> CheckedMessa
 async def store_message(
     services: Services, tx: Transaction, sender: Actor, conversation_id: str, msg: CheckedMessage
 ) -> tuple[dict[str, Any], bool]:
-    """Insert ``msg`` from ``sender`` (an active participant) and append ``message.created``
-    to every active member's stream but those who blocked the sender."""
+    """Insert ``msg`` from ``sender`` (an active participant) and write ``message.created``
+    to the conversation's log, merged into the members' streams (but those who blocked the
+    sender) at once in a small conversation, after commit or when read in a big one."""
     now = services.now()
     conv, member = await load(tx.conn, sender, conversation_id, lock=True)
     require_active(member)
@@ -163,7 +169,7 @@ async def store_message(
         "sent_at": now,
         "deleted_at": None,
     }
-    position = await message_store.insert_message(tx.conn, values)
+    position = await store_sent(tx.conn, values)
     if position is None:
         existing = await message_store.get_message_by_public_id(
             tx.conn, sender.app_id, msg.message_id
@@ -171,9 +177,6 @@ async def store_message(
         if existing is None:
             raise IdInUse("That message id is already in use.")
         return _repeat(existing, sender, conv, msg.encoded), False
-    await message_store.record_last_message(
-        tx.conn, conv.id, position=position, message_id=internal_id, now=now
-    )
     row = MessageRow(
         id=internal_id,
         app_id=sender.app_id,
@@ -188,15 +191,19 @@ async def store_message(
         deleted_at=None,
         sender_bot=sender.user.bot,
     )
-    readers = await store.record_send(
-        tx.conn, conv.id, sender_pk=sender.user.pk, sender_id=sender.user.user_id,
-        position=position, at=now,
-    )  # fmt: skip
     body = message_json(row, conv.public_id, parts=msg.parts)
-    await append(
-        services, tx, conv.id, sender.app_id, EventType.MESSAGE_CREATED,
-        {"message": body}, readers,
+    eager = conv.participant_count <= EAGER_MEMBERS
+    # Before record_send: a merge locks users' rows, then participants' (spans.py).
+    appended = await append_message(
+        tx.conn, app_id=sender.app_id, conversation_id=conv.id, position=position,
+        event_type=EventType.MESSAGE_CREATED, data={"message": body}, now=now, eager=eager,
     )  # fmt: skip
+    await store.record_send(tx.conn, conv.id, sender_pk=sender.user.pk, position=position)
+    tx.after_commit(metrics.messages_stored)
+    emit(services, tx, appended)  # in a big conversation: no readers yet, only the outbox
+    if not eager:
+        advanced = ConversationAdvanced(conv.id, position)
+        tx.after_commit(lambda: services.publish(advanced))
     return body, True
 
 

@@ -86,9 +86,6 @@ async def _apply(
         delivered=member.delivered_position,
     )
     if (read, delivered) != (member.read_position, member.delivered_position):
-        await store.set_read_delivered(
-            tx.conn, conv.id, member.user_pk, read_position=read, delivered_position=delivered
-        )
         readers = await store.active_member_pks(tx.conn, conv.id)
         data = {
             "conversation_id": conv.public_id,
@@ -96,7 +93,13 @@ async def _apply(
             "read_position": read,
             "delivered_position": delivered,
         }
+        # The append first: it merges the conversation into the readers' streams, locking
+        # their users rows and then writing participants rows; taking this participants
+        # row before those locks could deadlock against a merge of the caller's stream.
         await append(services, tx, conv.id, caller.app_id, EventType.RECEIPT, data, readers)
+        await store.set_read_delivered(
+            tx.conn, conv.id, member.user_pk, read_position=read, delivered_position=delivered
+        )
     unread = await message_store.unread_count(
         tx.conn, conv.id, visibility(member), read_position=read
     )

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import partial
 
 from chinwag.core.errors import NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import user_id_problem
 from chinwag.core.session_tokens import is_session_id
-from chinwag.server.broker import EventsAppended, SessionsRevoked
+from chinwag.server.broker import SessionsRevoked
 from chinwag.server.handlers.apps import get_app
+from chinwag.server.handlers.emit import emit
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import push as push_store
@@ -80,8 +80,7 @@ async def end_sessions(
             user_pks=[user_pk],
             now=now,
         )
-        doorbell = EventsAppended(event_json=appended.event_json, targets=appended.targets)
-        tx.after_commit(partial(services.publish, doorbell))
+        emit(services, tx, appended)
     if ended:
         await push_store.forget_sessions(tx.conn, ended)  # a signed-out device gets nothing
         revoked = SessionsRevoked(session_ids=tuple(ended), reason=reason, wipe=wipe)

@@ -215,6 +215,5 @@ async def replay_delivery(
         await audit.record(tx, caller, "webhook.replay", f"{endpoint_id}/{found.id}", address)
         replayed = await store.get_delivery(tx.conn, endpoint_id, found.id)
     assert replayed is not None
-    if services.outbox_doorbell is not None:
-        services.outbox_doorbell()
+    services.outbox_written()
     return delivery_json(replayed)

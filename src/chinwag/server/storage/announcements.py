@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage import engines
 from chinwag.server.storage.schema import announcements
 
 __all__ = ["AnnouncementRow", "get_announcement", "insert_announcement"]
@@ -27,10 +26,9 @@ class AnnouncementRow:
 
 async def insert_announcement(conn: AsyncConnection, row: AnnouncementRow) -> bool:
     """False (and nothing written) when the app already used ``row.public_id``."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     values = {f: getattr(row, f) for f in AnnouncementRow.__slots__}
     result = await conn.execute(
-        dialect_insert(announcements).values(values).on_conflict_do_nothing()
+        engines.insert(conn, announcements).values(values).on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)
 

@@ -14,6 +14,7 @@ from chinwag.server.storage.schema import app_keys, apps
 __all__ = [
     "delete_key",
     "get_app",
+    "get_app_and_key",
     "get_conversation_policy",
     "get_key",
     "insert_app",
@@ -33,6 +34,16 @@ _GET_APP_KEY = Prepared(
     select(*_KEY_COLUMNS).where(
         app_keys.c.kid == bindparam("kid"), app_keys.c.app_id == bindparam("app_id")
     )
+)
+
+_GET_APP_AND_KEY = Prepared(
+    select(*_APP_COLUMNS, *_KEY_COLUMNS)
+    .select_from(
+        apps.outerjoin(
+            app_keys, (app_keys.c.app_id == apps.c.id) & (app_keys.c.kid == bindparam("kid"))
+        )
+    )
+    .where(apps.c.id == bindparam("app_id"))
 )
 
 
@@ -77,6 +88,20 @@ async def insert_app(conn: AsyncConnection, record: AppRecord) -> None:
 async def get_app(conn: AsyncConnection, app_id: str) -> AppRecord | None:
     row = await _GET_APP.first(conn, {"app_id": app_id})
     return _app(row) if row else None
+
+
+async def get_app_and_key(
+    conn: AsyncConnection, app_id: str, kid: str
+) -> tuple[AppRecord | None, KeyRecord | None]:
+    """The app and its key ``kid`` in one statement (a sign-in needs both, and on
+    PostgreSQL each statement is a round trip); the key is None when the app has none
+    by that id, both are None when there is no such app."""
+    row = await _GET_APP_AND_KEY.first(conn, {"app_id": app_id, "kid": kid})
+    if row is None:
+        return None, None
+    split = len(_APP_COLUMNS)
+    key = _key(row[split:]) if row[split] is not None else None
+    return _app(row[:split]), key
 
 
 async def get_conversation_policy(conn: AsyncConnection, app_id: str) -> str:

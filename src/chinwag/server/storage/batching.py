@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chinwag.core.errors import ChinwagError
+from chinwag.server import metrics
 from chinwag.server.storage.prepared import raw_sqlite
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class WriteBatcher:
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                metrics.batch_committed(len(batch))
                 if len(batch) == 1:
                     await self._alone(batch[0])
                 else:
@@ -79,6 +81,7 @@ class WriteBatcher:
         outcomes: list[tuple[_Queued[Any], Any, ChinwagError | None]] = []
         try:
             async with self._db.transaction() as tx:
+                await self._begin_batch(tx)
                 raw = raw_sqlite(tx.conn)
                 for queued in batch:
                     before = raw.total_changes if raw is not None else 0
@@ -99,6 +102,9 @@ class WriteBatcher:
                 queued.done.set_exception(refused)
             else:
                 queued.done.set_result(result)
+
+    async def _begin_batch(self, tx: Transaction) -> None:
+        """Runs first in a shared transaction (never in a job's own); for subclasses."""
 
     async def _alone(self, queued: _Queued[Any]) -> None:
         try:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage import engines
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import blocks, messages, users
 
@@ -38,9 +37,8 @@ async def add_block(
     conn: AsyncConnection, *, app_id: str, blocker_pk: int, blocked_user_id: str, now: float
 ) -> bool:
     """True when the block is new (blocking twice is not an error)."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     result = await conn.execute(
-        dialect_insert(blocks)
+        engines.insert(conn, blocks)
         .values(
             app_id=app_id, blocker_pk=blocker_pk, blocked_user_id=blocked_user_id, created_at=now
         )

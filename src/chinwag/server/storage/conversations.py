@@ -1,9 +1,11 @@
 """Conversations and their participants: SQL only, no rules.
 
 A participant row is never deleted when someone leaves: ``left_at``/``left_position`` record
-how much history the former participant may still read. ``sort_at`` is copied onto every
-active participant row when a message arrives, so "my conversations by last message" is one
-indexed range scan per user instead of a join over messages.
+how much history the former participant may still read. ``sort_at`` is written on join,
+re-join and leave only, never per message (that was one write per member per message,
+issue #13): an active member's sort key for "my conversations by last message" is the later
+of it and the conversation's ``last_message_at``, a former member's is ``sort_at`` as frozen
+when they left (see :func:`sort_key`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    exists,
     func,
     insert,
     or_,
@@ -31,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import blocks, conversations, participants, users
+from chinwag.server.storage.schema import conversations, participants, users
 
 __all__ = [
     "ConversationRow",
@@ -55,7 +56,7 @@ __all__ = [
     "set_marks",
     "set_read_delivered",
     "shares_conversation",
-    "touch_sort",
+    "sort_key",
     "update_conversation",
     "user_ids_by_pk",
 ]
@@ -96,6 +97,8 @@ class MemberRow:
     left_snapshot: str | None = None
     """JSON ``{"metadata", "participants"}`` as they were when the member left: what a
     former participant keeps seeing of the conversation."""
+    streamed_position: int = 0
+    """How far the conversation's log is merged into the member's stream (``spans.py``)."""
 
     @property
     def active(self) -> bool:
@@ -145,6 +148,7 @@ def _member(row: Sequence[Any]) -> MemberRow:
         hidden_position=int(hidden),
         sort_at=float(sort),
         left_snapshot=row[10],
+        streamed_position=int(row[11]),
     )
 
 
@@ -156,7 +160,7 @@ _LIVE_BY_ID = (
 _GET_CONVERSATION = Prepared(select(*_CONV_COLUMNS).where(*_LIVE_BY_ID))
 _GET_CONVERSATION_LOCKED = Prepared(
     _GET_CONVERSATION.statement,
-    postgresql=select(*_CONV_COLUMNS).where(*_LIVE_BY_ID).with_for_update(),
+    postgresql=select(*_CONV_COLUMNS).where(*_LIVE_BY_ID).with_for_update(key_share=True),
 )
 _GET_MEMBER = Prepared(
     select(*_MEMBER_COLUMNS).where(
@@ -203,49 +207,24 @@ _SET_READ_DELIVERED = Prepared(
         delivered_position=bindparam("delivered", type_=BigInteger),
     )
 )
-_TOUCH_SORT = Prepared(
-    update(participants)
-    .where(
-        participants.c.conversation_id == bindparam("conv_id"),
-        participants.c.left_at.is_(None),
-    )
-    .values(sort_at=bindparam("at", type_=Float))
-)
 
 
-def _sender_mark(column: Any) -> Any:
-    """The sender's watermark moves to the new position; everyone else's stays."""
+def sort_key() -> Any:
+    """A membership's "last message" sort value: see the module docstring."""
+    latest = conversations.c.last_message_at
     return case(
         (
-            participants.c.user_pk == bindparam("sender_pk", type_=BigInteger),
-            bindparam("position", type_=BigInteger),
+            participants.c.left_at.is_(None) & (latest > participants.c.sort_at),
+            latest,
         ),
-        else_=column,
+        else_=participants.c.sort_at,
     )
 
 
-_RECORD_SEND = Prepared(
-    update(participants)
-    .where(
-        participants.c.conversation_id == bindparam("conv_id"),
-        participants.c.left_at.is_(None),
-    )
-    .values(
-        sort_at=bindparam("at", type_=Float),
-        read_position=_sender_mark(participants.c.read_position),
-        delivered_position=_sender_mark(participants.c.delivered_position),
-    )
-    .returning(
-        participants.c.user_pk,
-        # Did this member block the sender? Asked here, by primary key, rather than in a
-        # statement of its own: one round trip per send fewer (see storage/blocks.py).
-        exists()
-        .where(
-            blocks.c.blocker_pk == participants.c.user_pk,
-            blocks.c.blocked_user_id == bindparam("sender_id"),
-        )
-        .label("blocked_sender"),
-    )
+_FREEZE_SORT = (
+    select(conversations.c.last_message_at)
+    .where(conversations.c.id == participants.c.conversation_id)
+    .scalar_subquery()
 )
 
 
@@ -265,6 +244,12 @@ def _new_user(insert_into: Any) -> Any:
 
 
 _INSERT_NEW_USER = Prepared(_new_user(sqlite_insert), postgresql=_new_user(pg_insert))
+_LAST_POSITION = (
+    select(conversations.c.last_position)
+    .where(conversations.c.id == bindparam("conv_id"))
+    .scalar_subquery()
+)
+"""A (re-)joining member's stream starts merged up to now (``storage/spans.py``)."""
 _INSERT_MEMBER = Prepared(
     insert(participants).values(
         conversation_id=bindparam("conv_id"),
@@ -272,6 +257,7 @@ _INSERT_MEMBER = Prepared(
         joined_at=bindparam("now", type_=Float),
         joined_position=bindparam("position", type_=BigInteger),
         sort_at=bindparam("now", type_=Float),
+        streamed_position=_LAST_POSITION,
     )
 )
 
@@ -343,7 +329,7 @@ async def get_conversation(
     if distinct_key is not None:
         query = query.where(conversations.c.distinct_key == distinct_key)
     if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)  # NO KEY UPDATE: see storage/events.py
     row = (await conn.execute(query)).first()
     return _conversation(row) if row else None
 
@@ -430,7 +416,13 @@ async def add_members(
                 participants.c.conversation_id == bindparam("conv_id"),
                 participants.c.user_pk == bindparam("member_pk"),
             )
-            .values(left_at=None, left_position=None, left_snapshot=None, sort_at=now),
+            .values(
+                left_at=None,
+                left_position=None,
+                left_snapshot=None,
+                sort_at=now,
+                streamed_position=_LAST_POSITION,
+            ),
             [{"conv_id": conversation_id, "member_pk": pk} for pk in back],
         )
     changed = set(new) | set(back)
@@ -452,7 +444,16 @@ async def mark_left(
     await conn.execute(
         update(participants)
         .where(participants.c.conversation_id == conversation_id, participants.c.user_pk == user_pk)
-        .values(left_at=now, left_position=position, left_snapshot=snapshot)
+        .values(
+            left_at=now,
+            left_position=position,
+            left_snapshot=snapshot,
+            # Freeze the sort key where it stands (sort_key): later messages don't move it.
+            sort_at=case(
+                (participants.c.sort_at < _FREEZE_SORT, _FREEZE_SORT),
+                else_=participants.c.sort_at,
+            ),
+        )
     )
     await _recount(conn, conversation_id)
 
@@ -499,36 +500,17 @@ async def set_read_delivered(
     await _SET_READ_DELIVERED.rowcount(conn, params)
 
 
-async def touch_sort(conn: AsyncConnection, conversation_id: str, at: float) -> None:
-    await _TOUCH_SORT.rowcount(conn, {"conv_id": conversation_id, "at": at})
-
-
 async def record_send(
-    conn: AsyncConnection,
-    conversation_id: str,
-    *,
-    sender_pk: int,
-    sender_id: str,
-    position: int,
-    at: float,
-) -> list[int]:
-    """A message at ``position`` was sent: every active member's ``sort_at`` becomes ``at``
-    and the sender (who must be active) has read and received up to it. Returns the
-    message's readers, in no particular order: the active members, less those who blocked
-    the sender (``sender_id``).
+    conn: AsyncConnection, conversation_id: str, *, sender_pk: int, position: int
+) -> None:
+    """A message at ``position`` was sent: the sender has read and received up to it.
 
-    One statement instead of :func:`set_marks`, :func:`touch_sort` and
-    :func:`active_member_pks`: :func:`touch_sort` rewrites every active row anyway.
-    """
-    params = {
-        "conv_id": conversation_id,
-        "sender_pk": sender_pk,
-        "sender_id": sender_id,
-        "position": position,
-        "at": at,
-    }
-    rows = await _RECORD_SEND.all(conn, params)
-    return [int(pk) for pk, blocked in rows if not blocked]
+    One row, whatever the conversation's size: the other members' sort keys follow the
+    conversation's ``last_message_at`` (:func:`sort_key`) and their unread counts its
+    messages, so nothing is written per member."""
+    await set_read_delivered(
+        conn, conversation_id, sender_pk, read_position=position, delivered_position=position
+    )
 
 
 async def list_for_user(
@@ -544,7 +526,7 @@ async def list_for_user(
 
     Conversations whose whole history was deleted for the user's devices are skipped.
     """
-    key = participants.c.sort_at if sort == "last_message" else conversations.c.created_at
+    key = sort_key() if sort == "last_message" else conversations.c.created_at
     query = (
         select(conversations, participants, key.label("sort_value"))
         .join(participants, participants.c.conversation_id == conversations.c.id)

@@ -1,51 +1,59 @@
-"""The database handle: engine per URL, pragmas, migrations on start, transactions.
+"""The database handle: engine per URL, migrations on start, transactions.
 
-SQLite gets WAL, ``synchronous=NORMAL`` and a single connection, opened once and held: SQLite
-serialises writers anyway, and one connection means transactions queue in the event loop
-(on an ``asyncio.Lock``, first come first served) instead of failing with SQLITE_BUSY.
+What differs between the engines (connection setup, pragmas, locking clauses, the dialect's
+``INSERT``, the fast path) lives in ``storage/engines/``; this module only holds the
+connection(s) and hands out transactions.
+
+SQLite: one connection, opened once and held (see ``engines/sqlite.py`` for how it runs).
+SQLite serialises writers anyway, and one connection means transactions queue in the event
+loop (on an ``asyncio.Lock``, first come first served) instead of failing with SQLITE_BUSY.
 Holding it, rather than checking it out of a one-connection pool per use, matters for speed:
 a pool checkout, reset and check-in cost ~130 µs of Python per transaction on the reference
 machine, several times the statements inside it.
 
 PostgreSQL gets a real pool; where ordering matters (a user's stream head), rows are locked
-in primary-key order so concurrent writers cannot deadlock.
+in primary-key order so concurrent writers cannot deadlock (``engines/postgres.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import aiosqlite
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chinwag.server.database_location import ensure_default_directory
+from chinwag.server.storage.engines import postgres, sqlite
+from chinwag.server.storage.engines.sqlite import SQLiteOptions, Synchronous
 from chinwag.server.storage.file_mode import secure_database_file
 from chinwag.server.storage.wal import WalCheckpointer
 
 __all__ = [
     "Database",
-    "InlineSQLiteConnection",
     "NestedConnectionError",
     "Transaction",
     "make_engine",
+    "sqlite_file",
 ]
 
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 _HOLDING: ContextVar[bool] = ContextVar("chinwag_holding_connection", default=False)
+
+sqlite_file = sqlite.database_file
 
 
 class NestedConnectionError(RuntimeError):
@@ -53,87 +61,11 @@ class NestedConnectionError(RuntimeError):
     connection that would wait forever, so it is a bug everywhere."""
 
 
-class InlineSQLiteConnection(aiosqlite.Connection):
-    """aiosqlite's interface, but every call runs on the event loop's own thread.
-
-    aiosqlite hands each call (cursor, execute, fetch, close: four per statement) to a
-    worker thread and back; on small VMs each hand-off costs tens of microseconds of
-    wake-ups, while the SQLite call itself, on a local WAL file, costs a few. chinwag holds
-    one SQLite connection per process, so calls are serial anyway. The trade-off: while
-    another *process* holds the write lock, the loop waits up to ``busy_timeout``.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__(lambda: sqlite3.connect(path, check_same_thread=True), iter_chunk_size=64)
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or self._connection is None:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-    async def _connect(self) -> InlineSQLiteConnection:
-        if self._connection is None:
-            self._connection = self._connector()
-        return self
-
-    def __await__(self) -> Generator[Any, None, InlineSQLiteConnection]:
-        return self._connect().__await__()
-
-    def stop(self) -> None:
-        self._running = False
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    async def close(self) -> None:
-        self.stop()
-
-
-def sqlite_file(url: str) -> str | None:
-    """The database file of a SQLite URL; None for in-memory databases and other engines."""
-    if not url.startswith("sqlite"):
-        return None
-    path = make_url(url).database
-    return path if path and path != ":memory:" and not path.startswith("file::memory:") else None
-
-
-def make_engine(url: str, *, background_checkpoints: bool = False) -> AsyncEngine:
-    """``background_checkpoints``: the caller runs a :class:`WalCheckpointer`, so the
-    connection's own automatic checkpoints are turned off.
-
-    ``hide_parameters``: a database error's text (logged with its traceback) would otherwise
-    carry the statement's parameters: message bodies, token hashes, HS256 secrets."""
+def make_engine(url: str, *, sqlite_options: SQLiteOptions | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = make_url(url).database or ":memory:"
-
-        async def connect() -> InlineSQLiteConnection:
-            return await InlineSQLiteConnection(path)
-
-        engine = create_async_engine(
-            url,
-            pool_size=1,
-            max_overflow=0,
-            pool_timeout=30,
-            async_creator=connect,
-            hide_parameters=True,
-        )
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            if background_checkpoints:
-                cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.close()
-
-        return engine
+        return sqlite.create_engine(url, sqlite_options or SQLiteOptions())
     if url.startswith("postgresql"):
-        return create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=False, hide_parameters=True
-        )
+        return postgres.create_engine(url)
     raise ValueError(
         f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}; use "
         "sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
@@ -145,6 +77,16 @@ def _alembic_config(connection: Connection) -> Config:
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
     return config
+
+
+def _upgrade(connection: Connection) -> tuple[str | None, str | None] | None:
+    """Alembic's upgrade to head; (from, to) if it moved. Alembic's own INFO lines (one per
+    migration, eight on a new database) are silenced where logging is set up: this is the
+    one line an operator needs."""
+    before = MigrationContext.configure(connection).get_current_revision()
+    command.upgrade(_alembic_config(connection), "head")
+    after = MigrationContext.configure(connection).get_current_revision()
+    return None if after == before else (before, after)
 
 
 @dataclass
@@ -160,30 +102,38 @@ class Transaction:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: Synchronous = "FULL", pg_lanes: int = 0) -> None:
+        """``synchronous``: SQLite's durability (``engines/sqlite.py``); ignored elsewhere.
+        ``pg_lanes``: PostgreSQL group commit in that many lanes (``pg_batching.py``); 0 runs
+        each write in a transaction of its own."""
         self.url = url
         file = sqlite_file(url)
         if file is not None:
             ensure_default_directory(file)
             secure_database_file(file)  # before SQLite creates it with the umask's mode
-        self._checkpointer = WalCheckpointer(file) if file else None
-        self.engine = make_engine(url, background_checkpoints=self._checkpointer is not None)
+        self._checkpointer = WalCheckpointer(file, synchronous=synchronous) if file else None
+        options = SQLiteOptions(synchronous, autocheckpoint=self._checkpointer is None)
+        self.engine = make_engine(url, sqlite_options=options)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
         self._held_lock = asyncio.Lock()
         from chinwag.server.storage.batching import WriteBatcher  # imports this module
+        from chinwag.server.storage.pg_batching import LanedBatcher
 
-        self._batcher = None if self.is_postgres else WriteBatcher(self)
+        self._batcher = WriteBatcher(self) if not self.is_postgres else None
+        self._lanes = LanedBatcher(self, lanes=pg_lanes) if self.is_postgres and pg_lanes else None
 
     async def migrate(self) -> None:
         """Bring the schema up to date (idempotent; safe when several nodes start at once)."""
         async with self.engine.begin() as conn:
             if self.is_postgres:
-                from sqlalchemy import text
-
-                await conn.execute(text("SELECT pg_advisory_xact_lock(7411)"))
-            await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+                await postgres.lock_for_migrations(conn)
+            moved = await conn.run_sync(_upgrade)
+        if moved is not None and moved[0] is None:
+            log.info("database schema created at revision %s", moved[1])
+        elif moved is not None:
+            log.info("database schema upgraded from revision %s to %s", *moved)
 
     @staticmethod
     def _refuse_nested() -> None:
@@ -212,7 +162,7 @@ class Database:
         if self._held is None or self._held.closed or self._held.invalidated:
             self._held = await self.engine.connect()
             if self._checkpointer is not None:
-                self._checkpointer.start()  # the file is in WAL mode now
+                self._checkpointer.start(self._held_lock)  # the file is in WAL mode now
         return self._held
 
     async def _end_use(self, conn: AsyncConnection) -> None:
@@ -239,14 +189,19 @@ class Database:
         for callback in tx._after_commit:
             callback()
 
-    async def write(self, job: Callable[[Transaction], Awaitable[T]]) -> T:
+    async def write(
+        self, job: Callable[[Transaction], Awaitable[T]], *, key: str | None = None
+    ) -> T:
         """Run ``job`` in a write transaction and return its result once committed.
 
-        On SQLite, jobs that arrive together share one transaction (group commit, see
-        ``batching.py``); a job must therefore raise any refusal before it writes. On
-        PostgreSQL each job has its own transaction, and the pool runs them in parallel.
+        Jobs that arrive together share one transaction (group commit: ``batching.py``
+        on SQLite, ``pg_batching.py`` on PostgreSQL, where ``key`` picks the lane); a job
+        must therefore raise any refusal before it writes. Without PostgreSQL lanes each
+        job has its own transaction, and the pool runs them in parallel.
         """
         self._refuse_nested()
+        if self._lanes is not None:
+            return await self._lanes.run(job, key=key)
         if self._batcher is None:
             async with self.transaction() as tx:
                 return await job(tx)

@@ -5,6 +5,12 @@ cannot deadlock), bumps each ``stream_head`` and writes the index rows in the sa
 transaction as the change itself. A position is therefore assigned and committed under the
 same lock: per user, commit order equals position order, and a reader that sees position N
 committed has every position below it committed too.
+
+The lock is ``FOR NO KEY UPDATE``, the lock the ``stream_head`` UPDATE takes anyway, not
+``FOR UPDATE``: a transaction that has inserted a row referencing a user (a participant,
+a session) holds ``FOR KEY SHARE`` on that user, which ``FOR UPDATE`` waits for. Two
+creations by one user then each held KEY SHARE on the creator and waited for the other's
+to upgrade: 8 concurrent creations deadlocked (tests/server/test_concurrent_creates.py).
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BindParameter,
+    BigInteger,
     ColumnElement,
     Float,
     Integer,
     LargeBinary,
-    Select,
+    Update,
     bindparam,
     cast,
     func,
@@ -33,8 +39,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.server.storage.outbox import write_outbox
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import events, user_events, users
+from chinwag.server.storage.spans import merge_conversation
 
-__all__ = ["MAX_PAGE_BYTES", "Appended", "StoredEvent", "append_event", "read_stream"]
+__all__ = [
+    "MAX_PAGE_BYTES",
+    "Appended",
+    "StoredEvent",
+    "StoredPage",
+    "append_event",
+    "insert_event",
+    "log_payloads",
+    "read_stream",
+    "read_stream_page",
+]
 
 MAX_PAGE_BYTES = 1024 * 1024
 """A page of a stream (REST or a socket's replay) stops before the event that would take it
@@ -50,12 +67,23 @@ class Appended:
     event_json: bytes
     targets: tuple[tuple[int, int], ...]
     """(user_pk, stream position) for every reader of the event."""
+    outbox: bool = False
+    """Rows for the webhook or push workers were written (``storage/outbox.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     pos: int
     event_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    events: list[StoredEvent]
+    complete: bool
+    """The page holds everything the stream had past ``after`` when it was read (neither
+    the count nor the byte bound cut it): a reader that is told of nothing newer need not
+    read again to learn that it is current."""
 
 
 _INSERT_EVENT = Prepared(
@@ -66,6 +94,7 @@ _INSERT_EVENT = Prepared(
         conversation_id=bindparam("conversation_id"),
         payload=bindparam("payload"),
         created_at=bindparam("created_at", type_=Float),
+        log_position=bindparam("log_position", type_=BigInteger),
     )
     .returning(events.c.id)
 )
@@ -76,45 +105,90 @@ _INSERT_USER_EVENTS = Prepared(
 )
 
 
-_AFTER = (
-    user_events.c.user_pk == bindparam("user_pk"),
-    user_events.c.pos > bindparam("after"),
+_ENTRY = (
+    user_events.c.pos,
+    user_events.c.last_pos,
+    user_events.c.event_id,
+    user_events.c.conversation_id,
+    user_events.c.first_log_position,
 )
-
-
-def _sizes(size: ColumnElement[Any]) -> Select[Any]:
-    """(position, payload bytes) of the next ``limit`` events: cheap, no payload copied."""
-    return (
-        select(user_events.c.pos, size)
-        .join(events, events.c.id == user_events.c.event_id)
-        .where(*_AFTER)
-        .order_by(user_events.c.pos)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
-def _cut(size: ColumnElement[Any]) -> Select[Any]:
-    """The last position of :func:`_sizes`' page that fits ``max_bytes`` (or the first)."""
-    page = _sizes(size.label("size")).subquery()
-    running = select(
-        page.c.pos, page.c.size, func.sum(page.c.size).over(order_by=page.c.pos).label("total")
-    ).subquery()
-    fits = (running.c.total <= bindparam("max_bytes", type_=Integer)) | (
-        running.c.total == running.c.size
-    )
-    return select(func.max(running.c.pos)).where(fits)
-
-
-_STREAM_SIZES = Prepared(_sizes(func.length(cast(events.c.payload, LargeBinary))))
-"""SQLite: the sizes, summed in Python (cheaper there than a window function)."""
-_STREAM_CUT = Prepared(_cut(func.octet_length(events.c.payload)))
-"""PostgreSQL: the cut computed in the database, so one row crosses the wire, not 500."""
-_READ_STREAM = Prepared(
-    select(user_events.c.pos, events.c.payload)
-    .join(events, events.c.id == user_events.c.event_id)
-    .where(*_AFTER, user_events.c.pos <= bindparam("last"))
+_ENTRIES_AFTER = Prepared(
+    select(*_ENTRY)
+    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
     .order_by(user_events.c.pos)
+    .limit(bindparam("limit", type_=Integer))
 )
+_ENTRY_AT_OR_BEFORE = Prepared(
+    select(*_ENTRY)
+    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos <= bindparam("after"))
+    .order_by(user_events.c.pos.desc())
+    .limit(1)
+)
+"""The entry holding ``after`` itself: a span may go on past it."""
+
+
+def _payload_size(dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return func.octet_length(events.c.payload)
+    return func.length(cast(events.c.payload, LargeBinary))
+
+
+def _by_log(column: ColumnElement[Any]) -> Prepared:
+    return Prepared(
+        select(events.c.log_position, column).where(
+            events.c.conversation_id == bindparam("conv_id"),
+            events.c.log_position >= bindparam("low"),
+            events.c.log_position <= bindparam("high"),
+        )
+    )
+
+
+_LOG_SIZES = {d: _by_log(_payload_size(d)) for d in ("sqlite", "postgresql")}
+_LOG_PAYLOADS = _by_log(events.c.payload)
+
+Slot = tuple[int, int | None, str | None, int | None]
+"""(stream position, event id of a single entry, conversation and log position of a span's)."""
+
+
+def _slots(entries: Sequence[Any], after: int, limit: int) -> list[Slot]:
+    """The stream positions after ``after`` the entries hold, at most ``limit``."""
+    slots: list[Slot] = []
+    for pos, last_pos, event_id, conversation_id, first_log in entries:
+        if last_pos is None:
+            if pos > after:
+                slots.append((int(pos), int(event_id), None, None))
+        else:
+            for at in range(max(int(pos), after + 1), int(last_pos) + 1):
+                slots.append((at, None, str(conversation_id), int(first_log) + at - int(pos)))
+                if len(slots) >= limit:
+                    break
+        if len(slots) >= limit:
+            break
+    return slots[:limit]
+
+
+async def _values(
+    conn: AsyncConnection, slots: list[Slot], column: ColumnElement[Any], by_log: Prepared
+) -> list[Any]:
+    """``column`` of each slot's event, in slot order."""
+    singles = [s[1] for s in slots if s[1] is not None]
+    by_id: dict[int, Any] = {}
+    if singles:
+        found = await conn.execute(select(events.c.id, column).where(events.c.id.in_(singles)))
+        by_id = {int(ev): value for ev, value in found}
+    ranges: dict[str, list[int]] = {}
+    for _, _, conversation_id, log in slots:
+        if conversation_id is not None and log is not None:
+            ranges.setdefault(conversation_id, []).append(log)
+    by_key: dict[tuple[str, int], Any] = {}
+    for conversation_id, logs in ranges.items():
+        params = {"conv_id": conversation_id, "low": min(logs), "high": max(logs)}
+        for log, value in await by_log.all(conn, params):
+            by_key[(conversation_id, int(log))] = value
+    return [
+        by_id[ev] if ev is not None else by_key[(str(conv), int(log or 0))]
+        for _, ev, conv, log in slots
+    ]
 
 
 def _last_within(sizes: Sequence[Any], max_bytes: int) -> int | None:
@@ -133,58 +207,78 @@ _FIXED_READERS = 8
 one parameter per reader and are prepared once per count; more use an expanding IN."""
 
 
-@dataclass(frozen=True, slots=True)
-class _HeadStatements:
-    lock: Prepared
-    """PostgreSQL: lock the readers' rows in primary-key order (see the module docstring)."""
-    bump: Prepared
-    """Advance each reader's ``stream_head``, returning (pk, new head)."""
-
-
-def _head_statements(count: int) -> _HeadStatements:
-    pks: list[BindParameter[Any]] = [bindparam(f"pk{i}") for i in range(count)]
-    return _HeadStatements(
-        lock=Prepared(
-            select(users.c.pk).where(users.c.pk.in_(pks)).order_by(users.c.pk).with_for_update()
-        ),
-        bump=Prepared(
-            update(users)
-            .where(users.c.pk.in_(pks))
-            .values(stream_head=users.c.stream_head + 1)
-            .returning(users.c.pk, users.c.stream_head)
-        ),
+def _bumps(pks: Sequence[Any]) -> tuple[Update, Update]:
+    """Advance each reader's ``stream_head``, returning (pk, new head): the plain UPDATE,
+    and PostgreSQL's, which first locks the rows ``FOR NO KEY UPDATE`` in primary-key order
+    in a sub-select (see the module docstring): one round trip, not a SELECT and an UPDATE."""
+    advance = {"stream_head": users.c.stream_head + 1}
+    plain = (
+        update(users)
+        .where(users.c.pk.in_(pks))
+        .values(advance)
+        .returning(users.c.pk, users.c.stream_head)
     )
+    locked = (
+        select(users.c.pk)
+        .where(users.c.pk.in_(pks))
+        .order_by(users.c.pk)
+        .with_for_update(key_share=True)
+        .subquery("locked")
+    )
+    in_order = (
+        update(users)
+        .where(users.c.pk == locked.c.pk)
+        .values(advance)
+        .returning(users.c.pk, users.c.stream_head)
+    )
+    return plain, in_order
 
 
-_HEADS = {count: _head_statements(count) for count in range(1, _FIXED_READERS + 1)}
+def _head_statement(count: int) -> Prepared:
+    plain, in_order = _bumps([bindparam(f"pk{i}") for i in range(count)])
+    return Prepared(plain, postgresql=in_order)
+
+
+_HEADS = {count: _head_statement(count) for count in range(1, _FIXED_READERS + 1)}
 
 
 async def _advance_heads(conn: AsyncConnection, readers: list[int]) -> list[tuple[int, int]]:
     """Lock (PostgreSQL) and bump the sorted, distinct ``readers``' stream heads."""
-    postgres = conn.dialect.name == "postgresql"
     fixed = _HEADS.get(len(readers))
     if fixed is not None:
-        params = {f"pk{i}": pk for i, pk in enumerate(readers)}
-        if postgres:
-            await fixed.lock.all(conn, params)
-        rows = await fixed.bump.all(conn, params)
+        rows = await fixed.all(conn, {f"pk{i}": pk for i, pk in enumerate(readers)})
     else:
-        if postgres:
-            await conn.execute(
-                select(users.c.pk)
-                .where(users.c.pk.in_(readers))
-                .order_by(users.c.pk)
-                .with_for_update()
-            )
-        rows = list(
-            await conn.execute(
-                update(users)
-                .where(users.c.pk.in_(readers))
-                .values(stream_head=users.c.stream_head + 1)
-                .returning(users.c.pk, users.c.stream_head)
-            )
-        )
+        plain, in_order = _bumps(readers)
+        statement = in_order if conn.dialect.name == "postgresql" else plain
+        rows = [tuple(row) for row in await conn.execute(statement)]
     return sorted((int(pk), int(head)) for pk, head in rows)
+
+
+async def insert_event(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    event_type: str,
+    payload: bytes,
+    now: float,
+    conversation_id: str | None,
+    log_position: int | None = None,
+) -> int:
+    """The shared ``events`` row (written once, whatever the number of readers); its id.
+    ``log_position``: a message's position in its conversation's log (``spans.py``)."""
+    inserted = await _INSERT_EVENT.first(
+        conn,
+        {
+            "app_id": app_id,
+            "type": event_type,
+            "conversation_id": conversation_id,
+            "payload": payload.decode(),
+            "created_at": now,
+            "log_position": log_position,
+        },
+    )
+    assert inserted is not None
+    return int(inserted[0])
 
 
 async def append_event(
@@ -201,45 +295,65 @@ async def append_event(
     readers = sorted(set(user_pks))
     if not readers:
         return Appended(app_id=app_id, event_json=payload, targets=())
-    inserted = await _INSERT_EVENT.first(
-        conn,
-        {
-            "app_id": app_id,
-            "type": event_type,
-            "conversation_id": conversation_id,
-            "payload": payload.decode(),
-            "created_at": now,
-        },
-    )
-    assert inserted is not None
-    event_id = int(inserted[0])
+    if conversation_id is not None:
+        # The conversation's messages before this event come before it in every stream.
+        await merge_conversation(conn, conversation_id, readers)
+    event_id = await insert_event(
+        conn, app_id=app_id, event_type=event_type, payload=payload, now=now,
+        conversation_id=conversation_id,
+    )  # fmt: skip
     targets = tuple(await _advance_heads(conn, readers))
     await _INSERT_USER_EVENTS.many(
         conn, [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets]
     )
-    await write_outbox(
+    outbox = await write_outbox(
         conn, app_id=app_id, event_type=event_type, data=data, now=now,
         conversation_id=conversation_id, readers=readers,
     )  # fmt: skip
-    return Appended(app_id=app_id, event_json=payload, targets=targets)
+    return Appended(app_id=app_id, event_json=payload, targets=targets, outbox=outbox)
 
 
 async def read_stream(
     conn: AsyncConnection, user_pk: int, *, after: int, limit: int, max_bytes: int = MAX_PAGE_BYTES
 ) -> list[StoredEvent]:
-    """Events after ``after``, ascending: at most ``limit`` and about ``max_bytes``.
+    """Events after ``after``, ascending: at most ``limit`` and about ``max_bytes``."""
+    page = await read_stream_page(conn, user_pk, after=after, limit=limit, max_bytes=max_bytes)
+    return page.events
 
-    Two reads: where the page must end, then the payloads up to there. One query with a
-    running ``sum() OVER`` beside the payloads did the same but cost twice a plain page
-    read on both databases (the payloads were copied through the window's subqueries)."""
-    params = {"user_pk": user_pk, "after": after, "limit": limit}
-    last: int | None
-    if conn.dialect.name == "postgresql":
-        found = await _STREAM_CUT.first(conn, {**params, "max_bytes": max_bytes})
-        last = None if found is None or found[0] is None else int(found[0])
-    else:
-        last = _last_within(await _STREAM_SIZES.all(conn, params), max_bytes)
-    if last is None:
-        return []
-    rows = await _READ_STREAM.all(conn, {"user_pk": user_pk, "after": after, "last": last})
-    return [StoredEvent(pos=int(pos), event_json=payload.encode()) for pos, payload in rows]
+
+async def read_stream_page(
+    conn: AsyncConnection, user_pk: int, *, after: int, limit: int, max_bytes: int = MAX_PAGE_BYTES
+) -> StoredPage:
+    """:func:`read_stream`, saying whether the page reached the stream's end.
+
+    Index rows and spans (``storage/spans.py``) are expanded into positions first; then
+    the sizes of their events say where the page must end, and only the payloads up to
+    there are read (a page of 500 events could otherwise be hundreds of megabytes)."""
+    params = {"user_pk": user_pk, "after": after}
+    entries = list(await _ENTRIES_AFTER.all(conn, {**params, "limit": limit}))
+    holding = await _ENTRY_AT_OR_BEFORE.first(conn, params)
+    if holding is not None and holding[1] is not None and int(holding[1]) > after:
+        entries.insert(0, holding)
+    slots = _slots(entries, after, limit)
+    if not slots:
+        return StoredPage([], complete=True)
+    dialect = conn.dialect.name
+    sizes = await _values(conn, slots, _payload_size(dialect), _LOG_SIZES[dialect])
+    sized = [(slot[0], size) for slot, size in zip(slots, sizes, strict=True)]
+    last = _last_within(sized, max_bytes)
+    kept = [slot for slot in slots if last is not None and slot[0] <= last]
+    payloads = await _values(conn, kept, events.c.payload, _LOG_PAYLOADS)
+    found = [
+        StoredEvent(pos=slot[0], event_json=payload.encode())
+        for slot, payload in zip(kept, payloads, strict=True)
+    ]
+    return StoredPage(found, complete=len(slots) < limit and len(kept) == len(slots))
+
+
+async def log_payloads(
+    conn: AsyncConnection, conversation_id: str, low: int, high: int
+) -> dict[int, bytes]:
+    """The event JSON at each of a conversation's log positions ``low..high``."""
+    params = {"conv_id": conversation_id, "low": low, "high": high}
+    rows = await _LOG_PAYLOADS.all(conn, params)
+    return {int(log): payload.encode() for log, payload in rows}

@@ -117,21 +117,21 @@ _RECORD_LAST = Prepared(
         last_message_at=bindparam("now", type_=Float),
     )
 )
-_NEW_MESSAGE: dict[str, Any] = {
+NEW_MESSAGE: dict[str, Any] = {
     f: bindparam(f, type_=messages.c[f].type) for f in _STORED if f != "position"
 }
-_NEW_MESSAGE["position"] = (
+NEW_MESSAGE["position"] = (
     select(conversations.c.last_position + 1)
     .where(conversations.c.id == bindparam("conv_id"))
     .scalar_subquery()
 )
 _INSERT_MESSAGE = Prepared(
     sqlite_insert(messages)
-    .values(_NEW_MESSAGE)
+    .values(NEW_MESSAGE)
     .on_conflict_do_nothing()
     .returning(messages.c.position),
     postgresql=pg_insert(messages)
-    .values(_NEW_MESSAGE)
+    .values(NEW_MESSAGE)
     .on_conflict_do_nothing()
     .returning(messages.c.position),
 )

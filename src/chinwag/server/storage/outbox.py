@@ -7,7 +7,8 @@ devices. The rows are the outbox: written or rolled back with the change itself,
 by the workers in ``chinwag.server.webhooks`` after commit. Nothing here waits on the
 network, so a send costs at most two indexed ``INSERT … SELECT`` statements, each writing
 at most one row per event and recipient device (nothing for an app with no webhooks or
-gateway).
+gateway). On PostgreSQL a new message's two are one statement (the webhook's as a
+data-modifying CTE): one round trip fewer on every send. SQLite has no such CTEs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.core.events import EventType
@@ -23,6 +25,9 @@ from chinwag.core.webhook_events import WebhookEventType, webhook_type
 from chinwag.server.storage import push as push_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage import webhook_outbox as webhook_store
+from chinwag.server.storage.engines import is_postgres
+from chinwag.server.storage.prepared import Prepared
+from chinwag.server.storage.schema import push_jobs, webhook_outbox
 
 __all__ = ["webhook_body", "write_outbox"]
 
@@ -44,28 +49,48 @@ async def write_outbox(
     now: float,
     conversation_id: str | None,
     readers: list[int],
-) -> None:
+) -> bool:
+    """Whether it wrote anything: only then are the delivery workers woken (after commit),
+    so an app without webhooks or a push gateway costs them no pass per message."""
     wtype = webhook_type(event_type, data)
     if wtype is WebhookEventType.SESSION_ENDED and len(readers) == 1:
         # The stream event goes to the session's own user; the app needs to know whose.
         user = await user_store.get_user_by_pk(conn, readers[0])
         data = {**data, "user_id": user.user_id if user is not None else None}
+    # A new message's readers may have devices to wake: the conversation to look in.
+    push_in = conversation_id if event_type == EventType.MESSAGE_CREATED else None
+    if wtype is not None and push_in is not None and is_postgres(conn):
+        params = push_store.enqueue_params(app_id, data["message"], push_in, now)
+        params |= {"event_type": wtype, "payload": webhook_body(wtype, app_id, data, now)}
+        row = await _BOTH_PG.first(conn, params)
+        return row is not None and int(row[0]) > 0
+    written = False
     if wtype is not None:
-        await webhook_store.enqueue(
+        written = await webhook_store.enqueue(
             conn,
             app_id=app_id,
             event_type=wtype,
             payload=webhook_body(wtype, app_id, data, now),
             now=now,
         )
-    if event_type == EventType.MESSAGE_CREATED and conversation_id is not None:
-        message = data["message"]
-        await push_store.enqueue(
-            conn,
-            app_id=app_id,
-            sender_id=message.get("sender_id"),
-            conversation_id=conversation_id,
-            conversation_public_id=message["conversation_id"],
-            message_id=message["id"],
-            now=now,
+    if push_in is not None:
+        written |= await push_store.enqueue(
+            conn, app_id=app_id, message=data["message"], conversation_id=push_in, now=now
         )
+    return written
+
+
+def _both_pg() -> Prepared:
+    """A message's webhook row and push jobs in one PostgreSQL statement (module
+    docstring), answering how many rows the two wrote together (a statement's own row
+    count would leave out its CTE's)."""
+    webhook = webhook_store.ENQUEUE_STATEMENT.returning(webhook_outbox.c.id).cte("webhook")
+    push = push_store.ENQUEUE_STATEMENT.returning(push_jobs.c.id).cte("push")
+    counted = (
+        select(func.count()).select_from(webhook).scalar_subquery()
+        + select(func.count()).select_from(push).scalar_subquery()
+    )
+    return Prepared(select(counted))
+
+
+_BOTH_PG = _both_pg()

@@ -27,6 +27,7 @@ from chinwag.server.storage.schema import (
 )
 
 __all__ = [
+    "ENQUEUE_STATEMENT",
     "DueJob",
     "GatewayRow",
     "claim_due",
@@ -35,6 +36,7 @@ __all__ = [
     "disable_gateway",
     "drop_online",
     "enqueue",
+    "enqueue_params",
     "forget_sessions",
     "get_gateway",
     "mark_offline",
@@ -80,71 +82,73 @@ class DueJob:
     token: str
 
 
-_ENQUEUE = Prepared(
-    insert(push_jobs).from_select(
-        [
-            "app_id",
-            "session_id",
-            "user_pk",
-            "conversation_id",
-            "conversation_public_id",
-            "message_id",
-            "attempts",
-            "next_attempt_at",
-            "created_at",
-        ],
-        select(
-            push_tokens.c.app_id,
-            push_tokens.c.session_id,
-            push_tokens.c.user_pk,
-            bindparam("conversation_id"),
-            bindparam("conversation_public_id"),
-            bindparam("message_id"),
-            literal(0),
-            bindparam("now", type_=Float),
-            bindparam("now", type_=Float),
-        )
-        .select_from(
-            push_tokens.join(push_gateways, push_gateways.c.app_id == push_tokens.c.app_id).join(
-                users, users.c.pk == push_tokens.c.user_pk
-            )
-        )
-        .where(
-            push_tokens.c.user_pk.in_(
-                select(participants.c.user_pk).where(
-                    participants.c.conversation_id == bindparam("conversation_id"),
-                    participants.c.left_at.is_(None),
-                )
-            ),
-            push_tokens.c.app_id == bindparam("app_id"),
-            push_gateways.c.enabled.is_(True),
-            users.c.user_id != bindparam("sender_id"),
-        ),
+ENQUEUE_STATEMENT = insert(push_jobs).from_select(
+    [
+        "app_id",
+        "session_id",
+        "user_pk",
+        "conversation_id",
+        "conversation_public_id",
+        "message_id",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ],
+    select(
+        push_tokens.c.app_id,
+        push_tokens.c.session_id,
+        push_tokens.c.user_pk,
+        bindparam("conversation_id"),
+        bindparam("conversation_public_id"),
+        bindparam("message_id"),
+        literal(0),
+        bindparam("now", type_=Float),
+        bindparam("now", type_=Float),
     )
+    .select_from(
+        push_tokens.join(push_gateways, push_gateways.c.app_id == push_tokens.c.app_id).join(
+            users, users.c.pk == push_tokens.c.user_pk
+        )
+    )
+    .where(
+        push_tokens.c.user_pk.in_(
+            select(participants.c.user_pk).where(
+                participants.c.conversation_id == bindparam("conversation_id"),
+                participants.c.left_at.is_(None),
+            )
+        ),
+        push_tokens.c.app_id == bindparam("app_id"),
+        push_gateways.c.enabled.is_(True),
+        users.c.user_id != bindparam("sender_id"),
+    ),
 )
+"""Parameters ``app_id``, ``sender_id``, ``conversation_id``, ``conversation_public_id``,
+``message_id``, ``now`` (see ``webhook_outbox.ENQUEUE_STATEMENT``)."""
+_ENQUEUE = Prepared(ENQUEUE_STATEMENT)
+
+
+def enqueue_params(
+    app_id: str, message: dict[str, Any], conversation_id: str, now: float
+) -> dict[str, Any]:
+    """The parameters of :data:`ENQUEUE_STATEMENT` for a new message (its JSON)."""
+    return {
+        "app_id": app_id,
+        "sender_id": message.get("sender_id") or "",
+        "conversation_id": conversation_id,
+        "conversation_public_id": message["conversation_id"],
+        "message_id": message["id"],
+        "now": now,
+    }
 
 
 async def enqueue(
-    conn: AsyncConnection,
-    *,
-    app_id: str,
-    sender_id: str | None,
-    conversation_id: str,
-    conversation_public_id: str,
-    message_id: str,
-    now: float,
-) -> None:
+    conn: AsyncConnection, *, app_id: str, message: dict[str, Any], conversation_id: str, now: float
+) -> bool:
     """A pending notification for every device with a push token of the conversation's
-    participants but the sender (the message's readers; by primary key, no scan)."""
-    params = {
-        "app_id": app_id,
-        "sender_id": sender_id or "",
-        "conversation_id": conversation_id,
-        "conversation_public_id": conversation_public_id,
-        "message_id": message_id,
-        "now": now,
-    }
-    await _ENQUEUE.rowcount(conn, params)
+    participants but the sender (the message's readers; by primary key, no scan); whether
+    there was any."""
+    params = enqueue_params(app_id, message, conversation_id, now)
+    return await _ENQUEUE.rowcount(conn, params) > 0
 
 
 _GATEWAY_FIELDS = list(GatewayRow.__slots__)
@@ -224,13 +228,18 @@ async def forget_sessions(conn: AsyncConnection, session_ids: list[str]) -> None
     await conn.execute(delete(push_tokens).where(push_tokens.c.session_id.in_(session_ids)))
 
 
+# Built once: ``in_(a_list)`` builds an expanding bind parameter that SQLAlchemy links in a
+# reference cycle, garbage for the cycle collector on every WebSocket that connects.
+_MARK_ONLINE = (
+    update(push_tokens)
+    .where(push_tokens.c.session_id.in_(bindparam("session_ids", expanding=True)))
+    .values(online_until=bindparam("until"))
+)
+
+
 async def mark_online(conn: AsyncConnection, session_ids: list[str], *, until: float) -> None:
     if session_ids:
-        await conn.execute(
-            update(push_tokens)
-            .where(push_tokens.c.session_id.in_(session_ids))
-            .values(online_until=until)
-        )
+        await conn.execute(_MARK_ONLINE, {"session_ids": session_ids, "until": until})
 
 
 async def mark_offline(conn: AsyncConnection, session_id: str) -> None:

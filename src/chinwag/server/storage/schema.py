@@ -219,6 +219,9 @@ participants = Table(
     Column("delivered_position", BigInteger, nullable=False, server_default="0"),
     Column("hidden_position", BigInteger, nullable=False, server_default="0"),
     Column("sort_at", Float, nullable=False),
+    # How far this membership's conversation log was merged into the user's stream (0008):
+    # the log positions above it (up to ``left_position`` for a former member) are pending.
+    Column("streamed_position", BigInteger, nullable=False, server_default="0"),
     Index("ix_participants_user_sort", "user_pk", "sort_at"),
 )
 
@@ -262,6 +265,10 @@ events = Table(
     Column("conversation_id", String(36)),
     Column("payload", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    # A ``message.created``'s position in its conversation's log (0008): the message's
+    # position. Members' streams reach it through spans (``storage/spans.py``).
+    Column("log_position", BigInteger),
+    Index("uq_events_conversation_log", "conversation_id", "log_position", unique=True),
 )
 
 user_events = Table(
@@ -270,6 +277,11 @@ user_events = Table(
     Column("user_pk", BigId, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
     Column("pos", BigInteger, primary_key=True),
     Column("event_id", BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    # A span (0008): positions ``pos..last_pos`` are the conversation's log positions
+    # ``first_log_position..`` in order, ``event_id`` the first of them. NULL: one event.
+    Column("last_pos", BigInteger),
+    Column("conversation_id", String(36)),
+    Column("first_log_position", BigInteger),
 )
 
 api_keys = Table(

@@ -129,16 +129,29 @@ class Revocation(NamedTuple):
     wipe: bool
 
 
+# Built once, with the id lists as parameters: ``in_(a_list)`` builds an expanding bind
+# parameter that SQLAlchemy links in a reference cycle, garbage for the cycle collector on
+# every call (server/heap.py says why the server avoids those).
+_REVOKED_AMONG = select(sessions.c.id, sessions.c.revoked_reason, sessions.c.wipe).where(
+    sessions.c.id.in_(bindparam("session_ids", expanding=True)),
+    sessions.c.revoked_at.is_not(None),
+)
+_TOUCH_SESSIONS = (
+    update(sessions)
+    .where(
+        sessions.c.id.in_(bindparam("session_ids", expanding=True)),
+        sessions.c.last_seen_at.is_(None) | (sessions.c.last_seen_at <= bindparam("unless_after")),
+    )
+    .values(last_seen_at=bindparam("now"))
+)
+
+
 async def revoked_among(conn: AsyncConnection, session_ids: list[str]) -> dict[str, Revocation]:
     """The revoked sessions among ``session_ids`` (id → how), in chunks of 500."""
     found: dict[str, Revocation] = {}
     for start in range(0, len(session_ids), 500):
         chunk = session_ids[start : start + 500]
-        rows = await conn.execute(
-            select(sessions.c.id, sessions.c.revoked_reason, sessions.c.wipe).where(
-                sessions.c.id.in_(chunk), sessions.c.revoked_at.is_not(None)
-            )
-        )
+        rows = await conn.execute(_REVOKED_AMONG, {"session_ids": chunk})
         found.update({r.id: Revocation(r.revoked_reason or "revoked", bool(r.wipe)) for r in rows})
     return found
 
@@ -194,11 +207,7 @@ async def touch_sessions(
 ) -> None:
     """:func:`touch_session` for many sessions, in chunks of 500."""
     for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
         await conn.execute(
-            update(sessions)
-            .where(
-                sessions.c.id.in_(session_ids[start : start + 500]),
-                sessions.c.last_seen_at.is_(None) | (sessions.c.last_seen_at <= unless_after),
-            )
-            .values(last_seen_at=now)
+            _TOUCH_SESSIONS, {"session_ids": chunk, "now": now, "unless_after": unless_after}
         )

@@ -22,6 +22,7 @@ __all__ = [
     "insert_user",
     "list_agents",
     "set_agent",
+    "stream_heads",
     "update_user",
 ]
 
@@ -81,6 +82,12 @@ async def get_users_by_pk(conn: AsyncConnection, pks: list[int]) -> dict[int, Us
         return {}
     rows = await conn.execute(select(*_COLUMNS).where(users.c.pk.in_(pks)))
     return {int(r.pk): _user(r) for r in rows}
+
+
+async def stream_heads(conn: AsyncConnection, pks: list[int]) -> list[tuple[int, int]]:
+    """(pk, stream head) of each of these users."""
+    rows = await conn.execute(select(users.c.pk, users.c.stream_head).where(users.c.pk.in_(pks)))
+    return [(int(pk), int(head)) for pk, head in rows]
 
 
 async def find_by_email(conn: AsyncConnection, app_id: str, email: str) -> UserRecord | None:

@@ -25,7 +25,7 @@ from chinwag.server.storage.schema import (
 )
 from chinwag.server.storage.webhooks import PENDING
 
-__all__ = ["enqueue", "expand"]
+__all__ = ["ENQUEUE_STATEMENT", "enqueue", "expand"]
 
 
 _SUBSCRIBED = (
@@ -42,27 +42,28 @@ _SUBSCRIBED = (
     )
     .exists()
 )
-_ENQUEUE = Prepared(
-    insert(webhook_outbox).from_select(
-        ["app_id", "event_type", "payload", "created_at"],
-        select(
-            bindparam("app_id"),
-            bindparam("event_type"),
-            bindparam("payload"),
-            bindparam("now", type_=Float),
-        ).where(_SUBSCRIBED),
-    )
+ENQUEUE_STATEMENT = insert(webhook_outbox).from_select(
+    ["app_id", "event_type", "payload", "created_at"],
+    select(
+        bindparam("app_id"),
+        bindparam("event_type"),
+        bindparam("payload"),
+        bindparam("now", type_=Float),
+    ).where(_SUBSCRIBED),
 )
+"""Parameters ``app_id``, ``event_type``, ``payload``, ``now`` (``storage/outbox.py``
+joins it to the push enqueue in one statement on PostgreSQL)."""
+_ENQUEUE = Prepared(ENQUEUE_STATEMENT)
 
 
 async def enqueue(
     conn: AsyncConnection, *, app_id: str, event_type: str, payload: str, now: float
-) -> None:
+) -> bool:
     """One outbox row for the event when some enabled endpoint of the app subscribed to
     its type (none: nothing written), in the caller's transaction. One row, however many
     endpoints: the per-endpoint deliveries are made by :func:`expand`, off the send path."""
     params = {"app_id": app_id, "event_type": event_type, "payload": payload, "now": now}
-    await _ENQUEUE.rowcount(conn, params)
+    return await _ENQUEUE.rowcount(conn, params) > 0
 
 
 _FAN_OUT = insert(webhook_deliveries).from_select(

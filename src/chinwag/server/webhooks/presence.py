@@ -15,6 +15,7 @@ import logging
 
 from chinwag.server.services import Services
 from chinwag.server.storage import push as push_store
+from chinwag.server.storage.failures import log_failure
 
 __all__ = ["device_connected", "device_disconnected", "renew_forever"]
 
@@ -27,7 +28,7 @@ async def device_connected(services: Services, session_id: str) -> None:
         async with services.db.transaction() as tx:
             await push_store.mark_online(tx.conn, [session_id], until=until)
     except Exception:
-        log.exception("could not mark a device online")
+        log_failure(log, "could not mark a device online")
 
 
 async def device_disconnected(services: Services, session_id: str) -> None:
@@ -37,7 +38,7 @@ async def device_disconnected(services: Services, session_id: str) -> None:
         async with services.db.transaction() as tx:
             await push_store.mark_offline(tx.conn, session_id)
     except Exception:
-        log.exception("could not mark a device offline")
+        log_failure(log, "could not mark a device offline")
 
 
 async def renew_forever(services: Services) -> None:
@@ -50,4 +51,4 @@ async def renew_forever(services: Services) -> None:
             async with services.db.transaction() as tx:
                 await push_store.mark_online(tx.conn, sessions, until=services.now() + lease)
         except Exception:
-            log.exception("could not renew online devices; retrying")
+            log_failure(log, "could not renew online devices; retrying")

@@ -5,9 +5,10 @@ Each pass claims up to ``webhook_concurrency`` due deliveries (a lease, see
 transaction:
 delivered; pending again after a jittered back-off; or, once the schedule is spent,
 failed, and the endpoint disabled with the reason (the API shows it; re-enabling the
-endpoint resumes its pending deliveries). The worker wakes on the broker's doorbell for new
-events and otherwise polls, so deliveries written by another process (the CLI, another
-node) are found too. It never runs inside a request: sending a message only writes rows.
+endpoint resumes its pending deliveries). The worker wakes when a transaction of this
+process that wrote outbox rows commits (``Services.outbox_written``) and otherwise polls,
+so deliveries written by another process (the CLI, another node) are found too. It never
+runs inside a request: sending a message only writes rows.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from chinwag.core.webhook_signing import headers
 from chinwag.server.services import Services
 from chinwag.server.storage import webhook_outbox
 from chinwag.server.storage import webhooks as store
+from chinwag.server.storage.failures import log_failure
 from chinwag.server.webhooks.sender import Outcome, Sender
 
 __all__ = ["EXPAND_BATCH", "PURGE_EVERY", "Poller", "WebhookWorker", "new_msg_id"]
@@ -59,6 +61,8 @@ class Poller:
     def __init__(self, interval: float, busy_share: float = 1.0) -> None:
         self._interval = interval
         self._busy_share = busy_share
+        self.passes = 0
+        """Passes run so far (each a transaction or more)."""
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -70,10 +74,11 @@ class Poller:
     async def run_forever(self) -> None:
         while True:
             started = time.monotonic()
+            self.passes += 1
             try:
                 busy = await self.run_once()
             except Exception:
-                log.exception("delivery pass failed; retrying")
+                log_failure(log, "delivery pass failed; retrying")
                 busy = 0
             if busy:
                 await self._yield_to_clients(time.monotonic() - started)

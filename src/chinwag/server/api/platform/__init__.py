@@ -14,6 +14,7 @@ def platform_router() -> APIRouter:
     from chinwag.server.api.platform import (
         apps,
         audit,
+        blocks,
         jwks,
         keys,
         messages,
@@ -23,8 +24,6 @@ def platform_router() -> APIRouter:
     )
 
     router = APIRouter()
-    # ``messages`` before ``users``: ``users/{user_id:path}`` would otherwise swallow
-    # ``users/{user_id}/blocks`` (so a user id ending in "/blocks" cannot be read by GET).
-    for module in (apps, keys, messages, users, audit, jwks, webhooks, push):
+    for module in (apps, keys, messages, blocks, users, audit, jwks, webhooks, push):
         router.include_router(module.router)
     return router

@@ -43,9 +43,12 @@ async def platform_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(platform_auth)] = None,
 ) -> PlatformCaller:
-    """The API key's caller, else 401 ``authentication_required``."""
+    """The API key's caller, else 401 ``authentication_required``; 429 over the key's
+    ``limit_platform_per_key``."""
     token = credentials.credentials.strip() if credentials else None
-    caller = await authenticate_api_key(services_of(request), token or None)
+    services = services_of(request)
+    caller = await authenticate_api_key(services, token or None)
+    await services.rate_limits.charge_platform(caller.key_id)
     request.state.platform_address = client_address(request)
     return caller
 

@@ -1,5 +1,5 @@
-"""/v1/platform/apps/{app_id}/...: conversations, messages, bots, announcements and
-blocks, driven by the app's own servers (``docs/platform-api/messages.md``)."""
+"""/v1/platform/apps/{app_id}/...: conversations, messages, bots and announcements,
+driven by the app's own servers (``docs/platform-api/messages.md``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
 
 from chinwag.server.api.models import (
     Announcement,
-    BlockList,
     Message,
     PublicUser,
     SharedConversation,
@@ -19,7 +17,7 @@ from chinwag.server.api.models import (
 from chinwag.server.api.openapi import errors
 from chinwag.server.api.platform.context import PlatformApp
 from chinwag.server.api.responses import JSON
-from chinwag.server.handlers import announcements, blocks, bots, messages
+from chinwag.server.handlers import announcements, bots, messages
 from chinwag.server.handlers.actors import server_actor
 from chinwag.server.handlers.conversation_create import NewConversation, create_for
 from chinwag.server.handlers.conversations import check_user_ids
@@ -174,33 +172,3 @@ async def announce(body: Announce, access: PlatformApp) -> JSON:
         audit=access.audit("announcement.create", f"announcements/{body.id[:64]}"),
     )  # fmt: skip
     return _created(found, created)
-
-
-@router.get("/users/{user_id}/blocks", response_model=BlockList, responses=errors(401, 404))
-async def list_blocks(user_id: str, access: PlatformApp) -> JSON:
-    """Whom ``user_id`` blocked."""
-    actor = await server_actor(access.services, access.app_id, user_id)
-    return JSON(await blocks.list_blocks(access.services, actor.user))
-
-
-# ``:path``: the blocked user id (the last segment) may contain "/".
-@router.post(
-    "/users/{user_id}/blocks/{other:path}", status_code=204, responses=errors(401, 404, 422)
-)
-async def block(user_id: str, other: str, access: PlatformApp) -> Response:
-    """``user_id`` blocks ``other``; blocking twice is not an error."""
-    actor = await server_actor(access.services, access.app_id, user_id)
-    hook = access.audit("block.add", f"users/{user_id[:256]}/blocks")
-    await blocks.block(access.services, actor.user, other, audit=hook)
-    return Response(status_code=204)
-
-
-@router.delete(
-    "/users/{user_id}/blocks/{other:path}", status_code=204, responses=errors(401, 404, 422)
-)
-async def unblock(user_id: str, other: str, access: PlatformApp) -> Response:
-    """Lift the block (204 whether or not there was one)."""
-    actor = await server_actor(access.services, access.app_id, user_id)
-    hook = access.audit("block.remove", f"users/{user_id[:256]}/blocks")
-    await blocks.unblock(access.services, actor.user, other, audit=hook)
-    return Response(status_code=204)

@@ -22,6 +22,7 @@ __all__ = [
     "AppList",
     "AppUpdate",
     "AuditPage",
+    "BlockRef",
     "EndSessions",
     "EndedSessions",
     "Key",
@@ -167,6 +168,13 @@ class UserRef(_Body):
     model_config = _example({"user_id": "alice"})
 
     user_id: str = Field(min_length=1, max_length=256)
+
+
+class BlockRef(_Body):
+    model_config = _example({"user_id": "alice", "blocked": "spammer"})
+
+    user_id: str = Field(min_length=1, max_length=256, description="The user who blocks")
+    blocked: str = Field(min_length=1, max_length=256, description="The user blocked")
 
 
 class SessionInfo(_Body):

@@ -1,0 +1,137 @@
+"""PostgreSQL: the pool, its dialect, row locks and the migration lock.
+
+A real pool (several transactions in parallel, each with its own connection). Where the
+order of writes matters (a user's stream head, a conversation's position), rows are locked
+with ``SELECT … FOR UPDATE`` in primary-key order so concurrent writers cannot deadlock;
+SQLite needs no such clause, its single writer serialises everything.
+
+The dialect is SQLAlchemy's asyncpg one with a cheaper pool pre-ping
+(:class:`PingOnceDialect`, registered as ``postgresql+chinwag_asyncpg`` with SQLAlchemy's
+public dialect registry and chosen for ``postgresql+asyncpg://`` URLs), and
+:func:`adapted_error` turns asyncpg's exceptions into the ones SQLAlchemy's adapter raises,
+for code that calls asyncpg itself (the ping, ``prepared_pg.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import make_url, text
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
+from sqlalchemy.util import await_
+
+from chinwag.server.storage.failures import discard_dropped_connections
+
+__all__ = [
+    "ADAPTED_ERRORS",
+    "DRIVER_NAME",
+    "PingOnceDialect",
+    "adapted_error",
+    "create_engine",
+    "insert",
+    "lock_for_migrations",
+    "locked",
+]
+
+S = TypeVar("S", bound=Select)  # type: ignore[type-arg]
+
+_MIGRATION_LOCK = 7411
+"""``pg_advisory_xact_lock`` key: nodes starting together migrate one after another."""
+
+
+ADAPTED_ERRORS = (
+    ("IntegrityConstraintViolationError", "IntegrityError"),
+    ("PostgresError", "Error"),
+    ("SyntaxOrAccessError", "ProgrammingError"),
+    ("InterfaceError", "InterfaceError"),
+    ("InvalidCachedStatementError", "InvalidCachedStatementError"),
+    ("InternalServerError", "InternalServerError"),
+    ("RestrictViolationError", "RestrictViolationError"),
+    ("NotNullViolationError", "NotNullViolationError"),
+    ("ForeignKeyViolationError", "ForeignKeyViolationError"),
+    ("UniqueViolationError", "UniqueViolationError"),
+    ("CheckViolationError", "CheckViolationError"),
+    ("ExclusionViolationError", "ExclusionViolationError"),
+    ("InternalClientError", "InternalClientError"),
+)
+"""asyncpg's exception classes and the adapter's DBAPI classes SQLAlchemy 2.1 turns them
+into (the nearest class in the error's MRO wins), by their public names."""
+
+
+def adapted_error(dialect: Dialect, error: Exception) -> Exception:
+    """The adapter's DBAPI exception for asyncpg's ``error`` (``error`` itself when it is
+    not asyncpg's), raised from it as the adapter raises it."""
+    import asyncpg
+
+    names = {getattr(asyncpg.exceptions, ours): theirs for ours, theirs in ADAPTED_ERRORS}
+    for cls in type(error).__mro__:
+        name = names.get(cls)
+        if name is not None:
+            translated: Exception = getattr(dialect.loaded_dbapi, name)(
+                error.args[0] if error.args else str(error), error
+            )
+            translated.__cause__ = error
+            return translated
+    return error
+
+
+class PingOnceDialect(PGDialect_asyncpg):
+    """SQLAlchemy's asyncpg dialect with a pool pre-ping of one round trip.
+
+    Why: every checkout pre-pings (a backend dropped while pooled costs a reconnect, not a
+    request), and SQLAlchemy's asyncpg ping wraps its ``;`` in ``BEGIN``/``ROLLBACK`` for
+    pgbouncer's transaction mode: three round trips, more than a whole read. chinwag
+    connects to PostgreSQL directly, so the ``;`` alone answers the question. A failure is
+    raised as the adapter's DBAPI exception, which the pool's ping handling expects."""
+
+    supports_statement_cache = True
+
+    def do_ping(self, dbapi_connection: Any) -> bool:
+        raw = dbapi_connection.driver_connection
+        try:
+            await_(raw.fetchrow(";"))
+        except Exception as error:
+            raise adapted_error(self, error) from error
+        return True
+
+
+DRIVER_NAME = "postgresql+chinwag_asyncpg"
+registry.register("postgresql.chinwag_asyncpg", __name__, "PingOnceDialect")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """``hide_parameters`` keeps message bodies, token hashes and secrets out of database
+    errors' text, which gets logged. ``pool_pre_ping`` and the ``handle_error`` hook of
+    :func:`~chinwag.server.storage.failures.discard_dropped_connections`: a dropped backend
+    costs one 503, not every request on that pooled connection."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername=DRIVER_NAME)
+    engine = create_async_engine(
+        parsed,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
+    discard_dropped_connections(engine)
+    return engine
+
+
+def locked(query: S) -> S:
+    """``query`` with ``FOR NO KEY UPDATE`` (the caller orders it by primary key): not
+    ``FOR UPDATE``, which waits on the key-share locks that inserting rows referencing these
+    rows takes, and deadlocked concurrent conversation creations (``storage/events.py``)."""
+    return query.with_for_update(key_share=True)
+
+
+async def lock_for_migrations(conn: AsyncConnection) -> None:
+    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+
+
+insert = pg_insert

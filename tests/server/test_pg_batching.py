@@ -1,0 +1,167 @@
+"""Group commit on PostgreSQL (``storage/pg_batching.py``): lanes of shared transactions
+that never cost a job its outcome, and sends that stay dense and exactly-once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select
+
+from chinwag.core.errors import NotFound
+from chinwag.server.settings import Settings
+from chinwag.server.storage.database import Database, Transaction
+from chinwag.server.storage.schema import server_secrets
+from tests.server.test_storage_batching import INSERT_SECRET, job_names, writer
+from tests.support import postgres_database
+
+pytestmark = pytest.mark.postgres
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, auth_rate_per_second=0, rate_limits=False, pg_write_lanes=2
+    )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pg_lanes=2)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def test_jobs_of_one_key_arriving_together_share_one_transaction(db: Database) -> None:
+    seen: list[Transaction] = []
+    jobs = (db.write(writer(f"job-{i}", seen), key="conversation") for i in range(10))
+    assert await asyncio.gather(*jobs) == [f"job-{i}" for i in range(10)]
+    assert len({id(tx) for tx in seen}) == 1
+    assert await job_names(db) == {f"job-{i}" for i in range(10)}
+
+
+async def test_lanes_commit_in_parallel_transactions(db: Database) -> None:
+    """Unkeyed jobs take the lanes in turn: two lanes, two transactions at once."""
+    seen: list[Transaction] = []
+    await asyncio.gather(*(db.write(writer(f"job-{i}", seen)) for i in range(10)))
+    assert len({id(tx) for tx in seen}) == 2
+    assert await job_names(db) == {f"job-{i}" for i in range(10)}
+
+
+async def test_a_refusal_in_a_batch_is_rolled_back_and_the_others_kept(db: Database) -> None:
+    async def write_then_refuse(tx: Transaction) -> str:
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-refused", "value": b"v"})
+        raise NotFound("no")
+
+    seen: list[Transaction] = []
+    outcomes: tuple[object, ...] = await asyncio.gather(
+        db.write(writer("job-a", seen), key="k"),
+        db.write(write_then_refuse, key="k"),
+        db.write(writer("job-b", seen), key="k"),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == "job-a"
+    assert isinstance(outcomes[1], NotFound)
+    assert outcomes[2] == "job-b"
+    assert await job_names(db) == {"job-a", "job-b"}
+
+
+async def test_a_failing_job_does_not_take_the_batch_with_it(db: Database) -> None:
+    async def broken(tx: Transaction) -> str:
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-a", "value": b"dup"})  # a unique clash
+        return "never"
+
+    seen: list[Transaction] = []
+    outcomes: tuple[object, ...] = await asyncio.gather(
+        db.write(writer("job-a", seen), key="k"),
+        db.write(broken, key="k"),
+        db.write(writer("job-b", seen), key="k"),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == "job-a"
+    assert isinstance(outcomes[1], Exception)
+    assert not isinstance(outcomes[1], NotFound)
+    assert outcomes[2] == "job-b"
+    assert await job_names(db) == {"job-a", "job-b"}
+
+
+async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
+    db: Database, database_url: str
+) -> None:
+    """A lock held elsewhere past the batch's lock_timeout: the batch gives up its locks
+    and its jobs run alone, each waiting as long as it must; nothing fails."""
+    async with db.transaction() as tx:
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-held", "value": b"v"})
+    holder = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    held = holder.transaction()
+    await held.start()
+    await holder.execute("SELECT 1 FROM server_secrets WHERE name = 'job-held' FOR UPDATE")
+
+    async def touch_held(tx: Transaction) -> str:
+        await tx.conn.execute(
+            select(server_secrets.c.name)
+            .where(server_secrets.c.name == "job-held")
+            .with_for_update()
+        )
+        return "job-touched"
+
+    seen: list[Transaction] = []
+    writes = asyncio.gather(
+        db.write(writer("job-a", seen), key="k"),
+        db.write(touch_held, key="k"),
+        db.write(writer("job-b", seen), key="k"),
+    )
+    await asyncio.sleep(0.5)  # past the batch's 200 ms lock_timeout: it has fallen back
+    await held.rollback()
+    await holder.close()
+    assert await writes == ["job-a", "job-touched", "job-b"]
+    assert len({id(tx) for tx in seen}) == 3  # the batch's (rolled back), job-a's, job-b's
+    assert await job_names(db) == {"job-a", "job-b", "job-held"}
+
+
+async def test_concurrent_sends_to_shared_users_stay_dense_and_exactly_once(
+    client: httpx.AsyncClient, alice: Headers, bob: Headers
+) -> None:
+    """Two conversations of the same two users, in different lanes, sent to at once by
+    both: every send answered 201, positions 1..n per conversation, each event once."""
+    convs = []
+    for _ in range(4):
+        made = await client.post("/v1/conversations", json={"participants": ["bob"]}, headers=alice)
+        assert made.status_code == 201, made.text
+        convs.append(made.json()["id"])
+
+    async def send(conv: str, who: Headers) -> httpx.Response:
+        body = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "x"}]}
+        return await client.post(f"/v1/conversations/{conv}/messages", json=body, headers=who)
+
+    answers = await asyncio.gather(
+        *(send(convs[i % 4], (alice, bob)[i % 3 == 0]) for i in range(80))
+    )
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    for conv in convs:
+        positions = sorted(
+            a.json()["position"] for a in answers if a.json()["conversation_id"] == conv
+        )
+        assert positions == list(range(1, len(positions) + 1))
+    stream = await client.get("/v1/events", headers=bob, params={"limit": 500})
+    created = [
+        e["event"]["data"]["message"]["id"]
+        for e in stream.json()["events"]
+        if e["event"]["type"] == "message.created"
+    ]
+    assert sorted(created) == sorted(a.json()["id"] for a in answers)
