@@ -103,6 +103,8 @@ class RunningServer:
     app: FastAPI
     clock: ManualClock
     settings: Settings
+    uvicorn: ChinwagServer | None = None
+    """The uvicorn server itself: a test may change its ``config`` for new connections."""
 
     @property
     def services(self) -> Services:
@@ -143,7 +145,7 @@ async def run_server(
     else:  # pragma: no cover
         raise RuntimeError("server did not start")
     try:
-        yield RunningServer(url=f"http://127.0.0.1:{port}", app=app, clock=clock, settings=settings)
+        yield RunningServer(f"http://127.0.0.1:{port}", app, clock, settings, uvicorn=server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import orjson
+import pytest
 
-from chinwag.client import Client, ClientEvent, Conversation, SyncPolicy, SyncProgress
+from chinwag.client import (
+    Client,
+    ClientEvent,
+    Conversation,
+    SyncPolicy,
+    SyncProgress,
+    Typing,
+    TypingState,
+)
+from chinwag.core.protocol import ServerFrame, event_frame, parse_server_frame, typing_frame
 from tests.client.conftest import Tokens
 from tests.support import RunningServer
 
@@ -221,3 +233,81 @@ async def test_revoked_session_asks_the_provider_and_keeps_the_data(
         assert [m.text for m in await alice.messages(conv.id)] == ["still here"]
     finally:
         await alice.close()
+
+
+async def test_a_socket_refused_by_a_full_node_is_retried_not_traded_for_polling(
+    server: RunningServer,
+    make_client: Callable[..., Client],
+    tokens: Tokens,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A node at its connection cap answers the upgrade 503 with Retry-After. The device
+    must come back on a socket once there is room: typing travels only on one, so a device
+    that fell back to polling for good would stop seeing it without a word."""
+    alice = await signed_in(make_client, tokens, "alice")
+    bob = await signed_in(make_client, tokens, "bob")
+    bob_saw: list[Typing] = []
+    bob.on(ClientEvent.TYPING, bob_saw.append)
+    try:
+        conv = await alice.create_conversation(["alice", "bob"])
+        assert server.uvicorn is not None
+        config = server.uvicorn.config
+        room = config.limit_concurrency
+        config.limit_concurrency = 1  # every connection from now on is over the cap
+        caplog.set_level(logging.WARNING, logger="chinwag.client")
+        server.services.hub.close_all()  # 1001: both devices reconnect, and are refused
+
+        async def refused() -> bool:
+            return caplog.text.count("WebSocket refused (503)") >= 2
+
+        await eventually(refused)
+        config.limit_concurrency = room
+
+        async def both_on_sockets() -> bool:
+            return server.services.hub.connection_count() == 2
+
+        await eventually(both_on_sockets)
+        assert await alice.set_typing(conv.id, TypingState.STARTED)
+
+        async def bob_sees_it() -> bool:
+            return Typing(conv.id, "alice", TypingState.STARTED) in bob_saw
+
+        await eventually(bob_sees_it)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_typing_signal_among_a_burst_of_events_reaches_the_app(
+    make_client: Callable[..., Client], tokens: Tokens
+) -> None:
+    """Event frames waiting together are stored in one transaction. A typing signal that
+    arrived between them was taken off the queue with the burst and dropped: under load,
+    the other user's typing never showed. Fed here as frames the server sent, in order."""
+    alice = await signed_in(make_client, tokens, "alice")
+    bob = await signed_in(make_client, tokens, "bob", use_websocket=False, poll_interval=3600)
+    bob_saw: list[Typing] = []
+    bob.on(ClientEvent.TYPING, bob_saw.append)
+    try:
+        conv = await alice.create_conversation(["alice", "bob"])
+        for text in ("one", "two"):
+            await alice.send_message(conv.id, text)
+        await alice.flush_outbox()
+        live = bob._live
+        assert live is not None
+        page = await live.request("GET", "/v1/events", params={"after": await live.store.cursor()})
+        frames = [
+            parse_server_frame(event_frame(e["cursor"], orjson.dumps(e["event"])))
+            for e in page["events"]
+        ]
+        assert len(frames) >= 3  # the conversation, then the two messages
+        typing = parse_server_frame(typing_frame(conv.id, "alice", TypingState.STARTED))
+        queue: asyncio.Queue[ServerFrame | None] = asyncio.Queue()
+        for frame in (frames[0], typing, *frames[1:], None):
+            queue.put_nowait(frame)
+        await live._consume(queue, await bob._auth.current())
+        assert bob_saw == [Typing(conv.id, "alice", TypingState.STARTED)]
+        assert [m.text for m in await bob.messages(conv.id)] == ["one", "two"]
+    finally:
+        await alice.close()
+        await bob.close()

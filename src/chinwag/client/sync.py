@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ log = logging.getLogger("chinwag.client")
 PAGE = 500
 """Messages per history request: the protocol's maximum, so few round trips."""
 EVENTS_PAGE = 1000
+MAX_REFUSED_PAUSE = 60.0
+"""The longest a refused handshake's ``Retry-After`` holds the socket back."""
 CONCURRENCY = 4
 """Conversations downloaded at once: enough to hide latency, few enough for memory."""
 
@@ -291,6 +294,9 @@ class LiveSync:
                 data = _error_data(bytes(exc.response.body or b""))
                 await self.auth.unauthorized(session, data)
                 return 0.0
+            if status == 429 or status >= 500:  # busy or stopping: the socket, later
+                log.warning("WebSocket refused (%s); reconnecting after a pause", status)
+                return _retry_after(exc.response.headers.get("Retry-After"))
             log.warning("WebSocket refused (%s); polling /v1/events instead", status)
             self.use_websocket = False
             return 0.0
@@ -304,14 +310,19 @@ class LiveSync:
             frame = await queue.get()
             if frame is None:
                 return
-            if isinstance(frame, Hello):
-                self.on_connection(ConnectionEvent.OPEN)
-            elif isinstance(frame, CaughtUp):
-                self.caught_up.set()
-            elif isinstance(frame, EventFrame):
+            if isinstance(frame, EventFrame):
                 await self._apply_burst(queue, [(frame.cursor, frame.event)], session)
-            elif (typing := typing_from_frame(frame)) is not None:
-                self.on_typing(typing)
+            else:
+                self._on_frame(frame)
+
+    def _on_frame(self, frame: ServerFrame) -> None:
+        """Every frame but a stored event's."""
+        if isinstance(frame, Hello):
+            self.on_connection(ConnectionEvent.OPEN)
+        elif isinstance(frame, CaughtUp):
+            self.caught_up.set()
+        elif (typing := typing_from_frame(frame)) is not None:
+            self.on_typing(typing)
 
     async def _apply_burst(
         self,
@@ -319,19 +330,25 @@ class LiveSync:
         batch: list[tuple[int, dict[str, Any]]],
         session: SavedSession,
     ) -> None:
-        """Apply the frames already waiting together, in one store transaction."""
+        """Apply the event frames already waiting together, in one store transaction. The
+        burst ends at the first other frame, which is handled once the events before it
+        are stored: a typing signal among them reaches the app (a burst once swallowed
+        it), and ``caught_up`` is not set before the events it follows are applied."""
+        after: ServerFrame | None = None
         while len(batch) < EVENTS_PAGE and not queue.empty():
             more = queue.get_nowait()
             if more is None:
                 queue.put_nowait(None)
                 break
-            if isinstance(more, EventFrame):
-                batch.append((more.cursor, more.event))
-            elif isinstance(more, CaughtUp):
-                self.caught_up.set()
+            if not isinstance(more, EventFrame):
+                after = more
+                break
+            batch.append((more.cursor, more.event))
         result = await self.apply(batch, session)
         if result.gap and result.revoked is None:
             await self.catch_up()
+        if after is not None:
+            self._on_frame(after)
 
     async def _closed(self, code: int | None, reason: str | None, session: SavedSession) -> float:
         """Act on the close code (``client_action`` decides); the pause before reconnecting."""
@@ -368,6 +385,20 @@ async def _read(ws: Any, queue: asyncio.Queue[ServerFrame | None]) -> None:
         pass
     finally:
         await queue.put(None)
+
+
+def _retry_after(header: str | None) -> float:
+    """The pause a refused handshake asks for: its ``Retry-After`` seconds (at most
+    ``MAX_REFUSED_PAUSE``), else a second. A busy node (its connection cap) or a stopping
+    one answers 503, a rate limit 429: both pass, so polling for the rest of the run (and
+    silently dropping typing, which only a socket carries) would be the wrong answer."""
+    try:
+        seconds = float(header) if header is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        return 1.0
+    return min(seconds, MAX_REFUSED_PAUSE)
 
 
 def _error_data(body: bytes | None) -> dict[str, Any]:
