@@ -91,14 +91,20 @@ async def main(args: argparse.Namespace) -> None:
         callers, conversations = await pairs(services, args.concurrency)
         counts = {"statements": 0, "commits": 0, "asyncpg": 0}
 
-        def statement(*_: Any) -> None:
+        trace: list[str] = []
+
+        def statement(*call: Any) -> None:
             counts["statements"] += 1
+            if args.trace:
+                trace.append("sqlalchemy: " + " ".join(str(call[2]).split())[:160])
 
         def commit(*_: Any) -> None:
             counts["commits"] += 1
 
-        def on_asyncpg(*_: Any) -> None:
+        def on_asyncpg(record: Any) -> None:
             counts["asyncpg"] += 1
+            if args.trace:
+                trace.append("asyncpg:    " + " ".join(str(record.query).split())[:160])
 
         def log_queries(dbapi_connection: Any, *_: Any) -> None:
             raw = dbapi_connection.driver_connection
@@ -118,12 +124,15 @@ async def main(args: argparse.Namespace) -> None:
                 await send_message(services, caller, conversations[k], str(uuid.uuid4()), PARTS)
 
         counts.update(statements=0, commits=0, asyncpg=0)
+        trace.clear()
         pg_before, cpu_before, started = postgres_cpu(), own_cpu(), time.perf_counter()
         await asyncio.gather(*(sender(k) for k in range(args.concurrency)))
         wall = time.perf_counter() - started
         sent = each * args.concurrency
         server = (own_cpu() - cpu_before) / sent * 1e6
         database = (postgres_cpu() - pg_before) / sent * 1e6
+    for line in trace:
+        print(line)
     print(
         f"lanes {args.lanes}: {sent} sends, {sent / wall:.0f}/s; this process {server:.0f} µs "
         f"CPU/send; postgres processes {database:.0f} µs CPU/send; "
@@ -140,4 +149,9 @@ if __name__ == "__main__":
     parser.add_argument("--lanes", type=int, default=4, help="pg_write_lanes; 0: no batching")
     parser.add_argument("--sends", type=int, default=1280)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print every round trip (try --sends 2 --concurrency 1)",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -1,11 +1,12 @@
 """Users and sessions over the platform API: identities, session lists, ending sessions
-(with wipe), suspension of users and apps. Sockets of ended sessions close within a second."""
+(with wipe), suspension of users and apps. Sockets of ended sessions close at once: with
+the store's revocation sweep put off for an hour, only the ending's own doorbell can close
+them (a bound on seconds told the two apart only on a quiet machine)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from typing import Any
 
 import httpx
@@ -33,11 +34,19 @@ async def _ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
-async def _closes_within_a_second(device: Device) -> tuple[int | None, str | None]:
-    started = time.monotonic()
-    closed = await device.closed(timeout=5)
-    assert time.monotonic() - started < 1.0
-    return closed
+NO_SWEEP = 3600.0
+"""``revocation_sweep_seconds`` for these servers: the sweep never runs during a test."""
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, auth_rate_per_second=0, revocation_sweep_seconds=NO_SWEEP
+    )
+
+
+async def _closes_at_once(device: Device) -> tuple[int | None, str | None]:
+    return await device.closed(timeout=10)
 
 
 async def test_read_and_update_an_identity_with_a_slash_in_its_id(
@@ -98,7 +107,7 @@ async def test_session_list_shows_device_address_and_last_seen(
     }
 
 
-async def test_ending_one_session_with_wipe_closes_its_socket_within_a_second(
+async def test_ending_one_session_with_wipe_closes_its_socket_at_once(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
     mine = await platform_key(server.services, "app", app.app_id)
@@ -114,7 +123,7 @@ async def test_ending_one_session_with_wipe_closes_its_socket_within_a_second(
         )
     )
     assert ended == {"ended_session_ids": [phone.body["session_id"]], "wipe": True}
-    assert await _closes_within_a_second(device) == (CLOSE_ENDED, "session_wiped")
+    assert await _closes_at_once(device) == (CLOSE_ENDED, "session_wiped")
     refused = await client.get("/v1/me", headers=phone.headers)
     assert refused.status_code == 401
     assert refused.json()["error"]["data"]["wipe"] is True
@@ -177,7 +186,7 @@ async def test_a_suspended_user_cannot_sign_in_and_their_live_socket_closes(
     url = f"/v1/platform/apps/{app.app_id}/users"
     user = await _ok(await client.post(f"{url}/suspend", json={"user_id": "alice"}, headers=mine))
     assert user["suspended_at"] == server.clock.now()
-    assert (await _closes_within_a_second(device))[0] == CLOSE_ENDED
+    assert (await _closes_at_once(device))[0] == CLOSE_ENDED
     refused = await _sign_in_status(server, client, app, "alice")
     assert refused.status_code == 403
     assert refused.json()["error"]["id"] == "user_suspended"
@@ -200,7 +209,7 @@ async def test_a_suspended_app_refuses_sign_ins_and_ends_its_sessions(
     url = f"/v1/platform/apps/{app.app_id}"
     made = await _ok(await client.post(f"{url}/suspend", headers=admin))
     assert made["suspended_at"] == server.clock.now()
-    assert (await _closes_within_a_second(device))[0] == CLOSE_ENDED
+    assert (await _closes_at_once(device))[0] == CLOSE_ENDED
     refused = await _sign_in_status(server, client, app, "bob")
     assert refused.status_code == 403
     assert refused.json()["error"]["id"] == "app_suspended"
@@ -216,7 +225,7 @@ async def test_a_suspended_app_refuses_sign_ins_and_ends_its_sessions(
     assert (await _sign_in_status(server, client, app, "bob")).status_code == 201
 
 
-async def test_sockets_on_another_node_close_within_a_second() -> None:
+async def test_sockets_on_another_node_close_by_the_doorbell_not_the_sweep() -> None:
     """Two nodes sharing PostgreSQL and Redis: the platform call lands on node A, the
     user's sockets live on node B; the doorbell closes them, not B's periodic sweep."""
     async with postgres_database() as database_url:
@@ -225,6 +234,7 @@ async def test_sockets_on_another_node_close_within_a_second() -> None:
             broker_url="redis://127.0.0.1:6379/0",
             broker_prefix=f"chinwag_test_{secrets.token_hex(6)}",
             auth_rate_per_second=0,
+            revocation_sweep_seconds=NO_SWEEP,
         )
         async with run_server(settings) as node_a, run_server(settings) as node_b:
             app = await make_app(node_a.services)
@@ -243,11 +253,8 @@ async def test_sockets_on_another_node_close_within_a_second() -> None:
                     headers=admin,
                 )
                 assert ended.status_code == 200, ended.text
-                started = time.monotonic()  # the sessions ended when that answer came
-                closes = await asyncio.gather(*(d.closed(timeout=5) for d in devices))
-                elapsed = time.monotonic() - started
+                closes = await asyncio.gather(*(d.closed(timeout=10) for d in devices))
     assert closes == [(CLOSE_ENDED, "session_wiped")] * 2
-    assert elapsed < 1.0, elapsed
 
 
 async def test_control_characters_in_bodies_are_clean_client_errors(

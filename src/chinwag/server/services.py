@@ -145,9 +145,11 @@ class Services:
 
     def start_background(self) -> None:
         """Start the periodic sweep (typing silence, session expiry) for live sockets."""
-        from chinwag.server.ws import sweep_forever
+        from chinwag.server.ws import SWEEP_INTERVAL, sweep_forever
 
-        self._background.append(asyncio.create_task(sweep_forever(self)))
+        every = max(1, round(self.settings.revocation_sweep_seconds / SWEEP_INTERVAL))
+        sweep = sweep_forever(self, interval=SWEEP_INTERVAL, revocation_every=every)
+        self._background.append(asyncio.create_task(sweep))
 
     def now(self) -> float:
         return self.clock.now()

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     """Open WebSockets one user may hold on one node, all sessions together."""
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
+    revocation_sweep_seconds: float = Field(default=2.0, gt=0)
+    """How often each node looks in the store for revoked sessions among its sockets: the
+    fallback for a revocation whose doorbell this node never heard (the CLI, another
+    broker, a lost publish). The doorbell itself closes sockets at once."""
     typing_pause_after: float = Field(default=2.5, gt=0)
     typing_finish_after: float = Field(default=5.0, gt=0)
 

@@ -68,7 +68,7 @@ from chinwag.server.storage.failures import (
 )
 from chinwag.server.webhooks.presence import device_connected, device_disconnected
 
-__all__ = ["WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
+__all__ = ["SWEEP_INTERVAL", "WEBSOCKET_PATH", "expire_session", "serve_socket", "sweep_forever"]
 
 log = logging.getLogger("chinwag.ws")
 
@@ -418,8 +418,15 @@ async def expire_session(services: Services, session_id: str, app_id: str, user_
         services.hub.dispatch(SessionsRevoked(session_ids=(session_id,), reason="expired"))
 
 
+SWEEP_INTERVAL = 0.5
+"""Seconds between sweeps: typing silence and session expiry are this late at most."""
+
+
 async def sweep_forever(
-    services: Services, interval: float = 0.5, revocation_every: int = 4, purge_every: int = 120
+    services: Services,
+    interval: float = SWEEP_INTERVAL,
+    revocation_every: int = 4,
+    purge_every: int = 120,
 ) -> None:
     """Typing silence and session expiry, checked against ``services.now()``; and, every
     ``revocation_every`` ticks, sessions revoked in the database by a process that could not
