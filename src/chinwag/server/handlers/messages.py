@@ -41,8 +41,8 @@ from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
 from chinwag.server.storage.database import Transaction
-from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
-from chinwag.server.storage.message_send import store_sent
+from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message, event_payload
+from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
 from chinwag.server.storage.messages import MessageRow
 
 __all__ = [
@@ -96,10 +96,13 @@ async def send_message(
     conversation_id: str,
     message_id: str,
     parts: object,
+    *,
+    charged: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Store and announce a message; returns (message, created). Retries are answered, not
-    repeated."""
-    await services.rate_limits.charge(Action.MESSAGES, caller)
+    repeated. ``charged``: the caller has counted the send against its rate limit."""
+    if not charged:
+        await services.rate_limits.charge(Action.MESSAGES, caller)
     checked = _checked(services, message_id, parts)
 
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
@@ -169,7 +172,18 @@ async def store_message(
         "sent_at": now,
         "deleted_at": None,
     }
-    position = await store_sent(tx.conn, values)
+    # On PostgreSQL the event is written with the message, so it is built first, for the
+    # position the message will take (the conversation's row lock makes it the next one).
+    body: dict[str, Any] | None = None
+    stored: bytes | None = None
+    if joins_event(tx.conn):
+        expected = conv.last_position + 1
+        body = message_json(_sent_row(values, sender, expected), conv.public_id, parts=msg.parts)
+        stored = event_payload(EventType.MESSAGE_CREATED, {"message": body}, now)
+        sent = SentEvent(EventType.MESSAGE_CREATED, stored, expected)
+        position = await store_sent(tx.conn, values, sent)
+    else:
+        position = await store_sent(tx.conn, values)
     if position is None:
         existing = await message_store.get_message_by_public_id(
             tx.conn, sender.app_id, msg.message_id
@@ -177,26 +191,14 @@ async def store_message(
         if existing is None:
             raise IdInUse("That message id is already in use.")
         return _repeat(existing, sender, conv, msg.encoded), False
-    row = MessageRow(
-        id=internal_id,
-        app_id=sender.app_id,
-        public_id=msg.message_id,
-        conversation_id=conv.id,
-        position=position,
-        sender_pk=sender.user.pk,
-        sender_id=sender.user.user_id,
-        parts=msg.encoded,
-        size=size,
-        sent_at=now,
-        deleted_at=None,
-        sender_bot=sender.user.bot,
-    )
-    body = message_json(row, conv.public_id, parts=msg.parts)
+    if body is None:
+        body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
     eager = conv.participant_count <= EAGER_MEMBERS
     # Before record_send: a merge locks users' rows, then participants' (spans.py).
     appended = await append_message(
         tx.conn, app_id=sender.app_id, conversation_id=conv.id, position=position,
         event_type=EventType.MESSAGE_CREATED, data={"message": body}, now=now, eager=eager,
+        stored=stored,
     )  # fmt: skip
     await store.record_send(tx.conn, conv.id, sender_pk=sender.user.pk, position=position)
     tx.after_commit(metrics.messages_stored)
@@ -205,6 +207,23 @@ async def store_message(
         advanced = ConversationAdvanced(conv.id, position)
         tx.after_commit(lambda: services.publish(advanced))
     return body, True
+
+
+def _sent_row(values: dict[str, Any], sender: Actor, position: int) -> MessageRow:
+    return MessageRow(
+        id=values["id"],
+        app_id=values["app_id"],
+        public_id=values["public_id"],
+        conversation_id=values["conversation_id"],
+        position=position,
+        sender_pk=values["sender_pk"],
+        sender_id=sender.user.user_id,
+        parts=values["parts"],
+        size=values["size"],
+        sent_at=values["sent_at"],
+        deleted_at=None,
+        sender_bot=sender.user.bot,
+    )
 
 
 def _repeat(

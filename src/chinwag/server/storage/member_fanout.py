@@ -25,11 +25,16 @@ from chinwag.server.storage.events import Appended, insert_event
 from chinwag.server.storage.outbox import write_outbox
 from chinwag.server.storage.spans import merge_conversation
 
-__all__ = ["EAGER_MEMBERS", "append_message"]
+__all__ = ["EAGER_MEMBERS", "append_message", "event_payload"]
 
 EAGER_MEMBERS = 8
 """Up to this many participants, a send merges the message into every member's stream at
 once (O(members) small writes, paid only while members are few)."""
+
+
+def event_payload(event_type: str, data: dict[str, Any], now: float) -> bytes:
+    """A log event's stored JSON."""
+    return orjson.dumps({"type": event_type, "at": now, "data": data})
 
 
 async def append_message(
@@ -42,15 +47,19 @@ async def append_message(
     data: dict[str, Any],
     now: float,
     eager: bool,
+    stored: bytes | None = None,
 ) -> Appended:
     """Write ``message.created`` at log ``position`` of ``conversation_id``; when ``eager``,
     merge it into the members' streams now. What to announce after commit: the readers'
-    positions when eager, none otherwise (the caller rings the conversation's doorbell)."""
-    payload = orjson.dumps({"type": event_type, "at": now, "data": data})
-    await insert_event(
-        conn, app_id=app_id, event_type=event_type, payload=payload, now=now,
-        conversation_id=conversation_id, log_position=position,
-    )  # fmt: skip
+    positions when eager, none otherwise (the caller rings the conversation's doorbell).
+    ``stored``: the event's payload, already written with the message (PostgreSQL:
+    ``message_send.store_sent``)."""
+    payload = stored if stored is not None else event_payload(event_type, data, now)
+    if stored is None:
+        await insert_event(
+            conn, app_id=app_id, event_type=event_type, payload=payload, now=now,
+            conversation_id=conversation_id, log_position=position,
+        )  # fmt: skip
     targets: list[tuple[int, int]] = []
     if eager:
         for added in await merge_conversation(conn, conversation_id):

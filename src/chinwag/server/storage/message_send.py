@@ -11,6 +11,12 @@ its ``RETURNING``, and when the INSERT does nothing (the app already has the pub
 neither does it. SQLite has no data-modifying CTEs, and its statements cost no round trip,
 so it runs the two statements as before (``messages.py``).
 
+The message's ``message.created`` event joins them too, when the caller knows the position
+the insert will take (it holds the conversation's row lock, so it is the conversation's
+``last_position + 1``) and has built the event's payload with it: ``e AS (INSERT INTO
+events … SELECT … FROM m)`` writes it only when the message was inserted. Three round
+trips became one.
+
 The sender's read and delivered marks (a ``participants`` row) are *not* joined in,
 though they follow from the insert too: the merge into members' streams that comes next
 locks ``users`` rows and then writes ``participants`` (``spans.py``), and a send that
@@ -25,19 +31,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Float, String, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.engines import is_postgres
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import conversations, messages
+from chinwag.server.storage.schema import conversations, events, messages
 
-__all__ = ["store_sent"]
+__all__ = ["SentEvent", "joins_event", "store_sent"]
 
 
-def _in_one_statement() -> Prepared:
+def _in_one_statement(*, with_event: bool = False) -> Prepared:
     inserted = (
         pg_insert(messages)
         .values(message_store.NEW_MESSAGE)
@@ -57,16 +63,67 @@ def _in_one_statement() -> Prepared:
         )
     )
     query = select(inserted.c.position).add_cte(last.cte("c"))
+    if with_event:
+        event = insert(events).from_select(
+            ["app_id", "type", "conversation_id", "payload", "created_at", "log_position"],
+            select(
+                bindparam("e_app_id", type_=String),
+                bindparam("e_type", type_=String),
+                inserted.c.conversation_id,
+                bindparam("e_payload", type_=String),
+                bindparam("e_created_at", type_=Float),
+                inserted.c.position,
+            ),
+        )
+        query = query.add_cte(event.cte("e"))
     return Prepared(query)
 
 
 _STORE_SENT = _in_one_statement()
+_STORE_SENT_WITH_EVENT = _in_one_statement(with_event=True)
 
 
-async def store_sent(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
+class SentEvent:
+    """A message's ``message.created`` event, built for the position it will take."""
+
+    __slots__ = ("event_type", "payload", "position")
+
+    def __init__(self, event_type: str, payload: bytes, position: int) -> None:
+        self.event_type = event_type
+        self.payload = payload
+        self.position = position
+
+
+def joins_event(conn: AsyncConnection) -> bool:
+    """Whether :func:`store_sent` can write the message's event in its own statement."""
+    return is_postgres(conn)
+
+
+async def store_sent(
+    conn: AsyncConnection, values: dict[str, Any], event: SentEvent | None = None
+) -> int | None:
     """Insert the message ``values`` (every column but ``position``) at the conversation's
     next position and make it the conversation's last message; its position, or None when
-    the app already has the public id (and then nothing is written)."""
+    the app already has the public id (and then nothing is written). ``event`` (only where
+    :func:`joins_event`): its row is written with the message, at ``event.position``,
+    which must be the position the message takes."""
+    if event is not None:
+        if not joins_event(conn):
+            raise ValueError("this engine writes the message's event separately")
+        params = {
+            **values,
+            "conv_id": values["conversation_id"],
+            "e_app_id": values["app_id"],
+            "e_type": event.event_type,
+            "e_payload": event.payload.decode(),
+            "e_created_at": values["sent_at"],
+        }
+        row = await _STORE_SENT_WITH_EVENT.first(conn, params)
+        if row is None:
+            return None
+        if int(row[0]) != event.position:  # the caller's lock did not hold: write nothing
+            raise RuntimeError(f"message took position {row[0]}, not {event.position}")
+        return event.position
     if not is_postgres(conn):
         position = await message_store.insert_message(conn, values)
         if position is not None:
