@@ -15,7 +15,8 @@ over 100 ms; ``CHINWAG_ABUSE_DUMP=path.jsonl`` keeps every latency with its send
 ``ABUSE_PYSPY=prefix`` profiles the server with py-spy (on PATH). Before blaming the
 server, read ``server_wait_ms`` in the figures (also in a failing p99's message): the time
 its loop thread was ready but waiting for a CPU. On a saturated machine that, not the
-server's work, is the latency.
+server's work, is the latency, so the p99 bar is 100 ms on top of that wait and the chat
+process's own (``assert_unharmed``).
 """
 
 from __future__ import annotations
@@ -265,7 +266,13 @@ class LegitChat:
                 # exactly once, in order: the seqs the other sent, nothing missing or doubled
                 assert result["received"][me.user_id] == list(range(sent[other.user_id]))
         assert min(sent.values()) >= CHAT_RATE  # the chat really ran through the attack
-        assert fig.legit_p99_ms < P99_MS, (
+        # Time the server's loop and the chatting pair were ready to run but held off the
+        # CPU by other processes (the attacker's own client among them, which a real
+        # attacker runs elsewhere) is the shared machine's latency, not the server's: the
+        # bar is P99_MS on top of it. An attack that makes the server itself slow shows as
+        # the server *running* (server_cpu_pct), which this allowance never covers.
+        allowed = P99_MS + fig.server_wait_ms + fig.legit_wait_ms
+        assert fig.legit_p99_ms < allowed, (
             f"p99 {fig.legit_p99_ms} ms (p50 {fig.legit_p50_ms}) over {self.attack_seconds} s "
             f"of attack; meanwhile the server's loop waited {fig.server_wait_ms} ms for a CPU "
             f"and the pair's process {fig.legit_wait_ms} ms; server CPU "

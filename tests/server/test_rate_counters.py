@@ -146,29 +146,3 @@ async def test_redis_counters_send_a_requests_increments_in_one_call(tmp_path: P
 
 
 _SCRIPT = ("eval", "evalsha")  # calls from clients; what a script runs counts apart
-
-
-async def test_a_sockets_request_and_the_send_it_carries_are_one_call(tmp_path: Path) -> None:
-    """``charge(REQUESTS, also=MESSAGES)``: both actions' counters in one script call, and
-    a refusal names the action that is over."""
-    with redis_server(tmp_path) as redis:
-        settings = Settings(limit_messages_per_session="2/minute")
-        limits = RateLimits(settings, ManualClock(1000.0), RedisCounters(redis.url, prefix="p"))
-        admin = aioredis.from_url(redis.url)
-        try:
-            await limits.charge(Action.REQUESTS, _caller("warm"), also=Action.MESSAGES)
-
-            async def calls() -> int:
-                stats = await admin.info("commandstats")
-                return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in _SCRIPT)
-
-            before = await calls()
-            for _ in range(2):
-                await limits.charge(Action.REQUESTS, _caller(), also=Action.MESSAGES)
-            assert await calls() - before == 2
-            with pytest.raises(RateLimited, match="messages"):
-                await limits.charge(Action.REQUESTS, _caller(), also=Action.MESSAGES)
-            await limits.charge(Action.REQUESTS, _caller())  # requests alone: not over
-        finally:
-            await admin.aclose()
-            await limits.close()

@@ -98,24 +98,17 @@ class RateLimits:
         off = Settings(rate_limits=False, auth_rate_per_second=0)
         return cls(off, SystemClock(), MemoryCounters(SystemClock()))
 
-    async def charge(
-        self, action: Action, caller: Authenticated, cost: int = 1, *, also: Action | None = None
-    ) -> None:
-        """Count ``cost`` against the caller's session, user and app; 429 when over.
-        ``also``: a second action counted by one, in the same call to the counters (a
-        socket's request and the send it carries: one round trip to Redis, not two)."""
+    async def charge(self, action: Action, caller: Authenticated, cost: int = 1) -> None:
+        """Count ``cost`` against the caller's session, user and app; 429 when over."""
+        rules = self._rules[action]
+        if not rules or cost <= 0:
+            return
         owners = {
             "session": caller.session.id,
             "user": str(caller.user.pk),
             "app": caller.app_id,
         }
-        groups = [
-            (str(each), [(f"{s}:{owners[s]}", rates) for s, rates in self._rules[each]], n)
-            for each, n in ((action, cost), (also, 1))
-            if each is not None and self._rules[each] and n > 0
-        ]
-        if groups:
-            await self._charge_groups(groups)
+        await self._charge(str(action), [(f"{s}:{owners[s]}", rates) for s, rates in rules], cost)
 
     async def charge_platform(self, key_id: str) -> None:
         """A platform API request, per API key."""
@@ -130,45 +123,29 @@ class RateLimits:
     async def _charge(
         self, name: str, owners: list[tuple[str, tuple[Rate, ...]]], cost: int
     ) -> None:
-        await self._charge_groups([(name, owners, cost)])
-
-    async def _charge_groups(
-        self, groups: list[tuple[str, list[tuple[str, tuple[Rate, ...]]], int]]
-    ) -> None:
-        """Every (name, owners, cost) group's counters, incremented in one call."""
         now = self._clock.now()
         if now < self._off_until:
             return
-        checks = [
-            (name, rate, owner, cost)
-            for name, owners, cost in groups
-            for owner, rates in owners
-            for rate in rates
-        ]
+        checks = [(rate, owner) for owner, rates in owners for rate in rates]
         increments: list[Increment] = [
             (
                 f"{name}:{owner}:{rate.seconds}:{rate.window(now)}",
                 rate.seconds + 1,
                 rate.charge(cost),
             )
-            for name, rate, owner, cost in checks
+            for rate, owner in checks
         ]
         try:
             totals = await self._counters.incr_many(increments)
         except Exception as exc:  # storage down: limits off for a while, never a 500
             self._fail_open(exc, now)
             return
-        over = [
-            (name, rate.retry_after(now))
-            for (name, rate, _, _), total in zip(checks, totals, strict=True)
-            if total > rate.amount
-        ]
-        if over:
-            wait = max(w for _, w in over)
-            name = next(n for n, w in over if w == wait)
+        over = zip(checks, totals, strict=True)
+        waits = [rate.retry_after(now) for (rate, _), total in over if total > rate.amount]
+        if waits:
             raise RateLimited(
-                retry_after=round(wait, 3),
-                message=f"Rate limit on {name} reached; retry in {math.ceil(wait)} s.",
+                retry_after=round(max(waits), 3),
+                message=f"Rate limit on {name} reached; retry in {math.ceil(max(waits))} s.",
             )
 
     def _fail_open(self, exc: Exception, now: float) -> None:

@@ -304,8 +304,7 @@ async def _answer(
             raise AuthenticationRequired("This session has ended.")
         if services.drain.draining:
             raise ServiceUnavailable("This server is shutting down; resend after reconnecting.")
-        own = _OWN_LIMIT.get(request.method)  # counted with the request, in one call
-        await services.rate_limits.charge(Action.REQUESTS, caller, also=own)
+        await services.rate_limits.charge(Action.REQUESTS, caller)
         result = await _METHODS[request.method](services, caller, request.data)
     except ChinwagError as error:
         return error_response_frame(request.request_id, _error_json(error))
@@ -346,7 +345,6 @@ async def _message_send(
         _field(data, "conversation_id", str),
         _field(data, "id", str),
         data.get("parts"),
-        charged=True,
     )
     return {"message": message, "created": created}
 
@@ -370,7 +368,8 @@ async def _typing_update(
 ) -> dict[str, Any]:
     from chinwag.server.handlers.conversations import active_participant_pks
 
-    conversation_id = _field(data, "conversation_id", str)  # charged with the request
+    await services.rate_limits.charge(Action.TYPING, caller)
+    conversation_id = _field(data, "conversation_id", str)
     state = data.get("state")
     if state not in {s.value for s in TypingState}:
         raise InvalidRequest(
@@ -398,12 +397,6 @@ async def _ping(services: Services, caller: Authenticated, data: dict[str, Any])
     head = user.stream_head if user is not None else caller.user.stream_head
     return {"server_time": services.now(), "head": head}
 
-
-_OWN_LIMIT: dict[Method, Action] = {
-    Method.MESSAGE_SEND: Action.MESSAGES,
-    Method.TYPING_UPDATE: Action.TYPING,
-}
-"""A method's own rate limit, charged by :func:`_answer` with ``REQUESTS``."""
 
 _METHODS: dict[Method, MethodHandler] = {
     Method.MESSAGE_SEND: _message_send,

@@ -96,13 +96,10 @@ async def send_message(
     conversation_id: str,
     message_id: str,
     parts: object,
-    *,
-    charged: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Store and announce a message; returns (message, created). Retries are answered, not
-    repeated. ``charged``: the caller has counted the send against its rate limit."""
-    if not charged:
-        await services.rate_limits.charge(Action.MESSAGES, caller)
+    repeated."""
+    await services.rate_limits.charge(Action.MESSAGES, caller)
     checked = _checked(services, message_id, parts)
 
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
