@@ -28,10 +28,13 @@ from sqlalchemy import (
     LargeBinary,
     Update,
     bindparam,
+    case,
     cast,
     func,
     insert,
+    null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -112,19 +115,24 @@ _ENTRY = (
     user_events.c.conversation_id,
     user_events.c.first_log_position,
 )
-_ENTRIES_AFTER = Prepared(
+_AFTER = (
     select(*_ENTRY)
     .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
     .order_by(user_events.c.pos)
     .limit(bindparam("limit", type_=Integer))
+    .subquery()
 )
-_ENTRY_AT_OR_BEFORE = Prepared(
+_HOLDING = (
     select(*_ENTRY)
     .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos <= bindparam("after"))
     .order_by(user_events.c.pos.desc())
     .limit(1)
+    .subquery()
 )
-"""The entry holding ``after`` itself: a span may go on past it."""
+_ENTRIES = Prepared(union_all(select(*_HOLDING.c), select(*_AFTER.c)))
+"""The entries after ``after``, and first the one holding ``after`` itself (a span may go
+on past it): one statement, one round trip on PostgreSQL. Subqueries, because SQLite
+allows ``ORDER BY``/``LIMIT`` in a compound's members only there."""
 
 
 def _payload_size(dialect: str) -> ColumnElement[Any]:
@@ -133,9 +141,14 @@ def _payload_size(dialect: str) -> ColumnElement[Any]:
     return func.length(cast(events.c.payload, LargeBinary))
 
 
-def _by_log(column: ColumnElement[Any]) -> Prepared:
+def _capped(size: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The payload when its ``size`` is at most ``:cap`` bytes, else NULL."""
+    return case((size <= bindparam("cap", type_=Integer), events.c.payload), else_=null())
+
+
+def _by_log(*columns: ColumnElement[Any]) -> Prepared:
     return Prepared(
-        select(events.c.log_position, column).where(
+        select(events.c.log_position, *columns).where(
             events.c.conversation_id == bindparam("conv_id"),
             events.c.log_position >= bindparam("low"),
             events.c.log_position <= bindparam("high"),
@@ -143,7 +156,9 @@ def _by_log(column: ColumnElement[Any]) -> Prepared:
     )
 
 
-_LOG_SIZES = {d: _by_log(_payload_size(d)) for d in ("sqlite", "postgresql")}
+_LOG_SIZED = {
+    d: _by_log(_payload_size(d), _capped(_payload_size(d))) for d in ("sqlite", "postgresql")
+}
 _LOG_PAYLOADS = _by_log(events.c.payload)
 
 Slot = tuple[int, int | None, str | None, int | None]
@@ -168,23 +183,30 @@ def _slots(entries: Sequence[Any], after: int, limit: int) -> list[Slot]:
 
 
 async def _values(
-    conn: AsyncConnection, slots: list[Slot], column: ColumnElement[Any], by_log: Prepared
-) -> list[Any]:
-    """``column`` of each slot's event, in slot order."""
+    conn: AsyncConnection,
+    slots: list[Slot],
+    columns: tuple[ColumnElement[Any], ...],
+    by_log: Prepared,
+    extra: dict[str, Any],
+) -> list[tuple[Any, ...]]:
+    """``columns`` of each slot's event, in slot order (``by_log`` selects them by log
+    position, after the log position; ``extra``: its parameters besides the range)."""
     singles = [s[1] for s in slots if s[1] is not None]
-    by_id: dict[int, Any] = {}
+    by_id: dict[int, tuple[Any, ...]] = {}
     if singles:
-        found = await conn.execute(select(events.c.id, column).where(events.c.id.in_(singles)))
-        by_id = {int(ev): value for ev, value in found}
+        found = await conn.execute(
+            select(events.c.id, *columns).where(events.c.id.in_(singles)), extra
+        )
+        by_id = {int(row[0]): tuple(row[1:]) for row in found}
     ranges: dict[str, list[int]] = {}
     for _, _, conversation_id, log in slots:
         if conversation_id is not None and log is not None:
             ranges.setdefault(conversation_id, []).append(log)
-    by_key: dict[tuple[str, int], Any] = {}
+    by_key: dict[tuple[str, int], tuple[Any, ...]] = {}
     for conversation_id, logs in ranges.items():
-        params = {"conv_id": conversation_id, "low": min(logs), "high": max(logs)}
-        for log, value in await by_log.all(conn, params):
-            by_key[(conversation_id, int(log))] = value
+        params = {"conv_id": conversation_id, "low": min(logs), "high": max(logs), **extra}
+        for row in await by_log.all(conn, params):
+            by_key[(conversation_id, int(row[0]))] = tuple(row[1:])
     return [
         by_id[ev] if ev is not None else by_key[(str(conv), int(log or 0))]
         for _, ev, conv, log in slots
@@ -328,26 +350,39 @@ async def read_stream_page(
 
     Index rows and spans (``storage/spans.py``) are expanded into positions first; then
     the sizes of their events say where the page must end, and only the payloads up to
-    there are read (a page of 500 events could otherwise be hundreds of megabytes)."""
-    params = {"user_pk": user_pk, "after": after}
-    entries = list(await _ENTRIES_AFTER.all(conn, {**params, "limit": limit}))
-    holding = await _ENTRY_AT_OR_BEFORE.first(conn, params)
-    if holding is not None and holding[1] is not None and int(holding[1]) > after:
-        entries.insert(0, holding)
+    there are kept (a page of 500 events could otherwise be hundreds of megabytes). The
+    sizes come with every payload of at most ``max_bytes / slots`` bytes, so what is read
+    stays within ``max_bytes`` and a page of chat messages takes two statements (on
+    PostgreSQL round trips), not four; larger payloads are read after, if the page keeps
+    them."""
+    params = {"user_pk": user_pk, "after": after, "limit": limit}
+    entries = sorted(await _ENTRIES.all(conn, params), key=lambda entry: int(entry[0]))
     slots = _slots(entries, after, limit)
     if not slots:
         return StoredPage([], complete=True)
+    # Sizes, and with them each payload small enough that all of them together stay within
+    # max_bytes: for a page of chat messages that is the page, in one statement per source.
+    cap = max(1, max_bytes // len(slots))
     dialect = conn.dialect.name
-    sizes = await _values(conn, slots, _payload_size(dialect), _LOG_SIZES[dialect])
-    sized = [(slot[0], size) for slot, size in zip(slots, sizes, strict=True)]
+    size = _payload_size(dialect)
+    found = await _values(conn, slots, (size, _capped(size)), _LOG_SIZED[dialect], {"cap": cap})
+    sized = [(slot[0], row[0]) for slot, row in zip(slots, found, strict=True)]
     last = _last_within(sized, max_bytes)
-    kept = [slot for slot in slots if last is not None and slot[0] <= last]
-    payloads = await _values(conn, kept, events.c.payload, _LOG_PAYLOADS)
-    found = [
-        StoredEvent(pos=slot[0], event_json=payload.encode())
-        for slot, payload in zip(kept, payloads, strict=True)
+    kept = [(slot, row[1]) for slot, row in zip(slots, found, strict=True)]
+    kept = [(slot, payload) for slot, payload in kept if last is not None and slot[0] <= last]
+    missing = [slot for slot, payload in kept if payload is None]
+    more: dict[int, Any] = {}
+    if missing:
+        rows = await _values(conn, missing, (events.c.payload,), _LOG_PAYLOADS, {})
+        more = {slot[0]: row[0] for slot, row in zip(missing, rows, strict=True)}
+    found_events = [
+        StoredEvent(
+            pos=slot[0], event_json=(payload if payload is not None else more[slot[0]]).encode()
+        )
+        for slot, payload in kept
     ]
-    return StoredPage(found, complete=len(slots) < limit and len(kept) == len(slots))
+    complete = len(slots) < limit and len(kept) == len(slots)
+    return StoredPage(found_events, complete=complete)
 
 
 async def log_payloads(
