@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
             pg_lanes=settings.pg_write_lanes,
+            pg_pool_size=settings.pg_pool_size,
         )
         await db.migrate()
         deployment_id = await load_deployment_id(db)

@@ -26,6 +26,7 @@ async def open_services(settings: Settings, clock: Clock | None = None) -> Async
         settings.database_url,
         synchronous=settings.sqlite_synchronous,
         pg_lanes=settings.pg_write_lanes,
+        pg_pool_size=settings.pg_pool_size,
     )
     try:
         await db.migrate()

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     configured providers. Off by default: even unconfigured, its per-request provider checks
     cost a few percent of a sign-in."""
 
+    pg_pool_size: int = Field(default=20, ge=2, le=1000)
+    """PostgreSQL connections one process keeps open, and never more: a request that finds
+    them all busy waits for one. Extra connections made for a burst and closed after it
+    (SQLAlchemy's overflow) cost a backend start and asyncpg's type introspection each;
+    under steady load they were opened and closed continuously, and that churn, not the
+    queries, took PostgreSQL's CPU. Lanes (``pg_write_lanes``) are taken from these."""
     pg_write_lanes: int = Field(default=4, ge=0, le=32)
     """PostgreSQL group commit: writes that arrive together share a transaction, in this
     many parallel lanes (a send's conversation picks its lane); 0 gives every write its own

@@ -61,11 +61,13 @@ class NestedConnectionError(RuntimeError):
     connection that would wait forever, so it is a bug everywhere."""
 
 
-def make_engine(url: str, *, sqlite_options: SQLiteOptions | None = None) -> AsyncEngine:
+def make_engine(
+    url: str, *, sqlite_options: SQLiteOptions | None = None, pg_pool_size: int = 20
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         return sqlite.create_engine(url, sqlite_options or SQLiteOptions())
     if url.startswith("postgresql"):
-        return postgres.create_engine(url)
+        return postgres.create_engine(url, pool_size=pg_pool_size)
     raise ValueError(
         f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}; use "
         "sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
@@ -102,10 +104,18 @@ class Transaction:
 
 
 class Database:
-    def __init__(self, url: str, *, synchronous: Synchronous = "FULL", pg_lanes: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: Synchronous = "FULL",
+        pg_lanes: int = 0,
+        pg_pool_size: int = 20,
+    ) -> None:
         """``synchronous``: SQLite's durability (``engines/sqlite.py``); ignored elsewhere.
         ``pg_lanes``: PostgreSQL group commit in that many lanes (``pg_batching.py``); 0 runs
-        each write in a transaction of its own."""
+        each write in a transaction of its own. ``pg_pool_size``: PostgreSQL connections
+        kept open, and the most there will be (``Settings.pg_pool_size``)."""
         self.url = url
         file = sqlite_file(url)
         if file is not None:
@@ -113,7 +123,7 @@ class Database:
             secure_database_file(file)  # before SQLite creates it with the umask's mode
         self._checkpointer = WalCheckpointer(file, synchronous=synchronous) if file else None
         options = SQLiteOptions(synchronous, autocheckpoint=self._checkpointer is None)
-        self.engine = make_engine(url, sqlite_options=options)
+        self.engine = make_engine(url, sqlite_options=options, pg_pool_size=pg_pool_size)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
