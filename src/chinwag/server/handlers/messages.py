@@ -41,7 +41,8 @@ from chinwag.server.storage import conversations as store
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
 from chinwag.server.storage.database import Transaction
-from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message, event_payload
+from chinwag.server.storage.events import event_payload
+from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
 from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
 from chinwag.server.storage.messages import MessageRow
 

@@ -62,7 +62,7 @@ class NestedConnectionError(RuntimeError):
 
 
 def make_engine(
-    url: str, *, sqlite_options: SQLiteOptions | None = None, pg_pool_size: int = 20
+    url: str, *, sqlite_options: SQLiteOptions | None = None, pg_pool_size: int = postgres.POOL_SIZE
 ) -> AsyncEngine:
     if url.startswith("sqlite"):
         return sqlite.create_engine(url, sqlite_options or SQLiteOptions())
@@ -110,7 +110,7 @@ class Database:
         *,
         synchronous: Synchronous = "FULL",
         pg_lanes: int = 0,
-        pg_pool_size: int = 20,
+        pg_pool_size: int = postgres.POOL_SIZE,
     ) -> None:
         """``synchronous``: SQLite's durability (``engines/sqlite.py``); ignored elsewhere.
         ``pg_lanes``: PostgreSQL group commit in that many lanes (``pg_batching.py``); 0 runs

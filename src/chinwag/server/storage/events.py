@@ -303,6 +303,11 @@ async def insert_event(
     return int(inserted[0])
 
 
+def event_payload(event_type: str, data: dict[str, Any], now: float) -> bytes:
+    """An event's stored JSON, as every stream and log serves it."""
+    return orjson.dumps({"type": event_type, "at": now, "data": data})
+
+
 async def append_event(
     conn: AsyncConnection,
     *,
@@ -313,7 +318,7 @@ async def append_event(
     now: float,
     conversation_id: str | None = None,
 ) -> Appended:
-    payload = orjson.dumps({"type": event_type, "at": now, "data": data})
+    payload = event_payload(event_type, data, now)
     readers = sorted(set(user_pks))
     if not readers:
         return Appended(app_id=app_id, event_json=payload, targets=())
@@ -368,8 +373,11 @@ async def read_stream_page(
     found = await _values(conn, slots, (size, _capped(size)), _LOG_SIZED[dialect], {"cap": cap})
     sized = [(slot[0], row[0]) for slot, row in zip(slots, found, strict=True)]
     last = _last_within(sized, max_bytes)
-    kept = [(slot, row[1]) for slot, row in zip(slots, found, strict=True)]
-    kept = [(slot, payload) for slot, payload in kept if last is not None and slot[0] <= last]
+    kept = [
+        (slot, row[1])
+        for slot, row in zip(slots, found, strict=True)
+        if last is not None and slot[0] <= last
+    ]
     missing = [slot for slot, payload in kept if payload is None]
     more: dict[int, Any] = {}
     if missing:

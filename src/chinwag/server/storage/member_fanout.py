@@ -18,23 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chinwag.server.storage.events import Appended, insert_event
+from chinwag.server.storage.events import Appended, event_payload, insert_event
 from chinwag.server.storage.outbox import write_outbox
 from chinwag.server.storage.spans import merge_conversation
 
-__all__ = ["EAGER_MEMBERS", "append_message", "event_payload"]
+__all__ = ["EAGER_MEMBERS", "append_message"]
 
 EAGER_MEMBERS = 8
 """Up to this many participants, a send merges the message into every member's stream at
 once (O(members) small writes, paid only while members are few)."""
-
-
-def event_payload(event_type: str, data: dict[str, Any], now: float) -> bytes:
-    """A log event's stored JSON."""
-    return orjson.dumps({"type": event_type, "at": now, "data": data})
 
 
 async def append_message(
@@ -54,8 +48,9 @@ async def append_message(
     positions when eager, none otherwise (the caller rings the conversation's doorbell).
     ``stored``: the event's payload, already written with the message (PostgreSQL:
     ``message_send.store_sent``)."""
-    payload = stored if stored is not None else event_payload(event_type, data, now)
-    if stored is None:
+    payload = stored
+    if payload is None:
+        payload = event_payload(event_type, data, now)
         await insert_event(
             conn, app_id=app_id, event_type=event_type, payload=payload, now=now,
             conversation_id=conversation_id, log_position=position,

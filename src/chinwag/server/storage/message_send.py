@@ -14,8 +14,8 @@ so it runs the two statements as before (``messages.py``).
 The message's ``message.created`` event joins them too, when the caller knows the position
 the insert will take (it holds the conversation's row lock, so it is the conversation's
 ``last_position + 1``) and has built the event's payload with it: ``e AS (INSERT INTO
-events … SELECT … FROM m)`` writes it only when the message was inserted. Three round
-trips became one.
+events … SELECT … FROM m)`` writes it only when the message was inserted: one round
+trip fewer per send.
 
 The sender's read and delivered marks (a ``participants`` row) are *not* joined in,
 though they follow from the insert too: the merge into members' streams that comes next
@@ -29,6 +29,7 @@ The caller holds the conversation's row lock, as for the separate statements.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, String, bindparam, insert, select, update
@@ -83,15 +84,13 @@ _STORE_SENT = _in_one_statement()
 _STORE_SENT_WITH_EVENT = _in_one_statement(with_event=True)
 
 
+@dataclass(frozen=True, slots=True)
 class SentEvent:
     """A message's ``message.created`` event, built for the position it will take."""
 
-    __slots__ = ("event_type", "payload", "position")
-
-    def __init__(self, event_type: str, payload: bytes, position: int) -> None:
-        self.event_type = event_type
-        self.payload = payload
-        self.position = position
+    event_type: str
+    payload: bytes
+    position: int
 
 
 def joins_event(conn: AsyncConnection) -> bool:

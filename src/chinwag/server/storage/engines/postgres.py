@@ -30,6 +30,7 @@ from chinwag.server.storage.failures import discard_dropped_connections
 __all__ = [
     "ADAPTED_ERRORS",
     "DRIVER_NAME",
+    "POOL_SIZE",
     "PingOnceDialect",
     "adapted_error",
     "create_engine",
@@ -104,7 +105,11 @@ DRIVER_NAME = "postgresql+chinwag_asyncpg"
 registry.register("postgresql.chinwag_asyncpg", __name__, "PingOnceDialect")
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+POOL_SIZE = 20
+"""Connections a process keeps open by default (``Settings.pg_pool_size``)."""
+
+
+def create_engine(url: str, *, pool_size: int = POOL_SIZE) -> AsyncEngine:
     """``hide_parameters`` keeps message bodies, token hashes and secrets out of database
     errors' text, which gets logged. ``pool_pre_ping`` and the ``handle_error`` hook of
     :func:`~chinwag.server.storage.failures.discard_dropped_connections`: a dropped backend
