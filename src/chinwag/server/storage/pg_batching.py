@@ -42,8 +42,8 @@ _LIMIT_LOCK_WAITS = text(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'")
 T = TypeVar("T")
 
 DEFAULT_LANES = 4
-"""Lanes (and so pooled connections) writing at once; the pool has 10 (+10 overflow), the
-rest serve reads."""
+"""Lanes (and so pooled connections) writing at once; the pool has ``pg_pool_size`` (20),
+the rest serve reads."""
 
 
 class _Lane(WriteBatcher):
