@@ -246,7 +246,7 @@ async def test_a_publish_lost_while_redis_is_down_becomes_a_resync_for_the_other
             publisher.publish(StreamsAdvanced(((1, 2),)))  # covered by the coming resync
             redis.start()
             other_node = aioredis.from_url(redis.url).pubsub()
-            await other_node.subscribe(publisher.channel)
+            await asyncio.wait_for(other_node.subscribe(publisher.channel), 10)
             heard = []
             async with asyncio.timeout(10):
                 while len(heard) < 2:
