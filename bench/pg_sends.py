@@ -88,7 +88,6 @@ async def main(args: argparse.Namespace) -> None:
         pg_write_lanes=args.lanes,
     )
     async with open_services(settings) as services:
-        callers, conversations = await pairs(services, args.concurrency)
         counts = {"statements": 0, "commits": 0, "asyncpg": 0}
 
         trace: list[str] = []
@@ -116,6 +115,8 @@ async def main(args: argparse.Namespace) -> None:
         event.listen(services.db.engine.sync_engine, "before_cursor_execute", statement)
         event.listen(services.db.engine.sync_engine, "commit", commit)
         event.listen(services.db.engine.sync_engine, "checkout", log_queries)
+        # After the listeners: write lanes check their connections out once, in the setup.
+        callers, conversations = await pairs(services, args.concurrency)
         each = args.sends // args.concurrency
 
         async def sender(k: int) -> None:

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+import pydantic
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from chinwag.core.errors import NotFound
 from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database, Transaction
+from chinwag.server.storage.pg_batching import BATCH_LOCK_TIMEOUT
 from chinwag.server.storage.schema import server_secrets
 from tests.server.test_storage_batching import INSERT_SECRET, job_names, writer
 from tests.support import postgres_database
@@ -132,6 +134,61 @@ async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
     assert await writes == ["job-a", "job-touched", "job-b"]
     assert len({id(tx) for tx in seen}) == 3  # the batch's (rolled back), job-a's, job-b's
     assert await job_names(db) == {"job-a", "job-b", "job-held"}
+
+
+async def _backend_pid(tx: Transaction) -> int:
+    return int((await tx.conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_a_lane_keeps_its_connection_between_batches(db: Database) -> None:
+    """No pool checkout, pre-ping or ``SET LOCAL`` per batch: one backend serves the lane,
+    with its lock timeout set once for the session."""
+
+    async def pid_and_lock_timeout(tx: Transaction) -> tuple[int, str]:
+        timeout = (await tx.conn.execute(text("SHOW lock_timeout"))).scalar_one()
+        return await _backend_pid(tx), str(timeout)
+
+    first = await db.write(pid_and_lock_timeout, key="k")
+    second = await db.write(pid_and_lock_timeout, key="k")
+    assert first == second
+    assert first[1] == BATCH_LOCK_TIMEOUT
+
+
+async def test_a_lone_job_that_refuses_leaves_nothing_written(db: Database) -> None:
+    async def write_then_refuse(tx: Transaction) -> str:
+        await INSERT_SECRET.rowcount(tx.conn, {"name": "job-refused", "value": b"v"})
+        raise NotFound("no")
+
+    with pytest.raises(NotFound):
+        await db.write(write_then_refuse, key="k")
+    assert await job_names(db) == set()
+
+
+async def test_a_lanes_dropped_connection_costs_the_write_a_retry_not_its_outcome(
+    db: Database, database_url: str
+) -> None:
+    """The lane's backend terminated between batches: the next write runs again on a
+    pooled connection and succeeds, and the lane connects afresh."""
+    lane_pid = await db.write(_backend_pid, key="k")
+    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", lane_pid)
+        while await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", lane_pid
+        ):
+            await asyncio.sleep(0.01)  # the backend is gone only once it has exited
+    finally:
+        await admin.close()
+    seen: list[Transaction] = []
+    assert await db.write(writer("job-after", seen), key="k") == "job-after"
+    assert await job_names(db) == {"job-after"}
+    assert await db.write(_backend_pid, key="k") not in (lane_pid, None)
+
+
+def test_write_lanes_must_leave_the_pool_a_connection_for_reads() -> None:
+    with pytest.raises(pydantic.ValidationError, match="pg_write_lanes"):
+        Settings(pg_pool_size=4, pg_write_lanes=4)
+    assert Settings(pg_pool_size=5, pg_write_lanes=4).pg_write_lanes == 4
 
 
 async def test_concurrent_sends_to_shared_users_stay_dense_and_exactly_once(

@@ -63,6 +63,30 @@ async def test_the_first_statement_begins_the_transaction_through_sqlalchemy(
     assert await _stored(db, "first") is None
 
 
+async def test_a_read_runs_without_begin_or_rollback_and_on_the_fast_path(db: Database) -> None:
+    """``Database.read`` on PostgreSQL is autocommit: its statements cost no ``BEGIN`` and
+    no ``ROLLBACK`` round trips, and take the asyncpg path from the first one."""
+    async with db.transaction() as tx:
+        await _INSERT.rowcount(tx.conn, {"name": "seen", "value": b"1"})
+    sent: list[str] = []
+
+    def log(record: asyncpg.connection.LoggedQuery) -> None:
+        sent.append(str(record.query))
+
+    async with db.read() as conn:
+        raw = raw_asyncpg(conn)
+        assert raw is not None
+        raw.add_query_logger(log)
+        assert await _GET.first(conn, {"name": "seen"}) == (b"1",)
+    async with db.read() as conn:  # the pool's one idle connection again
+        assert raw_asyncpg(conn) is raw
+        assert await _COUNT.first(conn, {}) == (1,)
+        assert not raw.is_in_transaction()
+    raw.remove_query_logger(log)
+    assert [q for q in sent if q.upper().startswith(("BEGIN", "ROLLBACK"))] == []
+    assert sum("server_secrets" in q for q in sent) == 2  # both went to asyncpg directly
+
+
 async def test_a_statement_on_asyncpg_rolls_back_with_the_transaction(db: Database) -> None:
     async def insert_then_fail() -> None:
         async with db.transaction() as tx:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from limits import parse_many
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chinwag.core.webhook_events import DEFAULT_RETRY_SCHEDULE
@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     pg_write_lanes: int = Field(default=4, ge=0, le=32)
     """PostgreSQL group commit: writes that arrive together share a transaction, in this
     many parallel lanes (a send's conversation picks its lane); 0 gives every write its own
-    transaction. SQLite always batches, in one lane. See storage/pg_batching.py."""
+    transaction. Each lane keeps one of the pool's connections, so there must be fewer
+    lanes than ``pg_pool_size``. SQLite always batches, in one lane. See
+    storage/pg_batching.py."""
     rate_limits: bool = True
     """Master switch for the per-session/user/app limits below (the auth limit is separate)."""
     rate_limit_url: str | None = None
@@ -198,6 +200,16 @@ class Settings(BaseSettings):
     push_online_lease: float = Field(default=60.0, gt=1)
     """A connected device counts as online this long after its node last said so (the
     node renews it every third of this); covers a node that died without saying."""
+
+    @model_validator(mode="after")
+    def _leave_connections_for_reads(self) -> Settings:
+        if self.pg_write_lanes >= self.pg_pool_size:
+            raise ValueError(
+                f"pg_write_lanes ({self.pg_write_lanes}) must be less than pg_pool_size "
+                f"({self.pg_pool_size}): each write lane keeps one of the pool's connections, "
+                "and reads need the rest"
+            )
+        return self
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

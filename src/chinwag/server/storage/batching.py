@@ -12,6 +12,7 @@ A job that refuses (raises :class:`~chinwag.core.errors.ChinwagError`) must do s
 it writes anything; the batcher checks that on the connection's change counter, and if a
 refusal did write, or anything else fails (a database error, a bug), the whole batch is
 rolled back and every job runs again alone, so one bad job costs the others only time.
+A batch of one that refuses is simply rolled back, its refusal answered.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -47,6 +49,14 @@ class _RefusalWrote(Exception):
     """A job refused after it had written: the batch cannot keep its other jobs."""
 
 
+class _Refused(Exception):
+    """The only job of a batch refused: its transaction is rolled back, the refusal kept."""
+
+    def __init__(self, refusal: ChinwagError) -> None:
+        super().__init__()
+        self.refusal = refusal
+
+
 class WriteBatcher:
     def __init__(self, db: Database, *, max_batch: int = 64) -> None:
         self._db = db
@@ -70,7 +80,7 @@ class WriteBatcher:
             while self._queue:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
                 metrics.batch_committed(len(batch))
-                if len(batch) == 1:
+                if len(batch) == 1 and not self._single_in_batch_transaction:
                     await self._alone(batch[0])
                 else:
                     await self._together(batch)
@@ -80,17 +90,21 @@ class WriteBatcher:
     async def _together(self, batch: list[_Queued[Any]]) -> None:
         outcomes: list[tuple[_Queued[Any], Any, ChinwagError | None]] = []
         try:
-            async with self._db.transaction() as tx:
-                await self._begin_batch(tx)
+            async with self._batch_transaction() as tx:
                 raw = raw_sqlite(tx.conn)
                 for queued in batch:
                     before = raw.total_changes if raw is not None else 0
                     try:
                         outcomes.append((queued, await queued.job(tx), None))
                     except ChinwagError as refusal:
-                        if raw is None or raw.total_changes != before:
+                        if raw is not None and raw.total_changes == before:
+                            outcomes.append((queued, None, refusal))
+                        elif len(batch) == 1:
+                            raise _Refused(refusal) from refusal
+                        else:
                             raise _RefusalWrote from refusal
-                        outcomes.append((queued, None, refusal))
+        except _Refused as only:
+            outcomes = [(batch[0], None, only.refusal)]
         except Exception:
             for queued in batch:
                 await self._alone(queued)
@@ -103,8 +117,14 @@ class WriteBatcher:
             else:
                 queued.done.set_result(result)
 
-    async def _begin_batch(self, tx: Transaction) -> None:
-        """Runs first in a shared transaction (never in a job's own); for subclasses."""
+    _single_in_batch_transaction = False
+    """Whether a batch of one runs as a batch (subclasses whose batch transaction is the
+    cheaper one) or alone."""
+
+    def _batch_transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """The transaction a batch shares; for subclasses (a job alone always gets
+        :meth:`Database.transaction`)."""
+        return self._db.transaction()
 
     async def _alone(self, queued: _Queued[Any]) -> None:
         try:

@@ -12,7 +12,11 @@ a pool checkout, reset and check-in cost ~130 µs of Python per transaction on t
 machine, several times the statements inside it.
 
 PostgreSQL gets a real pool; where ordering matters (a user's stream head), rows are locked
-in primary-key order so concurrent writers cannot deadlock (``engines/postgres.py``).
+in primary-key order so concurrent writers cannot deadlock (``engines/postgres.py``). Reads
+run in autocommit: a transaction around them bought nothing (under READ COMMITTED each
+statement takes its own snapshot, inside a transaction or not) and cost two round trips,
+``BEGIN`` and the ``ROLLBACK`` of the connection's return to the pool: a third of a
+socket's catch-up read, which every message delivered through another node costs.
 """
 
 from __future__ import annotations
@@ -125,6 +129,8 @@ class Database:
         options = SQLiteOptions(synchronous, autocheckpoint=self._checkpointer is None)
         self.engine = make_engine(url, sqlite_options=options, pg_pool_size=pg_pool_size)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """PostgreSQL: the same pool, for reads (no BEGIN or ROLLBACK round trips)."""
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
         self._held_lock = asyncio.Lock()
@@ -151,12 +157,13 @@ class Database:
             raise NestedConnectionError("nested database connection in one task")
 
     @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+    async def _connect(self, *, reading: bool = False) -> AsyncIterator[AsyncConnection]:
         self._refuse_nested()
         marker = _HOLDING.set(True)
         try:
             if self.is_postgres:
-                async with self.engine.connect() as conn:
+                engine = self._autocommit if reading else self.engine
+                async with engine.connect() as conn:
                     yield conn
             else:
                 async with self._held_lock:
@@ -199,6 +206,22 @@ class Database:
         for callback in tx._after_commit:
             callback()
 
+    @asynccontextmanager
+    async def transaction_on(self, conn: AsyncConnection) -> AsyncIterator[Transaction]:
+        """:meth:`transaction` on a connection the caller keeps between transactions (a
+        PostgreSQL write lane's, ``pg_batching.py``), with the same guard against a second
+        connection in one task."""
+        self._refuse_nested()
+        marker = _HOLDING.set(True)
+        try:
+            tx = Transaction(conn=conn, is_postgres=self.is_postgres)
+            async with conn.begin():
+                yield tx
+        finally:
+            _HOLDING.reset(marker)
+        for callback in tx._after_commit:
+            callback()
+
     async def write(
         self, job: Callable[[Transaction], Awaitable[T]], *, key: str | None = None
     ) -> T:
@@ -219,10 +242,14 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._connect() as conn:
+        """A connection for reads only. On PostgreSQL its statements run in autocommit
+        (see the module docstring): a write here would commit at once, not roll back."""
+        async with self._connect(reading=True) as conn:
             yield conn
 
     async def close(self) -> None:
+        if self._lanes is not None:
+            await self._lanes.close()
         held, self._held = self._held, None
         if held is not None:
             await held.close()

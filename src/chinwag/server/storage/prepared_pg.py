@@ -15,7 +15,8 @@ connection (``driver_connection``).
 first statement it runs. So the fast path is taken only while asyncpg reports a transaction
 open (``is_in_transaction()``); before that, the statement goes through SQLAlchemy, which
 begins the transaction that every later statement then joins, and which commits or rolls
-back through SQLAlchemy as before.
+back through SQLAlchemy as before. A connection in autocommit (``Database.read`` on
+PostgreSQL) has no transaction to join: its statements take the fast path at once.
 
 **Errors** are wrapped as SQLAlchemy's adapter and ``Connection`` wrap them: the asyncpg
 exception becomes the adapter's DBAPI exception of the same class (a unique violation an
@@ -64,14 +65,19 @@ Processor = Callable[[Any], Any]
 
 def raw_asyncpg(conn: AsyncConnection) -> asyncpg.Connection | None:
     """The asyncpg connection under ``conn`` once its transaction has begun (see the module
-    docstring), through SQLAlchemy's public accessors; None otherwise."""
+    docstring) or when it has none (autocommit: ``Database.read``), through SQLAlchemy's
+    public accessors; None otherwise."""
     if conn.dialect.driver != "asyncpg":
         return None
     sync = conn.sync_connection
     if sync is None:
         return None
     raw: asyncpg.Connection = sync.connection.driver_connection
-    return raw if raw.is_in_transaction() else None
+    if raw.is_in_transaction() or sync.get_execution_options().get("isolation_level") == (
+        "AUTOCOMMIT"
+    ):
+        return raw
+    return None
 
 
 @dataclass(frozen=True, slots=True)
