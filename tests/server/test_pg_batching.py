@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pydantic
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from chinwag.core.errors import NotFound
@@ -136,6 +137,11 @@ async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
     assert await job_names(db) == {"job-a", "job-b", "job-held"}
 
 
+def _database_reruns() -> float:
+    found = REGISTRY.get_sample_value("chinwag_group_commit_reruns_total", {"reason": "database"})
+    return found or 0.0
+
+
 async def _backend_pid(tx: Transaction) -> int:
     return int((await tx.conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
@@ -179,8 +185,10 @@ async def test_a_lanes_dropped_connection_costs_the_write_a_retry_not_its_outcom
             await asyncio.sleep(0.01)  # the backend is gone only once it has exited
     finally:
         await admin.close()
+    reruns = _database_reruns()
     seen: list[Transaction] = []
     assert await db.write(writer("job-after", seen), key="k") == "job-after"
+    assert _database_reruns() == reruns + 1  # what an operator sees of it
     assert await job_names(db) == {"job-after"}
     assert await db.write(_backend_pid, key="k") not in (lane_pid, None)
 

@@ -91,6 +91,13 @@ BATCH_SIZE = Histogram(
     "Write jobs committed together in one group-commit transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+BATCH_RERUNS = Counter(
+    "chinwag_group_commit_reruns",
+    "Group-commit batches rolled back and run again job by job: `database` (a dropped "
+    "connection, a lock timeout or deadlock between batches), `refusal` (a job refused "
+    "after writing), `error` (anything else: look at the log).",
+    ["reason"],
+)
 
 
 _http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -155,6 +162,10 @@ def doorbell_repaired() -> None:
 
 def batch_committed(size: int) -> None:
     BATCH_SIZE.observe(size)
+
+
+def batch_rerun(reason: str) -> None:
+    BATCH_RERUNS.labels(reason).inc()
 
 
 def exposition() -> bytes:

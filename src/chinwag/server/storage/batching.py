@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chinwag.core.errors import ChinwagError
 from chinwag.server import metrics
+from chinwag.server.storage.failures import is_storage_unavailable
 from chinwag.server.storage.prepared import raw_sqlite
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ class _Refused(Exception):
     def __init__(self, refusal: ChinwagError) -> None:
         super().__init__()
         self.refusal = refusal
+
+
+def _rerun_reason(failure: Exception) -> str:
+    if isinstance(failure, _RefusalWrote):
+        return "refusal"
+    return "database" if is_storage_unavailable(failure) else "error"
 
 
 class WriteBatcher:
@@ -105,7 +112,8 @@ class WriteBatcher:
                             raise _RefusalWrote from refusal
         except _Refused as only:
             outcomes = [(batch[0], None, only.refusal)]
-        except Exception:
+        except Exception as failure:
+            metrics.batch_rerun(_rerun_reason(failure))
             for queued in batch:
                 await self._alone(queued)
             return
