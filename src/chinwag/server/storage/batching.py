@@ -125,7 +125,7 @@ class WriteBatcher:
             else:
                 queued.done.set_result(result)
 
-    _single_in_batch_transaction = False
+    _single_in_batch_transaction: bool = False
     """Whether a batch of one runs as a batch (subclasses whose batch transaction is the
     cheaper one) or alone."""
 

@@ -61,7 +61,7 @@ the rest serve reads."""
 
 
 class _Lane(WriteBatcher):
-    _single_in_batch_transaction = True
+    _single_in_batch_transaction: bool = True
 
     def __init__(self, db: Database, *, max_batch: int) -> None:
         super().__init__(db, max_batch=max_batch)
