@@ -70,6 +70,20 @@ async def test_a_send_writes_no_row_per_member_until_someone_reads(
     assert await _index_rows(server) == before + 1  # one span: bob's ten messages
 
 
+async def test_sending_marks_read_and_received_for_the_sender_in_a_big_conversation(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """Without a merge in the send to carry them, the sender's marks are written alone."""
+    conv, users = await _room(server, client, app, "alice", "bob")
+    await _send(client, users["bob"], conv, "first")
+    position = await _send(client, users["alice"], conv, "second")
+    seen = (await client.get(f"/v1/conversations/{conv}", headers=users["alice"])).json()
+    assert (seen["read_position"], seen["delivered_position"]) == (position, position)
+    assert seen["unread_count"] == 0
+    theirs = (await client.get(f"/v1/conversations/{conv}", headers=users["bob"])).json()
+    assert (theirs["read_position"], theirs["unread_count"]) == (position - 1, 1)
+
+
 async def test_a_leave_comes_after_the_messages_before_it(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:

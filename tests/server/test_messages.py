@@ -254,7 +254,9 @@ async def test_unread_counts_others_messages_above_my_read_position(
     assert (await conversation(client, alice, conv))["unread_count"] == 0
     await post(client, bob, conv, text("reply"))
     mine = await conversation(client, bob, conv)
-    assert (mine["unread_count"], mine["read_position"]) == (0, 4)
+    assert (mine["unread_count"], mine["read_position"], mine["delivered_position"]) == (0, 4, 4)
+    theirs = await conversation(client, alice, conv)  # the merge updated alice's row too
+    assert (theirs["unread_count"], theirs["read_position"]) == (1, 3)
     assert mine["last_message"]["parts"][0]["body"] == "reply"
 
 

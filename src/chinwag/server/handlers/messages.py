@@ -45,6 +45,7 @@ from chinwag.server.storage.events import event_payload
 from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
 from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
 from chinwag.server.storage.messages import MessageRow
+from chinwag.server.storage.spans import ReadMarks
 
 __all__ = [
     "DELETE_MODES",
@@ -192,13 +193,13 @@ async def store_message(
     if body is None:
         body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
     eager = conv.participant_count <= EAGER_MEMBERS
-    # Before record_send: a merge locks users' rows, then participants' (spans.py).
+    # Sending marks the conversation read and received for the sender: written with the
+    # merge, which locks users' rows before participants' (spans.py).
     appended = await append_message(
         tx.conn, app_id=sender.app_id, conversation_id=conv.id, position=position,
         event_type=EventType.MESSAGE_CREATED, data={"message": body}, now=now, eager=eager,
-        stored=stored,
+        stored=stored, marks=ReadMarks(sender.user.pk, position),
     )  # fmt: skip
-    await store.record_send(tx.conn, conv.id, sender_pk=sender.user.pk, position=position)
     tx.after_commit(metrics.messages_stored)
     emit(services, tx, appended)  # in a big conversation: no readers yet, only the outbox
     if not eager:

@@ -52,7 +52,6 @@ __all__ = [
     "members",
     "memberships_of",
     "reassign_member",
-    "record_send",
     "set_marks",
     "set_read_delivered",
     "shares_conversation",
@@ -498,19 +497,6 @@ async def set_read_delivered(
         "delivered": delivered_position,
     }
     await _SET_READ_DELIVERED.rowcount(conn, params)
-
-
-async def record_send(
-    conn: AsyncConnection, conversation_id: str, *, sender_pk: int, position: int
-) -> None:
-    """A message at ``position`` was sent: the sender has read and received up to it.
-
-    One row, whatever the conversation's size: the other members' sort keys follow the
-    conversation's ``last_message_at`` (:func:`sort_key`) and their unread counts its
-    messages, so nothing is written per member."""
-    await set_read_delivered(
-        conn, conversation_id, sender_pk, read_position=position, delivered_position=position
-    )
 
 
 async def list_for_user(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.events import Appended, event_payload, insert_event
 from chinwag.server.storage.outbox import write_outbox
-from chinwag.server.storage.spans import merge_conversation
+from chinwag.server.storage.spans import ReadMarks, merge_conversation, write_marks
 
 __all__ = ["EAGER_MEMBERS", "append_message"]
 
@@ -42,12 +42,14 @@ async def append_message(
     now: float,
     eager: bool,
     stored: bytes | None = None,
+    marks: ReadMarks | None = None,
 ) -> Appended:
     """Write ``message.created`` at log ``position`` of ``conversation_id``; when ``eager``,
     merge it into the members' streams now. What to announce after commit: the readers'
     positions when eager, none otherwise (the caller rings the conversation's doorbell).
     ``stored``: the event's payload, already written with the message (PostgreSQL:
-    ``message_send.store_sent``)."""
+    ``message_send.store_sent``). ``marks``: the sender's read and delivered watermarks,
+    written with the merge (``spans.merge_conversation``)."""
     payload = stored
     if payload is None:
         payload = event_payload(event_type, data, now)
@@ -57,10 +59,12 @@ async def append_message(
         )  # fmt: skip
     targets: list[tuple[int, int]] = []
     if eager:
-        for added in await merge_conversation(conn, conversation_id):
+        for added in await merge_conversation(conn, conversation_id, marks=marks):
             offset = position - added.first_log
             if 0 <= offset < added.count:
                 targets.append((added.user_pk, added.pos + offset))
+    elif marks is not None:
+        await write_marks(conn, conversation_id, marks)
     outbox = await write_outbox(
         conn, app_id=app_id, event_type=event_type, data=data, now=now,
         conversation_id=conversation_id, readers=[pk for pk, _ in targets],

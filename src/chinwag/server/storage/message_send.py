@@ -21,8 +21,8 @@ The sender's read and delivered marks (a ``participants`` row) are *not* joined 
 though they follow from the insert too: the merge into members' streams that comes next
 locks ``users`` rows and then writes ``participants`` (``spans.py``), and a send that
 held its sender's ``participants`` row before locking ``users`` would deadlock against a
-merge of that sender's stream (a read on their other device). So the handler records
-them after the merge (``conversations.record_send``).
+merge of that sender's stream (a read on their other device). So they are written with
+the merge, in its own update of the sender's row (``spans.ReadMarks``).
 
 The caller holds the conversation's row lock, as for the separate statements.
 """

@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.conversations import set_read_delivered
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import (
     blocks,
@@ -53,7 +54,14 @@ from chinwag.server.storage.schema import (
     users,
 )
 
-__all__ = ["Merged", "merge_conversation", "merge_user", "pending_conversations"]
+__all__ = [
+    "Merged",
+    "ReadMarks",
+    "merge_conversation",
+    "merge_user",
+    "pending_conversations",
+    "write_marks",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,17 @@ class Merged:
     conversation_id: str
     first_log: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMarks:
+    """A member's read and delivered watermarks, both at ``position``, written with a merge:
+    a send's sender has read and received their own message (``member_fanout.py``). One
+    row, whatever the conversation's size: the other members' sort keys follow the
+    conversation's ``last_message_at`` and their unread counts its messages."""
+
+    user_pk: int
+    position: int
 
 
 Who = Callable[[ColumnElement[Any]], ColumnElement[bool]]
@@ -233,11 +252,22 @@ def _runs(low: int, high: int, skipped: set[int]) -> list[tuple[int, int]]:
 
 
 async def merge_conversation(
-    conn: AsyncConnection, conversation_id: str, user_pks: Sequence[int] | None = None
+    conn: AsyncConnection,
+    conversation_id: str,
+    user_pks: Sequence[int] | None = None,
+    *,
+    marks: ReadMarks | None = None,
 ) -> list[Merged]:
     """Merge ``conversation_id``'s pending log positions into the streams of ``user_pks``
-    (all its participants when None: prepared statements, no list); what was added."""
+    (all its participants when None: prepared statements, no list); what was added.
+
+    ``marks`` are written too, after the users' row locks like the merge's own
+    ``participants`` writes (the lock order: users, then participants). On PostgreSQL
+    they join the merge's update of that member's row when it has one (a send's sender
+    always does): one statement, one round trip, one row version fewer per send."""
     if user_pks is not None and not user_pks:
+        if marks is not None:
+            await write_marks(conn, conversation_id, marks)
         return []
     pks = None if user_pks is None else sorted(set(user_pks))
     params: dict[str, Any] = {"conv_id": conversation_id}
@@ -245,6 +275,8 @@ async def merge_conversation(
         await _rows(conn, "lock", pks, params)
     pending = await _rows(conn, "pending", pks, params)
     if not pending:
+        if marks is not None:
+            await write_marks(conn, conversation_id, marks)
         return []
     last = int(pending[0][4])
     skipped: dict[int, set[int]] = {}
@@ -254,7 +286,15 @@ async def merge_conversation(
         found = await conn.execute(_BLOCKED, {**params, "pks": blockers, "low": low, "last": last})
         for blocker, log in found:
             skipped.setdefault(int(blocker), set()).add(int(log))
-    return await _write(conn, conversation_id, last, pending, skipped)
+    return await _write(conn, conversation_id, last, pending, skipped, marks)
+
+
+async def write_marks(conn: AsyncConnection, conversation_id: str, marks: ReadMarks) -> None:
+    """``marks`` by themselves (no merge to join)."""
+    await set_read_delivered(
+        conn, conversation_id, marks.user_pk,
+        read_position=marks.position, delivered_position=marks.position,
+    )  # fmt: skip
 
 
 async def _write(
@@ -263,6 +303,7 @@ async def _write(
     last: int,
     pending: list[Any],
     skipped: dict[int, set[int]],
+    marks: ReadMarks | None,
 ) -> list[Merged]:
     added: list[Merged] = []
     extend: list[dict[str, Any]] = []
@@ -288,13 +329,18 @@ async def _write(
             tail = None
         heads.append({"u_pk": user_pk, "head": head})
         streamed.append({"conv_id": conversation_id, "u_pk": user_pk, "merged": upto})
+    joined = None
     if conn.dialect.name == "postgresql":
-        await _write_arrays(conn, conversation_id, extend, spans, heads, streamed)
+        if marks is not None and any(row["u_pk"] == marks.user_pk for row in streamed):
+            joined, marks = marks, None
+        await _write_arrays(conn, conversation_id, extend, spans, heads, streamed, joined)
     else:
         await _EXTEND.many(conn, extend)
         await _INSERT_SPAN.many(conn, spans)
         await _HEAD.many(conn, heads)
         await _STREAMED.many(conn, streamed)
+    if marks is not None:
+        await write_marks(conn, conversation_id, marks)
     return added
 
 
@@ -317,7 +363,11 @@ _PG_WRITE = Prepared(
         " UPDATE users SET stream_head = v.head"
         " FROM unnest(CAST(:h_pk AS BIGINT[]), CAST(:h_head AS BIGINT[])) AS v(u_pk, head)"
         " WHERE users.pk = v.u_pk RETURNING 1)"
-        " UPDATE participants SET streamed_position = v.merged"
+        " UPDATE participants SET streamed_position = v.merged,"
+        " read_position = CASE WHEN v.u_pk = CAST(:mark_pk AS BIGINT)"
+        " THEN CAST(:mark_pos AS BIGINT) ELSE participants.read_position END,"
+        " delivered_position = CASE WHEN v.u_pk = CAST(:mark_pk AS BIGINT)"
+        " THEN CAST(:mark_pos AS BIGINT) ELSE participants.delivered_position END"
         " FROM unnest(CAST(:h_pk AS BIGINT[]), CAST(:merged AS BIGINT[])) AS v(u_pk, merged)"
         " WHERE participants.conversation_id = :conv_id AND participants.user_pk = v.u_pk"
     )
@@ -327,7 +377,9 @@ number of members (a round for 200 connected members once spent most of its CPU 
 800 parameter sets through the driver; then four statements through SQLAlchemy cost a 1:1
 send a tenth of its CPU). Its parts touch different rows, so running them as one
 statement's data-modifying CTEs, which see one snapshot, changes nothing; the users' rows
-were locked before (``lock``), so the lock order stays users, then participants."""
+were locked before (``lock``), so the lock order stays users, then participants. A
+member's read marks (``mark_pk``, ``mark_pos``; NULL for none) are set in the same update
+of their ``participants`` row, which one statement may update only once."""
 
 
 async def _write_arrays(
@@ -337,6 +389,7 @@ async def _write_arrays(
     spans: list[dict[str, Any]],
     heads: list[dict[str, Any]],
     streamed: list[dict[str, Any]],
+    marks: ReadMarks | None,
 ) -> None:
     params = {
         "conv_id": conversation_id,
@@ -350,6 +403,8 @@ async def _write_arrays(
         "h_pk": [row["u_pk"] for row in heads],
         "h_head": [row["head"] for row in heads],
         "merged": [row["merged"] for row in streamed],
+        "mark_pk": marks.user_pk if marks is not None else None,
+        "mark_pos": marks.position if marks is not None else None,
     }
     await _PG_WRITE.rowcount(conn, params)
 
