@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +106,11 @@ class Transaction:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
 
+    def committed(self) -> None:
+        """Run the ``after_commit`` callbacks (the transaction has committed)."""
+        for callback in self._after_commit:
+            callback()
+
 
 class Database:
     def __init__(
@@ -129,7 +134,11 @@ class Database:
         options = SQLiteOptions(synchronous, autocheckpoint=self._checkpointer is None)
         self.engine = make_engine(url, sqlite_options=options, pg_pool_size=pg_pool_size)
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.is_postgres
+            else self.engine
+        )
         """PostgreSQL: the same pool, for reads (no BEGIN or ROLLBACK round trips)."""
         self._held: AsyncConnection | None = None
         """SQLite: the one connection, opened on first use (see the module docstring)."""
@@ -156,11 +165,19 @@ class Database:
         if _HOLDING.get():
             raise NestedConnectionError("nested database connection in one task")
 
-    @asynccontextmanager
-    async def _connect(self, *, reading: bool = False) -> AsyncIterator[AsyncConnection]:
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """This task holds a connection until the block ends; a second one is refused."""
         self._refuse_nested()
         marker = _HOLDING.set(True)
         try:
+            yield
+        finally:
+            _HOLDING.reset(marker)
+
+    @asynccontextmanager
+    async def _connect(self, *, reading: bool = False) -> AsyncIterator[AsyncConnection]:
+        with self._holding():
             if self.is_postgres:
                 engine = self._autocommit if reading else self.engine
                 async with engine.connect() as conn:
@@ -172,8 +189,6 @@ class Database:
                         yield conn
                     finally:
                         await self._end_use(conn)
-        finally:
-            _HOLDING.reset(marker)
 
     async def _held_connection(self) -> AsyncConnection:
         if self._held is None or self._held.closed or self._held.invalidated:
@@ -203,24 +218,18 @@ class Database:
             tx = Transaction(conn=conn, is_postgres=self.is_postgres)
             async with conn.begin():
                 yield tx
-        for callback in tx._after_commit:
-            callback()
+        tx.committed()
 
     @asynccontextmanager
     async def transaction_on(self, conn: AsyncConnection) -> AsyncIterator[Transaction]:
         """:meth:`transaction` on a connection the caller keeps between transactions (a
         PostgreSQL write lane's, ``pg_batching.py``), with the same guard against a second
         connection in one task."""
-        self._refuse_nested()
-        marker = _HOLDING.set(True)
-        try:
+        with self._holding():
             tx = Transaction(conn=conn, is_postgres=self.is_postgres)
             async with conn.begin():
                 yield tx
-        finally:
-            _HOLDING.reset(marker)
-        for callback in tx._after_commit:
-            callback()
+        tx.committed()
 
     async def write(
         self, job: Callable[[Transaction], Awaitable[T]], *, key: str | None = None
