@@ -26,7 +26,9 @@ from sqlalchemy import (
     Float,
     Integer,
     LargeBinary,
+    Select,
     Update,
+    and_,
     bindparam,
     case,
     cast,
@@ -129,10 +131,10 @@ _HOLDING = (
     .limit(1)
     .subquery()
 )
-_ENTRIES = Prepared(union_all(select(*_HOLDING.c), select(*_AFTER.c)))
+_ENTRIES = union_all(select(*_HOLDING.c), select(*_AFTER.c))
 """The entries after ``after``, and first the one holding ``after`` itself (a span may go
-on past it): one statement, one round trip on PostgreSQL. Subqueries, because SQLite
-allows ``ORDER BY``/``LIMIT`` in a compound's members only there."""
+on past it). Subqueries, because SQLite allows ``ORDER BY``/``LIMIT`` in a compound's
+members only there."""
 
 
 def _payload_size(dialect: str) -> ColumnElement[Any]:
@@ -141,9 +143,55 @@ def _payload_size(dialect: str) -> ColumnElement[Any]:
     return func.length(cast(events.c.payload, LargeBinary))
 
 
-def _capped(size: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The payload when its ``size`` is at most ``:cap`` bytes, else NULL."""
-    return case((size <= bindparam("cap", type_=Integer), events.c.payload), else_=null())
+def _page(dialect: str) -> Select[Any]:
+    """A page of a stream in one statement: (position, event id, payload size, payload or
+    NULL), ascending, for positions ``after+1 .. after+limit``.
+
+    The entries (``_ENTRIES``) are expanded in SQL: a single entry is its event, a span
+    is a range of its conversation's log (one index range scan), clipped to the page. A
+    stream is dense, so the page's positions are known without counting slots. A payload
+    comes only when it is at most ``max_bytes`` over the page's row count, so what one
+    read returns stays within ``max_bytes`` however large the events; larger ones are read
+    after, if the page keeps them (``read_stream_page``). On PostgreSQL this is one round
+    trip: a delivery heard of from another node is one statement, where expanding the
+    entries in Python cost three."""
+    entries = _ENTRIES.cte("entries")
+    after = bindparam("after", type_=BigInteger)
+    end = after + bindparam("limit", type_=Integer)
+    size = _payload_size(dialect)
+    singles = (
+        select(entries.c.pos.label("at"), events.c.id, size.label("size"), events.c.payload)
+        .join_from(entries, events, events.c.id == entries.c.event_id)
+        .where(entries.c.last_pos.is_(None), entries.c.pos > after, entries.c.pos <= end)
+    )
+    first = entries.c.first_log_position
+    spans = (
+        select(
+            (entries.c.pos + events.c.log_position - first).label("at"),
+            events.c.id,
+            size.label("size"),
+            events.c.payload,
+        )
+        .join_from(
+            entries,
+            events,
+            and_(
+                events.c.conversation_id == entries.c.conversation_id,
+                events.c.log_position >= first,
+                events.c.log_position > first + after - entries.c.pos,
+                events.c.log_position <= first + entries.c.last_pos - entries.c.pos,
+                events.c.log_position <= first + end - entries.c.pos,
+            ),
+        )
+        .where(entries.c.last_pos.is_not(None))
+    )
+    found = union_all(singles, spans).subquery("found")
+    share = bindparam("max_bytes", type_=Integer) // func.count().over()
+    capped = case((found.c.size <= share, found.c.payload), else_=null())
+    return select(found.c.at, found.c.id, found.c.size, capped).order_by(found.c.at)
+
+
+_PAGE = Prepared(_page("sqlite"), postgresql=_page("postgresql"))
 
 
 def _by_log(*columns: ColumnElement[Any]) -> Prepared:
@@ -156,61 +204,7 @@ def _by_log(*columns: ColumnElement[Any]) -> Prepared:
     )
 
 
-_LOG_SIZED = {
-    d: _by_log(_payload_size(d), _capped(_payload_size(d))) for d in ("sqlite", "postgresql")
-}
 _LOG_PAYLOADS = _by_log(events.c.payload)
-
-Slot = tuple[int, int | None, str | None, int | None]
-"""(stream position, event id of a single entry, conversation and log position of a span's)."""
-
-
-def _slots(entries: Sequence[Any], after: int, limit: int) -> list[Slot]:
-    """The stream positions after ``after`` the entries hold, at most ``limit``."""
-    slots: list[Slot] = []
-    for pos, last_pos, event_id, conversation_id, first_log in entries:
-        if last_pos is None:
-            if pos > after:
-                slots.append((int(pos), int(event_id), None, None))
-        else:
-            for at in range(max(int(pos), after + 1), int(last_pos) + 1):
-                slots.append((at, None, str(conversation_id), int(first_log) + at - int(pos)))
-                if len(slots) >= limit:
-                    break
-        if len(slots) >= limit:
-            break
-    return slots[:limit]
-
-
-async def _values(
-    conn: AsyncConnection,
-    slots: list[Slot],
-    columns: tuple[ColumnElement[Any], ...],
-    by_log: Prepared,
-    extra: dict[str, Any],
-) -> list[tuple[Any, ...]]:
-    """``columns`` of each slot's event, in slot order (``by_log`` selects them by log
-    position, after the log position; ``extra``: its parameters besides the range)."""
-    singles = [s[1] for s in slots if s[1] is not None]
-    by_id: dict[int, tuple[Any, ...]] = {}
-    if singles:
-        found = await conn.execute(
-            select(events.c.id, *columns).where(events.c.id.in_(singles)), extra
-        )
-        by_id = {int(row[0]): tuple(row[1:]) for row in found}
-    ranges: dict[str, list[int]] = {}
-    for _, _, conversation_id, log in slots:
-        if conversation_id is not None and log is not None:
-            ranges.setdefault(conversation_id, []).append(log)
-    by_key: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for conversation_id, logs in ranges.items():
-        params = {"conv_id": conversation_id, "low": min(logs), "high": max(logs), **extra}
-        for row in await by_log.all(conn, params):
-            by_key[(conversation_id, int(row[0]))] = tuple(row[1:])
-    return [
-        by_id[ev] if ev is not None else by_key[(str(conv), int(log or 0))]
-        for _, ev, conv, log in slots
-    ]
 
 
 def _last_within(sizes: Sequence[Any], max_bytes: int) -> int | None:
@@ -353,44 +347,30 @@ async def read_stream_page(
 ) -> StoredPage:
     """:func:`read_stream`, saying whether the page reached the stream's end.
 
-    Index rows and spans (``storage/spans.py``) are expanded into positions first; then
-    the sizes of their events say where the page must end, and only the payloads up to
-    there are kept (a page of 500 events could otherwise be hundreds of megabytes). The
-    sizes come with every payload of at most ``max_bytes / slots`` bytes, so what is read
-    stays within ``max_bytes`` and a page of chat messages takes two statements (on
-    PostgreSQL round trips), not four; larger payloads are read after, if the page keeps
-    them."""
-    params = {"user_pk": user_pk, "after": after, "limit": limit}
-    entries = sorted(await _ENTRIES.all(conn, params), key=lambda entry: int(entry[0]))
-    slots = _slots(entries, after, limit)
-    if not slots:
+    One statement (``_page``) gives the page's positions with their sizes, and the
+    payloads small enough that all of them together stay within ``max_bytes``; the sizes
+    say where the page must end (a page of 500 events could otherwise be hundreds of
+    megabytes), and a larger payload the page keeps is read after, by id."""
+    params = {"user_pk": user_pk, "after": after, "limit": limit, "max_bytes": max_bytes}
+    rows = await _PAGE.all(conn, params)
+    if not rows:
         return StoredPage([], complete=True)
-    # Sizes, and with them each payload small enough that all of them together stay within
-    # max_bytes: for a page of chat messages that is the page, in one statement per source.
-    cap = max(1, max_bytes // len(slots))
-    dialect = conn.dialect.name
-    size = _payload_size(dialect)
-    found = await _values(conn, slots, (size, _capped(size)), _LOG_SIZED[dialect], {"cap": cap})
-    sized = [(slot[0], row[0]) for slot, row in zip(slots, found, strict=True)]
-    last = _last_within(sized, max_bytes)
-    kept = [
-        (slot, row[1])
-        for slot, row in zip(slots, found, strict=True)
-        if last is not None and slot[0] <= last
-    ]
-    missing = [slot for slot, payload in kept if payload is None]
+    last = _last_within([(row[0], row[2]) for row in rows], max_bytes)
+    kept = [row for row in rows if last is not None and int(row[0]) <= last]
+    missing = [int(row[1]) for row in kept if row[3] is None]
     more: dict[int, Any] = {}
     if missing:
-        rows = await _values(conn, missing, (events.c.payload,), _LOG_PAYLOADS, {})
-        more = {slot[0]: row[0] for slot, row in zip(missing, rows, strict=True)}
-    found_events = [
-        StoredEvent(
-            pos=slot[0], event_json=(payload if payload is not None else more[slot[0]]).encode()
+        found = await conn.execute(
+            select(events.c.id, events.c.payload).where(events.c.id.in_(missing))
         )
-        for slot, payload in kept
+        more = {int(event_id): payload for event_id, payload in found}
+    page = [
+        StoredEvent(
+            pos=int(at), event_json=(payload if payload is not None else more[int(ev)]).encode()
+        )
+        for at, ev, _, payload in kept
     ]
-    complete = len(slots) < limit and len(kept) == len(slots)
-    return StoredPage(found_events, complete=complete)
+    return StoredPage(page, complete=len(rows) < limit and len(kept) == len(rows))
 
 
 async def log_payloads(
