@@ -10,19 +10,22 @@ from chinwag.server.storage.events import StoredEvent, StoredPage
 
 
 class Store:
-    """A user's stream as ``read_page`` sees it; ``gate`` holds the next read open."""
+    """A user's stream as ``read_page`` sees it; ``gate`` holds the next read open after
+    it has read (as a statement sees what was committed when it began)."""
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
         self.reads = 0
+        self.merges: list[bool] = []
         self.gate: asyncio.Event | None = None
 
-    async def read_page(self, after: int, limit: int) -> StoredPage:
+    async def read_page(self, after: int, limit: int, merge: bool) -> StoredPage:
         self.reads += 1
+        self.merges.append(merge)
+        found = [e for e in self.events if e.pos > after]
         if self.gate is not None:
             gate, self.gate = self.gate, None
             await gate.wait()
-        found = [e for e in self.events if e.pos > after]
         return StoredPage(found[:limit], complete=len(found) <= limit)
 
     def append(self) -> None:
@@ -96,3 +99,47 @@ async def test_a_page_cut_short_is_read_on() -> None:
     await settle(store, 3)
     await asyncio.sleep(0.1)
     assert (store.reads, conn.cursor) == (3, 5)
+
+
+async def test_a_hint_for_what_the_running_read_delivers_costs_no_second_read() -> None:
+    """Two messages heard of while the first one's read is under way: that read finds
+    both, and the second hint names nothing past the cursor."""
+    store, sent = Store(), []
+    conn = connection(store, sent)
+    gate = store.gate = asyncio.Event()
+    store.append()
+    store.append()
+    conn.hint(1)
+    await settle(store, 1)
+    conn.hint(2)
+    gate.set()
+    await asyncio.sleep(0.2)
+    assert (store.reads, conn.cursor) == (1, 2)
+
+
+async def test_only_a_replay_and_a_resync_merge_what_is_pending() -> None:
+    """A hint's events are in the store already; what a replay or a resync must find may
+    still be pending in a big conversation."""
+    store, sent = Store(), []
+    conn = connection(store, sent)
+    conn.start_replay()
+    await settle(store, 1)
+    store.append()
+    conn.hint(1)
+    await settle(store, 2)
+    conn.resync()
+    await settle(store, 3)
+    assert store.merges == [True, False, True]
+
+
+async def test_a_resync_during_a_read_reads_once_more_and_merges() -> None:
+    store, sent = Store(), []
+    conn = connection(store, sent)
+    gate = store.gate = asyncio.Event()
+    conn.hint(1)
+    await settle(store, 1)
+    conn.resync()
+    gate.set()
+    await settle(store, 2)
+    await asyncio.sleep(0.1)
+    assert store.merges == [False, True]

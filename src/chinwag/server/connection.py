@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -41,9 +42,13 @@ PEER_CLOSED = "peer"
 CANCELLED = "cancelled"
 """The 4400 reason of a connection whose task was cancelled before it chose a close."""
 
-ReadPage = Callable[[int, int], Awaitable[StoredPage]]
-"""``read_page(after, limit)``: the user's stored events after a position, ascending, and
-whether that was all of them."""
+ReadPage = Callable[[int, int, bool], Awaitable[StoredPage]]
+"""``read_page(after, limit, merge)``: the user's stored events after a position,
+ascending, and whether that was all of them; ``merge``: merge what is pending for the user
+first (``handlers/events.py``), which a replay and a resync need and a hint does not."""
+
+_ANY = sys.maxsize
+"""``_recheck`` for a resync: read once more whatever the cursor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,7 @@ class Connection:
         "_cursor",
         "_going_away",
         "_mark",
+        "_merge",
         "_page_size",
         "_queue",
         "_queue_bytes",
@@ -132,7 +138,12 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[Any] | None = None
         self._catching_up = False
-        self._recheck = False
+        self._recheck = 0
+        """A position a hint named during a catch-up: read once more unless the cursor
+        passed it (``_ANY``: once more in any case). Never waited for, as ``_wanted`` is: a
+        hint is untrusted (it may come from a forged doorbell) and costs one read at most."""
+        self._merge = False
+        """The next read merges what is pending first (``ReadPage``)."""
         self._catch_up_task: asyncio.Task[None] | None = None
         self._close_after: Close | None = None
         self._closed: Close | None = None
@@ -166,8 +177,14 @@ class Connection:
             self._start_catch_up(announce=False)
 
     def hint(self, pos: int) -> None:
-        if not self.ending and pos > self._cursor:
-            self.resync()
+        """Another node says the stream reached ``pos``: the events are in the store (a
+        doorbell rings after commit), so one read, with nothing to merge, finds them."""
+        if self.ending or pos <= self._cursor:
+            return
+        if self._catching_up:
+            self._recheck = max(self._recheck, pos)
+        else:
+            self._start_catch_up(announce=False)
 
     def offer_signal(self, frame: bytes) -> None:
         if not self.ending:
@@ -176,8 +193,9 @@ class Connection:
     def resync(self) -> None:
         if self.ending:
             return
+        self._merge = True
         if self._catching_up:
-            self._recheck = True  # the running catch-up may have read already: once more
+            self._recheck = _ANY  # the running catch-up may have read already: once more
         else:
             self._start_catch_up(announce=False)
 
@@ -188,6 +206,7 @@ class Connection:
         if self.ending:
             return
         self._close_after = _close_for(reason, wipe)
+        self._merge = True
         if not self._catching_up:
             self._start_catch_up(announce=False)
 
@@ -205,7 +224,10 @@ class Connection:
 
     def start_replay(self) -> None:
         """Replay the store after the cursor, then send ``caught_up``; call once, after the
-        connection is registered with the hub (so no live event can fall between)."""
+        connection is registered with the hub (so no live event can fall between). It
+        merges what is pending first: a message committed between ``hello`` and
+        registering reaches the socket this way."""
+        self._merge = True
         self._start_catch_up(announce=True)
 
     async def send(self, frame: bytes) -> None:
@@ -366,7 +388,9 @@ class Connection:
     async def _read_until_current(self, *, announce: bool) -> None:
         while True:
             # Shielded: cancelling the connection must not cut a database read in half.
-            page = await asyncio.shield(self._read_page(self._cursor, self._page_size))
+            merge, self._merge = self._merge, False
+            read = self._read_page(self._cursor, self._page_size, merge)
+            page = await asyncio.shield(read)
             progressed = False
             whole = page.complete
             for stored in page.events:
@@ -390,8 +414,8 @@ class Connection:
                 await self._put(caught_up_frame(self._cursor))
                 if self._cursor < self._wanted:
                     continue
-            if self._recheck:
-                self._recheck = False
+            recheck, self._recheck = self._recheck, 0
+            if recheck > self._cursor:
                 continue
             self._catching_up = False
             return

@@ -248,9 +248,14 @@ def _connect(services: Services, caller: Authenticated, cursor: int, send: Send)
     )
 
 
-async def _read_page(services: Services, user_pk: int, after: int, limit: int) -> StoredPage:
-    """A page of the stream, once what is pending is merged: a message committed between
-    ``hello`` and registering with the hub reaches the socket through its replay."""
+async def _read_page(
+    services: Services, user_pk: int, after: int, limit: int, merge: bool
+) -> StoredPage:
+    """A page of the stream, with what is pending merged first when ``merge`` (see
+    ``Connection``'s ``ReadPage``): one statement when not."""
+    if not merge:
+        async with services.db.read() as db:
+            return await event_store.read_stream_page(db, user_pk, after=after, limit=limit)
     async with merged_read(services, user_pk) as db:
         return await event_store.read_stream_page(db, user_pk, after=after, limit=limit)
 
