@@ -173,7 +173,8 @@ def write_markdown(path: Path, run: dict[str, Any]) -> None:
         "",
         f"Machine: {info['cores_logical']} logical cores ({info['cpu']}, "
         f"{info['cpu_mhz']} MHz), {info['memory_gib']} GiB, Python {info['python']}, "
-        f"SQLite {info['sqlite']}, {info['platform']}; {info['date']}. "
+        f"SQLite {info['sqlite']}, {info['platform']}; {info['date']}; speed probe "
+        f"{info.get('speed_probe_ms', '—')} ms (`_load.speed_probe`: lower is faster). "
         f"Database: `{run['database']}`. Load average at start: {fmt_load(info['loadavg'])}, "
         f"at end: {fmt_load(run['load_end'])} (other engineers' test suites share the cores).",
         "",

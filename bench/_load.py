@@ -62,10 +62,28 @@ def loadavg() -> tuple[float, float, float]:
     return (round(one, 2), round(five, 2), round(fifteen, 2))
 
 
+def speed_probe() -> float:
+    """Milliseconds one core takes for a fixed piece of pure Python (best of five).
+
+    Why: this machine's speed varies about threefold across a day (bench/README.md), with
+    the same clock rate and no other load on it, so a figure is comparable with another
+    only when this probe read about the same for both."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i ^ (i >> 3)
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def machine_info() -> dict[str, object]:
-    """Cores, load, Python and SQLite: what a reader needs to weigh the figures."""
+    """Cores, load, Python, SQLite and a speed probe: what a reader needs to weigh the
+    figures."""
     freq = psutil.cpu_freq()
     return {
+        "speed_probe_ms": speed_probe(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": platform.processor() or platform.machine(),
         "cores_logical": psutil.cpu_count(logical=True),

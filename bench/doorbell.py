@@ -97,7 +97,8 @@ def write_markdown(path: Path, runs: list[dict[str, Any]], args: argparse.Namesp
         f"Command: `{runs[0]['doorbell_command']}`",
         "",
         f"Machine: {info['cores_logical']} logical cores, {info['memory_gib']} GiB, Python "
-        f"{info['python']}, SQLite {info['sqlite']}; {info['date']}. Load average (1 min) "
+        f"{info['python']}, SQLite {info['sqlite']}; {info['date']}; speed probe "
+        f"{info.get('speed_probe_ms', '—')} ms. Load average (1 min) "
         f"between {min(loads):.2f} and {max(loads):.2f} over the runs (the cores are shared "
         f"with other engineers' test suites). Server code: {runs[0]['server_code']}.",
         "",
