@@ -52,7 +52,7 @@ async def settle(store: Store, reads: int) -> None:
 
 
 async def test_a_false_position_costs_one_read_and_delivers_nothing() -> None:
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     conn.hint(10**9)
     await settle(store, 1)
@@ -64,7 +64,7 @@ async def test_a_false_position_costs_one_read_and_delivers_nothing() -> None:
 
 
 async def test_a_hint_during_a_read_reads_once_more_and_delivers_the_event() -> None:
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     gate = store.gate = asyncio.Event()
     conn.hint(1)
@@ -80,7 +80,7 @@ async def test_a_hint_during_a_read_reads_once_more_and_delivers_the_event() -> 
 
 async def test_a_new_event_heard_from_another_node_costs_one_read() -> None:
     """A whole page shows the stream is current: no second read to find it empty."""
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     store.append()
     conn.hint(1)
@@ -90,7 +90,7 @@ async def test_a_new_event_heard_from_another_node_costs_one_read() -> None:
 
 
 async def test_a_page_cut_short_is_read_on() -> None:
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     conn._page_size = 2
     for _ in range(5):
@@ -104,7 +104,7 @@ async def test_a_page_cut_short_is_read_on() -> None:
 async def test_a_hint_for_what_the_running_read_delivers_costs_no_second_read() -> None:
     """Two messages heard of while the first one's read is under way: that read finds
     both, and the second hint names nothing past the cursor."""
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     gate = store.gate = asyncio.Event()
     store.append()
@@ -120,7 +120,7 @@ async def test_a_hint_for_what_the_running_read_delivers_costs_no_second_read() 
 async def test_only_a_replay_and_a_resync_merge_what_is_pending() -> None:
     """A hint's events are in the store already; what a replay or a resync must find may
     still be pending in a big conversation."""
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     conn.start_replay()
     await settle(store, 1)
@@ -133,7 +133,7 @@ async def test_only_a_replay_and_a_resync_merge_what_is_pending() -> None:
 
 
 async def test_a_resync_during_a_read_reads_once_more_and_merges() -> None:
-    store, sent = Store(), []
+    store, sent = Store(), list[Any]()
     conn = connection(store, sent)
     gate = store.gate = asyncio.Event()
     conn.hint(1)

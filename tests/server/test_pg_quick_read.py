@@ -110,7 +110,8 @@ async def test_a_read_whose_backend_drops_under_it_runs_once_more(
         return int((await conn.execute(text("SELECT 42"))).scalar_one())
 
     assert await db.quick_read(read) == 42
-    assert len(pids) == 2 and pids[0] != pids[1]
+    assert len(pids) == 2
+    assert pids[0] != pids[1]
 
 
 async def test_an_error_that_is_not_a_dropped_connection_is_not_retried(db: Database) -> None:

@@ -1,11 +1,12 @@
 """The outbox under concurrency and the bookkeeping push relies on, on SQLite and
 PostgreSQL: two workers on one database send each delivery once; a device's online lease
 follows its socket; ending a session forgets its push token; a rolled-back change leaves
-nothing in the outbox."""
+nothing in the outbox; a send retried with its id owes the outside world nothing more."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from chinwag.server.handlers.sessions import revoke_user_sessions
 from chinwag.server.settings import Settings
 from chinwag.server.storage.events import append_event
-from chinwag.server.storage.schema import push_tokens, webhook_outbox
+from chinwag.server.storage.schema import push_jobs, push_tokens, webhook_outbox
 from chinwag.server.storage.users import get_user
 from chinwag.server.webhooks.sender import Sender
 from chinwag.server.webhooks.worker import WebhookWorker
@@ -155,3 +156,43 @@ async def _user_pk(server: RunningServer, app_id: str, user_id: str) -> int:
 async def _outbox_rows(conn: Any) -> int:
     found = await conn.execute(select(func.count()).select_from(webhook_outbox))
     return int(found.scalar_one())
+
+
+async def test_a_send_retried_with_its_id_writes_its_webhook_row_and_push_job_once(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: dict[str, str]
+) -> None:
+    """On PostgreSQL both are written by the message's own statement, only when it
+    inserted the message: a retry after a lost answer finds the id taken and writes none."""
+    hook = await client.post(
+        f"/v1/platform/apps/{app.app_id}/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["message.created"]},
+        headers=ADMIN,
+    )
+    assert hook.status_code == 201, hook.text
+    gateway = await client.put(
+        f"/v1/platform/apps/{app.app_id}/push-gateway",
+        json={"url": "http://127.0.0.1:9/push", "include_body": False},
+        headers=ADMIN,
+    )
+    assert gateway.status_code == 200, gateway.text
+    bob = await login(client, app, "bob", server.clock.now())
+    bob_headers = {"Authorization": f"Bearer {bob['session_token']}"}
+    token = await client.post(
+        "/v1/push_tokens", json={"kind": "apns", "token": "tok-bob"}, headers=bob_headers
+    )
+    assert token.status_code == 204, token.text
+    conv = await start(client, alice, "bob")
+    message = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "hi"}]}
+    answers = [
+        await client.post(f"/v1/conversations/{conv}/messages", json=message, headers=alice)
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 200, 200]
+    async with server.services.db.read() as conn:
+        hooks = await conn.scalar(
+            select(func.count())
+            .select_from(webhook_outbox)
+            .where(webhook_outbox.c.event_type == "message.created")
+        )
+        jobs = await conn.scalar(select(func.count()).select_from(push_jobs))
+    assert (hooks, jobs) == (1, 1)

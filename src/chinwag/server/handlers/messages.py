@@ -45,6 +45,7 @@ from chinwag.server.storage.events import event_payload
 from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
 from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
 from chinwag.server.storage.messages import MessageRow
+from chinwag.server.storage.outbox import message_outbox
 from chinwag.server.storage.spans import ReadMarks
 
 __all__ = [
@@ -178,18 +179,21 @@ async def store_message(
     if joins_event(tx.conn):
         expected = conv.last_position + 1
         body = message_json(_sent_row(values, sender, expected), conv.public_id, parts=msg.parts)
-        stored = event_payload(EventType.MESSAGE_CREATED, {"message": body}, now)
-        sent = SentEvent(EventType.MESSAGE_CREATED, stored, expected)
-        position = await store_sent(tx.conn, values, sent)
+        data = {"message": body}
+        stored = event_payload(EventType.MESSAGE_CREATED, data, now)
+        outbox = message_outbox(sender.app_id, data, conv.id, now)
+        sent = SentEvent(EventType.MESSAGE_CREATED, stored, expected, outbox)
+        inserted = await store_sent(tx.conn, values, sent)
     else:
-        position = await store_sent(tx.conn, values)
-    if position is None:
+        inserted = await store_sent(tx.conn, values)
+    if inserted is None:
         existing = await message_store.get_message_by_public_id(
             tx.conn, sender.app_id, msg.message_id
         )
         if existing is None:
             raise IdInUse("That message id is already in use.")
         return _repeat(existing, sender, conv, msg.encoded), False
+    position = inserted.position
     if body is None:
         body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
     eager = conv.participant_count <= EAGER_MEMBERS
@@ -198,7 +202,7 @@ async def store_message(
     appended = await append_message(
         tx.conn, app_id=sender.app_id, conversation_id=conv.id, position=position,
         event_type=EventType.MESSAGE_CREATED, data={"message": body}, now=now, eager=eager,
-        stored=stored, marks=ReadMarks(sender.user.pk, position),
+        stored=stored, marks=ReadMarks(sender.user.pk, position), outbox=inserted.outbox,
     )  # fmt: skip
     tx.after_commit(metrics.messages_stored)
     emit(services, tx, appended)  # in a big conversation: no readers yet, only the outbox

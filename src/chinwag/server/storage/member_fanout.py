@@ -43,13 +43,15 @@ async def append_message(
     eager: bool,
     stored: bytes | None = None,
     marks: ReadMarks | None = None,
+    outbox: bool | None = None,
 ) -> Appended:
     """Write ``message.created`` at log ``position`` of ``conversation_id``; when ``eager``,
     merge it into the members' streams now. What to announce after commit: the readers'
     positions when eager, none otherwise (the caller rings the conversation's doorbell).
     ``stored``: the event's payload, already written with the message (PostgreSQL:
     ``message_send.store_sent``). ``marks``: the sender's read and delivered watermarks,
-    written with the merge (``spans.merge_conversation``)."""
+    written with the merge (``spans.merge_conversation``). ``outbox``: whether its webhook
+    and push rows were written with the message (None: they are written here)."""
     payload = stored
     if payload is None:
         payload = event_payload(event_type, data, now)
@@ -65,10 +67,11 @@ async def append_message(
                 targets.append((added.user_pk, added.pos + offset))
     elif marks is not None:
         await write_marks(conn, conversation_id, marks)
-    outbox = await write_outbox(
-        conn, app_id=app_id, event_type=event_type, data=data, now=now,
-        conversation_id=conversation_id, readers=[pk for pk, _ in targets],
-    )  # fmt: skip
+    if outbox is None:
+        outbox = await write_outbox(
+            conn, app_id=app_id, event_type=event_type, data=data, now=now,
+            conversation_id=conversation_id, readers=[pk for pk, _ in targets],
+        )  # fmt: skip
     return Appended(
         app_id=app_id, event_json=payload, targets=tuple(sorted(targets)), outbox=outbox
     )

@@ -17,6 +17,10 @@ the insert will take (it holds the conversation's row lock, so it is the convers
 events … SELECT … FROM m)`` writes it only when the message was inserted: one round
 trip fewer per send.
 
+So do the message's webhook row and push jobs (``outbox.py``), when the caller has built
+their parameters: ``INSERT … SELECT … WHERE EXISTS (SELECT FROM m)``, so a retried send
+that inserted nothing owes the outside world nothing either. One more round trip fewer.
+
 The sender's read and delivered marks (a ``participants`` row) are *not* joined in,
 though they follow from the insert too: the merge into members' streams that comes next
 locks ``users`` rows and then writes ``participants`` (``spans.py``), and a send that
@@ -32,19 +36,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, insert, select, update
+from sqlalchemy import Float, String, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage import messages as message_store
+from chinwag.server.storage import push as push_store
+from chinwag.server.storage import webhook_outbox as webhook_store
 from chinwag.server.storage.engines import is_postgres
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import conversations, events, messages
+from chinwag.server.storage.schema import (
+    conversations,
+    events,
+    messages,
+    push_jobs,
+    webhook_outbox,
+)
 
-__all__ = ["SentEvent", "joins_event", "store_sent"]
+__all__ = ["SentEvent", "Stored", "joins_event", "store_sent"]
 
 
-def _in_one_statement(*, with_event: bool = False) -> Prepared:
+def _in_one_statement(*, with_event: bool = False, with_outbox: bool = False) -> Prepared:
     inserted = (
         pg_insert(messages)
         .values(message_store.NEW_MESSAGE)
@@ -77,11 +89,25 @@ def _in_one_statement(*, with_event: bool = False) -> Prepared:
             ),
         )
         query = query.add_cte(event.cte("e"))
+    if with_outbox:
+        inserted_one = select(literal(1)).select_from(inserted).exists()
+        webhook = webhook_store.enqueue_statement(inserted_one)
+        push = push_store.enqueue_statement(inserted_one)
+        written = (
+            select(func.count())
+            .select_from(webhook.returning(webhook_outbox.c.id).cte("w"))
+            .scalar_subquery()
+            + select(func.count())
+            .select_from(push.returning(push_jobs.c.id).cte("p"))
+            .scalar_subquery()
+        )
+        query = query.add_columns(written)
     return Prepared(query)
 
 
 _STORE_SENT = _in_one_statement()
 _STORE_SENT_WITH_EVENT = _in_one_statement(with_event=True)
+_STORE_SENT_WITH_OUTBOX = _in_one_statement(with_event=True, with_outbox=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +117,18 @@ class SentEvent:
     event_type: str
     payload: bytes
     position: int
+    outbox: dict[str, Any] | None = None
+    """The parameters of its webhook row and push jobs (``outbox.message_outbox``), to
+    write them with it; None: the caller writes what is owed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message inserted at ``position``."""
+
+    position: int
+    outbox: bool | None = None
+    """Whether its webhook row or push jobs were written with it (None: not attempted)."""
 
 
 def joins_event(conn: AsyncConnection) -> bool:
@@ -100,12 +138,12 @@ def joins_event(conn: AsyncConnection) -> bool:
 
 async def store_sent(
     conn: AsyncConnection, values: dict[str, Any], event: SentEvent | None = None
-) -> int | None:
+) -> Stored | None:
     """Insert the message ``values`` (every column but ``position``) at the conversation's
     next position and make it the conversation's last message; its position, or None when
     the app already has the public id (and then nothing is written). ``event`` (only where
     :func:`joins_event`): its row is written with the message, at ``event.position``,
-    which must be the position the message takes."""
+    which must be the position the message takes; with its ``outbox``, those rows too."""
     if event is not None:
         if not joins_event(conn):
             raise ValueError("this engine writes the message's event separately")
@@ -117,12 +155,16 @@ async def store_sent(
             "e_payload": event.payload.decode(),
             "e_created_at": values["sent_at"],
         }
-        row = await _STORE_SENT_WITH_EVENT.first(conn, params)
+        statement = _STORE_SENT_WITH_EVENT
+        if event.outbox is not None:
+            params |= event.outbox | {"now": values["sent_at"]}
+            statement = _STORE_SENT_WITH_OUTBOX
+        row = await statement.first(conn, params)
         if row is None:
             return None
         if int(row[0]) != event.position:  # the caller's lock did not hold: write nothing
             raise RuntimeError(f"message took position {row[0]}, not {event.position}")
-        return event.position
+        return Stored(event.position, int(row[1]) > 0 if event.outbox is not None else None)
     if not is_postgres(conn):
         position = await message_store.insert_message(conn, values)
         if position is not None:
@@ -130,7 +172,7 @@ async def store_sent(
                 conn, values["conversation_id"], position=position,
                 message_id=values["id"], now=values["sent_at"],
             )  # fmt: skip
-        return position
+        return Stored(position) if position is not None else None
     params = {**values, "conv_id": values["conversation_id"]}
     row = await _STORE_SENT.first(conn, params)
-    return int(row[0]) if row is not None else None
+    return Stored(int(row[0])) if row is not None else None

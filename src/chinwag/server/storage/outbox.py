@@ -29,7 +29,7 @@ from chinwag.server.storage.engines import is_postgres
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import push_jobs, webhook_outbox
 
-__all__ = ["webhook_body", "write_outbox"]
+__all__ = ["message_outbox", "webhook_body", "write_outbox"]
 
 
 def webhook_body(event_type: str, app_id: str, data: dict[str, Any], now: float) -> str:
@@ -78,6 +78,19 @@ async def write_outbox(
             conn, app_id=app_id, message=data["message"], conversation_id=push_in, now=now
         )
     return written
+
+
+def message_outbox(
+    app_id: str, data: dict[str, Any], conversation_id: str, now: float
+) -> dict[str, Any] | None:
+    """The parameters of a new message's webhook row and push jobs, for a statement that
+    writes them with the message (``message_send.py``, PostgreSQL); None when apps do not
+    hear of it (then :func:`write_outbox` writes what is owed)."""
+    wtype = webhook_type(EventType.MESSAGE_CREATED, data)
+    if wtype is None:
+        return None
+    params = push_store.enqueue_params(app_id, data["message"], conversation_id, now)
+    return params | {"event_type": wtype, "payload": webhook_body(wtype, app_id, data, now)}
 
 
 def _both_pg() -> Prepared:

@@ -14,7 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Insert,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
@@ -37,6 +48,7 @@ __all__ = [
     "drop_online",
     "enqueue",
     "enqueue_params",
+    "enqueue_statement",
     "forget_sessions",
     "get_gateway",
     "mark_offline",
@@ -82,48 +94,54 @@ class DueJob:
     token: str
 
 
-ENQUEUE_STATEMENT = insert(push_jobs).from_select(
-    [
-        "app_id",
-        "session_id",
-        "user_pk",
-        "conversation_id",
-        "conversation_public_id",
-        "message_id",
-        "attempts",
-        "next_attempt_at",
-        "created_at",
-    ],
-    select(
-        push_tokens.c.app_id,
-        push_tokens.c.session_id,
-        push_tokens.c.user_pk,
-        bindparam("conversation_id"),
-        bindparam("conversation_public_id"),
-        bindparam("message_id"),
-        literal(0),
-        bindparam("now", type_=Float),
-        bindparam("now", type_=Float),
-    )
-    .select_from(
-        push_tokens.join(push_gateways, push_gateways.c.app_id == push_tokens.c.app_id).join(
-            users, users.c.pk == push_tokens.c.user_pk
+def enqueue_statement(*only_if: ColumnElement[bool]) -> Insert:
+    """The push jobs' ``INSERT … SELECT``, writing only when ``only_if`` also holds.
+    Parameters ``app_id``, ``sender_id``, ``conversation_id``, ``conversation_public_id``,
+    ``message_id``, ``now`` (see ``webhook_outbox.enqueue_statement``)."""
+    return insert(push_jobs).from_select(
+        [
+            "app_id",
+            "session_id",
+            "user_pk",
+            "conversation_id",
+            "conversation_public_id",
+            "message_id",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+        ],
+        select(
+            push_tokens.c.app_id,
+            push_tokens.c.session_id,
+            push_tokens.c.user_pk,
+            bindparam("conversation_id"),
+            bindparam("conversation_public_id"),
+            bindparam("message_id"),
+            literal(0),
+            bindparam("now", type_=Float),
+            bindparam("now", type_=Float),
         )
-    )
-    .where(
-        push_tokens.c.user_pk.in_(
-            select(participants.c.user_pk).where(
-                participants.c.conversation_id == bindparam("conversation_id"),
-                participants.c.left_at.is_(None),
+        .select_from(
+            push_tokens.join(push_gateways, push_gateways.c.app_id == push_tokens.c.app_id).join(
+                users, users.c.pk == push_tokens.c.user_pk
             )
+        )
+        .where(
+            push_tokens.c.user_pk.in_(
+                select(participants.c.user_pk).where(
+                    participants.c.conversation_id == bindparam("conversation_id"),
+                    participants.c.left_at.is_(None),
+                )
+            ),
+            push_tokens.c.app_id == bindparam("app_id"),
+            push_gateways.c.enabled.is_(True),
+            users.c.user_id != bindparam("sender_id"),
+            *only_if,
         ),
-        push_tokens.c.app_id == bindparam("app_id"),
-        push_gateways.c.enabled.is_(True),
-        users.c.user_id != bindparam("sender_id"),
-    ),
-)
-"""Parameters ``app_id``, ``sender_id``, ``conversation_id``, ``conversation_public_id``,
-``message_id``, ``now`` (see ``webhook_outbox.ENQUEUE_STATEMENT``)."""
+    )
+
+
+ENQUEUE_STATEMENT = enqueue_statement()
 _ENQUEUE = Prepared(ENQUEUE_STATEMENT)
 
 

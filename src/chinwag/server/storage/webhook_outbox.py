@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Float, bindparam, delete, insert, literal, select
+from sqlalchemy import ColumnElement, Float, Insert, bindparam, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
@@ -25,7 +25,7 @@ from chinwag.server.storage.schema import (
 )
 from chinwag.server.storage.webhooks import PENDING
 
-__all__ = ["ENQUEUE_STATEMENT", "enqueue", "expand"]
+__all__ = ["ENQUEUE_STATEMENT", "enqueue", "enqueue_statement", "expand"]
 
 
 _SUBSCRIBED = (
@@ -42,17 +42,25 @@ _SUBSCRIBED = (
     )
     .exists()
 )
-ENQUEUE_STATEMENT = insert(webhook_outbox).from_select(
-    ["app_id", "event_type", "payload", "created_at"],
-    select(
-        bindparam("app_id"),
-        bindparam("event_type"),
-        bindparam("payload"),
-        bindparam("now", type_=Float),
-    ).where(_SUBSCRIBED),
-)
-"""Parameters ``app_id``, ``event_type``, ``payload``, ``now`` (``storage/outbox.py``
-joins it to the push enqueue in one statement on PostgreSQL)."""
+
+
+def enqueue_statement(*only_if: ColumnElement[bool]) -> Insert:
+    """The outbox row's ``INSERT … SELECT``, writing only when ``only_if`` also holds.
+    Parameters ``app_id``, ``event_type``, ``payload``, ``now`` (``storage/outbox.py``
+    joins it to the push enqueue, and on a send to the message's own statement, on
+    PostgreSQL)."""
+    return insert(webhook_outbox).from_select(
+        ["app_id", "event_type", "payload", "created_at"],
+        select(
+            bindparam("app_id"),
+            bindparam("event_type"),
+            bindparam("payload"),
+            bindparam("now", type_=Float),
+        ).where(_SUBSCRIBED, *only_if),
+    )
+
+
+ENQUEUE_STATEMENT = enqueue_statement()
 _ENQUEUE = Prepared(ENQUEUE_STATEMENT)
 
 
