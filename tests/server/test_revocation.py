@@ -217,3 +217,29 @@ async def test_a_write_refused_after_a_wiped_revocation_says_to_wipe(
     )
     assert response["error"]["id"] == "authentication_required"
     assert response["error"]["data"] == {"reason": "revoked", "wipe": True}
+
+
+async def test_a_send_over_an_ended_session_is_refused_as_such_whatever_the_conversation(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """The session is checked before the conversation is looked up (on PostgreSQL with the
+    conversation's row lock, in one statement): an ended session learns that it ended, not
+    that a conversation is missing."""
+    app = await make_app(server.services)
+    alice = await sign_in(client, app, "alice", server.clock.now())
+    conversation_id = await create_conversation(client, alice, ["bob"])
+    device = await open_device(server, alice.token)
+    await device.until_caught_up()
+    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
+        await revoke_user_sessions(admin, app.app_id, "alice")
+    for target in (conversation_id, str(uuid.uuid4()), "not-a-conversation-id"):
+        response = await device.request(
+            "message.send",
+            {
+                "conversation_id": target,
+                "id": str(uuid.uuid4()),
+                "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
+            },
+        )
+        assert response["error"]["id"] == "authentication_required", target
+        assert response["error"]["data"] == {"reason": "revoked"}, target

@@ -63,6 +63,7 @@ __all__ = [
     "end_session",
     "issue_app_nonce",
     "new_nonce",
+    "refuse_ended",
     "require_live_session",
     "sample_identity_token",
     "user_json",
@@ -479,7 +480,11 @@ async def require_live_session(conn: AsyncConnection, session_id: str, now: floa
     over it in between must still be refused. One primary-key read makes it so, whichever
     process ended the session.
     """
-    session = await session_store.get_session(conn, session_id)
+    refuse_ended(await session_store.get_session(conn, session_id), now)
+
+
+def refuse_ended(session: SessionRecord | None, now: float) -> None:
+    """:func:`require_live_session` on a session already read (``None``: there is none)."""
     if session is None or session.revoked_at is not None or session.expires_at <= now:
         # Say how it ended, as the authenticating 401 does: a device racing a wiped
         # revocation must learn to wipe here, or it renews and ignores the later close.

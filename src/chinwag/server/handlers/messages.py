@@ -24,7 +24,7 @@ from chinwag.core.ids import is_valid_uuid
 from chinwag.server import metrics
 from chinwag.server.broker import ConversationAdvanced
 from chinwag.server.handlers.actors import Actor, AuditHook, audited
-from chinwag.server.handlers.auth import Authenticated, require_live_session
+from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.conversations import (
     append,
     emit,
@@ -108,8 +108,11 @@ async def send_message(
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
         # Every refusal below comes before the first write: sends share transactions
         # (``Database.write``), and a refusal must leave nothing behind for the others.
-        await require_live_session(tx.conn, caller.session.id, services.now())
-        return await store_message(services, tx, caller, str(conversation_id), checked)
+        # The session is checked first, with the conversation's lock (``load``).
+        live = (caller.session.id, services.now())
+        return await store_message(
+            services, tx, caller, str(conversation_id), checked, live_session=live
+        )
 
     return await services.db.write(write_message, key=str(conversation_id))
 
@@ -151,13 +154,22 @@ def _checked(services: Services, message_id: str, parts: object) -> CheckedMessa
 
 
 async def store_message(
-    services: Services, tx: Transaction, sender: Actor, conversation_id: str, msg: CheckedMessage
+    services: Services,
+    tx: Transaction,
+    sender: Actor,
+    conversation_id: str,
+    msg: CheckedMessage,
+    *,
+    live_session: tuple[str, float] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Insert ``msg`` from ``sender`` (an active participant) and write ``message.created``
     to the conversation's log, merged into the members' streams (but those who blocked the
-    sender) at once in a small conversation, after commit or when read in a big one."""
+    sender) at once in a small conversation, after commit or when read in a big one.
+    ``live_session``: the sender's session, which must be live (``load``)."""
     now = services.now()
-    conv, member = await load(tx.conn, sender, conversation_id, lock=True)
+    conv, member = await load(
+        tx.conn, sender, conversation_id, lock=True, live_session=live_session
+    )
     require_active(member)
     size = sum(len(p["body"].encode()) for p in msg.parts)
     internal_id = str(uuid.UUID(bytes=services.random(16), version=4))

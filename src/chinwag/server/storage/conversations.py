@@ -32,7 +32,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.prepared import Prepared
-from chinwag.server.storage.schema import conversations, participants, users
+from chinwag.server.storage.records import SessionRecord
+from chinwag.server.storage.schema import conversations, participants, sessions, users
+from chinwag.server.storage.sessions import SESSION_COLUMNS, session_from_row
 
 __all__ = [
     "ConversationRow",
@@ -43,6 +45,7 @@ __all__ = [
     "delete_member",
     "ensure_users",
     "get_conversation",
+    "get_locked_with_session",
     "get_member",
     "get_membership",
     "insert_conversation",
@@ -160,6 +163,12 @@ _GET_CONVERSATION = Prepared(select(*_CONV_COLUMNS).where(*_LIVE_BY_ID))
 _GET_CONVERSATION_LOCKED = Prepared(
     _GET_CONVERSATION.statement,
     postgresql=select(*_CONV_COLUMNS).where(*_LIVE_BY_ID).with_for_update(key_share=True),
+)
+_GET_CONVERSATION_LOCKED_WITH_SESSION = Prepared(
+    select(*_CONV_COLUMNS, *SESSION_COLUMNS)
+    .select_from(conversations.outerjoin(sessions, sessions.c.id == bindparam("session_id")))
+    .where(*_LIVE_BY_ID)
+    .with_for_update(key_share=True, of=conversations)
 )
 _GET_MEMBER = Prepared(
     select(*_MEMBER_COLUMNS).where(
@@ -300,6 +309,22 @@ async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> 
         _insert(conn)(conversations).values(**values).on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)
+
+
+async def get_locked_with_session(
+    conn: AsyncConnection, app_id: str, conversation_id: str, session_id: str
+) -> tuple[ConversationRow, SessionRecord | None] | None:
+    """PostgreSQL: a live conversation by public id, its row lock taken, with the caller's
+    session as the same statement reads it (None: no such session); None when there is no
+    such conversation. A send's session check and its lock in one round trip."""
+    row = await _GET_CONVERSATION_LOCKED_WITH_SESSION.first(
+        conn, {"app_id": app_id, "conversation_id": conversation_id, "session_id": session_id}
+    )
+    if row is None:
+        return None
+    width = len(_CONV_COLUMNS)
+    session = session_from_row(row[width:]) if row[width] is not None else None
+    return _conversation(row[:width]), session
 
 
 async def get_conversation(

@@ -14,6 +14,7 @@ from chinwag.server.storage.records import SessionRecord
 from chinwag.server.storage.schema import consumed_nonces, sessions, used_jtis
 
 __all__ = [
+    "SESSION_COLUMNS",
     "Revocation",
     "app_live_sessions",
     "consume_nonce",
@@ -24,6 +25,7 @@ __all__ = [
     "record_jti",
     "revoke_session",
     "revoked_among",
+    "session_from_row",
     "touch_session",
     "touch_sessions",
     "user_session_ids",
@@ -45,14 +47,12 @@ _RECORD_JTI = _insert_once(used_jtis)
 _INSERT_SESSION = Prepared(
     insert(sessions).values({f: bindparam(f) for f in SessionRecord.__slots__})
 )
-_GET_SESSION = Prepared(
-    select(*[sessions.c[f] for f in SessionRecord.__slots__]).where(
-        sessions.c.id == bindparam("session_id")
-    )
-)
+SESSION_COLUMNS = tuple(sessions.c[f] for f in SessionRecord.__slots__)
+"""A session's columns in ``SessionRecord`` field order (:func:`session_from_row`)."""
+_GET_SESSION = Prepared(select(*SESSION_COLUMNS).where(sessions.c.id == bindparam("session_id")))
 
 
-def _session(row: Any) -> SessionRecord:
+def session_from_row(row: Any) -> SessionRecord:
     """From a row in ``SessionRecord`` field order."""
     id_, app_id, user_pk, secret_hash, created, expires, revoked_at, revoked_reason, wipe = row[:9]
     last_seen, address, device_label = row[9:12]
@@ -91,7 +91,7 @@ async def insert_session(conn: AsyncConnection, record: SessionRecord) -> None:
 
 async def get_session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
     row = await _GET_SESSION.first(conn, {"session_id": session_id})
-    return _session(row) if row else None
+    return session_from_row(row) if row else None
 
 
 async def revoke_session(
@@ -184,7 +184,7 @@ async def live_sessions(conn: AsyncConnection, user_pk: int, *, now: float) -> l
         )
         .order_by(sessions.c.created_at, sessions.c.id)
     )
-    return [_session(r) for r in rows]
+    return [session_from_row(r) for r in rows]
 
 
 async def app_live_sessions(
