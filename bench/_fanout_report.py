@@ -56,13 +56,16 @@ def _topology(run: dict[str, Any]) -> str:
 def _load_table(run: dict[str, Any]) -> list[str]:
     nodes = run.get("nodes", 1)
     node_head = " | CPU per node" if nodes > 1 else ""
+    pg = any("pg_xacts_per_msg" in s for s in run["load"]["steps"])
+    pg_head = " | PostgreSQL transactions / CPU ms per msg" if pg else ""
     lines = [
         "| offered msg/s | sent/s | delivered | delivered msg/s | p50 ms | p90 ms | p99 ms "
         "| max ms | ack p50 / p99 ms | server CPU (main + other threads)"
-        f"{node_head} | server CPU ms/msg | server loop waiting for a CPU | client CPU "
-        "| load (1 min) | sustained |",
+        f"{node_head} | server CPU ms/msg{pg_head} | server loop waiting for a CPU "
+        "| client CPU | load (1 min) | sustained |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|" if nodes > 1 else "")
+        + ("---:|" if pg else "")
         + "---:|---:|---:|---:|:---:|",
     ]
     for s in run["load"]["steps"]:
@@ -78,7 +81,12 @@ def _load_table(run: dict[str, Any]) -> list[str]:
             + (f"; {s['server_system_share']:.0%} kernel" if "server_system_share" in s else "")
             + ")"
             f"{node_cell} | {s['server_cpu_ms_per_msg']:.2f} "
-            f"| {' / '.join(f'{w:.0%}' for w in s.get('node_wait', [])) or '—'} "
+            + (
+                f"| {s['pg_xacts_per_msg']:.2f} / {s['pg_cpu_ms_per_msg']:.2f} "
+                if "pg_xacts_per_msg" in s
+                else ("| — " if pg else "")
+            )
+            + f"| {' / '.join(f'{w:.0%}' for w in s.get('node_wait', [])) or '—'} "
             f"| {' / '.join(f'{c:.2f}' for c in s['client_cpu'])} "
             f"| {s['load_after'][0]:.2f} | {'yes' if s['sustained'] else 'no'} |"
         )

@@ -39,12 +39,15 @@ __all__ = [
     "REPO",
     "HttpConnection",
     "HttpError",
+    "PostgresProbe",
     "Progress",
     "ServerProcess",
     "free_port",
     "loadavg",
     "machine_info",
     "percentile",
+    "postgres_cpu",
+    "speed_probe",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +63,50 @@ def free_port() -> int:
 def loadavg() -> tuple[float, float, float]:
     one, five, fifteen = os.getloadavg()
     return (round(one, 2), round(five, 2), round(fifteen, 2))
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every process of the ``postgres`` user (other users of
+    the same server included, so an upper bound for one benchmark's share)."""
+    total = 0.0
+    for process in psutil.process_iter(["username"]):
+        if process.info["username"] == "postgres":
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
+
+
+class PostgresProbe:
+    """What PostgreSQL did between two samples: the database's transactions (its
+    ``pg_stat_database`` commits and rollbacks; on autocommit reads each statement is one)
+    and the CPU of every ``postgres`` process. Per message, they say where a step's time
+    went that the server's own CPU does not show."""
+
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy import make_url
+
+        url = make_url(database_url)
+        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._database = url.database
+
+    def sample(self) -> tuple[int, float]:
+        return asyncio.run(self._transactions()), postgres_cpu()
+
+    async def _transactions(self) -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            found = await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1",
+                self._database,
+            )
+        finally:
+            await conn.close()
+        return int(found or 0)
 
 
 def speed_probe() -> float:

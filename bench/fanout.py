@@ -87,7 +87,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fanout_report import Targets, targets, write_markdown, write_plot
-from _load import CHINWAG, ServerProcess, loadavg, machine_info, percentile
+from _load import CHINWAG, PostgresProbe, ServerProcess, loadavg, machine_info, percentile
 from _ws_load import Device, raise_nofile_limit, worker_main
 
 __all__ = ["main"]
@@ -432,8 +432,10 @@ def _step(
     rate: float,
     seconds: float,
     drain: float,
+    pg: PostgresProbe | None = None,
 ) -> dict[str, Any]:
     load_before = loadavg()
+    pg0 = pg.sample() if pg is not None else None
     n = len(clients.pipes)
     shares = clients.split(fx.pairs)
     start_at = time.monotonic() + 0.3
@@ -465,6 +467,7 @@ def _step(
             break
         time.sleep(0.1)
     cpu_nodes1 = _cpu(servers)
+    pg1 = pg.sample() if pg is not None else None
     wait1 = [server.run_wait() for server in servers]
     sys1 = sum(server.system_cpu() for server in servers)
     cpu_clients1 = clients.cpu()
@@ -508,6 +511,14 @@ def _step(
         "node_wait": [(b - a) / wall for a, b in zip(wait0, wait1, strict=True)],
         "node_cpu": [(sum(b) - sum(a)) / wall for a, b in zip(cpu_nodes0, cpu_nodes1, strict=True)],
         "client_cpu": [(b - a) / wall for a, b in zip(cpu_clients0, cpu_clients1, strict=True)],
+        **(
+            {
+                "pg_xacts_per_msg": (pg1[0] - pg0[0]) / max(1, sent),
+                "pg_cpu_ms_per_msg": (pg1[1] - pg0[1]) * 1e3 / max(1, sent),
+            }
+            if pg0 is not None and pg1 is not None
+            else {}
+        ),
         "load_before": load_before,
         "load_after": loadavg(),
     }
@@ -521,6 +532,7 @@ def phase_load(
     seconds: float,
     drain: float,
     all_steps: bool,
+    pg: PostgresProbe | None = None,
 ) -> dict[str, Any]:
     cpu0, wall0 = _cpu(servers), time.monotonic()
     time.sleep(3.0)
@@ -535,7 +547,7 @@ def phase_load(
     steps: list[dict[str, Any]] = []
     for i, rate in enumerate(rates, start=1):
         log(f"(a) step {i}/{len(rates)}: {rate} msg/s offered for {seconds:.0f} s")
-        row = _step(servers, clients, fx, i, rate, seconds, drain)
+        row = _step(servers, clients, fx, i, rate, seconds, drain, pg)
         row["sustained"] = (
             row["delivered"] >= 0.99 * row["sent"]
             and row["send_rate"] >= 0.95 * rate
@@ -557,6 +569,12 @@ def phase_load(
             + (
                 f", full GCs {row['gc_full']} (longest {row['gc_full_max_ms']:.0f} ms)"
                 if any(s.gc_log for s in servers)
+                else ""
+            )
+            + (
+                f", PostgreSQL {row['pg_xacts_per_msg']:.2f} transactions and "
+                f"{row['pg_cpu_ms_per_msg']:.2f} ms CPU per message"
+                if "pg_xacts_per_msg" in row
                 else ""
             )
             + ", clients "
@@ -727,9 +745,10 @@ def run(args: argparse.Namespace, command: list[str]) -> dict[str, Any]:
             try:
                 memory = phase_memory(servers, clients, fx)
                 fanout = phase_fanout(clients, fx, args.fanout_reps) if args.fanout_reps else None
+                probe = PostgresProbe(database_url) if args.database_url else None
                 load = phase_load(
                     servers, clients, fx, rates, args.step_seconds, args.drain_seconds,
-                    args.all_steps,
+                    args.all_steps, probe,
                 )  # fmt: skip
             finally:
                 clients.close()

@@ -23,11 +23,12 @@ import argparse
 import asyncio
 import os
 import resource
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import event
 
 from chinwag.core.keys import Alg, sign_identity_token
@@ -39,20 +40,11 @@ from chinwag.server.handlers.messages import send_message
 from chinwag.server.services import Services
 from chinwag.server.settings import Settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load import postgres_cpu
+
 PARTS = [{"mime_type": "text/plain", "body": "hello"}]
-
-
-def postgres_cpu() -> float:
-    """CPU seconds used so far by every process of the ``postgres`` user."""
-    total = 0.0
-    for process in psutil.process_iter(["username"]):
-        if process.info["username"] == "postgres":
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-    return total
 
 
 def own_cpu() -> float:
