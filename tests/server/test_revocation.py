@@ -13,7 +13,7 @@ from chinwag.server.handlers.sessions import revoke_user_sessions, revoked_among
 from chinwag.server.settings import Settings
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.sessions import Revocation
-from tests.server.test_websocket import create_conversation, open_device, sign_in
+from tests.server.test_websocket import Device, create_conversation, open_device, sign_in
 from tests.support import RunningServer, make_app
 
 CLOSE_REVOKED = 4003
@@ -165,16 +165,25 @@ async def test_a_401_for_an_ended_session_says_how_it_ended(
     assert "reason" not in stranger.json()["error"]["data"]
 
 
-async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
-    server: RunningServer, client: httpx.AsyncClient
-) -> None:
+async def revoked_alice(
+    server: RunningServer, client: httpx.AsyncClient, *, wipe: bool = False
+) -> tuple[Device, str]:
+    """Alice's socket, caught up, and her conversation with bob, after every session of
+    hers was revoked by another process (no doorbell reaches this one's sockets)."""
     app = await make_app(server.services)
     alice = await sign_in(client, app, "alice", server.clock.now())
     conversation_id = await create_conversation(client, alice, ["bob"])
     device = await open_device(server, alice.token)
     await device.until_caught_up()
     async with open_services(Settings(database_url=server.settings.database_url)) as admin:
-        await revoke_user_sessions(admin, app.app_id, "alice")
+        await revoke_user_sessions(admin, app.app_id, "alice", wipe=wipe)
+    return device, conversation_id
+
+
+async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    device, conversation_id = await revoked_alice(server, client)
     # Before the sweep can notice (seconds): every write is refused by its own read.
     message_id = str(uuid.uuid4())
     writes = {
@@ -200,13 +209,7 @@ async def test_a_write_refused_after_a_wiped_revocation_says_to_wipe(
     """The write's own check is the device's first news of the revocation when it races
     it: without ``wipe`` in that answer the SDK would renew, then ignore the socket's
     ``session_wiped`` close as the ending of a session it no longer holds."""
-    app = await make_app(server.services)
-    alice = await sign_in(client, app, "alice", server.clock.now())
-    conversation_id = await create_conversation(client, alice, ["bob"])
-    device = await open_device(server, alice.token)
-    await device.until_caught_up()
-    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
-        await revoke_user_sessions(admin, app.app_id, "alice", wipe=True)
+    device, conversation_id = await revoked_alice(server, client, wipe=True)
     response = await device.request(
         "message.send",
         {
@@ -225,13 +228,7 @@ async def test_a_send_over_an_ended_session_is_refused_as_such_whatever_the_conv
     """The session is checked before the conversation is looked up (on PostgreSQL with the
     conversation's row lock, in one statement): an ended session learns that it ended, not
     that a conversation is missing."""
-    app = await make_app(server.services)
-    alice = await sign_in(client, app, "alice", server.clock.now())
-    conversation_id = await create_conversation(client, alice, ["bob"])
-    device = await open_device(server, alice.token)
-    await device.until_caught_up()
-    async with open_services(Settings(database_url=server.settings.database_url)) as admin:
-        await revoke_user_sessions(admin, app.app_id, "alice")
+    device, conversation_id = await revoked_alice(server, client)
     for target in (conversation_id, str(uuid.uuid4()), "not-a-conversation-id"):
         response = await device.request(
             "message.send",
