@@ -17,6 +17,14 @@ server, read ``server_wait_ms`` in the figures (also in a failing p99's message)
 its loop thread was ready but waiting for a CPU. On a saturated machine that, not the
 server's work, is the latency, so the p99 bar is 100 ms on top of that wait and the chat
 process's own (``assert_unharmed``).
+
+A missed p99 bar, and only that, is measured once more, with a fresh server and a fresh
+attack (``pytest-rerunfailures``, :class:`LatencyBarMissed`). CI once failed two of these
+tests on one stall each (187 and 370 ms, every message of one instant alike) while neither
+process waited long for a CPU: the machine's, not the attacker's, and not seen again in 18
+local runs. An attack that really slows the server misses the bar both times; a lost,
+doubled or refused message, or the memory bound, fails at once. Both trials' figures are
+written.
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/abuse/" in str(item.fspath):
             item.add_marker(pytest.mark.abuse)
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[LatencyBarMissed]))
+
+
+class LatencyBarMissed(AssertionError):
+    """The legitimate chat's p99 was over the bar: the one failure measured a second time."""
 
 
 P99_MS = 100.0
@@ -271,14 +284,16 @@ class LegitChat:
         # attacker runs elsewhere) is the shared machine's latency, not the server's: the
         # bar is P99_MS on top of it. An attack that makes the server itself slow shows as
         # the server *running* (server_cpu_pct), which this allowance never covers.
-        allowed = P99_MS + fig.server_wait_ms + fig.legit_wait_ms
-        assert fig.legit_p99_ms < allowed, (
-            f"p99 {fig.legit_p99_ms} ms (p50 {fig.legit_p50_ms}) over {self.attack_seconds} s "
-            f"of attack; meanwhile the server's loop waited {fig.server_wait_ms} ms for a CPU "
-            f"and the pair's process {fig.legit_wait_ms} ms; server CPU "
-            f"{fig.server_cpu_pct} %; slowest (s after start, ms): {self.slowest()}"
-        )
         assert self.target.status("VmHWM") < MAX_RSS, fig
+        allowed = P99_MS + fig.server_wait_ms + fig.legit_wait_ms
+        if fig.legit_p99_ms >= allowed:
+            raise LatencyBarMissed(
+                f"p99 {fig.legit_p99_ms} ms (p50 {fig.legit_p50_ms}) >= {allowed} ms over "
+                f"{self.attack_seconds} s of attack; meanwhile the server's loop waited "
+                f"{fig.server_wait_ms} ms for a CPU and the pair's process "
+                f"{fig.legit_wait_ms} ms; server CPU {fig.server_cpu_pct} %; slowest "
+                f"(s after start, ms): {self.slowest()}"
+            )
 
 
 @contextlib.contextmanager

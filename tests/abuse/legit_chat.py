@@ -102,9 +102,15 @@ async def _open(url: str, token: str, conversation_id: str) -> Peer:
     return Peer(hello["user"]["user_id"], ws, conversation_id)
 
 
-async def _pace(peer: Peer, rate: float, stop: asyncio.Event) -> None:
-    """Send on an absolute schedule, so a slow server does not slow the offered load."""
-    start = time.perf_counter()
+async def _pace(peer: Peer, rate: float, offset: float, stop: asyncio.Event) -> None:
+    """Send on an absolute schedule, so a slow server does not slow the offered load.
+
+    ``offset`` spreads the peers' schedules over one period. In lockstep, every peer sent
+    in the same millisecond, so one stall of the machine delayed all of them alike and the
+    p99 of 400 messages was the single worst tick: one hiccup decided the test."""
+    start = time.perf_counter() + offset
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), offset)
     while not stop.is_set():
         await peer.send()
         delay = start + peer.sent / rate - time.perf_counter()
@@ -132,7 +138,10 @@ async def run(url: str, conversations: list[str], tokens: list[str], rate: float
     readers = [asyncio.create_task(peer.read()) for peer in peers]
     print("ready", flush=True)
     stop = asyncio.Event()
-    senders = [asyncio.create_task(_pace(peer, rate, stop)) for peer in peers]
+    period = 1 / rate / len(peers)
+    senders = [
+        asyncio.create_task(_pace(peer, rate, n * period, stop)) for n, peer in enumerate(peers)
+    ]
     await asyncio.to_thread(sys.stdin.readline)
     stop.set()
     await asyncio.gather(*senders)
