@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from chinwag.clock import ManualClock
 from chinwag.server.settings import Settings
-from tests.support import RunningServer, postgres_database, run_server
+from tests.support import RunningServer, pg_connect, postgres_database, run_server
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     else:
         async with postgres_database() as url:
             yield url
+
+
+@pytest.fixture
+async def pg_admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to its PostgreSQL database (``POSTGRES_ONLY``)."""
+    connection = await pg_connect(database_url)
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
+import pytest
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
@@ -75,6 +76,17 @@ PyJWK_algorithms: dict[Alg, Any] = {
 }
 
 PG_ADMIN_URL = os.environ.get("CHINWAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def pg_connect(database_url: str) -> asyncpg.Connection:
+    """A plain asyncpg connection of the test's own to a chinwag database URL (one that
+    terminates the server's backends, holds a lock, reads what was stored)."""
+    return await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+"""For a module's ``pytestmark``: the shared ``database_url`` fixture (``conftest.py``)
+with only its PostgreSQL database."""
 
 
 @contextlib.asynccontextmanager

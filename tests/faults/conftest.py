@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from chinwag.server.context import open_services
 from chinwag.server.settings import Settings
 from tests.faults.harness import Device, Node, Proxy, until
 from tests.redis_server import RedisServer
-from tests.support import AppFixture, make_app, postgres_database
+from tests.support import AppFixture, make_app, pg_connect, postgres_database
 
 PAIRS = 10
 """Conversations of two: user i on node A, user i + PAIRS on node B (20 devices)."""
@@ -74,7 +73,7 @@ class Cluster:
             assert len(ids) == len(set(ids))
 
     async def stored_counts(self) -> dict[str, int]:
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        conn = await pg_connect(self.database_url)
         try:
             rows = await conn.fetch("SELECT public_id, count(*) AS n FROM messages GROUP BY 1")
         finally:

@@ -19,7 +19,7 @@ import pytest_asyncio
 from tests.faults.conftest import make_app_in, pair_up, start_devices, start_nodes
 from tests.faults.harness import Device, Node, until
 from tests.redis_server import RedisServer
-from tests.support import postgres_database
+from tests.support import pg_connect, postgres_database
 
 # One setup (three nodes, 20 devices) for both tests: the second adds forgeries to it.
 pytestmark = [
@@ -38,7 +38,7 @@ class Deployment:
     conversations: list[str]
 
     async def fetch(self, sql: str) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        conn = await pg_connect(self.database_url)
         try:
             return list(await conn.fetch(sql))
         finally:

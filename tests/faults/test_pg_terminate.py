@@ -14,7 +14,7 @@ import asyncio
 import collections
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -24,9 +24,10 @@ import pytest
 from chinwag.client import Backoff, Client, ClientEvent, Message
 from chinwag.server.context import open_services
 from chinwag.server.settings import Settings
-from tests.support import AppFixture, make_app, postgres_database, serve_in_subprocess
+from tests.support import POSTGRES_ONLY, AppFixture, make_app, pg_connect, serve_in_subprocess
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]  # ~20-40 s: a server and 6 clients
+# ~20-40 s: a server and 6 clients
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, POSTGRES_ONLY]
 
 PAIRS = 3
 MESSAGES = 20
@@ -35,12 +36,6 @@ EVERY = 0.25
 """Seconds between rounds of terminations: often enough that many requests meet one, rare
 enough that a request on a loaded CI machine can also finish between two."""
 WAIT = 45.0
-
-
-@pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
 
 
 async def _app(database_url: str) -> AppFixture:
@@ -165,7 +160,7 @@ async def test_terminated_backends_cost_retries_not_messages(
     env = {"CHINWAG_AUTH_RATE_PER_SECOND": "0", "CHINWAG_RATE_LIMITS": "false"}
     async with serve_in_subprocess(database_url, tmp_path / "server.log", env=env) as server:
         devices = [Device(server.url, app, f"u{i}", tmp_path) for i in range(2 * PAIRS)]
-        admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        admin = await pg_connect(database_url)
         try:
             sent, ended = await _storm(devices, await _signed_in(devices), admin)
             await _delivered(devices, sent)

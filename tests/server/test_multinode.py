@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -37,6 +36,7 @@ from tests.support import (
     get_nonce,
     login,
     make_app,
+    pg_connect,
     postgres_database,
     serve_nodes,
 )
@@ -69,7 +69,7 @@ class Cluster:
 
     async def count(self, sql: str, *args: Any) -> int:
         """One number read straight from the shared database, behind both nodes."""
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", "", 1))
+        conn = await pg_connect(self.database_url)
         try:
             return int(await conn.fetchval(sql, *args))
         finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -16,28 +15,14 @@ from websockets.exceptions import ConnectionClosed
 
 from chinwag.server.settings import Settings
 from tests.server.test_websocket import Device, create_conversation, open_device, sign_in
-from tests.support import AppFixture, RunningServer, make_app, postgres_database
+from tests.support import POSTGRES_ONLY, AppFixture, RunningServer, make_app
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
+pytestmark = [pytest.mark.postgres, POSTGRES_ONLY]
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, auth_rate_per_second=0, rate_limits=False)
-
-
-@pytest.fixture
-async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own, the one that terminates the server's."""
-    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
-    yield connection
-    await connection.close()
 
 
 async def terminate_all(admin: asyncpg.Connection) -> int:
@@ -60,12 +45,12 @@ def _message(conversation_id: str | None = None, body: str = "hi") -> dict[str, 
 
 
 async def test_requests_after_every_backend_was_terminated_succeed(
-    server: RunningServer, client: httpx.AsyncClient, admin: asyncpg.Connection
+    server: RunningServer, client: httpx.AsyncClient, pg_admin: asyncpg.Connection
 ) -> None:
     app: AppFixture = await make_app(server.services)
     alice = await sign_in(client, app, "alice", server.clock.now())
     conv = await create_conversation(client, alice, ["bob"])
-    assert await terminate_all(admin) > 0
+    assert await terminate_all(pg_admin) > 0
     for _ in range(3):  # more than one pooled connection was lost
         sent = await client.post(
             f"/v1/conversations/{conv}/messages", json=_message(), headers=alice.headers
@@ -84,13 +69,13 @@ async def _terminating(admin: asyncpg.Connection, stop: asyncio.Event) -> int:
 
 
 async def test_sends_during_terminations_answer_201_or_a_clean_503(
-    server: RunningServer, client: httpx.AsyncClient, admin: asyncpg.Connection
+    server: RunningServer, client: httpx.AsyncClient, pg_admin: asyncpg.Connection
 ) -> None:
     app = await make_app(server.services)
     alice = await sign_in(client, app, "alice", server.clock.now())
     conv = await create_conversation(client, alice, ["bob"])
     stop = asyncio.Event()
-    killer = asyncio.create_task(_terminating(admin, stop))
+    killer = asyncio.create_task(_terminating(pg_admin, stop))
 
     async def send() -> httpx.Response:
         return await client.post(
@@ -113,7 +98,7 @@ async def test_sends_during_terminations_answer_201_or_a_clean_503(
 
 
 async def test_websocket_requests_during_terminations_get_ok_or_an_error_response(
-    server: RunningServer, client: httpx.AsyncClient, admin: asyncpg.Connection
+    server: RunningServer, client: httpx.AsyncClient, pg_admin: asyncpg.Connection
 ) -> None:
     """Each request is answered ok or ``service_unavailable`` and the socket lives; only
     the socket's own stream read may fail, and that closes it 4008 ``resume_later``
@@ -123,7 +108,7 @@ async def test_websocket_requests_during_terminations_get_ok_or_an_error_respons
     conv = await create_conversation(client, alice, ["bob"])
     device = await open_device(server, alice.token)
     stop = asyncio.Event()
-    killer = asyncio.create_task(_terminating(admin, stop))
+    killer = asyncio.create_task(_terminating(pg_admin, stop))
     answers, closes = [], []
     while len(answers) < 60:
         try:

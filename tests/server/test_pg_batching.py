@@ -7,9 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
-import pydantic
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
@@ -20,17 +18,11 @@ from chinwag.server.storage.database import Database, Transaction
 from chinwag.server.storage.pg_batching import BATCH_LOCK_TIMEOUT
 from chinwag.server.storage.schema import server_secrets
 from tests.server.test_storage_batching import INSERT_SECRET, job_names, writer
-from tests.support import postgres_database
+from tests.support import POSTGRES_ONLY, pg_connect
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, POSTGRES_ONLY]
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
 
 
 @pytest.fixture
@@ -110,7 +102,7 @@ async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
     and its jobs run alone, each waiting as long as it must; nothing fails."""
     async with db.transaction() as tx:
         await INSERT_SECRET.rowcount(tx.conn, {"name": "job-held", "value": b"v"})
-    holder = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    holder = await pg_connect(database_url)
     held = holder.transaction()
     await held.start()
     await holder.execute("SELECT 1 FROM server_secrets WHERE name = 'job-held' FOR UPDATE")
@@ -176,7 +168,7 @@ async def test_a_lanes_dropped_connection_costs_the_write_a_retry_not_its_outcom
     """The lane's backend terminated between batches: the next write runs again on a
     pooled connection and succeeds, and the lane connects afresh."""
     lane_pid = await db.write(_backend_pid, key="k")
-    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    admin = await pg_connect(database_url)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", lane_pid)
         while await admin.fetchval(
@@ -191,12 +183,6 @@ async def test_a_lanes_dropped_connection_costs_the_write_a_retry_not_its_outcom
     assert _database_reruns() == reruns + 1  # what an operator sees of it
     assert await job_names(db) == {"job-after"}
     assert await db.write(_backend_pid, key="k") not in (lane_pid, None)
-
-
-def test_write_lanes_must_leave_the_pool_a_connection_for_reads() -> None:
-    with pytest.raises(pydantic.ValidationError, match="pg_write_lanes"):
-        Settings(pg_pool_size=4, pg_write_lanes=4)
-    assert Settings(pg_pool_size=5, pg_write_lanes=4).pg_write_lanes == 4
 
 
 async def test_concurrent_sends_to_shared_users_stay_dense_and_exactly_once(

@@ -12,15 +12,9 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.database import Database
-from tests.support import postgres_database
+from tests.support import POSTGRES_ONLY
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    async with postgres_database() as url:
-        yield url
+pytestmark = [pytest.mark.postgres, POSTGRES_ONLY]
 
 
 @pytest.fixture
@@ -31,13 +25,6 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
-
-
-@pytest.fixture
-async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
-    yield connection
-    await connection.close()
 
 
 def log_queries(db: Database) -> list[str]:
@@ -73,12 +60,12 @@ async def test_a_quick_read_costs_no_ping_where_a_read_costs_one(db: Database) -
 
 
 async def test_a_backend_that_ended_while_pooled_is_not_handed_out(
-    db: Database, admin: asyncpg.Connection
+    db: Database, pg_admin: asyncpg.Connection
 ) -> None:
     """asyncpg has seen the backend close (the first read below waits for that), so the
     checkout finds it without a round trip and connects afresh."""
     first = await db.quick_read(backend_pid)
-    await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+    await pg_admin.fetchval("SELECT pg_terminate_backend($1)", first)
     async with db.read() as conn:  # pre-pinged: waits until the backend is gone
         await backend_pid(conn)
     reads: list[int] = []
@@ -93,7 +80,7 @@ async def test_a_backend_that_ended_while_pooled_is_not_handed_out(
 
 
 async def test_a_read_whose_backend_drops_under_it_runs_once_more(
-    db: Database, admin: asyncpg.Connection
+    db: Database, pg_admin: asyncpg.Connection
 ) -> None:
     pids: list[int] = []
 
@@ -101,8 +88,8 @@ async def test_a_read_whose_backend_drops_under_it_runs_once_more(
         pid = await backend_pid(conn)
         pids.append(pid)
         if len(pids) == 1:
-            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-            await admin.fetchval(  # the backend has exited, whatever asyncpg has seen
+            await pg_admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await pg_admin.fetchval(  # the backend has exited, whatever asyncpg has seen
                 "SELECT count(*) FROM (SELECT pg_sleep(0.01)) s"
                 " WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
                 pid,

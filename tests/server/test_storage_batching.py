@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import pydantic
 import pytest
 from sqlalchemy import bindparam, insert, select
 
 from chinwag.core.errors import NotFound
+from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database, Transaction
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import server_secrets
@@ -144,3 +146,9 @@ async def test_a_cancelled_caller_does_not_cancel_its_write(db: Database) -> Non
             break
         await asyncio.sleep(0.01)
     assert await job_names(db) == {"job-slow"}
+
+
+def test_postgres_write_lanes_must_leave_the_pool_a_connection_for_reads() -> None:
+    with pytest.raises(pydantic.ValidationError, match="pg_write_lanes"):
+        Settings(pg_pool_size=4, pg_write_lanes=4)
+    assert Settings(pg_pool_size=5, pg_write_lanes=4).pg_write_lanes == 4

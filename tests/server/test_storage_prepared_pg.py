@@ -18,7 +18,7 @@ from chinwag.server.storage.failures import is_storage_unavailable
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.prepared_pg import compile_for, raw_asyncpg
 from chinwag.server.storage.schema import server_secrets
-from tests.support import postgres_database
+from tests.support import pg_connect, postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -137,7 +137,7 @@ async def test_a_unique_violation_on_asyncpg_is_sqlalchemys_integrity_error(db: 
 async def test_a_dropped_backend_on_asyncpg_is_a_503_and_the_pool_recovers(
     db: Database,
 ) -> None:
-    admin = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    admin = await pg_connect(db.url)
     try:
 
         async def terminated_mid_transaction() -> None:
@@ -195,7 +195,7 @@ async def test_a_pooled_connection_whose_backend_dropped_is_replaced_at_checkout
         raw = raw_asyncpg(conn)
         assert raw is not None
         pid = raw.get_server_pid()
-    admin = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    admin = await pg_connect(db.url)
     try:
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
     finally:
