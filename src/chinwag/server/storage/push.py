@@ -280,12 +280,21 @@ async def claim_due(
     conn: AsyncConnection, *, now: float, due_by: float, lease: float, limit: int
 ) -> list[DueJob]:
     """Take up to ``limit`` notifications due by ``due_by`` for ``lease`` seconds (see
-    webhooks.claim_due); ``due_by`` trails ``now`` by the app's push delay."""
+    webhooks.claim_due); ``due_by`` trails ``now`` by the app's push delay. Never one of a
+    device online now: on PostgreSQL a job committed after this transaction's
+    :func:`drop_online` (each statement sees what has committed by its start) would
+    otherwise be claimed, and a connected device woken (seen once in CI)."""
     due = (
         select(push_jobs.c.id)
         .where(
             push_jobs.c.next_attempt_at <= due_by,
             push_jobs.c.lease_until.is_(None) | (push_jobs.c.lease_until < now),
+            ~select(push_tokens.c.session_id)
+            .where(
+                push_tokens.c.session_id == push_jobs.c.session_id,
+                push_tokens.c.online_until > now,
+            )
+            .exists(),
         )
         .order_by(push_jobs.c.next_attempt_at)
         .limit(limit)
