@@ -24,7 +24,7 @@ from chinwag.server.broker import (
     StreamsAdvanced,
     open_broker,
 )
-from chinwag.server.broker.wire import WireError, decode, encode
+from chinwag.server.broker.wire import COALESCED_TARGETS, WireError, decode, encode, encode_all
 from tests.redis_server import redis_server
 from tests.support import free_port
 
@@ -63,6 +63,36 @@ def test_a_removal_names_its_conversation_for_the_typing_relays() -> None:
     event = b'{"type":"conversation.participants_removed","data":{"conversation_id":"c9"}}'
     raw = encode(EventsAppended(event, ((4, 2),)), deployment="d", node="n")
     assert decode(raw, deployment="d")[1] == StreamsAdvanced(((4, 2),), removed_from="c9")
+
+
+def test_queued_hints_travel_as_one_doorbell_each_users_highest_position_in_order() -> None:
+    """A run of plain stream hints is one wire message (each user's highest position);
+    anything else keeps its place, so nothing overtakes what was rung before it."""
+    queued: list[Doorbell] = [
+        StreamsAdvanced(((1, 3),)),
+        EventsAppended(SECRET_BODY, ((2, 5), (1, 4))),
+        StreamsAdvanced(((1, 2),)),
+        RevocationHint(("s1",)),
+        StreamsAdvanced(((1, 9),)),
+        StreamsAdvanced(((4, 1),), removed_from="c1"),
+    ]
+    raws = encode_all(queued, deployment="d", node="n")
+    assert all(b"private" not in raw for raw in raws)
+    assert [decode(raw, deployment="d")[1] for raw in raws] == [
+        StreamsAdvanced(((1, 4), (2, 5))),
+        RevocationHint(("s1",)),
+        StreamsAdvanced(((1, 9),)),
+        StreamsAdvanced(((4, 1),), removed_from="c1"),
+    ]
+
+
+def test_a_coalesced_doorbell_has_at_most_coalesced_targets() -> None:
+    queued: list[Doorbell] = [StreamsAdvanced(((pk, 1),)) for pk in range(1, COALESCED_TARGETS + 2)]
+    heard = [decode(raw, deployment="d")[1] for raw in encode_all(queued, deployment="d", node="n")]
+    assert [len(h.targets) for h in heard if isinstance(h, StreamsAdvanced)] == [
+        COALESCED_TARGETS,
+        1,
+    ]
 
 
 FORGERIES = [
@@ -144,6 +174,26 @@ async def test_nodes_of_a_deployment_hear_each_other_not_themselves_nor_stranger
     await asyncio.sleep(0.2)
     assert heard_a.empty()
     assert heard_stranger.empty()
+
+
+@pytest.mark.redis
+async def test_hints_queued_together_reach_the_other_node_in_fewer_doorbells(
+    three_nodes: list[tuple[Broker, asyncio.Queue[Doorbell]]],
+) -> None:
+    """Rung in one turn of the loop (a group commit's sends), 1,000 users' hints are
+    published together and heard as few doorbells, every user's position in them."""
+    (a, _), (_, heard_b), _ = three_nodes
+    for pk in range(1, 1001):
+        a.publish(StreamsAdvanced(((pk, pk + 1),)))
+    targets: dict[int, int] = {}
+    doorbells = 0
+    while len(targets) < 1000:
+        heard = await _next(heard_b)
+        assert isinstance(heard, StreamsAdvanced)
+        targets.update(heard.targets)
+        doorbells += 1
+    assert targets == {pk: pk + 1 for pk in range(1, 1001)}
+    assert doorbells < 10
 
 
 @pytest.mark.redis

@@ -31,11 +31,23 @@ from chinwag.server.broker.base import (
     StreamsAdvanced,
 )
 
-__all__ = ["MAX_DOORBELL_BYTES", "MAX_TARGETS", "WireError", "decode", "encode"]
+__all__ = [
+    "COALESCED_TARGETS",
+    "MAX_DOORBELL_BYTES",
+    "MAX_TARGETS",
+    "WireError",
+    "decode",
+    "encode",
+    "encode_all",
+    "reduced",
+]
 
 MAX_DOORBELL_BYTES = 1 << 20
 MAX_TARGETS = 50_000
 """More readers than any conversation has; a larger doorbell is refused, not read."""
+COALESCED_TARGETS = 4096
+"""Targets in one coalesced doorbell (:func:`encode_all`): ~60 KiB of JSON, far under
+:data:`MAX_DOORBELL_BYTES` and :data:`MAX_TARGETS`."""
 MAX_ID = 128
 """Conversation and session ids are short (``core.ids``); anything longer is not one."""
 
@@ -67,6 +79,46 @@ def encode(message: Doorbell, *, deployment: str, node: str) -> bytes:
     else:
         body.update(k="y")
     return orjson.dumps(body)
+
+
+def reduced(message: Doorbell) -> Doorbell:
+    """What of ``message`` another node may hear: an :class:`EventsAppended` as the
+    :class:`StreamsAdvanced` it becomes on the wire, without its events (so a queue of
+    doorbells to publish holds positions, not message bodies)."""
+    if isinstance(message, EventsAppended):
+        return StreamsAdvanced(message.targets, _removed_from(message))
+    return message
+
+
+def encode_all(messages: list[Doorbell], *, deployment: str, node: str) -> list[bytes]:
+    """``messages`` as few wire messages as carry the same news, in the same order: a run
+    of plain :class:`StreamsAdvanced` (no removal) becomes one, with each user's highest
+    position (a hint's only content), at most :data:`COALESCED_TARGETS` targets each.
+    Under load the sends of one group commit ring together, and each wire message costs
+    a Redis round trip here and a receive and decode on every other node."""
+    out: list[bytes] = []
+    run: dict[int, int] = {}
+
+    def flush() -> None:
+        if run:
+            merged = StreamsAdvanced(tuple(run.items()))
+            out.append(encode(merged, deployment=deployment, node=node))
+            run.clear()
+
+    for message in messages:
+        if isinstance(message, EventsAppended):
+            message = reduced(message)
+        if isinstance(message, StreamsAdvanced) and message.removed_from is None:
+            for user_pk, pos in message.targets:
+                if pos > run.get(user_pk, 0):
+                    run[user_pk] = pos
+                if len(run) >= COALESCED_TARGETS:
+                    flush()
+            continue
+        flush()
+        out.append(encode(message, deployment=deployment, node=node))
+    flush()
+    return out
 
 
 def _removed_from(message: EventsAppended | StreamsAdvanced) -> str | None:
