@@ -59,6 +59,7 @@ class RedisBroker:
         self._connected = False
         self._lost = False
         self._refused = 0
+        self._closing = False
 
     @property
     def connected(self) -> bool:
@@ -95,13 +96,14 @@ class RedisBroker:
 
     async def _receive(self, listener: Listener) -> None:
         first = True
-        while True:
+        while self._running():
             pubsub, waited = await self._subscribe(listener, warn=first)
             try:
                 await self._listen(pubsub, listener, resync=waited or not first)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._running()
                 log.warning(
                     "doorbell subscription lost (%s); serving from the store, polling every"
                     " %.1f s until Redis is back", type(exc).__name__, self.poll_interval,
@@ -120,7 +122,7 @@ class RedisBroker:
         logged already)."""
         assert self._client is not None
         waited = False
-        while True:
+        while self._running():
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
@@ -128,6 +130,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._running()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 if warn and not waited:
@@ -138,6 +141,7 @@ class RedisBroker:
                 waited = True
             await asyncio.sleep(self.poll_interval)
             _safely(listener, Resync())
+        raise AssertionError("unreachable: _running() raises once closing")
 
     async def _listen(
         self, pubsub: aioredis.client.PubSub, listener: Listener, *, resync: bool
@@ -146,6 +150,7 @@ class RedisBroker:
         confirmed the subscription; then, after an outage, one :class:`Resync` (earlier,
         a doorbell could still fall between the re-read and the subscription)."""
         async for item in pubsub.listen():
+            self._running()
             kind = item.get("type")
             if kind == "subscribe":
                 self._connected = True
@@ -178,7 +183,7 @@ class RedisBroker:
         carry it (``wire.encode_all``), in one round trip (a pipeline without MULTI:
         Redis runs the PUBLISHes in order)."""
         assert self._client is not None
-        while True:
+        while self._running():
             if self._lost:
                 await self._repair()
             batch = [await self._outbox.get()]
@@ -196,6 +201,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._running()
                 self._mark_lost(type(exc).__name__)
 
     async def _repair(self) -> None:
@@ -203,13 +209,14 @@ class RedisBroker:
         meanwhile: the other nodes' re-read covers it."""
         assert self._client is not None
         resync = encode(Resync(), deployment=self._deployment, node=self._node)
-        while True:
+        while self._running():
             try:
                 await self._client.publish(self._channel, resync)
                 break
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._running()
                 await asyncio.sleep(self.poll_interval)
         self._lost = False
         while not self._outbox.empty():
@@ -230,10 +237,20 @@ class RedisBroker:
         except asyncio.QueueFull:
             self._mark_lost("queue full")
 
+    def _running(self) -> bool:
+        """True, or, once :meth:`close` began, end the calling task as cancelled. The loops
+        check it because a cancellation can be lost inside redis-py (seen: a task that
+        took its ``cancel()`` as a dropped connection, resubscribed and ran on, until the
+        test's event loop waited for it forever)."""
+        if self._closing:
+            raise asyncio.CancelledError
+        return True
+
     async def close(self) -> None:
         """Stop both tasks and the client, waiting at most ``CLOSE_TIMEOUT`` for each step:
         a node stopping must not hang on Redis (a test's stop once waited forever on a
         cancelled task that never finished, inside redis-py)."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         if self._tasks:

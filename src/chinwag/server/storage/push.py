@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Insert,
+    Integer,
     bindparam,
     delete,
     func,
@@ -276,6 +277,26 @@ async def drop_online(conn: AsyncConnection, *, now: float, due_by: float) -> No
     )
 
 
+# Built once, like _MARK_ONLINE: the correlated EXISTS left a reference cycle per pass.
+_CLAIMABLE = (
+    select(push_jobs.c.id)
+    .where(
+        push_jobs.c.next_attempt_at <= bindparam("due_by", type_=Float),
+        push_jobs.c.lease_until.is_(None)
+        | (push_jobs.c.lease_until < bindparam("now", type_=Float)),
+        ~select(push_tokens.c.session_id)
+        .where(
+            push_tokens.c.session_id == push_jobs.c.session_id,
+            push_tokens.c.online_until > bindparam("now", type_=Float),
+        )
+        .exists(),
+    )
+    .order_by(push_jobs.c.next_attempt_at)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
 async def claim_due(
     conn: AsyncConnection, *, now: float, due_by: float, lease: float, limit: int
 ) -> list[DueJob]:
@@ -284,23 +305,8 @@ async def claim_due(
     device online now: on PostgreSQL a job committed after this transaction's
     :func:`drop_online` (each statement sees what has committed by its start) would
     otherwise be claimed, and a connected device woken (seen once in CI)."""
-    due = (
-        select(push_jobs.c.id)
-        .where(
-            push_jobs.c.next_attempt_at <= due_by,
-            push_jobs.c.lease_until.is_(None) | (push_jobs.c.lease_until < now),
-            ~select(push_tokens.c.session_id)
-            .where(
-                push_tokens.c.session_id == push_jobs.c.session_id,
-                push_tokens.c.online_until > now,
-            )
-            .exists(),
-        )
-        .order_by(push_jobs.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = [int(r[0]) for r in await conn.execute(due)]
+    params = {"now": now, "due_by": due_by, "limit": limit}
+    ids = [int(r[0]) for r in await conn.execute(_CLAIMABLE, params)]
     if not ids:
         return []
     await conn.execute(
