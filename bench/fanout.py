@@ -87,7 +87,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fanout_report import Targets, targets, write_markdown, write_plot
-from _load import CHINWAG, PostgresProbe, ServerProcess, loadavg, machine_info, percentile
+from _load import PostgresProbe, ServerProcess, loadavg, machine_info, percentile
 from _ws_load import Device, raise_nofile_limit, worker_main
 
 __all__ = ["main"]
@@ -593,10 +593,15 @@ def phase_load(
 
 
 def _code_state() -> str:
-    """The commit the server ran from, and any uncommitted server files (shared tree)."""
+    """The commit the server ran from, and any uncommitted server files (shared tree):
+    of the tree ``chinwag`` is imported from, so a run with ``PYTHONPATH`` pointing at
+    another worktree names that worktree's commit (the servers inherit the path)."""
+    import chinwag
+
+    repo = Path(chinwag.__file__).resolve().parents[2]
 
     def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=CHINWAG.parent.parent.parent, text=True,
+        out = subprocess.run(["git", *args], cwd=repo, text=True,
                              capture_output=True, check=False)  # fmt: skip
         return out.stdout.strip()
 
