@@ -96,14 +96,15 @@ class RedisBroker:
 
     async def _receive(self, listener: Listener) -> None:
         first = True
-        while self._running():
+        while True:
+            self._stop_if_closing()
             pubsub, waited = await self._subscribe(listener, warn=first)
             try:
                 await self._listen(pubsub, listener, resync=waited or not first)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._running()
+                self._stop_if_closing()
                 log.warning(
                     "doorbell subscription lost (%s); serving from the store, polling every"
                     " %.1f s until Redis is back", type(exc).__name__, self.poll_interval,
@@ -122,7 +123,8 @@ class RedisBroker:
         logged already)."""
         assert self._client is not None
         waited = False
-        while self._running():
+        while True:
+            self._stop_if_closing()
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
@@ -130,7 +132,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._running()
+                self._stop_if_closing()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 if warn and not waited:
@@ -141,7 +143,6 @@ class RedisBroker:
                 waited = True
             await asyncio.sleep(self.poll_interval)
             _safely(listener, Resync())
-        raise AssertionError("unreachable: _running() raises once closing")
 
     async def _listen(
         self, pubsub: aioredis.client.PubSub, listener: Listener, *, resync: bool
@@ -150,7 +151,7 @@ class RedisBroker:
         confirmed the subscription; then, after an outage, one :class:`Resync` (earlier,
         a doorbell could still fall between the re-read and the subscription)."""
         async for item in pubsub.listen():
-            self._running()
+            self._stop_if_closing()
             kind = item.get("type")
             if kind == "subscribe":
                 self._connected = True
@@ -183,7 +184,8 @@ class RedisBroker:
         carry it (``wire.encode_all``), in one round trip (a pipeline without MULTI:
         Redis runs the PUBLISHes in order)."""
         assert self._client is not None
-        while self._running():
+        while True:
+            self._stop_if_closing()
             if self._lost:
                 await self._repair()
             batch = [await self._outbox.get()]
@@ -201,7 +203,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._running()
+                self._stop_if_closing()
                 self._mark_lost(type(exc).__name__)
 
     async def _repair(self) -> None:
@@ -209,14 +211,14 @@ class RedisBroker:
         meanwhile: the other nodes' re-read covers it."""
         assert self._client is not None
         resync = encode(Resync(), deployment=self._deployment, node=self._node)
-        while self._running():
+        while True:
+            self._stop_if_closing()
             try:
                 await self._client.publish(self._channel, resync)
                 break
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._running()
                 await asyncio.sleep(self.poll_interval)
         self._lost = False
         while not self._outbox.empty():
@@ -237,14 +239,13 @@ class RedisBroker:
         except asyncio.QueueFull:
             self._mark_lost("queue full")
 
-    def _running(self) -> bool:
-        """True, or, once :meth:`close` began, end the calling task as cancelled. The loops
-        check it because a cancellation can be lost inside redis-py (seen: a task that
+    def _stop_if_closing(self) -> None:
+        """Once :meth:`close` began, end the calling task as cancelled. Every loop step
+        checks it because a cancellation can be lost inside redis-py (seen: a task that
         took its ``cancel()`` as a dropped connection, resubscribed and ran on, until the
         test's event loop waited for it forever)."""
         if self._closing:
             raise asyncio.CancelledError
-        return True
 
     async def close(self) -> None:
         """Stop both tasks and the client, waiting at most ``CLOSE_TIMEOUT`` for each step:

@@ -106,8 +106,7 @@ def encode_all(messages: list[Doorbell], *, deployment: str, node: str) -> list[
             run.clear()
 
     for message in messages:
-        if isinstance(message, EventsAppended):
-            message = reduced(message)
+        message = reduced(message)
         if isinstance(message, StreamsAdvanced) and message.removed_from is None:
             for user_pk, pos in message.targets:
                 if pos > run.get(user_pk, 0):
