@@ -36,15 +36,14 @@ async def test_real_postgres_deadlock_is_classified_transient() -> None:
     """Provoke a genuine deadlock between two connections and classify what asyncpg raises."""
     import asyncio
 
-    from tests.support import postgres_database
+    from tests.support import pg_connect, postgres_database
 
     async with postgres_database() as url:
-        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-        setup = await asyncpg.connect(dsn)
+        setup = await pg_connect(url)
         await setup.execute("CREATE TABLE t (id int primary key, v int)")
         await setup.execute("INSERT INTO t VALUES (1, 0), (2, 0)")
         await setup.close()
-        a, b = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+        a, b = await pg_connect(url), await pg_connect(url)
         try:
             ta, tb = a.transaction(), b.transaction()
             await ta.start()
