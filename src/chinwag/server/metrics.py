@@ -44,6 +44,7 @@ __all__ = [
     "fanout_written",
     "http_request",
     "messages_stored",
+    "pages_read_together",
     "socket_closed",
     "socket_opened",
 ]
@@ -90,6 +91,11 @@ BATCH_SIZE = Histogram(
     "chinwag_group_commit_batch_size",
     "Write jobs committed together in one group-commit transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+PAGE_BATCH_SIZE = Histogram(
+    "chinwag_catch_up_batch_size",
+    "Sockets' stream reads after a doorbell done together in one statement.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 BATCH_RERUNS = Counter(
     "chinwag_group_commit_reruns",
@@ -162,6 +168,10 @@ def doorbell_repaired() -> None:
 
 def batch_committed(size: int) -> None:
     BATCH_SIZE.observe(size)
+
+
+def pages_read_together(size: int) -> None:
+    PAGE_BATCH_SIZE.observe(size)
 
 
 def batch_rerun(reason: str) -> None:

@@ -23,6 +23,7 @@ from chinwag.server.rate_limits import RateLimits
 from chinwag.server.settings import Settings
 from chinwag.server.storage import engines
 from chinwag.server.storage.database import Database
+from chinwag.server.storage.read_batching import PageReads
 from chinwag.server.storage.records import KeyRecord
 from chinwag.server.storage.schema import server_secrets
 from chinwag.server.typing_relay import TypingRelay
@@ -114,12 +115,15 @@ class Services:
     typing: TypingRelay = field(init=False)
     jwks: JwksCache = field(init=False)
     doorbells: Doorbells = field(init=False)
+    page_reads: PageReads = field(init=False)
+    """Sockets' reads after a doorbell, batched (``storage/read_batching.py``)."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     outbox_doorbell: Callable[[], None] | None = None
     """Wakes this process's delivery workers (``webhooks/``); see :meth:`outbox_written`."""
 
     def __post_init__(self) -> None:
         self.doorbells = Doorbells(self)
+        self.page_reads = PageReads(self.db)
         self.typing = TypingRelay(
             self.publish,
             pause_after=self.settings.typing_pause_after,

@@ -252,13 +252,11 @@ async def _read_page(
     services: Services, user_pk: int, after: int, limit: int, merge: bool
 ) -> StoredPage:
     """A page of the stream, with what is pending merged first when ``merge`` (see
-    ``Connection``'s ``ReadPage``). When not, one statement, on a connection checked out
-    without a round trip (``Database.quick_read``): this is how a message sent through
-    another node reaches the socket."""
+    ``Connection``'s ``ReadPage``). When not, read together with the other sockets'
+    reads of the moment, in one statement (``storage/read_batching.py``): this is how a
+    message sent through another node reaches the socket."""
     if not merge:
-        return await services.db.quick_read(
-            partial(event_store.read_stream_page, user_pk=user_pk, after=after, limit=limit)
-        )
+        return await services.page_reads.page(user_pk, after=after, limit=limit)
     async with merged_read(services, user_pk) as db:
         return await event_store.read_stream_page(db, user_pk, after=after, limit=limit)
 

@@ -21,9 +21,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Float,
+    FromClause,
     Integer,
     LargeBinary,
     Select,
@@ -36,6 +39,7 @@ from sqlalchemy import (
     insert,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -49,6 +53,7 @@ from chinwag.server.storage.spans import merge_conversation
 __all__ = [
     "MAX_PAGE_BYTES",
     "Appended",
+    "PageRequest",
     "StoredEvent",
     "StoredPage",
     "append_event",
@@ -56,7 +61,10 @@ __all__ = [
     "log_payloads",
     "read_stream",
     "read_stream_page",
+    "read_stream_pages",
 ]
+
+Row = Sequence[Any]
 
 MAX_PAGE_BYTES = 1024 * 1024
 """A page of a stream (REST or a socket's replay) stops before the event that would take it
@@ -117,24 +125,34 @@ _ENTRY = (
     user_events.c.conversation_id,
     user_events.c.first_log_position,
 )
-_AFTER = (
-    select(*_ENTRY)
-    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos > bindparam("after"))
-    .order_by(user_events.c.pos)
-    .limit(bindparam("limit", type_=Integer))
-    .subquery()
-)
-_HOLDING = (
-    select(*_ENTRY)
-    .where(user_events.c.user_pk == bindparam("user_pk"), user_events.c.pos <= bindparam("after"))
-    .order_by(user_events.c.pos.desc())
-    .limit(1)
-    .subquery()
-)
-_ENTRIES = union_all(select(*_HOLDING.c), select(*_AFTER.c))
-"""The entries after ``after``, and first the one holding ``after`` itself (a span may go
-on past it). Subqueries, because SQLite allows ``ORDER BY``/``LIMIT`` in a compound's
-members only there."""
+
+
+def _entries(
+    user_pk: ColumnElement[Any],
+    after: ColumnElement[Any],
+    limit: ColumnElement[Any],
+    outer: FromClause | None,
+) -> CompoundSelect[Any]:
+    """The entries after ``after``, and first the one holding ``after`` itself (a span may
+    go on past it). Subqueries, because SQLite allows ``ORDER BY``/``LIMIT`` in a
+    compound's members only there."""
+    following = (
+        select(*_ENTRY)
+        .where(user_events.c.user_pk == user_pk, user_events.c.pos > after)
+        .order_by(user_events.c.pos)
+        .limit(limit)
+        .correlate(outer)
+        .subquery()
+    )
+    holding = (
+        select(*_ENTRY)
+        .where(user_events.c.user_pk == user_pk, user_events.c.pos <= after)
+        .order_by(user_events.c.pos.desc())
+        .limit(1)
+        .correlate(outer)
+        .subquery()
+    )
+    return union_all(select(*holding.c), select(*following.c))
 
 
 def _payload_size(dialect: str) -> ColumnElement[Any]:
@@ -143,26 +161,38 @@ def _payload_size(dialect: str) -> ColumnElement[Any]:
     return func.length(cast(events.c.payload, LargeBinary))
 
 
-def _page(dialect: str) -> Select[Any]:
+def _page(dialect: str, requests: FromClause | None = None) -> Select[Any]:
     """A page of a stream in one statement: (position, event id, payload size, payload or
     NULL), ascending, for positions ``after+1 .. after+limit``.
 
-    The entries (``_ENTRIES``) are expanded in SQL: a single entry is its event, a span
+    The entries (``_entries``) are expanded in SQL: a single entry is its event, a span
     is a range of its conversation's log (one index range scan), clipped to the page. A
     stream is dense, so the page's positions are known without counting slots. A payload
     comes only when it is at most ``max_bytes`` over the page's row count, so what one
     read returns stays within ``max_bytes`` however large the events; larger ones are read
     after, if the page keeps them (``read_stream_page``). On PostgreSQL this is one round
     trip: a delivery heard of from another node is one statement, where expanding the
-    entries in Python cost three."""
-    entries = _ENTRIES.cte("entries")
-    after = bindparam("after", type_=BigInteger)
-    end = after + bindparam("limit", type_=Integer)
+    entries in Python cost three.
+
+    The user, position and limit are bind parameters, or with ``requests`` (``_pages``)
+    that relation's columns ``user_pk``, ``after`` and ``page_limit``, for many pages in
+    one statement."""
+    if requests is None:
+        user_pk: ColumnElement[Any] = bindparam("user_pk")
+        after: ColumnElement[Any] = bindparam("after", type_=BigInteger)
+        limit: ColumnElement[Any] = bindparam("limit", type_=Integer)
+    else:
+        user_pk, after, limit = (requests.c.user_pk, requests.c.after, requests.c.page_limit)
+    # Under ``_pages`` the WITH must sit inside the lateral subquery, which sees the
+    # request's columns, not at the top of the statement.
+    entries = _entries(user_pk, after, limit, requests).cte("entries", nesting=requests is not None)
+    end = after + limit
     size = _payload_size(dialect)
     singles = (
         select(entries.c.pos.label("at"), events.c.id, size.label("size"), events.c.payload)
         .join_from(entries, events, events.c.id == entries.c.event_id)
         .where(entries.c.last_pos.is_(None), entries.c.pos > after, entries.c.pos <= end)
+        .correlate(requests)
     )
     first = entries.c.first_log_position
     spans = (
@@ -184,6 +214,7 @@ def _page(dialect: str) -> Select[Any]:
             ),
         )
         .where(entries.c.last_pos.is_not(None))
+        .correlate(requests)
     )
     found = union_all(singles, spans).subquery("found")
     share = bindparam("max_bytes", type_=Integer) // func.count().over()
@@ -191,7 +222,32 @@ def _page(dialect: str) -> Select[Any]:
     return select(found.c.at, found.c.id, found.c.size, capped).order_by(found.c.at)
 
 
+def _pages() -> Select[Any]:
+    """PostgreSQL: the pages of many streams in one statement, one round trip for every
+    socket a coalesced doorbell woke (``read_batching.py``): ``_page`` laterally joined to
+    the requests, passed as arrays; rows are (request ordinal, then ``_page``'s columns),
+    by ordinal and position."""
+    requests = (
+        func.unnest(
+            bindparam("user_pks", type_=ARRAY(BigInteger)),
+            bindparam("afters", type_=ARRAY(BigInteger)),
+            bindparam("limits", type_=ARRAY(Integer)),
+        )
+        .table_valued("user_pk", "after", "page_limit", with_ordinality="n")
+        .render_derived()
+        .alias("requests")
+    )
+    lateral = _page("postgresql", requests).lateral("page")
+    return (
+        select(requests.c.n, *lateral.c)
+        .select_from(requests)
+        .join(lateral, true())
+        .order_by(requests.c.n, lateral.c.at)
+    )
+
+
 _PAGE = Prepared(_page("sqlite"), postgresql=_page("postgresql"))
+_PAGES = Prepared(_pages())
 
 
 def _by_log(*columns: ColumnElement[Any]) -> Prepared:
@@ -353,24 +409,77 @@ async def read_stream_page(
     megabytes), and a larger payload the page keeps is read after, by id."""
     params = {"user_pk": user_pk, "after": after, "limit": limit, "max_bytes": max_bytes}
     rows = await _PAGE.all(conn, params)
-    if not rows:
-        return StoredPage([], complete=True)
-    last = _last_within([(row[0], row[2]) for row in rows], max_bytes)
-    kept = [row for row in rows if last is not None and int(row[0]) <= last]
-    missing = [int(row[1]) for row in kept if row[3] is None]
+    return (await _assemble(conn, [(rows, limit)], max_bytes))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    user_pk: int
+    after: int
+    limit: int
+
+
+async def read_stream_pages(
+    conn: AsyncConnection, requests: Sequence[PageRequest], *, max_bytes: int = MAX_PAGE_BYTES
+) -> list[StoredPage]:
+    """:func:`read_stream_page` for each request, in order; on PostgreSQL in one statement
+    (``_pages``) however many there are, with each page bounded as if read alone."""
+    if not requests or conn.dialect.name != "postgresql":
+        return [
+            await read_stream_page(
+                conn, r.user_pk, after=r.after, limit=r.limit, max_bytes=max_bytes
+            )
+            for r in requests
+        ]
+    params = {
+        "user_pks": [r.user_pk for r in requests],
+        "afters": [r.after for r in requests],
+        "limits": [r.limit for r in requests],
+        "max_bytes": max_bytes,
+    }
+    by_request: list[list[Row]] = [[] for _ in requests]
+    for row in await _PAGES.all(conn, params):
+        by_request[int(row[0]) - 1].append(row[1:])
+    return await _assemble(
+        conn, [(rows, r.limit) for rows, r in zip(by_request, requests, strict=True)], max_bytes
+    )
+
+
+async def _assemble(
+    conn: AsyncConnection, pages: Sequence[tuple[Sequence[Row], int]], max_bytes: int
+) -> list[StoredPage]:
+    """Pages from ``_page``'s rows (each with the limit it was read with): cut at
+    ``max_bytes``, the payloads the statement left out read by id, in one statement for
+    all of them."""
+    kept_pages: list[tuple[list[Row], bool]] = []
+    missing: list[int] = []
+    for rows, limit in pages:
+        if not rows:
+            kept_pages.append(([], True))
+            continue
+        last = _last_within([(row[0], row[2]) for row in rows], max_bytes)
+        kept = [row for row in rows if last is not None and int(row[0]) <= last]
+        missing.extend(int(row[1]) for row in kept if row[3] is None)
+        kept_pages.append((kept, len(rows) < limit and len(kept) == len(rows)))
     more: dict[int, Any] = {}
     if missing:
         found = await conn.execute(
             select(events.c.id, events.c.payload).where(events.c.id.in_(missing))
         )
         more = {int(event_id): payload for event_id, payload in found}
-    page = [
-        StoredEvent(
-            pos=int(at), event_json=(payload if payload is not None else more[int(ev)]).encode()
+    return [
+        StoredPage(
+            [
+                StoredEvent(
+                    pos=int(at),
+                    event_json=(payload if payload is not None else more[int(ev)]).encode(),
+                )
+                for at, ev, _, payload in kept
+            ],
+            complete=complete,
         )
-        for at, ev, _, payload in kept
+        for kept, complete in kept_pages
     ]
-    return StoredPage(page, complete=len(rows) < limit and len(kept) == len(rows))
 
 
 async def log_payloads(
