@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 from types import SimpleNamespace
@@ -146,3 +147,45 @@ async def test_redis_counters_send_a_requests_increments_in_one_call(tmp_path: P
 
 
 _SCRIPT = ("eval", "evalsha")  # calls from clients; what a script runs counts apart
+
+
+async def test_redis_counters_of_requests_that_arrive_together_share_a_call(
+    tmp_path: Path,
+) -> None:
+    """Under load a node sends a few script calls, not one per request (``coalescing.py``),
+    and each request still gets its own counters' totals, as if it had called alone."""
+    with redis_server(tmp_path) as redis:
+        counters = RedisCounters(redis.url, prefix="p")
+        admin = aioredis.from_url(redis.url)
+        try:
+            await counters.incr_many([("warm", 60, 1)])  # loads the script
+
+            async def calls() -> int:
+                stats = await admin.info("commandstats")
+                return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in _SCRIPT)
+
+            before = await calls()
+            requests = [[("shared", 60, 1), (f"own{n}", 60, n + 1)] for n in range(40)]
+            totals = await asyncio.gather(*(counters.incr_many(r) for r in requests))
+            assert await calls() - before == 1
+            assert totals == [[n + 1, n + 1] for n in range(40)]  # in arrival order
+            assert 0 < await admin.ttl("p:shared") <= 60
+        finally:
+            await admin.aclose()
+            await counters.close()
+
+
+async def test_a_redis_that_is_gone_fails_every_request_of_the_call(tmp_path: Path) -> None:
+    """Each request then sees the failure its own call would have (and ``RateLimits``
+    fails open for it); none is left waiting."""
+    with redis_server(tmp_path) as redis:
+        counters = RedisCounters(redis.url, prefix="p")
+        await counters.incr_many([("warm", 60, 1)])
+    try:
+        async with asyncio.timeout(10):
+            failed = await asyncio.gather(
+                *(counters.incr_many([("k", 60, 1)]) for _ in range(5)), return_exceptions=True
+            )
+        assert all(isinstance(f, (OSError, aioredis.RedisError)) for f in failed), failed
+    finally:
+        await counters.close()

@@ -6,14 +6,18 @@ increments of one request go out as one script call, one round trip: a message c
 ten counters (messages and requests, per session, user and app, some with two windows),
 and ``limits``' storage, which has no batched increment, sent them as ten concurrent
 script calls on ten pooled connections: ~7 % of a node's CPU at 50 msg/s across two nodes
-(``bench/README.md``). The script does what ``limits``' own ``incr_expire.lua`` does per
-key, and the keys are ``<prefix>:<key>`` as ``limits`` names them, so nodes of either
-kind count together during a rolling upgrade. All of one call's keys go to one Redis
-(chinwag does not shard its Redis). The pool is ours, so shutdown closes it and a dead
-Redis fails in half a second instead of after redis-py's retries. ``memory://`` is
-:class:`MemoryCounters` rather than ``limits``' memory storage: that one scans every key on
-every increment (1.4 ms per hit at 10,000 keys, measured), and a busy single node has that
-many.
+(``bench/README.md``). The increments of requests that arrive together (in one turn of
+the loop, or while another call is out) share a call too (``coalescing.py``): under load
+a node sends a few calls where it sent one per request.
+
+The script does what ``limits``' own ``incr_expire.lua`` does per key, in order, and the
+keys are ``<prefix>:<key>`` as ``limits`` names them, so nodes of either kind count
+together during a rolling upgrade. All of one call's keys go to one Redis (chinwag does
+not shard its Redis). The pool is ours, so shutdown closes it and a dead Redis fails in
+half a second instead of after redis-py's retries. ``memory://`` is
+:class:`MemoryCounters` rather than ``limits``' memory storage: that one scans every key
+on every increment (1.4 ms per hit at 10,000 keys, measured), and a busy single node has
+that many.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from chinwag.clock import Clock
+from chinwag.server.coalescing import Coalescer
 
 __all__ = ["Counters", "Increment", "MemoryCounters", "RedisCounters", "open_counters"]
 
@@ -30,6 +35,9 @@ Increment = tuple[str, int, int]
 """(key, expiry seconds, amount)."""
 
 _TIMEOUT = 0.5
+
+MAX_REQUESTS_PER_CALL = 64
+"""Requests whose increments share one script call at most (a message's are ten)."""
 
 
 class Counters(Protocol):
@@ -91,7 +99,7 @@ return totals
 
 
 class RedisCounters:
-    """Counters in Redis; the increments of one request in one script call."""
+    """Counters in Redis; the increments of the requests of a moment in one script call."""
 
     def __init__(self, url: str, *, prefix: str) -> None:
         import redis.asyncio as aioredis
@@ -107,14 +115,27 @@ class RedisCounters:
         )
         self._redis = aioredis.Redis(connection_pool=self._pool)
         self._incr_many = self._redis.register_script(_INCR_MANY)
+        self._together: Coalescer[Sequence[Increment], list[int]] = Coalescer(
+            self._incr_together, max_batch=MAX_REQUESTS_PER_CALL
+        )
 
     async def incr_many(self, increments: Sequence[Increment]) -> list[int]:
-        keys = [f"{self._prefix}:{key}" for key, _, _ in increments]
+        return await self._together(increments)
+
+    async def _incr_together(self, batches: Sequence[Sequence[Increment]]) -> list[list[int]]:
+        """The increments of requests that arrived together, in one script call: it runs
+        them in order, as one call each would have."""
+        keys = [f"{self._prefix}:{key}" for increments in batches for key, _, _ in increments]
         args: list[int] = []
-        for _, expiry, amount in increments:
-            args += (expiry, amount)
-        totals = await self._incr_many(keys=keys, args=args)
-        return [int(total) for total in totals]
+        for increments in batches:
+            for _, expiry, amount in increments:
+                args += (expiry, amount)
+        totals = [int(total) for total in await self._incr_many(keys=keys, args=args)]
+        answers, start = [], 0
+        for increments in batches:
+            answers.append(totals[start : start + len(increments)])
+            start += len(increments)
+        return answers
 
     async def close(self) -> None:
         await self._redis.aclose()
