@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     ColumnElement,
     CompoundSelect,
@@ -30,11 +29,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Select,
+    String,
     Update,
     and_,
     bindparam,
     case,
     cast,
+    column,
     func,
     insert,
     null,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.outbox import write_outbox
@@ -225,17 +227,24 @@ def _page(dialect: str, requests: FromClause | None = None) -> Select[Any]:
 def _pages() -> Select[Any]:
     """PostgreSQL: the pages of many streams in one statement, one round trip for every
     socket a coalesced doorbell woke (``read_batching.py``): ``_page`` laterally joined to
-    the requests, passed as arrays; rows are (request ordinal, then ``_page``'s columns),
-    by ordinal and position."""
+    the requests; rows are (request number, then ``_page``'s columns), by number and
+    position.
+
+    The requests come as one JSON array (``jsonb_to_recordset``), not as arrays through
+    ``unnest``: PostgreSQL estimates ``unnest`` of a known array by its length, so every
+    execution's custom plan looked cheaper than the prepared generic one and the statement
+    was planned afresh each time (a batch of one cost twice a lone page). A record set
+    has the same estimate planned or not, so the generic plan is kept: a batch of one
+    costs what a lone page does, and a batch of eight about two of them."""
     requests = (
-        func.unnest(
-            bindparam("user_pks", type_=ARRAY(BigInteger)),
-            bindparam("afters", type_=ARRAY(BigInteger)),
-            bindparam("limits", type_=ARRAY(Integer)),
+        func.jsonb_to_recordset(cast(bindparam("requests", type_=String), JSONB))
+        .table_valued(
+            column("n", Integer),
+            column("user_pk", BigInteger),
+            column("after", BigInteger),
+            column("page_limit", Integer),
         )
-        .table_valued("user_pk", "after", "page_limit", with_ordinality="n")
-        .render_derived()
-        .alias("requests")
+        .render_derived(name="requests", with_types=True)
     )
     lateral = _page("postgresql", requests).lateral("page")
     return (
@@ -431,15 +440,14 @@ async def read_stream_pages(
             )
             for r in requests
         ]
-    params = {
-        "user_pks": [r.user_pk for r in requests],
-        "afters": [r.after for r in requests],
-        "limits": [r.limit for r in requests],
-        "max_bytes": max_bytes,
-    }
+    asked = [
+        {"n": n, "user_pk": r.user_pk, "after": r.after, "page_limit": r.limit}
+        for n, r in enumerate(requests)
+    ]
+    params = {"requests": orjson.dumps(asked).decode(), "max_bytes": max_bytes}
     by_request: list[list[Row]] = [[] for _ in requests]
     for row in await _PAGES.all(conn, params):
-        by_request[int(row[0]) - 1].append(row[1:])
+        by_request[int(row[0])].append(row[1:])
     return await _assemble(
         conn, [(rows, r.limit) for rows, r in zip(by_request, requests, strict=True)], max_bytes
     )

@@ -1,0 +1,81 @@
+"""The coalescer under the batched catch-up reads and rate-limit counters
+(``server/coalescing.py``): what is asked together goes as one batch, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from chinwag.server.coalescing import Coalescer
+
+
+class Backend:
+    """Answers each ask with its double, one batch at a time, when the test lets it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self.failure: Exception | None = None
+
+    async def run(self, asks: Sequence[int]) -> list[int]:
+        self.batches.append(list(asks))
+        await self.release.wait()
+        if self.failure is not None:
+            raise self.failure
+        return [ask * 2 for ask in asks]
+
+
+async def test_asks_of_one_turn_go_as_one_batch_and_each_gets_its_answer() -> None:
+    backend = Backend()
+    together = Coalescer(backend.run, max_batch=100)
+    assert await asyncio.gather(*(together(n) for n in range(10))) == [n * 2 for n in range(10)]
+    assert backend.batches == [list(range(10))]
+    assert await together(7) == 14  # a lone ask goes at once, alone
+    assert backend.batches[-1] == [7]
+
+
+async def test_asks_made_while_a_batch_runs_go_in_the_next_and_batches_are_bounded() -> None:
+    backend = Backend()
+    backend.release.clear()
+    sizes: list[int] = []
+    together = Coalescer(backend.run, max_batch=4, observe=sizes.append)
+    first = asyncio.ensure_future(together(0))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert backend.batches == [[0]]  # running, held
+    later = [asyncio.ensure_future(together(n)) for n in range(1, 7)]
+    await asyncio.sleep(0)
+    assert len(backend.batches) == 1  # one batch at a time
+    backend.release.set()
+    assert await first == 0
+    assert await asyncio.gather(*later) == [2, 4, 6, 8, 10, 12]
+    assert backend.batches == [[0], [1, 2, 3, 4], [5, 6]]
+    assert sizes == [1, 4, 2]
+
+
+async def test_a_failed_batch_fails_each_of_its_asks_and_the_next_batch_runs() -> None:
+    backend = Backend()
+    backend.failure = ConnectionError("gone")
+    together = Coalescer(backend.run, max_batch=10)
+    failed = await asyncio.gather(*(together(n) for n in range(3)), return_exceptions=True)
+    assert [type(f) for f in failed] == [ConnectionError] * 3
+    backend.failure = None
+    assert await together(5) == 10
+
+
+async def test_a_caller_cancelled_does_not_cut_the_others_answer() -> None:
+    backend = Backend()
+    backend.release.clear()
+    together = Coalescer(backend.run, max_batch=10)
+    asks = [asyncio.ensure_future(together(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    asks[0].cancel()
+    backend.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asks[0]
+    assert await asyncio.gather(*asks[1:]) == [2, 4]
+    assert backend.batches == [[0, 1, 2]]
