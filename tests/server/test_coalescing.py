@@ -1,5 +1,6 @@
 """The coalescer under the batched catch-up reads and rate-limit counters
-(``server/coalescing.py``): what is asked together goes as one batch, in order."""
+(``server/coalescing.py``): an ask that finds nothing out goes at once, alone; what is
+asked while a call is out goes together after it, in order."""
 
 from __future__ import annotations
 
@@ -22,30 +23,45 @@ class Backend:
 
     async def run(self, asks: Sequence[int]) -> list[int]:
         self.batches.append(list(asks))
+        await asyncio.sleep(0)  # a round trip always gives the loop a turn
         await self.release.wait()
         if self.failure is not None:
             raise self.failure
         return [ask * 2 for ask in asks]
 
 
-async def test_asks_of_one_turn_go_as_one_batch_and_each_gets_its_answer() -> None:
+async def test_a_lone_ask_goes_at_once_and_the_asks_behind_it_go_together() -> None:
     backend = Backend()
     together = Coalescer(backend.run, max_batch=100)
-    assert await asyncio.gather(*(together(n) for n in range(10))) == [n * 2 for n in range(10)]
-    assert backend.batches == [list(range(10))]
-    assert await together(7) == 14  # a lone ask goes at once, alone
-    assert backend.batches[-1] == [7]
+    assert await together(7) == 14
+    assert backend.batches == [[7]]
+    asks = [together(n) for n in range(10)]
+    assert await asyncio.gather(*asks) == [n * 2 for n in range(10)]
+    # Two calls may be out at once: the first two went alone, side by side.
+    assert backend.batches == [[7], [0], [1], list(range(2, 10))]
+
+
+async def test_a_lone_ask_runs_in_its_callers_task() -> None:
+    """No task and no turn of the loop between the ask and its call at low load."""
+    seen: list[asyncio.Task[object] | None] = []
+
+    async def run(asks: Sequence[int]) -> list[int]:
+        seen.append(asyncio.current_task())
+        return list(asks)
+
+    together = Coalescer(run, max_batch=10)
+    assert await together(1) == 1
+    assert seen == [asyncio.current_task()]
 
 
 async def test_asks_made_while_a_batch_runs_go_in_the_next_and_batches_are_bounded() -> None:
     backend = Backend()
     backend.release.clear()
     sizes: list[int] = []
-    together = Coalescer(backend.run, max_batch=4, observe=sizes.append)
+    together = Coalescer(backend.run, max_batch=4, in_flight=1, observe=sizes.append)
     first = asyncio.ensure_future(together(0))
     await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert backend.batches == [[0]]  # running, held
+    assert backend.batches == [[0]]  # out, held
     later = [asyncio.ensure_future(together(n)) for n in range(1, 7)]
     await asyncio.sleep(0)
     assert len(backend.batches) == 1  # one batch at a time
@@ -69,13 +85,21 @@ async def test_a_failed_batch_fails_each_of_its_asks_and_the_next_batch_runs() -
 async def test_a_caller_cancelled_does_not_cut_the_others_answer() -> None:
     backend = Backend()
     backend.release.clear()
-    together = Coalescer(backend.run, max_batch=10)
+    together = Coalescer(backend.run, max_batch=10, in_flight=1)
     asks = [asyncio.ensure_future(together(n)) for n in range(3)]
     await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    asks[0].cancel()
-    backend.release.set()
+    assert backend.batches == [[0]]  # the first is out, the others wait behind it
+    asks[0].cancel()  # its call is cut: the others still go
     with pytest.raises(asyncio.CancelledError):
         await asks[0]
+    backend.release.set()
     assert await asyncio.gather(*asks[1:]) == [2, 4]
-    assert backend.batches == [[0, 1, 2]]
+    assert backend.batches == [[0], [1, 2]]
+    asks = [asyncio.ensure_future(together(n)) for n in range(3, 6)]
+    backend.release.clear()
+    await asyncio.sleep(0)
+    asks[1].cancel()  # a waiting one cancelled: the call it is in answers the rest
+    backend.release.set()
+    assert await asks[0] == 6
+    assert await asks[2] == 10
+    assert backend.batches[-1] == [4, 5]

@@ -1,18 +1,26 @@
-"""Requests to one backend that arrive together go as one round trip.
+"""Requests to one backend that arrive while it is busy go together, one round trip.
 
 Why: under load the loop reads many requests from the sockets in one turn, and each then
 asks the database or Redis for something small: a socket's stream page after a doorbell
-(``storage/read_batching.py``), a request's rate-limit counters
-(``rate_counters.py``). One round trip each is a syscall, a wake-up of the other side and
-a pooled connection; what they ask can as well go together, since the other side answers
-a list as cheaply as one. A :class:`Coalescer` queues what its callers ask and runs one
-batch at a time: what is asked for while a batch runs (or in the same turn as the first
-ask) goes in the next, at most ``max_batch`` per batch. So a lone ask pays no wait at
-all, and under load the batches grow by themselves.
+(``storage/read_batching.py``), a request's rate-limit counters (``rate_counters.py``).
+One round trip each is a syscall, a wake-up of the other side and a pooled connection;
+what they ask can as well go together, since the other side answers a list as cheaply as
+one.
 
-A batch runs in a task of its own, so no caller's cancellation cuts the others' answer,
-and in a fresh context (a caller's may say it holds a database connection). If the batch
-fails, every caller of it gets the failure, as its own call would have.
+A :class:`Coalescer` lets an ask go at once, alone, in its caller's own task, while
+fewer than ``in_flight`` calls (2) are out: at low load nothing changes, not even a turn
+of the loop, and two asks at once still go side by side. Asks made while that many are
+out wait, and go together as soon as one returns, at most ``max_batch`` per call, in one
+task that makes one call at a time, so under load the batches grow by themselves.
+
+A first version sent every ask through a task that gathered a turn's asks, one call at
+a time: a lone ask then cost a task and two more turns of the loop (~70 us more CPU per
+catch-up read, ``bench/catch_up_reads.py``), and two at once went one after the other.
+
+Waiting asks are answered by a task of their own, so no caller's cancellation cuts the
+others' answer, started in a fresh context (a caller's may say it holds a database
+connection). If a call fails, every ask in it gets the failure, as its own call would
+have.
 """
 
 from __future__ import annotations
@@ -38,37 +46,59 @@ class _Waiting(Generic[Ask, Answer]):
 
 
 class Coalescer(Generic[Ask, Answer]):
-    """``await coalescer(ask)``: ``run(batch)`` answers a batch of asks, in order."""
+    """``await coalescer(ask)``: ``run(asks)`` answers a list of asks, in order."""
 
     def __init__(
         self,
         run: Callable[[Sequence[Ask]], Awaitable[Sequence[Answer]]],
         *,
         max_batch: int,
+        in_flight: int = 2,
         observe: Callable[[int], None] | None = None,
     ) -> None:
-        """``observe``: told each batch's size (a metric)."""
+        """``in_flight``: calls out at once at most, before asks wait and go together;
+        ``observe``: told each call's number of asks (a metric)."""
         self._run = run
         self._max = max_batch
+        self._in_flight = in_flight
         self._observe = observe
         self._queue: list[_Waiting[Ask, Answer]] = []
-        self._draining = False
+        self._out = 0
+        """Calls out now: callers' own, and the drainer's."""
+        self._drainer: asyncio.Task[None] | None = None
+        """The task answering waiting asks, one call at a time (held: the loop keeps only
+        a weak reference to a task)."""
 
     async def __call__(self, ask: Ask) -> Answer:
-        waiting: _Waiting[Ask, Answer] = _Waiting(ask)
-        self._queue.append(waiting)
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
-        return await waiting.done
+        if self._queue or self._out >= self._in_flight:
+            waiting: _Waiting[Ask, Answer] = _Waiting(ask)
+            self._queue.append(waiting)
+            return await waiting.done
+        self._out += 1
+        try:
+            if self._observe is not None:
+                self._observe(1)
+            return (await self._run([ask]))[0]
+        finally:
+            self._out -= 1
+            self._start_drainer()  # asked meanwhile: answered whatever became of ours
+
+    def _start_drainer(self) -> None:
+        if self._queue and self._drainer is None and self._out < self._in_flight:
+            loop = asyncio.get_running_loop()
+            self._drainer = loop.create_task(self._drain(), context=contextvars.Context())
 
     async def _drain(self) -> None:
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-                await self._answer(batch)
+                self._out += 1
+                try:
+                    await self._answer(batch)
+                finally:
+                    self._out -= 1
         finally:
-            self._draining = False
+            self._drainer = None
 
     async def _answer(self, batch: list[_Waiting[Ask, Answer]]) -> None:
         if self._observe is not None:

@@ -433,7 +433,7 @@ async def read_stream_pages(
 ) -> list[StoredPage]:
     """:func:`read_stream_page` for each request, in order; on PostgreSQL in one statement
     (``_pages``) however many there are, with each page bounded as if read alone."""
-    if not requests or conn.dialect.name != "postgresql":
+    if len(requests) < 2 or conn.dialect.name != "postgresql":
         return [
             await read_stream_page(
                 conn, r.user_pk, after=r.after, limit=r.limit, max_bytes=max_bytes

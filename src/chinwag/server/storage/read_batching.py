@@ -1,13 +1,15 @@
-"""Catch-up reads that arrive together share one statement.
+"""Catch-up reads asked for while another is out share one statement.
 
 Why: a doorbell from another node names many users at once (the Redis broker coalesces
 a turn's stream hints into one, ``broker/wire.py``), and every socket of every user it
 names then reads its stream past its cursor. Read one by one, each socket cost a pool
 checkout and a statement, in chinwag's process and in PostgreSQL's, and two nodes
 needed ~1.4 times one node's CPU per message (``bench/README.md``). Here those reads
-are coalesced (``server/coalescing.py``): one checkout and, on PostgreSQL, one statement
-for a batch (``events.read_stream_pages``); on SQLite, whose statements cost no round
-trip, the batch's pages are read one after another on the one checkout.
+are coalesced (``server/coalescing.py``): a read that finds none out goes at once, and
+the reads asked for while it is out go together after it, one checkout and, on
+PostgreSQL, one statement (``events.read_stream_pages``, the page query joined
+``LATERAL`` to the requests). SQLite answers without giving the loop a turn, so there
+each read goes alone, as before.
 
 One batch runs at a time, so a burst of doorbells costs a few statements, not one per
 socket, and never more than one pooled connection. A batch reads at most
