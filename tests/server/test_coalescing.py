@@ -1,6 +1,7 @@
 """The coalescer under the batched catch-up reads and rate-limit counters
-(``server/coalescing.py``): an ask that finds nothing out goes at once, alone; what is
-asked while a call is out goes together after it, in order."""
+(``server/coalescing.py``): an ask that finds fewer than ``in_flight`` calls out goes at
+once, alone; what is asked while that many are out goes together after one returns, in
+order."""
 
 from __future__ import annotations
 

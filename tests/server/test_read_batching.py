@@ -1,6 +1,6 @@
 """Sockets' reads after a doorbell go together (``storage/read_batching.py``): many pages
-in one statement read exactly what each would read alone, the reads asked for while one
-is out go together, and a batch's pages share its byte bound."""
+in one statement read exactly what each would read alone, the reads asked for while two
+are out go together, and a batch's pages share its byte bound."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _batches() -> tuple[float, float]:
     return count, total
 
 
-async def test_reads_asked_while_one_is_out_go_as_one(
+async def test_reads_asked_while_two_are_out_go_as_one(
     server: RunningServer, client: httpx.AsyncClient, app: AppFixture
 ) -> None:
     pks = await _streams(server, client, app)

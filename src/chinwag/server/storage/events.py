@@ -233,9 +233,10 @@ def _pages() -> Select[Any]:
     The requests come as one JSON array (``jsonb_to_recordset``), not as arrays through
     ``unnest``: PostgreSQL estimates ``unnest`` of a known array by its length, so every
     execution's custom plan looked cheaper than the prepared generic one and the statement
-    was planned afresh each time (a batch of one cost twice a lone page). A record set
-    has the same estimate planned or not, so the generic plan is kept: a batch of one
-    costs what a lone page does, and a batch of eight about two of them."""
+    was planned afresh each time (one request cost twice a lone page). A record set has
+    the same estimate planned or not, so the generic plan is kept: one request costs what
+    a lone page does, and eight about two of them (``read_stream_pages`` reads a lone
+    request with ``_page`` all the same)."""
     requests = (
         func.jsonb_to_recordset(cast(bindparam("requests", type_=String), JSONB))
         .table_valued(
@@ -432,7 +433,8 @@ async def read_stream_pages(
     conn: AsyncConnection, requests: Sequence[PageRequest], *, max_bytes: int = MAX_PAGE_BYTES
 ) -> list[StoredPage]:
     """:func:`read_stream_page` for each request, in order; on PostgreSQL in one statement
-    (``_pages``) however many there are, with each page bounded as if read alone."""
+    however many there are (``_pages``; a lone one with ``_page``), with each page bounded
+    as if read alone."""
     if len(requests) < 2 or conn.dialect.name != "postgresql":
         return [
             await read_stream_page(

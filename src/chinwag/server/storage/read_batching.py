@@ -1,23 +1,23 @@
-"""Catch-up reads asked for while another is out share one statement.
+"""Catch-up reads asked for while two others are out share one statement.
 
 Why: a doorbell from another node names many users at once (the Redis broker coalesces
 a turn's stream hints into one, ``broker/wire.py``), and every socket of every user it
 names then reads its stream past its cursor. Read one by one, each socket cost a pool
 checkout and a statement, in chinwag's process and in PostgreSQL's, and two nodes
 needed ~1.4 times one node's CPU per message (``bench/README.md``). Here those reads
-are coalesced (``server/coalescing.py``): a read that finds none out goes at once, and
-the reads asked for while it is out go together after it, one checkout and, on
-PostgreSQL, one statement (``events.read_stream_pages``, the page query joined
-``LATERAL`` to the requests). SQLite answers without giving the loop a turn, so there
+are coalesced (``server/coalescing.py``): a read goes at once while fewer than two are
+out, and the reads asked for while two are out go together as soon as one returns, one
+checkout and, on PostgreSQL, one statement (``events.read_stream_pages``, the page query
+joined ``LATERAL`` to the requests). SQLite answers without giving the loop a turn, so there
 each read goes alone, as before.
 
-One batch runs at a time, so a burst of doorbells costs a few statements, not one per
-socket, and never more than one pooled connection. A batch reads at most
-:data:`MAX_BATCH` pages, and its pages share :data:`BATCH_BYTES`: each page stops at its
-share (at least :data:`MIN_PAGE_BYTES`; a single larger event still comes alone), so one
-batch holds about as much as one page read alone used to, where 128 sockets far behind
-could otherwise pull 128 MiB at once. A page cut short says so (``StoredPage.complete``),
-and its socket reads on.
+At most two reads or batches are out at once, so a burst of doorbells costs a few
+statements, not one per socket, and never more than two pooled connections. A batch
+reads at most :data:`MAX_BATCH` pages, and its pages share :data:`BATCH_BYTES`: each
+page stops at its share (at least :data:`MIN_PAGE_BYTES`; a single larger event still
+comes alone), so one batch holds about as much as one page read alone used to, where 128
+sockets far behind could otherwise pull 128 MiB at once. A page cut short says so
+(``StoredPage.complete``), and its socket reads on.
 
 Only the plain read after a hint is batched. A read that merges first (a replay, a
 resync, a revocation) writes, under the user's lock, and goes on alone (``ws.py``).
