@@ -38,8 +38,16 @@ async def test_a_lone_ask_goes_at_once_and_the_asks_behind_it_go_together() -> N
     assert backend.batches == [[7]]
     asks = [together(n) for n in range(10)]
     assert await asyncio.gather(*asks) == [n * 2 for n in range(10)]
-    # Two calls may be out at once: the first two went alone, side by side.
-    assert backend.batches == [[7], [0], [1], list(range(2, 10))]
+    # One call out at a time by default: the first went alone, the rest after it, together.
+    assert backend.batches == [[7], [0], list(range(1, 10))]
+
+
+async def test_with_two_in_flight_the_first_two_go_side_by_side() -> None:
+    backend = Backend()
+    together = Coalescer(backend.run, max_batch=100, in_flight=2)
+    asks = [together(n) for n in range(10)]
+    assert await asyncio.gather(*asks) == [n * 2 for n in range(10)]
+    assert backend.batches == [[0], [1], list(range(2, 10))]
 
 
 async def test_a_lone_ask_runs_in_its_callers_task() -> None:

@@ -8,14 +8,18 @@ what they ask can as well go together, since the other side answers a list as ch
 one.
 
 A :class:`Coalescer` lets an ask go at once, alone, in its caller's own task, while
-fewer than ``in_flight`` calls (2) are out: at low load nothing changes, not even a turn
-of the loop, and two asks at once still go side by side. Asks made while that many are
-out wait, and go together as soon as one returns, at most ``max_batch`` per call, in one
-task that makes one call at a time, so under load the batches grow by themselves.
+fewer than ``in_flight`` calls (by default one) are out: at low load nothing changes, not
+even a turn of the loop. Asks made while that many are out wait, and go together as soon
+as one returns, at most ``max_batch`` per call, in one task that makes one call at a
+time, so under load the batches grow by themselves.
 
 A first version sent every ask through a task that gathered a turn's asks, one call at
 a time: a lone ask then cost a task and two more turns of the loop (~70 us more CPU per
-catch-up read, ``bench/catch_up_reads.py``), and two at once went one after the other.
+catch-up read, ``bench/catch_up_reads.py``). The next let two calls out at once, so that
+two asks at once went side by side; under saturation (two nodes at 250 and 300 msg/s,
+``bench/README.md``) one call out gave the lower p99 in four runs of four, because the
+asks behind it waited in one batch rather than in two. On a lightly loaded machine the
+two were indistinguishable.
 
 Waiting asks are answered by a task of their own, so no caller's cancellation cuts the
 others' answer, started in a fresh context (a caller's may say it holds a database
@@ -53,7 +57,7 @@ class Coalescer(Generic[Ask, Answer]):
         run: Callable[[Sequence[Ask]], Awaitable[Sequence[Answer]]],
         *,
         max_batch: int,
-        in_flight: int = 2,
+        in_flight: int = 1,
         observe: Callable[[int], None] | None = None,
     ) -> None:
         """``in_flight``: calls out at once at most, before asks wait and go together;

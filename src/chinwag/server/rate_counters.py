@@ -6,9 +6,9 @@ increments of one request go out as one script call, one round trip: a message c
 ten counters (messages and requests, per session, user and app, some with two windows),
 and ``limits``' storage, which has no batched increment, sent them as ten concurrent
 script calls on ten pooled connections: ~7 % of a node's CPU at 50 msg/s across two nodes
-(``bench/README.md``). The increments of requests that arrive while two calls are out
-share the next call (``coalescing.py``): under load a node sends a few calls where it
-sent one per request, and a request that finds fewer than two out goes at once, as before.
+(``bench/README.md``). The increments of requests that arrive while a call is out share
+the next call (``coalescing.py``): under load a node sends a few calls where it
+sent one per request, and a request that finds none out goes at once, as before.
 
 The script does what ``limits``' own ``incr_expire.lua`` does per key, in order, and the
 keys are ``<prefix>:<key>`` as ``limits`` names them, so nodes of either kind count

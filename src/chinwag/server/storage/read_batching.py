@@ -1,18 +1,18 @@
-"""Catch-up reads asked for while two others are out share one statement.
+"""Catch-up reads asked for while another is out share one statement.
 
 Why: a doorbell from another node names many users at once (the Redis broker coalesces
 a turn's stream hints into one, ``broker/wire.py``), and every socket of every user it
 names then reads its stream past its cursor. Read one by one, each socket cost a pool
 checkout and a statement, in chinwag's process and in PostgreSQL's, and two nodes
 needed ~1.4 times one node's CPU per message (``bench/README.md``). Here those reads
-are coalesced (``server/coalescing.py``): a read goes at once while fewer than two are
-out, and the reads asked for while two are out go together as soon as one returns, one
+are coalesced (``server/coalescing.py``): a read goes at once while none is out, and
+the reads asked for while one is out go together as soon as it returns, one
 checkout and, on PostgreSQL, one statement (``events.read_stream_pages``, the page query
 joined ``LATERAL`` to the requests). SQLite answers without giving the loop a turn, so there
 each read goes alone, as before.
 
-At most two reads or batches are out at once, so a burst of doorbells costs a few
-statements, not one per socket, and never more than two pooled connections. A batch
+One read or batch is out at a time, so a burst of doorbells costs a few statements,
+not one per socket, and never more than one pooled connection. A batch
 reads at most :data:`MAX_BATCH` pages, and its pages share :data:`BATCH_BYTES`: each
 page stops at its share (at least :data:`MIN_PAGE_BYTES`; a single larger event still
 comes alone), so one batch holds about as much as one page read alone used to, where 128
