@@ -36,11 +36,16 @@ async def test_the_merge_write_switches_to_its_generic_plan(db: Database) -> Non
     """PostgreSQL plans a prepared statement for its parameters five times, then keeps the
     generic plan unless the custom ones look cheaper. A write for one or two members must
     not look cheaper than the generic plan (it did while arrays went to ``unnest`` bare)."""
-    extend = [{"u_pk": 1, "at": 1, "new_last": 2}]
-    heads = [{"u_pk": 1, "head": 2}, {"u_pk": 2, "head": 3}]
-    streamed = [{"u_pk": 1, "merged": 2}, {"u_pk": 2, "merged": 2}]
+    plan = spans._Plan(
+        extend=[{"u_pk": 1, "at": 1, "new_last": 2}],
+        heads={1: 2, 2: 3},
+        streamed=[
+            {"conv_id": "c", "u_pk": 1, "merged": 2},
+            {"conv_id": "c", "u_pk": 2, "merged": 2},
+        ],
+    )
     async with db.transaction() as tx:
         for _ in range(8):  # the rows do not exist: nothing is written, the plan is made
-            await spans._write_arrays(tx.conn, "c", extend, [], heads, streamed, None)
+            await spans._write_in_one(tx.conn, plan, {("c", 1): 2})
         generic = (await tx.conn.execute(_PLANS)).scalar_one()
     assert generic >= 2

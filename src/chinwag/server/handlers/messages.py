@@ -42,7 +42,7 @@ from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow, MemberRow
 from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.events import event_payload
-from chinwag.server.storage.member_fanout import EAGER_MEMBERS, append_message
+from chinwag.server.storage.member_fanout import EAGER_MEMBERS, MergesAtCommit, append_message
 from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
 from chinwag.server.storage.messages import MessageRow
 from chinwag.server.storage.outbox import message_outbox
@@ -114,7 +114,7 @@ async def send_message(
             services, tx, caller, str(conversation_id), checked, live_session=live
         )
 
-    return await services.db.write(write_message, key=str(conversation_id))
+    return await services.db.write(write_message, key=str(conversation_id), leaves_work=True)
 
 
 async def send_as(
@@ -136,7 +136,7 @@ async def send_as(
             await audited(tx, audit)
         return found, created
 
-    return await services.db.write(write_message, key=str(conversation_id))
+    return await services.db.write(write_message, key=str(conversation_id), leaves_work=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +188,20 @@ async def store_message(
     # position the message will take (the conversation's row lock makes it the next one).
     body: dict[str, Any] | None = None
     stored: bytes | None = None
+    eager = conv.participant_count <= EAGER_MEMBERS
+    at_commit = False
     if joins_event(tx.conn):
         expected = conv.last_position + 1
         body = message_json(_sent_row(values, sender, expected), conv.public_id, parts=msg.parts)
         data = {"message": body}
         stored = event_payload(EventType.MESSAGE_CREATED, data, now)
         outbox = message_outbox(sender.app_id, data, conv.id, now)
+        # Merged with the batch's other sends just before the commit (``MergesAtCommit``)
+        # when its rows are all written here; else the merges left by the sends before it
+        # are done first, or this send's merge would take their positions.
+        at_commit = eager and outbox is not None
+        if not at_commit:
+            await tx.settle()
         sent = SentEvent(EventType.MESSAGE_CREATED, stored, expected, outbox)
         inserted = await store_sent(tx.conn, values, sent)
     else:
@@ -208,7 +216,14 @@ async def store_message(
     position = inserted.position
     if body is None:
         body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
-    eager = conv.participant_count <= EAGER_MEMBERS
+    tx.after_commit(metrics.messages_stored)
+    if at_commit and stored is not None:
+        tx.before_commit(MergesAtCommit).add(
+            app_id=sender.app_id, conversation_id=conv.id, position=position, stored=stored,
+            marks=ReadMarks(sender.user.pk, position), outbox=bool(inserted.outbox),
+            announce=lambda appended: emit(services, tx, appended),
+        )  # fmt: skip
+        return body, True
     # Sending marks the conversation read and received for the sender: written with the
     # merge, which locks users' rows before participants' (spans.py).
     appended = await append_message(
@@ -216,7 +231,6 @@ async def store_message(
         event_type=EventType.MESSAGE_CREATED, data={"message": body}, now=now, eager=eager,
         stored=stored, marks=ReadMarks(sender.user.pk, position), outbox=inserted.outbox,
     )  # fmt: skip
-    tx.after_commit(metrics.messages_stored)
     emit(services, tx, appended)  # in a big conversation: no readers yet, only the outbox
     if not eager:
         advanced = ConversationAdvanced(conv.id, position)

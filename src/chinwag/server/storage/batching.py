@@ -41,6 +41,8 @@ Job = Callable[["Transaction"], Awaitable[T]]
 @dataclass(slots=True)
 class _Queued(Generic[T]):
     job: Job[T]
+    leaves_work: bool = False
+    """The job may leave work for the commit (``Database.write``)."""
     done: asyncio.Future[T] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -71,8 +73,8 @@ class WriteBatcher:
         self._queue: list[_Queued[Any]] = []
         self._draining = False
 
-    async def run(self, job: Job[T]) -> T:
-        queued: _Queued[T] = _Queued(job)
+    async def run(self, job: Job[T], *, leaves_work: bool = False) -> T:
+        queued: _Queued[T] = _Queued(job, leaves_work)
         self._queue.append(queued)
         if not self._draining:
             self._draining = True
@@ -100,6 +102,8 @@ class WriteBatcher:
             async with self._batch_transaction() as tx:
                 raw = raw_sqlite(tx.conn)
                 for queued in batch:
+                    if not queued.leaves_work:
+                        await tx.settle()  # what the jobs before left: done before this one
                     before = raw.total_changes if raw is not None else 0
                     try:
                         outcomes.append((queued, await queued.job(tx), None))

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -96,6 +96,16 @@ def _upgrade(connection: Connection) -> tuple[str | None, str | None] | None:
     return None if after == before else (before, after)
 
 
+class AtCommit(Protocol):
+    """Work a transaction's jobs leave to be done together just before it commits
+    (:meth:`Transaction.before_commit`)."""
+
+    async def settle(self, tx: Transaction) -> None: ...
+
+
+W = TypeVar("W", bound=AtCommit)
+
+
 @dataclass
 class Transaction:
     """One database transaction plus work to run only once it has committed."""
@@ -103,9 +113,26 @@ class Transaction:
     conn: AsyncConnection
     is_postgres: bool
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _before_commit: dict[type[Any], AtCommit] = field(default_factory=dict)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
+
+    def before_commit(self, kind: type[W]) -> W:
+        """The transaction's one ``kind()``, made on first use and settled before commit,
+        or before the next write job of a shared transaction that did not say it may
+        leave work for the commit (``Database.write``): so the sends of a batch merge
+        together, and no other job sees their merges undone."""
+        work = self._before_commit.get(kind)
+        if work is None:
+            work = self._before_commit[kind] = kind()
+        return cast(W, work)
+
+    async def settle(self) -> None:
+        """Do the work left for the commit, now."""
+        while self._before_commit:
+            kind = next(iter(self._before_commit))
+            await self._before_commit.pop(kind).settle(self)
 
     def committed(self) -> None:
         """Run the ``after_commit`` callbacks (the transaction has committed)."""
@@ -219,6 +246,7 @@ class Database:
             tx = Transaction(conn=conn, is_postgres=self.is_postgres)
             async with conn.begin():
                 yield tx
+                await tx.settle()
         tx.committed()
 
     @asynccontextmanager
@@ -230,10 +258,15 @@ class Database:
             tx = Transaction(conn=conn, is_postgres=self.is_postgres)
             async with conn.begin():
                 yield tx
+                await tx.settle()
         tx.committed()
 
     async def write(
-        self, job: Callable[[Transaction], Awaitable[T]], *, key: str | None = None
+        self,
+        job: Callable[[Transaction], Awaitable[T]],
+        *,
+        key: str | None = None,
+        leaves_work: bool = False,
     ) -> T:
         """Run ``job`` in a write transaction and return its result once committed.
 
@@ -241,14 +274,18 @@ class Database:
         on SQLite, ``pg_batching.py`` on PostgreSQL, where ``key`` picks the lane); a job
         must therefore raise any refusal before it writes. Without PostgreSQL lanes each
         job has its own transaction, and the pool runs them in parallel.
+
+        ``leaves_work``: the job may leave work for the commit
+        (:meth:`Transaction.before_commit`) that the next jobs of a shared transaction need
+        not see done; before any other job, that work is done.
         """
         self._refuse_nested()
         if self._lanes is not None:
-            return await self._lanes.run(job, key=key)
+            return await self._lanes.run(job, key=key, leaves_work=leaves_work)
         if self._batcher is None:
             async with self.transaction() as tx:
                 return await job(tx)
-        return await self._batcher.run(job)
+        return await self._batcher.run(job, leaves_work=leaves_work)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

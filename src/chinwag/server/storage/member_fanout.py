@@ -12,19 +12,36 @@ A small conversation (at most :data:`EAGER_MEMBERS` participants, every 1:1 amon
 merged in the send's own transaction: a handful of rows, and the doorbell can then carry
 the event itself to each member's sockets, as before, with no second transaction between
 the send and the devices. Same storage, same spans; only *when* the merge runs differs.
+
+On PostgreSQL the sends of one batch (``pg_batching.py``) merge together, just before the
+batch commits (:class:`MergesAtCommit`): three statements for the batch (the users'
+locks, the pending read, the writes; ``spans.merge_conversations``) where each send took
+three. A job that is not such a send first has the merges before it done, so it sees
+every stream as the sends left it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.events import Appended, event_payload, insert_event
 from chinwag.server.storage.outbox import write_outbox
-from chinwag.server.storage.spans import ReadMarks, merge_conversation, write_marks
+from chinwag.server.storage.spans import (
+    Merged,
+    ReadMarks,
+    merge_conversation,
+    merge_conversations,
+    write_marks,
+)
 
-__all__ = ["EAGER_MEMBERS", "append_message"]
+if TYPE_CHECKING:
+    from chinwag.server.storage.database import Transaction
+
+__all__ = ["EAGER_MEMBERS", "MergesAtCommit", "append_message"]
 
 EAGER_MEMBERS = 8
 """Up to this many participants, a send merges the message into every member's stream at
@@ -61,10 +78,7 @@ async def append_message(
         )  # fmt: skip
     targets: list[tuple[int, int]] = []
     if eager:
-        for added in await merge_conversation(conn, conversation_id, marks=marks):
-            offset = position - added.first_log
-            if 0 <= offset < added.count:
-                targets.append((added.user_pk, added.pos + offset))
+        targets = _readers(await merge_conversation(conn, conversation_id, marks=marks), position)
     elif marks is not None:
         await write_marks(conn, conversation_id, marks)
     if outbox is None:
@@ -75,3 +89,65 @@ async def append_message(
     return Appended(
         app_id=app_id, event_json=payload, targets=tuple(sorted(targets)), outbox=outbox
     )
+
+
+def _readers(added: list[Merged], position: int) -> list[tuple[int, int]]:
+    """(user, stream position) of log ``position`` in what a merge ``added``."""
+    targets = []
+    for run in added:
+        offset = position - run.first_log
+        if 0 <= offset < run.count:
+            targets.append((run.user_pk, run.pos + offset))
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    conversation_id: str
+    position: int
+    app_id: str
+    payload: bytes
+    marks: ReadMarks
+    outbox: bool
+    announce: Callable[[Appended], None]
+
+
+@dataclass(slots=True)
+class MergesAtCommit:
+    """The merges of a batch's sends to small conversations, done together before commit
+    (``Transaction.before_commit``; module docstring)."""
+
+    _sent: list[_Sent] = field(default_factory=list)
+
+    def add(
+        self,
+        *,
+        app_id: str,
+        conversation_id: str,
+        position: int,
+        stored: bytes,
+        marks: ReadMarks,
+        outbox: bool,
+        announce: Callable[[Appended], None],
+    ) -> None:
+        """Merge ``message.created`` at log ``position`` of ``conversation_id`` (written with
+        the message, its webhook row and push jobs, ``outbox`` telling whether any were owed:
+        ``message_send.store_sent``) into
+        every member's stream, with the sender's ``marks``, before the commit; then
+        ``announce`` what :func:`append_message` would have returned (called before the
+        commit: it may only queue work for after it)."""
+        sent = _Sent(conversation_id, position, app_id, stored, marks, outbox, announce)
+        self._sent.append(sent)
+
+    async def settle(self, tx: Transaction) -> None:
+        sent, self._sent = self._sent, []
+        merges = [(s.conversation_id, s.marks) for s in sent]
+        added = await merge_conversations(tx.conn, merges)
+        for s in sent:
+            targets = _readers(added.get(s.conversation_id, []), s.position)
+            s.announce(
+                Appended(
+                    app_id=s.app_id, event_json=s.payload, targets=tuple(sorted(targets)),
+                    outbox=s.outbox,
+                )
+            )  # fmt: skip

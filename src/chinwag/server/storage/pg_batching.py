@@ -104,8 +104,8 @@ class LanedBatcher:
             return next(self._turn)
         return self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
 
-    async def run(self, job: Job[T], *, key: str | None = None) -> T:
-        return await self._lane(key).run(job)
+    async def run(self, job: Job[T], *, key: str | None = None, leaves_work: bool = False) -> T:
+        return await self._lane(key).run(job, leaves_work=leaves_work)
 
     async def close(self) -> None:
         """Give the lanes' connections back (``Database.close``, after the writes drained)."""

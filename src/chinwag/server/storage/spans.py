@@ -24,13 +24,16 @@ always the log's, because whatever appends a conversation's own events to a user
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
+    Integer,
     Select,
+    String,
     and_,
     bindparam,
     exists,
@@ -58,6 +61,7 @@ __all__ = [
     "Merged",
     "ReadMarks",
     "merge_conversation",
+    "merge_conversations",
     "merge_user",
     "pending_conversations",
     "write_marks",
@@ -97,8 +101,33 @@ def _members(column: ColumnElement[Any]) -> ColumnElement[bool]:
     )
 
 
+def _everyone(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """No filter on the user (the conversations filter already)."""
+    return column.is_not(None)
+
+
 def _listed(column: ColumnElement[Any]) -> ColumnElement[bool]:
     return column.in_(bindparam("pks", expanding=True))
+
+
+def _in_conversations(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """In any of the conversations ``convs`` (an array of ``conv_count`` ids), through
+    ``LIMIT`` its own length for the planner, as in :data:`_PG_WRITE`."""
+    ids = (
+        func.unnest(bindparam("convs", type_=ARRAY(String)))
+        .table_valued("id")
+        .render_derived(name="c")
+    )
+    return column.in_(
+        select(ids.c.id).select_from(ids).limit(bindparam("conv_count", type_=Integer))
+    )
+
+
+def _members_of_conversations(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Every participant of the conversations ``convs``."""
+    return column.in_(
+        select(participants.c.user_pk).where(_in_conversations(participants.c.conversation_id))
+    )
 
 
 def _lock(who: Who) -> Select[Any]:
@@ -110,11 +139,12 @@ def _lock(who: Who) -> Select[Any]:
     )
 
 
-def _pending(who: Who) -> Select[Any]:
+def _pending(who: Who, *, many: bool = False) -> Select[Any]:
     """Memberships with log positions not yet merged, in one read: (user, merged up to,
     left at, head, the log's last position, the user's last entry when it is a span of
     this conversation (pos, last_pos, first log position), whether the user blocks anyone).
-    """
+    ``many``: of every member of the conversations ``convs``, each row ending with its
+    conversation's id, by conversation then user."""
     tail = user_events.alias("tail")
     newest = (
         select(func.max(user_events.c.pos))
@@ -122,7 +152,12 @@ def _pending(who: Who) -> Select[Any]:
         .scalar_subquery()
     )
     blocks_anyone = exists().where(blocks.c.blocker_pk == participants.c.user_pk)
-    return (
+    which = (
+        _in_conversations(participants.c.conversation_id)
+        if many
+        else participants.c.conversation_id == bindparam("conv_id")
+    )
+    query = (
         select(
             participants.c.user_pk,
             participants.c.streamed_position,
@@ -146,12 +181,17 @@ def _pending(who: Who) -> Select[Any]:
             ),
         )
         .where(
-            participants.c.conversation_id == bindparam("conv_id"),
+            which,
             who(participants.c.user_pk),
             participants.c.streamed_position
             < func.coalesce(participants.c.left_position, conversations.c.last_position),
         )
     )
+    if many:
+        query = query.add_columns(participants.c.conversation_id).order_by(
+            participants.c.conversation_id, participants.c.user_pk
+        )
+    return query
 
 
 def _blocked() -> Select[Any]:
@@ -182,6 +222,10 @@ class _Statements:
 _ALL = _Statements(_lock(_members), _pending(_members))
 _ALL_PREPARED = {name: Prepared(getattr(_ALL, name)) for name in _Statements.__slots__}
 _SOME = _Statements(_lock(_listed), _pending(_listed))
+_MANY = _Statements(_lock(_members_of_conversations), _pending(_everyone, many=True))
+_MANY_PREPARED = {name: Prepared(getattr(_MANY, name)) for name in _Statements.__slots__}
+"""PostgreSQL: the lock and the pending read of a batch's merges, for every member of
+every conversation in it (:func:`merge_conversations`)."""
 _BLOCKED = _blocked()
 """Run only for members who block someone (rare): a plain statement with their list."""
 
@@ -274,19 +318,56 @@ async def merge_conversation(
     if conn.dialect.name == "postgresql":
         await _rows(conn, "lock", pks, params)
     pending = await _rows(conn, "pending", pks, params)
-    if not pending:
-        if marks is not None:
-            await write_marks(conn, conversation_id, marks)
-        return []
-    last = int(pending[0][4])
+    plan = _Plan()
+    if pending:
+        skipped = await _skipped(conn, conversation_id, pending)
+        plan.add(conversation_id, pending, skipped)
+    await _write(conn, plan, [(conversation_id, marks)] if marks is not None else [])
+    return plan.added.get(conversation_id, [])
+
+
+async def merge_conversations(
+    conn: AsyncConnection, merges: Sequence[tuple[str, ReadMarks | None]]
+) -> dict[str, list[Merged]]:
+    """PostgreSQL: :func:`merge_conversation` for every member of several conversations at
+    once, in three statements whatever their number (the users' locks, the pending read,
+    the writes), where one by one each took three: a batch of sends to small conversations
+    merges them together (``member_fanout.MergesAtCommit``). ``merges``: (conversation,
+    marks to write with it, or None); a conversation may come more than once. What each
+    conversation's merge added.
+
+    The users of all the conversations are locked together, in primary-key order, before
+    anything is read, as for one conversation; a user in several of them gets each
+    conversation's positions in the order the conversations were first named."""
+    order = list(dict.fromkeys(conversation_id for conversation_id, _ in merges))
+    params: dict[str, Any] = {"convs": order, "conv_count": len(order)}
+    await _MANY_PREPARED["lock"].all(conn, params)
+    found = await _MANY_PREPARED["pending"].all(conn, params)
+    by_conversation: dict[str, list[Any]] = {}
+    for row in found:
+        by_conversation.setdefault(str(row[9]), []).append(row)
+    plan = _Plan()
+    for conversation_id in order:
+        pending = by_conversation.get(conversation_id)
+        if pending:
+            skipped = await _skipped(conn, conversation_id, pending)
+            plan.add(conversation_id, pending, skipped)
+    await _write(conn, plan, [m for m in merges if m[1] is not None])
+    return plan.added
+
+
+async def _skipped(
+    conn: AsyncConnection, conversation_id: str, pending: list[Any]
+) -> dict[int, set[int]]:
+    """Per member who blocks someone (rare), the pending log positions of those they block."""
     skipped: dict[int, set[int]] = {}
     blockers = [int(row[0]) for row in pending if row[8]]
     if blockers:
         low = min(int(row[1]) for row in pending)
-        found = await conn.execute(_BLOCKED, {**params, "pks": blockers, "low": low, "last": last})
-        for blocker, log in found:
+        params = {"conv_id": conversation_id, "pks": blockers, "low": low, "last": pending[0][4]}
+        for blocker, log in await conn.execute(_BLOCKED, params):
             skipped.setdefault(int(blocker), set()).add(int(log))
-    return await _write(conn, conversation_id, last, pending, skipped, marks)
+    return skipped
 
 
 async def write_marks(conn: AsyncConnection, conversation_id: str, marks: ReadMarks) -> None:
@@ -297,51 +378,78 @@ async def write_marks(conn: AsyncConnection, conversation_id: str, marks: ReadMa
     )  # fmt: skip
 
 
+@dataclass(slots=True)
+class _Plan:
+    """The rows one or more conversations' merges write."""
+
+    extend: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    heads: dict[int, int] = field(default_factory=dict)
+    """Each user's stream head after the merges (a user may be in several)."""
+    streamed: list[dict[str, Any]] = field(default_factory=list)
+    added: dict[str, list[Merged]] = field(default_factory=dict)
+
+    def add(self, conversation_id: str, pending: list[Any], skipped: dict[int, set[int]]) -> None:
+        """Plan ``conversation_id``'s merge from its ``pending`` rows (``_pending``), after
+        the conversations planned before it."""
+        last = int(pending[0][4])
+        added = self.added.setdefault(conversation_id, [])
+        for row in pending:
+            user_pk, merged_to, left_at, head_read, _, tail_pos, tail_last, tail_log = row[:8]
+            user_pk = int(user_pk)
+            head = self.heads.get(user_pk, int(head_read))
+            upto = last if left_at is None else min(last, int(left_at))
+            runs = _runs(int(merged_to) + 1, upto, skipped.get(user_pk, set()))
+            # The user's last entry, when it is this conversation's: it still is only if no
+            # merge before this one added to their stream (then it ends at the head).
+            tail = None if tail_pos is None else (int(tail_pos), int(tail_last), int(tail_log))
+            for first, final in runs:
+                count = final - first + 1
+                if (
+                    tail is not None
+                    and tail[1] == head
+                    and tail[2] + tail[1] - tail[0] == first - 1
+                ):
+                    self.extend.append({"u_pk": user_pk, "at": tail[0], "new_last": head + count})
+                else:
+                    self.spans.append(
+                        {"u_pk": user_pk, "at": head + 1, "new_last": head + count,
+                         "conv_id": conversation_id, "first_log": first}
+                    )  # fmt: skip
+                added.append(Merged(user_pk, head + 1, conversation_id, first, count))
+                head += count
+                tail = None
+            self.heads[user_pk] = head
+            self.streamed.append({"conv_id": conversation_id, "u_pk": user_pk, "merged": upto})
+
+
 async def _write(
-    conn: AsyncConnection,
-    conversation_id: str,
-    last: int,
-    pending: list[Any],
-    skipped: dict[int, set[int]],
-    marks: ReadMarks | None,
-) -> list[Merged]:
-    added: list[Merged] = []
-    extend: list[dict[str, Any]] = []
-    spans: list[dict[str, Any]] = []
-    heads: list[dict[str, Any]] = []
-    streamed: list[dict[str, Any]] = []
-    for user_pk, merged_to, left_at, head, _, tail_pos, tail_last, tail_log, _ in pending:
-        user_pk, head = int(user_pk), int(head)
-        upto = last if left_at is None else min(last, int(left_at))
-        runs = _runs(int(merged_to) + 1, upto, skipped.get(user_pk, set()))
-        tail = None if tail_pos is None else (int(tail_pos), int(tail_last), int(tail_log))
-        for first, final in runs:
-            count = final - first + 1
-            if tail is not None and tail[1] == head and tail[2] + tail[1] - tail[0] == first - 1:
-                extend.append({"u_pk": user_pk, "at": tail[0], "new_last": head + count})
-            else:
-                spans.append(
-                    {"u_pk": user_pk, "at": head + 1, "new_last": head + count,
-                     "conv_id": conversation_id, "first_log": first}
-                )  # fmt: skip
-            added.append(Merged(user_pk, head + 1, conversation_id, first, count))
-            head += count
-            tail = None
-        heads.append({"u_pk": user_pk, "head": head})
-        streamed.append({"conv_id": conversation_id, "u_pk": user_pk, "merged": upto})
-    joined = None
+    conn: AsyncConnection, plan: _Plan, marks: Sequence[tuple[str, ReadMarks | None]]
+) -> None:
+    """Write ``plan`` and the members' ``marks`` (conversation, marks): on PostgreSQL the
+    marks of a member the plan updates join that update."""
+    latest: dict[tuple[str, int], int] = {}
+    for conversation_id, mark in marks:
+        if mark is not None:
+            key = (conversation_id, mark.user_pk)
+            latest[key] = max(latest.get(key, mark.position), mark.position)
     if conn.dialect.name == "postgresql":
-        if marks is not None and any(row["u_pk"] == marks.user_pk for row in streamed):
-            joined, marks = marks, None
-        await _write_arrays(conn, conversation_id, extend, spans, heads, streamed, joined)
+        if plan.streamed:
+            await _write_in_one(conn, plan, latest)
+        for row in plan.streamed:
+            latest.pop((row["conv_id"], row["u_pk"]), None)  # written with the merge
     else:
-        await _EXTEND.many(conn, extend)
-        await _INSERT_SPAN.many(conn, spans)
-        await _HEAD.many(conn, heads)
-        await _STREAMED.many(conn, streamed)
-    if marks is not None:
-        await write_marks(conn, conversation_id, marks)
-    return added
+        heads = [{"u_pk": pk, "head": head} for pk, head in plan.heads.items()]
+        for statement, rows in (
+            (_EXTEND, plan.extend),
+            (_INSERT_SPAN, plan.spans),
+            (_HEAD, heads),
+            (_STREAMED, plan.streamed),
+        ):
+            if rows:
+                await statement.many(conn, rows)
+    for (conversation_id, user_pk), position in latest.items():
+        await write_marks(conn, conversation_id, ReadMarks(user_pk, position))
 
 
 _PG_WRITE = Prepared(
@@ -354,33 +462,34 @@ _PG_WRITE = Prepared(
         " inserted AS ("
         " INSERT INTO user_events"
         " (user_pk, pos, event_id, last_pos, conversation_id, first_log_position)"
-        " SELECT v.u_pk, v.at, (SELECT e.id FROM events e WHERE e.conversation_id = :conv_id"
-        " AND e.log_position = v.first_log), v.new_last, :conv_id, v.first_log"
+        " SELECT v.u_pk, v.at, (SELECT e.id FROM events e WHERE e.conversation_id = v.conv"
+        " AND e.log_position = v.first_log), v.new_last, v.conv, v.first_log"
         " FROM (SELECT * FROM unnest(CAST(:s_pk AS BIGINT[]), CAST(:s_at AS BIGINT[]),"
-        " CAST(:s_last AS BIGINT[]), CAST(:s_first AS BIGINT[])) LIMIT :s_count)"
-        " AS v(u_pk, at, new_last, first_log) RETURNING 1),"
-        " members AS (SELECT * FROM unnest(CAST(:h_pk AS BIGINT[]), CAST(:h_head AS BIGINT[]),"
-        " CAST(:merged AS BIGINT[])) LIMIT :h_count),"
+        " CAST(:s_last AS BIGINT[]), CAST(:s_first AS BIGINT[]), CAST(:s_conv AS VARCHAR[]))"
+        " LIMIT :s_count) AS v(u_pk, at, new_last, first_log, conv) RETURNING 1),"
         " heads AS ("
-        " UPDATE users SET stream_head = v.head FROM members AS v(u_pk, head, merged)"
+        " UPDATE users SET stream_head = v.head"
+        " FROM (SELECT * FROM unnest(CAST(:h_pk AS BIGINT[]), CAST(:h_head AS BIGINT[]))"
+        " LIMIT :h_count) AS v(u_pk, head)"
         " WHERE users.pk = v.u_pk RETURNING 1)"
         " UPDATE participants SET streamed_position = v.merged,"
-        " read_position = CASE WHEN v.u_pk = CAST(:mark_pk AS BIGINT)"
-        " THEN CAST(:mark_pos AS BIGINT) ELSE participants.read_position END,"
-        " delivered_position = CASE WHEN v.u_pk = CAST(:mark_pk AS BIGINT)"
-        " THEN CAST(:mark_pos AS BIGINT) ELSE participants.delivered_position END"
-        " FROM members AS v(u_pk, head, merged)"
-        " WHERE participants.conversation_id = :conv_id AND participants.user_pk = v.u_pk"
+        " read_position = coalesce(v.mark, participants.read_position),"
+        " delivered_position = coalesce(v.mark, participants.delivered_position)"
+        " FROM (SELECT * FROM unnest(CAST(:m_pk AS BIGINT[]), CAST(:m_conv AS VARCHAR[]),"
+        " CAST(:m_merged AS BIGINT[]), CAST(:m_mark AS BIGINT[])) LIMIT :m_count)"
+        " AS v(u_pk, conv, merged, mark)"
+        " WHERE participants.conversation_id = v.conv AND participants.user_pk = v.u_pk"
     )
 )
-"""PostgreSQL: a merge's writes as one statement over arrays, one round trip whatever the
-number of members (a round for 200 connected members once spent most of its CPU binding
-800 parameter sets through the driver; then four statements through SQLAlchemy cost a 1:1
-send a tenth of its CPU). Its parts touch different rows, so running them as one
-statement's data-modifying CTEs, which see one snapshot, changes nothing; the users' rows
-were locked before (``lock``), so the lock order stays users, then participants. A
-member's read marks (``mark_pk``, ``mark_pos``; NULL for none) are set in the same update
-of their ``participants`` row, which one statement may update only once.
+"""PostgreSQL: the writes of one or more conversations' merges as one statement over
+arrays, one round trip whatever the number of members (a round for 200 connected members
+once spent most of its CPU binding 800 parameter sets through the driver; then four
+statements through SQLAlchemy cost a 1:1 send a tenth of its CPU). Its parts touch
+different rows, so running them as one statement's data-modifying CTEs, which see one
+snapshot, changes nothing; the users' rows were locked before (``lock``), so the lock
+order stays users, then participants. A member's read marks (``m_mark``; NULL for none)
+are set in the same update of their ``participants`` row, which one statement may update
+only once.
 
 Each array goes through ``LIMIT`` its own length (``x_count`` …), which cuts nothing: it
 is there for the planner. PostgreSQL estimates ``unnest`` of a known array by its length
@@ -395,32 +504,28 @@ up every table by index whatever their size. (A JSON record set, as in
 but scanned ``user_events`` whole from 10,000 rows.)"""
 
 
-async def _write_arrays(
-    conn: AsyncConnection,
-    conversation_id: str,
-    extend: list[dict[str, Any]],
-    spans: list[dict[str, Any]],
-    heads: list[dict[str, Any]],
-    streamed: list[dict[str, Any]],
-    marks: ReadMarks | None,
+async def _write_in_one(
+    conn: AsyncConnection, plan: _Plan, marks: dict[tuple[str, int], int]
 ) -> None:
     params = {
-        "conv_id": conversation_id,
-        "x_pk": [row["u_pk"] for row in extend],
-        "x_at": [row["at"] for row in extend],
-        "x_last": [row["new_last"] for row in extend],
-        "s_pk": [row["u_pk"] for row in spans],
-        "s_at": [row["at"] for row in spans],
-        "s_last": [row["new_last"] for row in spans],
-        "s_first": [row["first_log"] for row in spans],
-        "h_pk": [row["u_pk"] for row in heads],
-        "h_head": [row["head"] for row in heads],
-        "merged": [row["merged"] for row in streamed],
-        "x_count": len(extend),
-        "s_count": len(spans),
-        "h_count": len(heads),
-        "mark_pk": marks.user_pk if marks is not None else None,
-        "mark_pos": marks.position if marks is not None else None,
+        "x_pk": [row["u_pk"] for row in plan.extend],
+        "x_at": [row["at"] for row in plan.extend],
+        "x_last": [row["new_last"] for row in plan.extend],
+        "x_count": len(plan.extend),
+        "s_pk": [row["u_pk"] for row in plan.spans],
+        "s_at": [row["at"] for row in plan.spans],
+        "s_last": [row["new_last"] for row in plan.spans],
+        "s_first": [row["first_log"] for row in plan.spans],
+        "s_conv": [row["conv_id"] for row in plan.spans],
+        "s_count": len(plan.spans),
+        "h_pk": list(plan.heads),
+        "h_head": list(plan.heads.values()),
+        "h_count": len(plan.heads),
+        "m_pk": [row["u_pk"] for row in plan.streamed],
+        "m_conv": [row["conv_id"] for row in plan.streamed],
+        "m_merged": [row["merged"] for row in plan.streamed],
+        "m_mark": [marks.get((row["conv_id"], row["u_pk"])) for row in plan.streamed],
+        "m_count": len(plan.streamed),
     }
     await _PG_WRITE.rowcount(conn, params)
 
