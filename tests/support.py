@@ -37,6 +37,7 @@ from chinwag.server.handlers import apps as app_handlers
 from chinwag.server.services import Services
 from chinwag.server.serving import ChinwagServer, uvicorn_config
 from chinwag.server.settings import Settings
+from chinwag.server.storage.database import Database
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
@@ -107,6 +108,18 @@ async def postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def migrated_database(url: str, **options: Any) -> AsyncIterator[Database]:
+    """A :class:`Database` on ``url`` (``options``: its keyword arguments), migrated, and
+    closed afterwards: what storage tests need without a server."""
+    database = Database(url, **options)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from chinwag.server.broker.base import EventsAppended
 from chinwag.server.storage import spans
 from chinwag.server.storage.database import Database, Transaction
-from tests.support import POSTGRES_ONLY, AppFixture, RunningServer, bearer
+from tests.support import POSTGRES_ONLY, AppFixture, RunningServer, bearer, migrated_database
 
 Headers = dict[str, str]
 
@@ -38,12 +38,8 @@ class Recorder:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pg_lanes=1)
-    await database.migrate()
-    try:
+    async with migrated_database(database_url, pg_lanes=1) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def test_work_left_for_the_commit_is_done_before_the_next_other_job(db: Database) -> None:

@@ -18,7 +18,7 @@ from chinwag.server.storage.database import Database, Transaction
 from chinwag.server.storage.pg_batching import BATCH_LOCK_TIMEOUT
 from chinwag.server.storage.schema import server_secrets
 from tests.server.test_storage_batching import INSERT_SECRET, job_names, writer
-from tests.support import POSTGRES_ONLY, pg_connect
+from tests.support import POSTGRES_ONLY, migrated_database, pg_connect
 
 pytestmark = [pytest.mark.postgres, POSTGRES_ONLY]
 
@@ -34,12 +34,8 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pg_lanes=2)
-    await database.migrate()
-    try:
+    async with migrated_database(database_url, pg_lanes=2) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def test_jobs_of_one_key_arriving_together_share_one_transaction(db: Database) -> None:

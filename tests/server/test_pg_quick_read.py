@@ -12,19 +12,15 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.database import Database
-from tests.support import POSTGRES_ONLY
+from tests.support import POSTGRES_ONLY, migrated_database
 
 pytestmark = [pytest.mark.postgres, POSTGRES_ONLY]
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pg_pool_size=2)
-    await database.migrate()
-    try:
+    async with migrated_database(database_url, pg_pool_size=2) as database:
         yield database
-    finally:
-        await database.close()
 
 
 def log_queries(db: Database) -> list[str]:

@@ -15,6 +15,7 @@ from chinwag.server.settings import Settings
 from chinwag.server.storage.database import Database, Transaction
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import server_secrets
+from tests.support import migrated_database
 
 INSERT_SECRET = Prepared(
     insert(server_secrets).values(name=bindparam("name"), value=bindparam("value"))
@@ -24,12 +25,8 @@ _NAMES = Prepared(select(server_secrets.c.name).where(server_secrets.c.name.like
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}")
-    await database.migrate()
-    try:
+    async with migrated_database(f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}") as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def job_names(db: Database) -> set[str]:

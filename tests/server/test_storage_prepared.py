@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from chinwag.server.storage.database import Database
 from chinwag.server.storage.prepared import Prepared, raw_sqlite
 from chinwag.server.storage.schema import server_secrets
+from tests.support import migrated_database
 
 _INSERT = Prepared(insert(server_secrets).values(name=bindparam("name"), value=bindparam("value")))
 _GET = Prepared(
@@ -29,12 +30,8 @@ _RENAME = Prepared(
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
+    async with migrated_database(database_url) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def test_sqlite_runs_on_the_raw_connection(db: Database) -> None:

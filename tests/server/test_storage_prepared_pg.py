@@ -18,7 +18,7 @@ from chinwag.server.storage.failures import is_storage_unavailable
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.prepared_pg import compile_for, raw_asyncpg
 from chinwag.server.storage.schema import server_secrets
-from tests.support import pg_connect, postgres_database
+from tests.support import migrated_database, pg_connect, postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -29,13 +29,8 @@ _COUNT = Prepared(select(text("count(*)")).select_from(server_secrets))
 
 @pytest.fixture
 async def db() -> AsyncIterator[Database]:
-    async with postgres_database() as url:
-        database = Database(url)
-        await database.migrate()
-        try:
-            yield database
-        finally:
-            await database.close()
+    async with postgres_database() as url, migrated_database(url) as database:
+        yield database
 
 
 async def _stored(db: Database, name: str) -> bytes | None:
