@@ -130,12 +130,12 @@ class MergesAtCommit:
         outbox: bool,
         announce: Callable[[Appended], None],
     ) -> None:
-        """Merge ``message.created`` at log ``position`` of ``conversation_id`` (written with
-        the message, its webhook row and push jobs, ``outbox`` telling whether any were owed:
-        ``message_send.store_sent``) into
-        every member's stream, with the sender's ``marks``, before the commit; then
-        ``announce`` what :func:`append_message` would have returned (called before the
-        commit: it may only queue work for after it)."""
+        """Merge ``message.created`` at log ``position`` of ``conversation_id`` into every
+        member's stream, with the sender's ``marks``, before the commit; then ``announce``
+        what :func:`append_message` would have returned (called before the commit: it may
+        only queue work for after it). The event, its webhook row and push jobs were
+        written with the message (``message_send.store_sent``); ``outbox``: whether any of
+        those rows were owed."""
         sent = _Sent(conversation_id, position, app_id, stored, marks, outbox, announce)
         self._sent.append(sent)
 

@@ -322,7 +322,7 @@ async def merge_conversation(
     if pending:
         skipped = await _skipped(conn, conversation_id, pending)
         plan.add(conversation_id, pending, skipped)
-    await _write(conn, plan, [(conversation_id, marks)] if marks is not None else [])
+    await _write(conn, plan, [(conversation_id, marks)])
     return plan.added.get(conversation_id, [])
 
 
@@ -352,7 +352,7 @@ async def merge_conversations(
         if pending:
             skipped = await _skipped(conn, conversation_id, pending)
             plan.add(conversation_id, pending, skipped)
-    await _write(conn, plan, [m for m in merges if m[1] is not None])
+    await _write(conn, plan, merges)
     return plan.added
 
 
@@ -426,8 +426,8 @@ class _Plan:
 async def _write(
     conn: AsyncConnection, plan: _Plan, marks: Sequence[tuple[str, ReadMarks | None]]
 ) -> None:
-    """Write ``plan`` and the members' ``marks`` (conversation, marks): on PostgreSQL the
-    marks of a member the plan updates join that update."""
+    """Write ``plan`` and the members' ``marks`` (conversation, marks or None): on
+    PostgreSQL the marks of a member the plan updates join that update."""
     latest: dict[tuple[str, int], int] = {}
     for conversation_id, mark in marks:
         if mark is not None:
