@@ -100,10 +100,10 @@ async def main(args: argparse.Namespace) -> None:
         def log_queries(dbapi_connection: Any, *_: Any) -> None:
             raw = dbapi_connection.driver_connection
             if id(raw) not in logged:
-                logged.add(id(raw))
+                logged[id(raw)] = raw
                 raw.add_query_logger(on_asyncpg)
 
-        logged: set[int] = set()
+        logged: dict[int, Any] = {}
         event.listen(services.db.engine.sync_engine, "before_cursor_execute", statement)
         event.listen(services.db.engine.sync_engine, "commit", commit)
         event.listen(services.db.engine.sync_engine, "checkout", log_queries)
@@ -124,16 +124,35 @@ async def main(args: argparse.Namespace) -> None:
         sent = each * args.concurrency
         server = (own_cpu() - cpu_before) / sent * 1e6
         database = (postgres_cpu() - pg_before) / sent * 1e6
+        round_trips = (counts["statements"] + counts["asyncpg"]) / sent
+        replanned = await _replanned(list(logged.values())) if args.plans else []
     for line in trace:
         print(line)
     print(
         f"lanes {args.lanes}: {sent} sends, {sent / wall:.0f}/s; this process {server:.0f} µs "
         f"CPU/send; postgres processes {database:.0f} µs CPU/send; "
         f"{counts['statements'] / sent:.1f} statements/send through SQLAlchemy; "
-        f"{(counts['statements'] + counts['asyncpg']) / sent:.1f} round trips/send; "
+        f"{round_trips:.1f} round trips/send; "
         f"{sent / max(1, counts['commits']):.1f} sends/commit; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    for line in replanned:
+        print(line)
+
+
+async def _replanned(connections: list[Any]) -> list[str]:
+    """Prepared statements that PostgreSQL planned afresh more often than it reused a plan
+    (``pg_prepared_statements`` is per connection): each is a planning per execution."""
+    found = ["statements planned afresh more often than not (custom > generic plans):"]
+    for raw in connections:
+        if raw.is_closed() or raw.is_in_transaction():
+            continue
+        for generic, custom, sql in await raw.fetch(
+            "SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements"
+            " WHERE custom_plans > generic_plans AND custom_plans > 5"
+        ):
+            found.append(f"  {generic} generic / {custom} custom: {' '.join(sql.split())[:140]}")
+    return found if len(found) > 1 else [found[0] + " none"]
 
 
 if __name__ == "__main__":
@@ -146,5 +165,8 @@ if __name__ == "__main__":
         "--trace",
         action="store_true",
         help="print every round trip (try --sends 2 --concurrency 1)",
+    )
+    parser.add_argument(
+        "--plans", action="store_true", help="list the statements PostgreSQL kept replanning"
     )
     asyncio.run(main(parser.parse_args()))

@@ -6,10 +6,11 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.support import AppFixture, RunningServer, bearer, make_app
+from tests.support import POSTGRES_ONLY, AppFixture, RunningServer, bearer, make_app
 
 Headers = dict[str, str]
 
@@ -288,3 +289,34 @@ async def test_concurrent_senders_get_dense_distinct_positions(
     from_alice = [a.json()["position"] for a in answers if a.json()["sender_id"] == "alice"]
     expected = sum(1 for position in from_alice if position > seen["read_position"])
     assert seen["unread_count"] == expected
+
+
+@POSTGRES_ONLY
+async def test_a_send_waiting_for_the_lock_while_its_sender_leaves_is_refused(
+    client: httpx.AsyncClient, alice: Headers, conv: str, pg_admin: asyncpg.Connection
+) -> None:
+    """The send's membership is read after the conversation's lock was granted (by its
+    insert, ``storage.message_send``), not from before the wait: a leave that held the
+    lock and committed while the send waited must refuse it, and nothing be stored."""
+    tx = pg_admin.transaction()
+    await tx.start()
+    conv_id = await pg_admin.fetchval(
+        "SELECT id FROM conversations WHERE public_id = $1 FOR NO KEY UPDATE", conv
+    )
+    await pg_admin.execute(
+        "UPDATE participants SET left_at = 1, left_position = 0 WHERE conversation_id = $1"
+        " AND user_pk = (SELECT pk FROM users WHERE user_id = 'alice')",
+        conv_id,
+    )
+    send = asyncio.create_task(post(client, alice, conv, text("after I left")))
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    while not await pg_admin.fetchval(waiting):  # the send is queued behind the leave
+        assert not send.done(), (await send).text
+        await asyncio.sleep(0.01)
+    await tx.commit()
+    refused = await send
+    assert refused.status_code == 403, refused.text
+    assert await pg_admin.fetchval("SELECT count(*) FROM messages") == 0

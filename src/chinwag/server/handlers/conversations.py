@@ -43,6 +43,7 @@ __all__ = [
     "invalid",
     "list_conversations",
     "load",
+    "lock_conversation",
     "message_json",
     "require_active",
     "shared_json",
@@ -121,42 +122,60 @@ async def load(
     """The conversation and the caller's membership; 404 unless they are or were a member.
 
     One joined read, except when locking on PostgreSQL: there the conversation's row lock
-    is taken first and the membership read after it, so it is the one the lock holder
-    before us left (see ``storage.conversations.get_membership``).
+    is taken first (:func:`lock_conversation`) and the membership read after it, so it is
+    the one the lock holder before us left (see ``storage.conversations.get_membership``).
 
     ``live_session``: (session id, now): the caller's session must be live, or 401 before
-    anything else (``require_live_session``); when locking on PostgreSQL it is read by the
-    lock's own statement, one round trip fewer on every send."""
-    locking = lock and engines.locks_rows(conn)
-    if live_session is not None and not (locking and is_valid_uuid(conversation_id)):
-        await require_live_session(conn, *live_session)
-        live_session = None
-    if not is_valid_uuid(conversation_id):
-        raise NotFound("No conversation with that id.")
-    if locking:
-        if live_session is None:
-            conv = await store.get_conversation(
-                conn, caller.app_id, conversation_id=conversation_id, lock=True
-            )
-        else:
-            session_id, now = live_session
-            locked = await store.get_locked_with_session(
-                conn, caller.app_id, conversation_id, session_id
-            )
-            if locked is None:
-                await require_live_session(conn, session_id, now)  # 401 before 404
-                conv = None
-            else:
-                conv, session = locked
-                refuse_ended(session, now)
-        member = await store.get_member(conn, conv.id, caller.user.pk) if conv else None
-        if conv is None or member is None:
+    anything else (``require_live_session``)."""
+    if lock and engines.locks_rows(conn):
+        conv = await lock_conversation(conn, caller, conversation_id, live_session=live_session)
+        member = await store.get_member(conn, conv.id, caller.user.pk)
+        if member is None:
             raise NotFound("No conversation with that id.")
         return conv, member
+    if live_session is not None:
+        await require_live_session(conn, *live_session)
+    if not is_valid_uuid(conversation_id):
+        raise NotFound("No conversation with that id.")
     found = await store.get_membership(conn, caller.app_id, conversation_id, caller.user.pk)
     if found is None:
         raise NotFound("No conversation with that id.")
     return found
+
+
+async def lock_conversation(
+    conn: AsyncConnection,
+    caller: Actor,
+    conversation_id: str,
+    *,
+    live_session: tuple[str, float] | None = None,
+) -> ConversationRow:
+    """PostgreSQL: the conversation with its row lock taken, 404 if there is none; not yet
+    whether the caller is a member (the caller reads that after the lock, or a send's
+    insert checks it: ``storage.message_send``). ``live_session`` as for :func:`load`,
+    read by the lock's own statement: one round trip fewer on every send."""
+    if live_session is not None and not is_valid_uuid(conversation_id):
+        await require_live_session(conn, *live_session)
+    if not is_valid_uuid(conversation_id):
+        raise NotFound("No conversation with that id.")
+    if live_session is None:
+        conv = await store.get_conversation(
+            conn, caller.app_id, conversation_id=conversation_id, lock=True
+        )
+    else:
+        session_id, now = live_session
+        locked = await store.get_locked_with_session(
+            conn, caller.app_id, conversation_id, session_id
+        )
+        if locked is None:
+            await require_live_session(conn, session_id, now)  # 401 before 404
+            conv = None
+        else:
+            conv, session = locked
+            refuse_ended(session, now)
+    if conv is None:
+        raise NotFound("No conversation with that id.")
+    return conv
 
 
 def require_active(member: MemberRow) -> None:

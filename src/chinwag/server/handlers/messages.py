@@ -30,6 +30,7 @@ from chinwag.server.handlers.conversations import (
     emit,
     invalid,
     load,
+    lock_conversation,
     message_json,
     require_active,
     visibility,
@@ -167,10 +168,14 @@ async def store_message(
     sender) at once in a small conversation, after commit or when read in a big one.
     ``live_session``: the sender's session, which must be live (``load``)."""
     now = services.now()
-    conv, member = await load(
-        tx.conn, sender, conversation_id, lock=True, live_session=live_session
-    )
-    require_active(member)
+    member: MemberRow | None = None
+    if joins_event(tx.conn):  # the insert checks the membership (``message_send``)
+        conv = await lock_conversation(tx.conn, sender, conversation_id, live_session=live_session)
+    else:
+        conv, member = await load(
+            tx.conn, sender, conversation_id, lock=True, live_session=live_session
+        )
+        require_active(member)
     size = sum(len(p["body"].encode()) for p in msg.parts)
     internal_id = str(uuid.UUID(bytes=services.random(16), version=4))
     values = {
@@ -207,6 +212,11 @@ async def store_message(
     else:
         inserted = await store_sent(tx.conn, values)
     if inserted is None:
+        if member is None:  # refused by the insert, or the id is taken: which one
+            member = await store.get_member(tx.conn, conv.id, sender.user.pk)
+            if member is None:
+                raise NotFound("No conversation with that id.")
+            require_active(member)
         existing = await message_store.get_message_by_public_id(
             tx.conn, sender.app_id, msg.message_id
         )

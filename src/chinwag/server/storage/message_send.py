@@ -28,7 +28,14 @@ held its sender's ``participants`` row before locking ``users`` would deadlock a
 merge of that sender's stream (a read on their other device). So they are written with
 the merge, in its own update of the sender's row (``spans.ReadMarks``).
 
-The caller holds the conversation's row lock, as for the separate statements.
+The insert is also the send's membership check: it inserts only while the sender is an
+active participant (``WHERE EXISTS`` on their ``participants`` row). The caller holds the
+conversation's row lock, which every membership change takes too, and this statement
+starts after the lock was granted, so it reads the membership the last lock holder left.
+Read with the lock instead, in the lock's own statement, a joined row would be the one
+from before the wait (read-committed re-evaluation re-reads only locked rows); read in a
+statement of its own, it cost every send a round trip. A send refused here wrote nothing,
+so the caller reads the membership only then, to say 404 or 403.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from chinwag.server.storage.schema import (
     conversations,
     events,
     messages,
+    participants,
     push_jobs,
     webhook_outbox,
 )
@@ -57,9 +65,23 @@ __all__ = ["SentEvent", "Stored", "joins_event", "store_sent"]
 
 
 def _in_one_statement(*, with_event: bool = False, with_outbox: bool = False) -> Prepared:
+    columns = list(message_store.NEW_MESSAGE)
+    active_sender = (
+        select(literal(1))
+        .select_from(participants)
+        .where(
+            participants.c.conversation_id == bindparam("conv_id"),
+            participants.c.user_pk == bindparam("sender_pk"),
+            participants.c.left_at.is_(None),
+        )
+        .exists()
+    )
     inserted = (
         pg_insert(messages)
-        .values(message_store.NEW_MESSAGE)
+        .from_select(
+            columns,
+            select(*(message_store.NEW_MESSAGE[c] for c in columns)).where(active_sender),
+        )
         .on_conflict_do_nothing()
         .returning(
             messages.c.position, messages.c.id, messages.c.sent_at, messages.c.conversation_id
@@ -141,7 +163,8 @@ async def store_sent(
 ) -> Stored | None:
     """Insert the message ``values`` (every column but ``position``) at the conversation's
     next position and make it the conversation's last message; its position, or None when
-    the app already has the public id (and then nothing is written). ``event`` (only where
+    the app already has the public id or, on PostgreSQL, the sender (``sender_pk``) is not
+    an active participant (and then nothing is written). ``event`` (only where
     :func:`joins_event`): its row is written with the message, at ``event.position``,
     which must be the position the message takes; with its ``outbox``, those rows too."""
     if event is not None:
