@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.abuse.conftest import Figures, LegitChat
+from tests.abuse.conftest import ALSO_ON_POSTGRES, Figures, LegitChat
 
 
+@ALSO_ON_POSTGRES
 async def test_no_attack(chat: LegitChat, figures: Figures) -> None:
     async with chat.during():
         await asyncio.sleep(3)  # the pair chats on its own for as long as an attack lasts

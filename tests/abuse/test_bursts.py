@@ -15,7 +15,7 @@ import uuid
 import httpx
 
 from tests.abuse.attacker import Socket, tally
-from tests.abuse.conftest import Figures, LegitChat, Target
+from tests.abuse.conftest import ALSO_ON_POSTGRES, Figures, LegitChat, Target
 
 
 def allowed(rate_per_second: int, seconds: float) -> int:
@@ -29,6 +29,7 @@ def minutes(started: float, ended: float) -> int:
     return int(ended // 60) - int(started // 60) + 1
 
 
+@ALSO_ON_POSTGRES
 async def test_5000_message_sends_in_a_burst_on_one_socket(
     target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
 ) -> None:

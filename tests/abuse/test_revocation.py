@@ -18,7 +18,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 
 from tests.abuse.attacker import Socket, tally
-from tests.abuse.conftest import Figures, LegitChat, Target, User
+from tests.abuse.conftest import ALSO_ON_POSTGRES, Figures, LegitChat, Target, User
 
 
 async def _revoke(target: Target, user_id: str) -> None:
@@ -37,6 +37,7 @@ async def _refused_over_rest(http: httpx.AsyncClient, user: User) -> None:
             await asyncio.sleep(0.01)  # the probe is not the attack: a gentle poll
 
 
+@ALSO_ON_POSTGRES
 async def test_writes_on_an_open_socket_after_the_cli_revoked_the_session(
     target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
 ) -> None:

@@ -20,7 +20,7 @@ import uuid
 import httpx
 
 from tests.abuse.attacker import Socket, tally
-from tests.abuse.conftest import Figures, LegitChat, Target
+from tests.abuse.conftest import ALSO_ON_POSTGRES, Figures, LegitChat, Target
 from tests.support import RawWebSocket
 
 STALLED = 6  # under the 8 sockets a session may hold
@@ -61,6 +61,7 @@ async def _flood(sender: Socket, conversation_id: str, figures: Figures) -> None
     tally(figures, sender.responses)
 
 
+@ALSO_ON_POSTGRES
 async def test_slow_readers_while_large_messages_flow_to_them(
     target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
 ) -> None:
