@@ -4,7 +4,8 @@
     .venv/bin/python bench/abuse.py --runs 3     # three times: the worst run per attack counts
 
 It runs ``pytest tests/abuse`` (each attack against its own ``chinwag serve`` with default
-limits, a legitimate pair chatting 50 msg/s each way throughout) with
+limits, four legitimate pairs each sending 12.5 msg/s each way throughout; the attacks
+through the send path on SQLite and on PostgreSQL, the others on SQLite) with
 ``CHINWAG_ABUSE_FIGURES`` set, so every test appends one line of figures: attacker requests
 sent and refused (by refusal), the pair's send -> delivery p50 and p99, the server's CPU
 during the attack (% of one core), how long its loop thread waited for a CPU meanwhile
