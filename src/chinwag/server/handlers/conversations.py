@@ -154,9 +154,9 @@ async def lock_conversation(
     whether the caller is a member (the caller reads that after the lock, or a send's
     insert checks it: ``storage.message_send``). ``live_session`` as for :func:`load`,
     read by the lock's own statement: one round trip fewer on every send."""
-    if live_session is not None and not is_valid_uuid(conversation_id):
-        await require_live_session(conn, *live_session)
     if not is_valid_uuid(conversation_id):
+        if live_session is not None:
+            await require_live_session(conn, *live_session)  # 401 before 404
         raise NotFound("No conversation with that id.")
     if live_session is None:
         conv = await store.get_conversation(
