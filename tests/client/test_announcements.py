@@ -51,8 +51,8 @@ async def test_an_announcement_is_stored_and_emitted_once_per_device(
         sent_at = (await platform(server, app, "/announcements", note)).json()["sent_at"]
         await eventually(lambda: _count(seen, 1))
         expected = Announcement(
-            note["id"], (MessagePart("text/plain", "Maintenance at 02:00"),), sent_at
-        )  # type: ignore[arg-type]
+            note_id, (MessagePart("text/plain", "Maintenance at 02:00"),), sent_at
+        )
         assert seen == [expected]
         assert await alice.announcements() == [expected]
         assert alice._store is not None

@@ -14,7 +14,7 @@ import pytest
 
 from chinwag.server.context import open_services
 from chinwag.server.settings import Settings
-from tests.faults.harness import Device, Node, Proxy, until
+from tests.faults.harness import Device, Node, Proxy, acknowledged, received, until
 from tests.redis_server import RedisServer
 from tests.support import AppFixture, make_app, pg_connect, postgres_database
 
@@ -56,9 +56,9 @@ class Cluster:
         every = {m for ids in sent for m in ids}
         for index, ids in enumerate(sent):
             device, partner = self.devices[index], self.partner(index)
-            await until(lambda d=device, i=ids: set(i) <= d.acknowledged, "acks", timeout)
+            await until(acknowledged(device, ids), "acks", timeout)
             await until(
-                lambda p=partner, i=ids: all(p.received[m] for m in i),
+                received(partner, ids),
                 f"delivery of device {index}'s messages to its partner",
                 timeout,
             )

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from chinwag.client import Client
 from chinwag.core.backoff import Backoff
 from tests.support import AppFixture, free_port
 
-__all__ = ["Device", "Node", "Proxy", "until"]
+__all__ = ["Device", "Node", "Proxy", "acknowledged", "received", "until"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,16 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 30) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def acknowledged(device: Device, ids: Collection[str]) -> Callable[[], bool]:
+    """For :func:`until`: whether ``device`` has had each of ``ids`` acknowledged."""
+    return lambda: set(ids) <= device.acknowledged
+
+
+def received(device: Device, ids: Collection[str]) -> Callable[[], bool]:
+    """For :func:`until`: whether each of ``ids`` has been applied on ``device``."""
+    return lambda: all(device.received[m] for m in ids)
 
 
 @dataclass

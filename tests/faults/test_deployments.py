@@ -68,7 +68,12 @@ async def _deployment(
     database_url = await stack.enter_async_context(postgres_database())
     app = await make_app_in(database_url)
     started = [Node(f"{name}{n}", database_url, redis.url, workdir) for n in range(nodes)]
-    stack.callback(lambda: [node.stop() for node in started])
+
+    def stop_all() -> None:
+        for node in started:
+            node.stop()
+
+    stack.callback(stop_all)
     await start_nodes(started)
     folder = workdir / name
     devices = await start_devices([n.url for n in started], app, folder, 10)

@@ -142,7 +142,11 @@ async def _delivered(devices: list[Device], sent: list[list[str]]) -> None:
     async with asyncio.timeout(WAIT):
         for i, device in enumerate(devices):
             partner = set(sent[i ^ 1])
-            await device.until(lambda d=device, p=partner: p <= set(d.received))
+
+            def arrived(d: Device = device, p: set[str] = partner) -> bool:
+                return p <= set(d.received)
+
+            await device.until(arrived)
 
 
 async def _database_reruns(url: str) -> float:

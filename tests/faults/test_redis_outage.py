@@ -17,7 +17,7 @@ from tests.faults.conftest import (
     start_devices,
     start_nodes,
 )
-from tests.faults.harness import Node, until
+from tests.faults.harness import Node, received, until
 from tests.redis_server import RedisServer
 from tests.support import postgres_database
 
@@ -36,7 +36,7 @@ async def test_redis_down_for_ten_seconds_during_traffic(cluster: Cluster) -> No
         for index, ids in enumerate(during):
             partner = cluster.partner(index)
             await until(
-                lambda p=partner, i=ids: all(p.received[m] for m in i),
+                received(partner, ids),
                 "delivery while Redis is down",
                 timeout=OUTAGE - 1,
             )
@@ -48,7 +48,11 @@ async def test_redis_down_for_ten_seconds_during_traffic(cluster: Cluster) -> No
             [a + b + c for a, b, c in zip(sent, during, after, strict=True)]
         )
         for node in cluster.nodes:
-            await until(lambda n=node: "subscription restored" in n.log(), "resubscription")
+
+            def resubscribed(n: Node = node) -> bool:
+                return "subscription restored" in n.log()
+
+            await until(resubscribed, "resubscription")
             assert node.log().count("subscription lost") <= 1  # one warning per outage
         assert len(cluster.devices) == 2 * PAIRS
 

@@ -24,6 +24,7 @@ from chinwag.server.broker import (
     StreamsAdvanced,
     open_broker,
 )
+from chinwag.server.broker.redis import RedisBroker
 from chinwag.server.broker.wire import COALESCED_TARGETS, WireError, decode, encode, encode_all
 from tests.redis_server import redis_server
 from tests.support import free_port
@@ -138,6 +139,12 @@ async def _started(
     return broker, heard
 
 
+def _redis(broker: Broker) -> RedisBroker:
+    """``broker`` as the Redis broker it is, for its channel and connection names."""
+    assert isinstance(broker, RedisBroker)
+    return broker
+
+
 async def _until_connected(*brokers: Broker, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while not all(b.connected for b in brokers):
@@ -203,7 +210,7 @@ async def test_a_forged_doorbell_on_the_channel_is_dropped(
     import redis.asyncio as aioredis
 
     (a, _), (b, heard_b), _ = three_nodes
-    channel = b.channel
+    channel = _redis(b).channel
     forger = aioredis.from_url(REDIS_URL)
     try:
         for raw in FORGERIES:
@@ -242,7 +249,7 @@ async def test_redis_resubscribes_after_losing_the_connection_and_asks_for_a_res
     peer, _ = await _started(REDIS_URL, prefix, "dep")
     try:
         await _until_connected(broker, peer)
-        assert await _kill_subscribers(broker.client_name) == 1
+        assert await _kill_subscribers(_redis(broker).client_name) == 1
         assert await _next(heard, 10) == Resync()
         await _until_connected(broker)
         peer.publish(StreamsAdvanced(((1, 2),)))
@@ -291,13 +298,13 @@ async def test_a_publish_lost_while_redis_is_down_becomes_a_resync_for_the_other
             redis.stop()
             publisher.publish(StreamsAdvanced(((1, 1),)))  # lost
             async with asyncio.timeout(5):
-                while not publisher._lost:
+                while not _redis(publisher)._lost:
                     await asyncio.sleep(0.01)
             publisher.publish(StreamsAdvanced(((1, 2),)))  # covered by the coming resync
             redis.start()
             other_node = aioredis.from_url(redis.url).pubsub()
-            await asyncio.wait_for(other_node.subscribe(publisher.channel), 10)
-            heard = []
+            await asyncio.wait_for(other_node.subscribe(_redis(publisher).channel), 10)
+            heard: list[Doorbell] = []
             async with asyncio.timeout(10):
                 while len(heard) < 2:
                     item = await other_node.get_message(timeout=1)
@@ -305,7 +312,7 @@ async def test_a_publish_lost_while_redis_is_down_becomes_a_resync_for_the_other
                         heard.append(decode(item["data"], deployment="dep")[1])
                         publisher.publish(StreamsAdvanced(((1, 3),)))
             assert heard == [Resync(), StreamsAdvanced(((1, 3),))]
-            await other_node.aclose()
+            await other_node.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
         finally:
             await publisher.close()
 

@@ -58,7 +58,7 @@ async def test_real_postgres_deadlock_is_classified_transient() -> None:
             errors = [r for r in results if isinstance(r, BaseException)]
             assert len(errors) == 1
             assert isinstance(errors[0], asyncpg.exceptions.DeadlockDetectedError)
-            assert is_transient(DBAPIError("stmt", None, errors[0]))  # type: ignore[arg-type]
+            assert is_transient(DBAPIError("stmt", None, errors[0]))
         finally:
             await a.close()
             await b.close()

@@ -314,7 +314,8 @@ async def test_a_big_rooms_messages_sent_on_node_a_reach_a_socket_on_node_b_exac
             assert answer.status_code == 201, answer.text
 
         await asyncio.gather(*(send(n) for n in range(20)))
-        cursor, positions = hello["head"], []
+        cursor = hello["head"]
+        positions: list[int] = []
         async with asyncio.timeout(30):
             while len(positions) < 20:
                 frame = orjson.loads(await ws.recv())

@@ -18,7 +18,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.generation.case import Case
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -53,6 +55,8 @@ CHECKS = [
 GENERATED_PER_OPERATION = 4
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
 PLATFORM = "/v1/platform/"
+OperationCase = Case[APIOperation[Any, Any, Any, Any]]
+"""A request for one operation (schemathesis's own annotations leave it unparameterised)."""
 
 
 PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
@@ -132,10 +136,12 @@ class Walk:
         self.base_url = server.url
         self.statuses: set[tuple[str, str, int]] = set()
 
-    def case(self, method: str, path: str, **parts: Any) -> Case:
+    def case(self, method: str, path: str, **parts: Any) -> OperationCase:
         return self.schema[path][method].Case(**parts)
 
-    async def run(self, case: Case, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def run(
+        self, case: OperationCase, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url=self.base_url, headers=headers)
         response = await self.client.request(
             kwargs["method"],
@@ -200,7 +206,8 @@ async def conversation_walk(
     assert (created.status_code, again.status_code) == (201, 200)
     conversation = created.json()["id"]
     at = {"conversation_id": conversation}
-    message_body = {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/plain", "body": "hi"}]}
+    message_id = str(uuid.uuid4())
+    message_body = {"id": message_id, "parts": [{"mime_type": "text/plain", "body": "hi"}]}
     sent = await walk.call(
         "POST",
         "/v1/conversations/{conversation_id}/messages",
@@ -230,7 +237,7 @@ async def conversation_walk(
         "POST",
         "/v1/messages/{message_id}/receipts",
         bob,
-        path_parameters={"message_id": message_body["id"]},
+        path_parameters={"message_id": message_id},
         body={"type": "delivered"},
     )
     await walk.call("GET", "/v1/events", bob, query={"after": 0})
@@ -242,7 +249,7 @@ async def conversation_walk(
         path_parameters=at,
         body={"metadata": {"set": {"topic": "x"}}},
     )
-    return conversation, message_body["id"]
+    return conversation, message_id
 
 
 async def error_walk(
@@ -439,10 +446,12 @@ async def platform_users_walk(walk: Walk, admin: dict[str, str], app: AppFixture
     )  # 422
 
 
-def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:
+def generated(schema: OpenApiSchema, per_operation: int) -> list[OperationCase]:
     """A few schema-driven requests per operation, drawn up front (hypothesis is sync)."""
-    cases: list[Case] = []
+    cases: list[OperationCase] = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # an operation schemathesis cannot read
         operation = result.ok()
 
         @hypothesis.given(case=operation.as_strategy())
@@ -454,7 +463,7 @@ def generated(schema: OpenApiSchema, per_operation: int) -> list[Case]:
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        def draw(case: Case) -> None:
+        def draw(case: OperationCase) -> None:
             cases.append(case)
 
         draw()

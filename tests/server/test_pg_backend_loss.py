@@ -109,7 +109,8 @@ async def test_websocket_requests_during_terminations_get_ok_or_an_error_respons
     device = await open_device(server, alice.token)
     stop = asyncio.Event()
     killer = asyncio.create_task(_terminating(pg_admin, stop))
-    answers, closes = [], []
+    answers: list[dict[str, Any]] = []
+    closes: list[tuple[int, str] | None] = []
     while len(answers) < 60:
         try:
             answers.append(await device.request("message.send", _message(conv)))

@@ -120,7 +120,7 @@ async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
     await asyncio.sleep(0.5)  # past the batch's 200 ms lock_timeout: it has fallen back
     await held.rollback()
     await holder.close()
-    assert await writes == ["job-a", "job-touched", "job-b"]
+    assert list(await writes) == ["job-a", "job-touched", "job-b"]  # gather is typed as a tuple
     assert len({id(tx) for tx in seen}) == 3  # the batch's (rolled back), job-a's, job-b's
     assert await job_names(db) == {"job-a", "job-b", "job-held"}
 

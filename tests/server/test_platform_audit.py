@@ -9,7 +9,7 @@ from tests.support import AppFixture, RunningServer, platform_key
 
 
 async def _entries(
-    client: httpx.AsyncClient, admin: dict[str, str], **params: object
+    client: httpx.AsyncClient, admin: dict[str, str], **params: str | int | float
 ) -> list[dict[str, object]]:
     answer = await client.get("/v1/platform/audit", params=params, headers=admin)
     assert answer.status_code == 200, answer.text

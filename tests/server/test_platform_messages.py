@@ -231,9 +231,9 @@ async def test_blocks_by_user_ids_with_slashes_never_shadow_a_user(
     )
     assert listed.status_code == 200, listed.text
     assert [b["user_id"] for b in listed.json()["blocks"]] == ["spam/bot"]
-    user = await client.get(f"{base(app)}/users/team/blocks", headers=PLATFORM)
-    assert user.status_code == 200, user.text
-    assert user.json()["user_id"] == "team/blocks"
+    shown = await client.get(f"{base(app)}/users/team/blocks", headers=PLATFORM)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["user_id"] == "team/blocks"
     lifted = await client.delete(f"{base(app)}/blocks", params=pair, headers=PLATFORM)
     assert lifted.status_code == 204
     listed = await client.get(

@@ -183,7 +183,7 @@ async def test_a_gateway_that_keeps_failing_is_disabled_with_the_reason(
         await send(client, alice, await start(client, alice, "bob"), "hello")
         path = f"/v1/platform/apps/{app.app_id}/push-gateway"
         for tries in (1, 2, 3):
-            await gateway.wait_for(lambda n=tries: len(gateway.requests) >= n)  # type: ignore[misc]
+            await gateway.wait_for(lambda n=tries: len(gateway.requests) >= n)
             server.clock.advance(13)
 
         async def disabled() -> bool:

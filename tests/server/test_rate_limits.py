@@ -44,7 +44,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 MINUTE_START = 1_800_000_000.0
 """A clock reading at the start of a minute (and of every shorter window)."""
 
-OFF = {f"limit_{a}_per_{s}": "" for a in (
+OFF: dict[str, Any] = {f"limit_{a}_per_{s}": "" for a in (
     "messages", "conversations", "participants", "metadata", "receipts", "typing", "requests"
 ) for s in ("session", "user", "app")}  # fmt: skip
 """Every per-session/user/app limit off: each test turns on the ones it is about."""
@@ -270,7 +270,7 @@ async def test_two_deployments_on_one_redis_and_prefix_count_apart(tmp_path: Pat
     deployment id in the keys, the second would find the first's counters spent."""
     prefix = f"chinwag_test_{secrets.token_hex(6)}"
     limits = {"limit_messages_per_user": "2/minute"}
-    shared = {"broker_url": REDIS_URL, "broker_prefix": prefix, **OFF, **limits}
+    shared: dict[str, Any] = {"broker_url": REDIS_URL, "broker_prefix": prefix, **OFF, **limits}
     clock = ManualClock(MINUTE_START)
     settings = [
         Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db", **shared)

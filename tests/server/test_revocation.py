@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -186,7 +187,7 @@ async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_witho
     device, conversation_id = await revoked_alice(server, client)
     # Before the sweep can notice (seconds): every write is refused by its own read.
     message_id = str(uuid.uuid4())
-    writes = {
+    writes: dict[str, dict[str, Any]] = {
         "message.send": {
             "conversation_id": conversation_id,
             "id": message_id,

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy import Numeric, bindparam, cast, insert, literal, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chinwag.server.storage.database import Database
@@ -75,6 +76,7 @@ async def test_a_read_runs_without_begin_or_rollback_and_on_the_fast_path(db: Da
         assert await _GET.first(conn, {"name": "seen"}) == (b"1",)
     async with db.read() as conn:  # the pool's one idle connection again
         assert raw_asyncpg(conn) is raw
+        assert raw is not None  # for mypy: `is` against an Optional un-narrowed it
         assert await _COUNT.first(conn, {}) == (1,)
         assert not raw.is_in_transaction()
     raw.remove_query_logger(log)
@@ -155,6 +157,11 @@ async def test_a_dropped_backend_on_asyncpg_is_a_503_and_the_pool_recovers(
     assert await _stored(db, "after") == b"1"
 
 
+def _asyncpg_dialect() -> Dialect:
+    # SQLAlchemy leaves PGDialect_asyncpg.__init__ unannotated.
+    return asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
 def test_parameters_are_passed_in_dollar_order() -> None:
     """``positiontup`` names the parameters in ``$n`` order, a name used twice once
     (SQLAlchemy 2.1's numeric_dollar compiler; the ``<2.2`` pin holds it)."""
@@ -163,7 +170,7 @@ def test_parameters_are_passed_in_dollar_order() -> None:
         server_secrets.c.name == bindparam("a"),
         server_secrets.c.value != bindparam("b"),
     )
-    compiled = compile_for(statement, asyncpg_dialect())
+    compiled = compile_for(statement, _asyncpg_dialect())
     assert compiled is not None
     assert compiled.names == ("b", "a")
     assert "$1::BYTEA" in compiled.sql
@@ -172,11 +179,11 @@ def test_parameters_are_passed_in_dollar_order() -> None:
 
 
 def test_statements_whose_results_need_converting_run_through_sqlalchemy() -> None:
-    assert compile_for(select(cast(literal(1), Numeric)), asyncpg_dialect()) is None
+    assert compile_for(select(cast(literal(1), Numeric)), _asyncpg_dialect()) is None
     expanding = select(server_secrets.c.name).where(
         server_secrets.c.name.in_(bindparam("names", expanding=True))
     )
-    assert compile_for(expanding, asyncpg_dialect()) is None
+    assert compile_for(expanding, _asyncpg_dialect()) is None
 
 
 async def test_a_pooled_connection_whose_backend_dropped_is_replaced_at_checkout(
