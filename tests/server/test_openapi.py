@@ -59,9 +59,6 @@ OperationCase = Case[APIOperation[Any, Any, Any, Any]]
 """A request for one operation (schemathesis's own annotations leave it unparameterised)."""
 
 
-PUBLIC = {"/v1/nonces", "/v1/sessions", "/v1/sessions/anonymous", "/v1/dev/identity_tokens"}
-
-
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (path, method, operation)
