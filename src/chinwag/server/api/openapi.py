@@ -37,7 +37,12 @@ optional_session: dict[str, Any] = {"security": [{}, {SESSION_SCHEME: []}]}
 
 # status -> (description, example error id, example message, example data)
 _ERRORS: dict[int, tuple[str, ErrorId, str, dict[str, Any]]] = {
-    400: ("The body is not JSON.", ErrorId.INVALID_REQUEST, "The body is not valid JSON.", {}),
+    400: (
+        "The body is not JSON, or the query string carries a NUL (`%00`).",
+        ErrorId.INVALID_REQUEST,
+        "The body is not valid JSON.",
+        {},
+    ),
     401: (
         "No live session (`authentication_required`, `data.nonce` may carry a fresh nonce), "
         "or an identity token was refused (`invalid_identity_token`, `data.reason`).",
@@ -116,7 +121,7 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _without_fastapi_422(document)
+            app.openapi_schema = _with_nul_refusals(_without_fastapi_422(document))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -138,4 +143,19 @@ def _without_fastapi_422(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    return document
+
+
+def _with_nul_refusals(document: dict[str, Any]) -> dict[str, Any]:
+    """Document the 400 that every operation with a query string can answer: a NUL in the
+    query is refused before any route runs (``errors.BodyLimit``), so no endpoint lists it
+    itself, and the schema-driven test found it undocumented on a generated query."""
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            queried = any(p.get("in") == "query" for p in operation.get("parameters", ()))
+            answers = operation.setdefault("responses", {})
+            if queried and "400" not in answers:
+                answers["400"] = _answer(400)
+                content = answers["400"]["content"]["application/json"]
+                content["schema"] = {"$ref": "#/components/schemas/ErrorEnvelope"}
     return document
