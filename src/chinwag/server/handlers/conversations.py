@@ -44,6 +44,7 @@ __all__ = [
     "list_conversations",
     "load",
     "lock_conversation",
+    "membership",
     "message_json",
     "require_active",
     "shared_json",
@@ -129,10 +130,7 @@ async def load(
     anything else (``require_live_session``)."""
     if lock and engines.locks_rows(conn):
         conv = await lock_conversation(conn, caller, conversation_id, live_session=live_session)
-        member = await store.get_member(conn, conv.id, caller.user.pk)
-        if member is None:
-            raise NotFound("No conversation with that id.")
-        return conv, member
+        return conv, await membership(conn, conv, caller)
     if live_session is not None:
         await require_live_session(conn, *live_session)
     if not is_valid_uuid(conversation_id):
@@ -176,6 +174,15 @@ async def lock_conversation(
     if conv is None:
         raise NotFound("No conversation with that id.")
     return conv
+
+
+async def membership(conn: AsyncConnection, conv: ConversationRow, caller: Actor) -> MemberRow:
+    """The caller's participant row in ``conv``, active or former; 404 if they never were
+    one. On PostgreSQL read after the conversation's lock (:func:`load`)."""
+    member = await store.get_member(conn, conv.id, caller.user.pk)
+    if member is None:
+        raise NotFound("No conversation with that id.")
+    return member
 
 
 def require_active(member: MemberRow) -> None:

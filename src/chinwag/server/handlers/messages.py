@@ -31,6 +31,7 @@ from chinwag.server.handlers.conversations import (
     invalid,
     load,
     lock_conversation,
+    membership,
     message_json,
     require_active,
     visibility,
@@ -213,10 +214,7 @@ async def store_message(
         inserted = await store_sent(tx.conn, values)
     if inserted is None:
         if member is None:  # refused by the insert, or the id is taken: which one
-            member = await store.get_member(tx.conn, conv.id, sender.user.pk)
-            if member is None:
-                raise NotFound("No conversation with that id.")
-            require_active(member)
+            require_active(await membership(tx.conn, conv, sender))
         existing = await message_store.get_message_by_public_id(
             tx.conn, sender.app_id, msg.message_id
         )

@@ -65,7 +65,7 @@ __all__ = ["SentEvent", "Stored", "joins_event", "store_sent"]
 
 
 def _in_one_statement(*, with_event: bool = False, with_outbox: bool = False) -> Prepared:
-    columns = list(message_store.NEW_MESSAGE)
+    new = message_store.NEW_MESSAGE
     active_sender = (
         select(literal(1))
         .select_from(participants)
@@ -78,10 +78,7 @@ def _in_one_statement(*, with_event: bool = False, with_outbox: bool = False) ->
     )
     inserted = (
         pg_insert(messages)
-        .from_select(
-            columns,
-            select(*(message_store.NEW_MESSAGE[c] for c in columns)).where(active_sender),
-        )
+        .from_select(list(new), select(*new.values()).where(active_sender))
         .on_conflict_do_nothing()
         .returning(
             messages.c.position, messages.c.id, messages.c.sent_at, messages.c.conversation_id
