@@ -137,9 +137,7 @@ def _without_fastapi_422(document: dict[str, Any]) -> dict[str, Any]:
         for operation in path.values():
             answers = operation.get("responses", {})
             if "HTTPValidationError" in str(answers.get("422")):
-                answers["422"] = _answer(422)
-                content = answers["422"]["content"]["application/json"]
-                content["schema"] = {"$ref": "#/components/schemas/ErrorEnvelope"}
+                answers["422"] = _enveloped(422)
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
@@ -147,15 +145,19 @@ def _without_fastapi_422(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_nul_refusals(document: dict[str, Any]) -> dict[str, Any]:
-    """Document the 400 that every operation with a query string can answer: a NUL in the
-    query is refused before any route runs (``errors.BodyLimit``), so no endpoint lists it
-    itself, and the schema-driven test found it undocumented on a generated query."""
+    """Document on every operation the 400 a NUL in the query string gets: it is refused
+    before any route runs, whatever the operation's parameters (``errors.BodyLimit``), so no
+    endpoint lists it itself; the schema-driven test found it undocumented on a generated
+    query."""
     for path in document.get("paths", {}).values():
         for operation in path.values():
-            queried = any(p.get("in") == "query" for p in operation.get("parameters", ()))
-            answers = operation.setdefault("responses", {})
-            if queried and "400" not in answers:
-                answers["400"] = _answer(400)
-                content = answers["400"]["content"]["application/json"]
-                content["schema"] = {"$ref": "#/components/schemas/ErrorEnvelope"}
+            operation.setdefault("responses", {}).setdefault("400", _enveloped(400))
     return document
+
+
+def _enveloped(status: int) -> dict[str, Any]:
+    """:func:`_answer` with the error envelope's schema, for answers added to the document
+    after FastAPI generated it."""
+    answer = _answer(status)
+    answer["content"]["application/json"]["schema"] = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    return answer
