@@ -614,7 +614,8 @@ class Received:
 class Receiver:
     """An HTTP receiver on loopback (webhook endpoint, push gateway) that records each
     POST and answers ``status``; ``hang`` never answers, ``huge`` streams 100 MB back,
-    ``redirect`` answers 302. Tests wait on :meth:`wait_for`, not on sleeps."""
+    ``redirect`` answers 302. While ``held`` is set to an event, answers wait for it (a
+    delivery in flight). Tests wait on :meth:`wait_for`, not on sleeps."""
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
@@ -622,6 +623,7 @@ class Receiver:
         """Requests answered with a 2xx."""
         self.status = 200
         self.mode = "answer"
+        self.held: asyncio.Event | None = None
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -675,6 +677,8 @@ class Receiver:
                     return
 
     async def _answer(self, writer: asyncio.StreamWriter, got: Received) -> bool:
+        if self.held is not None:
+            await self.held.wait()
         if self.mode == "hang":
             await self._stopped.wait()
             return False

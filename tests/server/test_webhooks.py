@@ -4,6 +4,7 @@ with a reason when a receiver never answers, and signed twice during a secret ro
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -87,6 +88,13 @@ async def test_a_receiver_down_for_a_while_gets_every_delivery_later_exactly_onc
         server.clock.advance(30)  # nothing is due again: a fourth message comes alone
         await send(client, alice, conv, "m3")
         await receiver.wait_for(lambda: len(receiver.answered) >= 4)
+
+        async def settled() -> bool:
+            # The receiver has answered; the worker records the answer a moment later.
+            found = await deliveries(client, app.app_id, hook["id"])
+            return all(d["status"] != "pending" for d in found)
+
+        await eventually(settled)
         listed = await deliveries(client, app.app_id, hook["id"])
     payloads = verified(hook["secret"], receiver)
     assert len(receiver.answered) == 4
@@ -195,6 +203,36 @@ async def test_a_delivery_is_replayed_by_id_with_the_same_webhook_id(
     assert receiver.answered[1].headers["webhook-id"] == first["webhook_id"]
     assert missing.status_code == 404
     assert missing.json()["error"]["id"] == "not_found"
+
+
+async def test_a_replay_asked_for_while_the_delivery_is_in_flight_is_still_sent(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers
+) -> None:
+    """The replay answers 202 and clears the claim's lease; the try in flight then ends
+    with 200. Recording that try as "delivered" over the replay dropped the replay the
+    API had acknowledged: the receiver never got its second request."""
+    async with Receiver() as receiver:
+        receiver.held = asyncio.Event()
+        hook = await add_webhook(client, app.app_id, receiver.url, ["conversation.created"])
+        await start(client, alice, "bob")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 1)  # in flight, held
+        (first,) = await deliveries(client, app.app_id, hook["id"])
+        base = f"/v1/platform/apps/{app.app_id}/webhooks/{hook['id']}/deliveries"
+        replayed = await client.post(f"{base}/{first['id']}/replay", headers=ADMIN)
+        assert replayed.status_code == 202, replayed.text
+        receiver.held.set()
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+
+        async def settled() -> bool:
+            found = await deliveries(client, app.app_id, hook["id"])
+            return all(d["status"] != "pending" for d in found)
+
+        await eventually(settled)
+        (after,) = await deliveries(client, app.app_id, hook["id"])
+    assert receiver.answered[0].body == receiver.answered[1].body
+    assert receiver.answered[1].headers["webhook-id"] == first["webhook_id"]
+    assert after["status"] == "delivered"
+    assert after["attempts"] == 1  # the replay's try; the one it overtook is not counted
 
 
 @pytest.mark.parametrize(

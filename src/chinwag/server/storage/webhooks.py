@@ -84,6 +84,8 @@ class DueDelivery:
     url: str
     secrets: tuple[str, ...]
     """The endpoint's secret, and the previous one while its overlap lasts."""
+    lease_until: float
+    """The claim's lease, which :func:`record_attempt` must still find to record."""
 
 
 _ENDPOINT_FIELDS = [f for f in EndpointRow.__slots__ if f != "event_types"]
@@ -221,30 +223,42 @@ async def claim_due(
         .where(webhook_deliveries.c.id.in_(ids))
         .order_by(webhook_deliveries.c.id)
     )
-    return [_due(row, now) for row in rows]
+    return [_due(row, now, now + lease) for row in rows]
 
 
-def _due(row: Any, now: float) -> DueDelivery:
+def _due(row: Any, now: float, lease_until: float) -> DueDelivery:
     id_, msg_id, endpoint_id, payload, attempts, url, secret, previous, until = row
     keys = (secret,) if previous is None or (until or 0) <= now else (secret, previous)
-    return DueDelivery(int(id_), msg_id, endpoint_id, payload, int(attempts), url, keys)
+    return DueDelivery(
+        int(id_), msg_id, endpoint_id, payload, int(attempts), url, keys, lease_until
+    )
 
 
 async def record_attempt(
     conn: AsyncConnection,
     delivery_id: int,
     *,
+    lease_until: float,
     status: str,
     attempts: int,
     next_attempt_at: float,
     http_status: int | None,
     error: str | None,
     now: float,
-) -> None:
-    """The outcome of one try: delivered, pending again at ``next_attempt_at``, or failed."""
-    await conn.execute(
+) -> bool:
+    """The outcome of one try: delivered, pending again at ``next_attempt_at``, or failed;
+    whether it was recorded.
+
+    Only while the delivery still holds the claim's lease (``lease_until``): a replay
+    asked for during the try (``replay`` clears the lease) must still be sent, not be
+    overwritten by the try's "delivered", and a try that outlived its lease, so that
+    another worker claimed the delivery again, leaves the record to that worker."""
+    result = await conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
+        .where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.lease_until == lease_until,
+        )
         .values(
             status=status,
             attempts=attempts,
@@ -255,6 +269,7 @@ async def record_attempt(
             delivered_at=now if status == DELIVERED else None,
         )
     )
+    return bool(result.rowcount)
 
 
 _DELIVERY_FIELDS = list(DeliveryRow.__slots__)

@@ -152,11 +152,11 @@ class WebhookWorker(Poller):
             )
             status = store.PENDING if delay is not None else store.FAILED
             next_at = started + (delay or 0)
-        await store.record_attempt(
-            conn, due.id, status=status, attempts=attempts, next_attempt_at=next_at,
-            http_status=outcome.status, error=outcome.error, now=now,
+        recorded = await store.record_attempt(
+            conn, due.id, lease_until=due.lease_until, status=status, attempts=attempts,
+            next_attempt_at=next_at, http_status=outcome.status, error=outcome.error, now=now,
         )  # fmt: skip
-        if status == store.FAILED:
+        if recorded and status == store.FAILED:
             reason = f"disabled after {attempts} failed attempts; last: {outcome.error}"
             await store.disable_endpoint(conn, due.endpoint_id, reason=reason, now=now)
             log.warning("webhook endpoint %s disabled: %s", due.endpoint_id, outcome.error)
