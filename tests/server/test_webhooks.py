@@ -61,6 +61,19 @@ async def deliveries(client: httpx.AsyncClient, app_id: str, hook: str) -> list[
     return found
 
 
+async def recorded_deliveries(
+    client: httpx.AsyncClient, app_id: str, hook: str
+) -> list[dict[str, Any]]:
+    """The deliveries once none is pending: a receiver has answered a moment before the
+    worker records its answer."""
+
+    async def settled() -> bool:
+        return all(d["status"] != "pending" for d in await deliveries(client, app_id, hook))
+
+    await eventually(settled)
+    return await deliveries(client, app_id, hook)
+
+
 def verified(secret: str, receiver: Receiver) -> list[dict[str, Any]]:
     return [Webhook(secret).verify(r.body, r.headers) for r in receiver.answered]
 
@@ -88,14 +101,7 @@ async def test_a_receiver_down_for_a_while_gets_every_delivery_later_exactly_onc
         server.clock.advance(30)  # nothing is due again: a fourth message comes alone
         await send(client, alice, conv, "m3")
         await receiver.wait_for(lambda: len(receiver.answered) >= 4)
-
-        async def settled() -> bool:
-            # The receiver has answered; the worker records the answer a moment later.
-            found = await deliveries(client, app.app_id, hook["id"])
-            return all(d["status"] != "pending" for d in found)
-
-        await eventually(settled)
-        listed = await deliveries(client, app.app_id, hook["id"])
+        listed = await recorded_deliveries(client, app.app_id, hook["id"])
     payloads = verified(hook["secret"], receiver)
     assert len(receiver.answered) == 4
     assert len({r.headers["webhook-id"] for r in receiver.answered}) == 4
@@ -222,13 +228,7 @@ async def test_a_replay_asked_for_while_the_delivery_is_in_flight_is_still_sent(
         assert replayed.status_code == 202, replayed.text
         receiver.held.set()
         await receiver.wait_for(lambda: len(receiver.answered) >= 2)
-
-        async def settled() -> bool:
-            found = await deliveries(client, app.app_id, hook["id"])
-            return all(d["status"] != "pending" for d in found)
-
-        await eventually(settled)
-        (after,) = await deliveries(client, app.app_id, hook["id"])
+        (after,) = await recorded_deliveries(client, app.app_id, hook["id"])
     assert receiver.answered[0].body == receiver.answered[1].body
     assert receiver.answered[1].headers["webhook-id"] == first["webhook_id"]
     assert after["status"] == "delivered"

@@ -202,10 +202,11 @@ async def claim_due(
     ids = [int(r[0]) for r in await conn.execute(due, {"now": now})]
     if not ids:
         return []
+    lease_until = now + lease  # one value: record_attempt matches it exactly
     await conn.execute(
         update(webhook_deliveries)
         .where(webhook_deliveries.c.id.in_(ids))
-        .values(lease_until=now + lease)
+        .values(lease_until=lease_until)
     )
     rows = await conn.execute(
         select(
@@ -223,7 +224,7 @@ async def claim_due(
         .where(webhook_deliveries.c.id.in_(ids))
         .order_by(webhook_deliveries.c.id)
     )
-    return [_due(row, now, now + lease) for row in rows]
+    return [_due(row, now, lease_until) for row in rows]
 
 
 def _due(row: Any, now: float, lease_until: float) -> DueDelivery:
