@@ -299,7 +299,7 @@ async def measure_steps(
 
         async def read_key(_: int) -> None:
             async with services.db.read() as conn:
-                await app_store.get_key(conn, first.kid, first.app_id)
+                await app_store.get_key(conn, first.app_id, first.kid)
 
         step("key lookup")
         await measure(results.common, "key lookup (SQLite read)", read_key)
@@ -379,7 +379,7 @@ async def measure_steps(
                 leeway=settings.token_leeway_seconds,
             )
             async with services.db.read() as conn:
-                record = await app_store.get_key(conn, key.kid, key.app_id)
+                record = await app_store.get_key(conn, key.app_id, key.kid)
             assert record is not None
             material = services.keys.material(record)
             iat = int(now)

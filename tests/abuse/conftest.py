@@ -363,8 +363,10 @@ async def target(
             database_url = f"sqlite+aiosqlite:///{tmp_path / 'chinwag.db'}"
         async with open_services(Settings(database_url=database_url)) as services:
             app = await make_app(services, allow_anonymous=True)
-        debug = {"PYTHONASYNCIODEBUG": "1"} if os.environ.get("ABUSE_DIAG") else None
-        serving = serve_in_subprocess(database_url, tmp_path / "server.log", env=debug)
+        env = {"PYTHONASYNCIODEBUG": "1"} if os.environ.get("ABUSE_DIAG") else {}
+        marker = request.node.get_closest_marker("server_env")
+        env |= marker.kwargs if marker else {}
+        serving = serve_in_subprocess(database_url, tmp_path / "server.log", env=env)
         server = await stack.enter_async_context(serving)
         with _profiled(server.process.pid, tmp_path):
             yield Target(server, database_url, app)

@@ -3,7 +3,13 @@
 Documented (docs/protocol.md "WebSocket"): once a session ends, a write on its socket
 (``message.send``, ``receipt.mark``, ``typing.update``) is refused with
 ``authentication_required`` at once, whichever process ended it (here the CLI, which rings
-no doorbell), even before the socket is closed; the socket is then closed with 4003.
+no doorbell), even before the socket is closed; the socket is then closed with 4003, right
+behind that refusal.
+
+The server's revocation sweep is turned off here (``server_env``): with it on, it closed
+the socket 0-2 s after the commit, and when that came before any write was answered the
+test saw no refusal (CI, once in a full run on PostgreSQL), though nothing was wrong. Off,
+the refused write is the only thing that can close the socket, so both are always seen.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.abuse.attacker import Socket, tally
@@ -38,6 +45,7 @@ async def _refused_over_rest(http: httpx.AsyncClient, user: User) -> None:
 
 
 @ALSO_ON_POSTGRES
+@pytest.mark.server_env(CHINWAG_REVOCATION_SWEEP_SECONDS="86400")
 async def test_writes_on_an_open_socket_after_the_cli_revoked_the_session(
     target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
 ) -> None:
@@ -63,7 +71,7 @@ async def test_writes_on_an_open_socket_after_the_cli_revoked_the_session(
         cli = asyncio.create_task(_revoke(target, "mallory"))
         probe = asyncio.create_task(_refused_over_rest(http, mallory))
         # Committed once the CLI has exited or REST refuses the token, whichever is seen
-        # first (on a busy machine a REST answer can take longer than the sweeper's close).
+        # first (on a busy machine a REST answer can take longer than the socket's close).
         await asyncio.wait((cli, probe), return_when=asyncio.FIRST_COMPLETED)
         revoked_at.append(socket.sent)
         await cli
@@ -77,13 +85,14 @@ async def test_writes_on_an_open_socket_after_the_cli_revoked_the_session(
     figures.refused(code or "none")
     assert (code, reason) == (4003, "session_revoked")
     assert counts["ok"] > 0
-    # Writes keep coming until the sweeper closes the socket (within 2 s of the commit), and
-    # the socket refuses them before that: once one is refused none is accepted, and none
-    # sent after the test saw the commit is. (On a busy machine the test may see the commit
-    # only after the close, so the refusals are not looked for among those alone.)
+    # The first write after the commit is refused, saying how the session ended, and the
+    # socket closes behind it: once one is refused none is accepted, and none sent after
+    # the test saw the commit is. (On a busy machine the test may see the commit only after
+    # the close, so the refusals are not looked for among those alone.)
     outcomes = ["ok" if r["ok"] else r["error"]["id"] for r in socket.responses]
     assert "authentication_required" in outcomes, "the open socket never refused a write"
     refused = outcomes.index("authentication_required")
+    assert socket.responses[refused]["error"]["data"]["reason"] == "revoked"
     assert set(outcomes[refused:]) <= {"authentication_required", "rate_limited"}, outcomes
     assert not [r for r in after if r["ok"]], "a write was accepted after the revocation"
     chat.assert_unharmed()

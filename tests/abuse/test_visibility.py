@@ -66,13 +66,20 @@ async def test_a_removed_participant_keeps_asking(
     refused = [a for a in answers if a[1] >= 400]
     figures.refused("403/404", len(refused))
     for probe, status, text in answers:
+        if status == 429:  # reads count against the session's request limit too
+            error_id = text if probe == "send" else orjson.loads(text)["error"]["id"]
+            assert error_id == "rate_limited", (probe, text)
+            continue
         assert "dave" not in text, (probe, text)
         assert "after" not in text, (probe, text)
         if probe.startswith("/v1/users/"):
             assert status == 404, (probe, status)
         if probe == "send":
             assert (status, text) == (403, "access_denied")
-    views = [orjson.loads(text) for probe, _, text in answers if probe == path]
+    views = [
+        orjson.loads(text) for probe, status, text in answers if probe == path and status == 200
+    ]
+    assert views
     assert {v["metadata"]["title"] for v in views} == {"before"}
     assert {tuple(v["participants"]) for v in views} == {("carol",)}
     assert not [f for f in listening.others if f["type"] == "signal"]

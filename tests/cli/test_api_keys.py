@@ -40,6 +40,14 @@ def test_list_and_revoke(cli: Cli) -> None:
     assert error["id"] == "not_found"
 
 
+def test_an_app_keys_revocation_is_in_its_apps_log(cli: Cli, app_id: str) -> None:
+    made = cli.json("api-keys", "create", "--role", "app", "--app", app_id)
+    cli.json("api-keys", "revoke", made["key_id"])
+    [revoked, created] = [e for e in _log(cli) if e.action.startswith("api_key.")]
+    assert (revoked.action, revoked.app_id) == ("api_key.revoke", app_id)
+    assert revoked.target == created.target == f"apps/{app_id}/api_keys/{made['key_id']}"
+
+
 def test_bad_role_and_app_combinations_are_clear_errors(cli: Cli, app_id: str) -> None:
     assert cli.error("api-keys", "create", "--role", "root")[1]["id"] == "invalid_request"
     assert cli.error("api-keys", "create", "--role", "app")[1]["id"] == "invalid_request"
@@ -53,10 +61,10 @@ def test_bad_role_and_app_combinations_are_clear_errors(cli: Cli, app_id: str) -
 
 def test_cli_actions_are_audited_as_cli_without_secrets(cli: Cli, app_id: str) -> None:
     secret = cli.json("keys", "add-secret", app_id)
-    cli.json("keys", "show-secret", secret["kid"])
+    cli.json("keys", "show-secret", app_id, secret["kid"])
     pair = cli.json("keys", "generate", app_id)
-    cli.json("keys", "disable", pair["kid"])
-    cli.json("keys", "delete", pair["kid"])
+    cli.json("keys", "disable", app_id, pair["kid"])
+    cli.json("keys", "delete", app_id, pair["kid"])
     cli.json("apps", "update", app_id, "--session-lifetime", "600")
     key = cli.json("api-keys", "create", "--role", "admin")
     entries = _log(cli)

@@ -17,12 +17,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_demo_shows_both_users_chatting_and_how_to_join(tmp_path: Path) -> None:
+    """Also: a ``CHINWAG_DATABASE_URL`` exported for real work is not where the demo's app
+    and users go (only ``--database-url`` is)."""
+    real = tmp_path.parent / f"{tmp_path.name}-real.db"
     done = subprocess.run(
         [*DEMO, "--duration", "5"],
         capture_output=True,
         text=True,
         timeout=30,
-        env=_env(tmp_path),
+        env={**_env(tmp_path), "CHINWAG_DATABASE_URL": f"sqlite+aiosqlite:///{real}"},
     )
     out = done.stdout
     assert done.returncode == 0, (out, done.stderr)
@@ -33,9 +36,12 @@ def test_demo_shows_both_users_chatting_and_how_to_join(tmp_path: Path) -> None:
     assert "is typing…" in out
     assert "chinwag chat --app " in out
     assert "--user alice" in out
+    app_id = out.split("chinwag chat --app ", 1)[1].split()[0]
+    assert f"/?app={app_id}" in out  # the browser link fills in the app
     assert "Join from a browser: http://127.0.0.1:" in out
     assert "demo stopped" in out
     assert list(tmp_path.iterdir()) == []  # the temporary database and stores are gone
+    assert not real.exists()
 
 
 async def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:

@@ -31,12 +31,17 @@ def test_register_show_and_remove_a_jwks_url(cli: Cli, app_id: str, endpoint: Jw
     assert registered["keys"] == [{"kid": "cli-key", "alg": "ES256"}]
     log = cli.services(lambda services: audit.read(services, CLI_CALLER))
     [entry] = [e for e in log if e.action == "app.jwks.set"]
-    assert (entry.caller, entry.target) == ("cli", app_id)
+    assert (entry.caller, entry.target, entry.app_id) == ("cli", f"apps/{app_id}/jwks", app_id)
     shown = cli.json("keys", "jwks", app_id)
     assert shown["url"] == endpoint.url
     assert cli.json("apps", "show", app_id)["jwks_url"] == endpoint.url
     assert cli.json("keys", "jwks", app_id, "--remove")["removed"] is True
     assert cli.json("keys", "jwks", app_id, "--remove")["removed"] is False
+    log = cli.services(lambda services: audit.read(services, CLI_CALLER, app_id=app_id))
+    assert [e.action for e in log if e.action.startswith("app.jwks.")] == [
+        "app.jwks.remove",
+        "app.jwks.set",
+    ]
     _, error = cli.error("keys", "jwks", app_id)
     assert error["id"] == "not_found"
     assert cli.json("apps", "show", app_id)["jwks_url"] is None
@@ -68,3 +73,10 @@ def test_http_is_refused_without_the_development_flag(
     assert error["id"] == "invalid_request"
     assert "CHINWAG_ALLOW_INSECURE_JWKS" in error["message"]
     assert endpoint.hits == 0
+
+
+def test_a_loopback_host_in_integer_form_is_refused(cli: Cli, app_id: str) -> None:
+    _, error = cli.error("keys", "jwks", app_id, "https://2130706433/jwks")
+    assert error["id"] == "invalid_request"
+    assert "public address" in error["message"]
+    assert error["data"]["property"] == "jwks_url"

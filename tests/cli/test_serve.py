@@ -83,8 +83,13 @@ def test_an_unreachable_database_without_the_dev_app_is_one_line_too(closed_port
 
 @pytest.mark.slow
 async def test_the_printed_export_lines_work_when_pasted(tmp_path: Path) -> None:
+    """Behind a proxy: the export line gives the public URL (what clients use), the
+    "serving at" line the address the node listens on."""
     db = tmp_path / "chinwag.db"
-    async with serve_in_subprocess(f"sqlite+aiosqlite:///{db}", tmp_path / "serve.log") as server:
+    public = "https://chat.example.test"
+    env = {"CHINWAG_PUBLIC_URL": public}
+    database_url = f"sqlite+aiosqlite:///{db}"
+    async with serve_in_subprocess(database_url, tmp_path / "serve.log", env=env) as server:
         output = server.output
         exports = [
             line.strip() for line in output.splitlines() if line.strip().startswith("export ")
@@ -92,12 +97,13 @@ async def test_the_printed_export_lines_work_when_pasted(tmp_path: Path) -> None
         shell = "; ".join([*exports, 'echo "$CHINWAG_URL $APP_ID"'])
         pasted = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
         url, app_id = pasted.stdout.split()
-        assert url == server.url
-        async with httpx.AsyncClient(base_url=url) as http:
+        assert url == public
+        async with httpx.AsyncClient(base_url=server.url) as http:
             answer = await http.post("/v1/nonces", json={"app_id": app_id})
         assert answer.status_code == 201, answer.text
     assert re.search(rf"^database +{re.escape(str(db))}$", output, re.MULTILINE)
     assert output.index("export APP_ID=") < output.index("serving at")
+    assert f"serving at {server.url} (public URL {public}; docs: {public}/docs)" in output
 
 
 def test_the_default_database_does_not_depend_on_the_working_directory(

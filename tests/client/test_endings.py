@@ -11,8 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chinwag.client import STOP, AuthState, Client, NotAuthenticated
+from chinwag.client import (
+    STOP,
+    AuthState,
+    Client,
+    MessageState,
+    NotAuthenticated,
+    SessionRevoked,
+    Suspended,
+)
 from chinwag.server.handlers.sessions import revoke_user_sessions
+from chinwag.server.handlers.suspension import set_user_suspended
 from chinwag.server.settings import Settings
 from tests.client.conftest import Tokens
 from tests.client.test_sync import eventually, signed_in
@@ -255,5 +264,79 @@ async def test_a_wipe_learned_by_an_outbox_send_signs_out_without_recursing(
         await eventually(lambda: _true(reasons == ["wiped"]))
         assert loop_errors == []
         assert _files(tmp_path / "al-phone") == []
+    finally:
+        await client.close()
+
+
+async def test_wait_until_synced_raises_when_a_wipe_arrives_after_authenticate(
+    server: RunningServer, make_client: Callable[..., Client], tokens: Tokens
+) -> None:
+    """docs/sdk.md's pattern: authenticate(), then wait_until_synced(). A device wiped while
+    it was off resumes its saved session (authenticate() returns at once) and only then
+    hears of the wipe; wait_until_synced() waited forever. It must raise, and a new
+    sign-in must sync as before."""
+    client = await signed_in(make_client, tokens, "al")
+    await client.close()
+    await revoke_user_sessions(server.services, tokens.app.app_id, "al", wipe=True)
+    again = make_client("al-phone", identity_token_provider=tokens.provider("al"))
+    reasons: list[str] = []
+    again.on("deauthenticated", reasons.append)
+    async with again:
+        await again.authenticate()  # the saved session: no request made yet
+        with pytest.raises(SessionRevoked):
+            async with asyncio.timeout(10):
+                await again.wait_until_synced()
+        assert reasons == ["wiped"]
+        await again.authenticate()
+        async with asyncio.timeout(10):
+            await again.wait_until_synced()
+        assert again.is_authenticated
+
+
+async def test_a_suspension_holds_the_queue_and_stops_signing_in_until_authenticate(
+    server: RunningServer, make_client: Callable[..., Client], tokens: Tokens, tmp_path: Path
+) -> None:
+    """A suspended user is refused 403 user_suspended at sign-in and on writes. A trial's
+    device asked its provider and signed in 28 times in 33 s, and 7 of its 111 queued
+    messages failed for good over a suspension that was lifted. Nothing is a message's
+    fault here: the queue waits, the SDK stops and says so, and resumes on authenticate()."""
+    client = await signed_in(make_client, tokens, "al")
+    app_id = tokens.app.app_id
+    held = asyncio.Event()
+    reasons: list[str] = []
+    failed: list[str] = []
+    client.on("deauthenticated", reasons.append)
+    client.on("deauthenticated", lambda reason: held.set())
+    client.on("message_failed", lambda mid, error: failed.append(mid))
+    try:
+        conv = await client.create_conversation(["al", "bo"])
+        calls = len(tokens.calls)
+        await set_user_suspended(server.services, app_id, "al", True)
+        queued = [await client.send_message(conv.id, f"m{i}") for i in range(5)]
+        async with asyncio.timeout(10):
+            await held.wait()
+        assert reasons == ["suspended"]
+        assert client.auth_state is AuthState.SUSPENDED
+        assert client._tasks == []  # nothing left to sign in or send
+        with pytest.raises(Suspended) as refused:
+            await client.sync_now()
+        assert refused.value.error_id == "user_suspended"
+        with pytest.raises(Suspended):
+            async with asyncio.timeout(10):
+                await client.wait_until_synced()
+        queued.append(await client.send_message(conv.id, "while suspended"))
+        assert len(tokens.calls) <= calls + 1  # at most the renewal the socket's close asked
+        assert failed == []
+        local = await client.messages(conv.id)  # the data stays
+        assert [m.state for m in local] == [MessageState.PENDING] * 6
+        assert not client.is_logged_in()
+
+        await set_user_suspended(server.services, app_id, "al", False)
+        await client.authenticate()
+        await client.flush_outbox()
+        assert [m.id for m in await client.messages(conv.id)] == [m.id for m in queued]
+        assert {m.state for m in await client.messages(conv.id)} == {MessageState.SENT}
+        assert failed == []
+        assert client.is_authenticated
     finally:
         await client.close()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from chinwag.client import Client, MessageState, OfflineError
+from chinwag.client import Backoff, Client, MessageRejected, MessageState, OfflineError
 from tests.client.conftest import Tokens
 from tests.client.test_sync import signed_in
-from tests.support import RunningServer
+from tests.faults.harness import Proxy
+from tests.support import RunningServer, free_port
 
 
 def closed_port_url() -> str:
@@ -32,6 +36,26 @@ async def server_messages(server: RunningServer, token: str, cid: str) -> list[d
     assert page.status_code == 200, page.text
     messages: list[dict[str, object]] = page.json()["messages"]
     return messages
+
+
+@contextlib.contextmanager
+def _logged(logger: logging.Logger, start: str) -> Iterator[asyncio.Event]:
+    """An event set when ``logger`` logs a message starting with ``start`` (at any level)."""
+    seen = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith(start):
+                seen.set()
+
+    watch, level = Watch(logging.DEBUG), logger.level
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
 
 
 async def test_hundred_messages_sent_offline_arrive_once_in_order(
@@ -99,12 +123,16 @@ async def test_permanent_refusal_marks_the_message_failed(
 ) -> None:
     alice = await signed_in(make_client, tokens, "alice")
     try:
-        failures: list[str] = []
-        alice.on("message_failed", lambda mid, error: failures.append(mid))
+        failures: list[tuple[str, MessageRejected]] = []
+        alice.on("message_failed", lambda mid, error: failures.append((mid, error)))
         unknown = "00000000-0000-4000-8000-00000000dead"
         message = await alice.send_message(unknown, "to nowhere")
         await alice.flush_outbox()
-        assert failures == [message.id]
+        [(failed, error)] = failures
+        assert failed == message.id
+        prefix = f"{error.status} {error.error_id}: "
+        assert str(error) == prefix + error.message  # once: it used to read "404 x: 404 x: …"
+        assert not error.message.startswith(prefix)
         (stored,) = await alice.messages(unknown)
         assert stored.state is MessageState.FAILED
     finally:
@@ -162,3 +190,38 @@ async def test_deauthenticate_online_drains_then_wipes(
     restarted = make_client("alice-phone")
     async with restarted:
         assert not restarted.is_authenticated
+
+
+async def test_a_queue_held_back_by_an_outage_goes_out_once_the_socket_is_back(
+    server: RunningServer,
+    make_client: Callable[..., Client],
+    tokens: Tokens,
+) -> None:
+    """After a failed send the outbox backs off (up to a minute). A trial's device was back
+    on its socket 6 s after the nodes were, and its first acknowledgement came 36 s later:
+    nothing ended the back-off early. The reconnect must."""
+    proxy = Proxy(int(server.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    alice = await signed_in(make_client, tokens, "alice", base_url=proxy.url)
+    lost, sent = asyncio.Event(), asyncio.Event()
+    alice.on("disconnected", lost.set)
+    alice.on("message_sent", lambda message_id: sent.set())
+    try:
+        conv = await alice.create_conversation(["alice", "bob"])
+        outbox = alice._outbox
+        assert outbox is not None
+        outbox.backoff, outbox.rand = Backoff(base=60.0, cap=60.0), lambda: 0.99  # ~a minute
+        proxy.retarget(free_port())  # the server goes away
+        async with asyncio.timeout(10):
+            await lost.wait()
+        with _logged(logging.getLogger("chinwag.client"), "outbox: will retry") as backing_off:
+            await alice.send_message(conv.id, "held back")
+            async with asyncio.timeout(10):
+                await backing_off.wait()
+        proxy.retarget(int(server.url.rsplit(":", 1)[1]))  # and comes back
+        async with asyncio.timeout(10):
+            await sent.wait()
+        assert await alice.pending_count() == 0
+    finally:
+        await alice.close()
+        await proxy.close()

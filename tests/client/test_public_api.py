@@ -32,6 +32,7 @@ EXPORTED = {
     "ServerError",
     "SessionRevoked",
     "StopAuthentication",
+    "Suspended",
     "SyncPolicy",
     "SyncProgress",
     "TokenProvider",

@@ -60,6 +60,9 @@ async def test_outbox_waits_for_retry_after_instead_of_hammering(
     try:
         conv_id, store = await _three_queued(server, alice)
         await _third_refused(store)
+        outbox = alice._outbox
+        assert outbox is not None
+        outbox.wake()  # what a reconnect or a send does: it must not cut the server's wait
         await asyncio.sleep(0.3)  # a window in which a hammering outbox would try again
         (entry,) = await store.outbox()
         assert entry.attempts == 1

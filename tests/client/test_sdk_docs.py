@@ -137,3 +137,20 @@ async def test_challenge_lists_what_provider_sent(
     assert lines[:1] == examples.outputs["challenge.py"].splitlines()  # signed in as alice
     assert len(lines) == 2, lines
     assert re.fullmatch(r"[0-9a-f-]{36} 0", lines[1]), lines  # the conversation, nothing unread
+
+
+async def test_provider_prints_the_message_it_just_sent_after_history(
+    doc_server: RunningServer, tmp_path: Path
+) -> None:
+    """A second run finds the first run's message in the conversation: it still prints its
+    own (the doc once printed ``messages(..., limit=1)``, the oldest)."""
+    examples = doc_examples()
+    source = examples.files["provider.py"]
+    (tmp_path / "backend.py").write_text(examples.files["backend.py"], encoding="utf-8")
+    env = await example_env(doc_server, "provider.py")
+    for text in ("first run", "second run"):
+        changed = source.replace('"sent exactly once, even offline"', repr(text))
+        assert changed != source
+        (tmp_path / "provider.py").write_text(changed, encoding="utf-8")
+        out = await run_example(tmp_path, "provider.py", env)
+    assert out.splitlines() == ["pending second run", "sent second run"]

@@ -111,6 +111,26 @@ def test_signing_out_wipes_after_the_server_agreed() -> None:
     assert effects.deauthenticated == "deauthenticated"
 
 
+@pytest.mark.parametrize(
+    "state", [AuthState.AUTHENTICATED, AuthState.REFRESHING, AuthState.REAUTHENTICATING]
+)
+def test_a_suspension_holds_data_and_queue_until_the_app_signs_in_again(state: AuthState) -> None:
+    target, effects = auth_transition(state, AuthEvent.SUSPEND)
+    assert target is AuthState.SUSPENDED
+    assert not effects.ask_provider
+    assert effects.local_data is LocalData.KEEP
+    assert effects.outbox is OutboxRule.HELD
+    assert effects.deauthenticated == "suspended"
+    for ending in (AuthEvent.EXPIRE, AuthEvent.REVOKE, AuthEvent.SUSPEND):
+        assert auth_transition(target, ending) == (AuthState.SUSPENDED, Effects())
+    again, effects = auth_transition(target, AuthEvent.CHALLENGE)  # authenticate()
+    assert (again, effects.ask_provider, effects.local_data) == (
+        AuthState.REAUTHENTICATING,
+        True,
+        LocalData.KEEP,
+    )
+
+
 def test_a_second_log_in_while_authenticated_is_illegal() -> None:
     with pytest.raises(IllegalTransition) as info:
         next_auth_state(AuthState.AUTHENTICATED, AuthEvent.ANSWER)

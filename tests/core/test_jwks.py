@@ -126,6 +126,17 @@ def test_public_https_urls_are_accepted(url: str) -> None:
         ("https://10.0.0.5/jwks.json", "public address"),
         ("https://169.254.169.254/latest", "public address"),
         ("https://[::1]/jwks.json", "public address"),
+        # Hosts resolvers read as IPv4 (integer, short, hex) and IPv6 carrying an IPv4.
+        ("https://2130706433/jwks", "public address"),
+        ("https://127.1/jwks", "public address"),
+        ("https://0x7f000001/jwks", "public address"),
+        ("https://0x7f.1/jwks", "public address"),
+        ("https://[::ffff:127.0.0.1]/jwks", "public address"),
+        ("https://167772161/jwks", "public address"),
+        ("https://[64:ff9b::a00:1]/jwks", "public address"),
+        ("https://localhost./jwks", "public address"),
+        ("https://keys.localhost/jwks", "public address"),
+        ("https://1.2.3.4.5/jwks", "parse"),
         ("https://user:pw@auth.example.com/jwks.json", "credentials"),
         ("https://auth.example.com/jwks.json#x", "fragment"),
         ("ftp://auth.example.com/jwks.json", "https"),
@@ -148,3 +159,21 @@ def test_the_development_flag_allows_loopback_only() -> None:
     for url in ("http://auth.example.com/jwks", "https://192.168.1.2/jwks"):
         with pytest.raises(InvalidRequest):
             check_jwks_url(url, allow_insecure=True)
+
+
+def test_the_development_flag_reads_loopback_in_every_form_and_private_ones_too() -> None:
+    loopback = [
+        "http://2130706433:9/jwks",
+        "http://127.1/jwks",
+        "https://0x7f000001/jwks",
+        "https://[::ffff:127.0.0.1]/jwks",
+        "http://localhost./jwks",
+        "http://keys.localhost/jwks",
+    ]
+    for url in loopback:
+        assert check_jwks_url(url, allow_insecure=True) == url
+    for url in ("https://10.1/jwks", "https://167772161/jwks", "https://[::ffff:10.0.0.1]/jwks"):
+        with pytest.raises(InvalidRequest, match="public address") as caught:
+            check_jwks_url(url, allow_insecure=True)
+        assert caught.value.data == {"property": "jwks_url"}
+        assert caught.value.status == 422

@@ -53,8 +53,8 @@ def test_the_timestamp_header_is_integer_seconds_of_the_given_time() -> None:
         (EventType.MESSAGE_CREATED, {}, WebhookEventType.MESSAGE_CREATED),
         (EventType.MESSAGE_DELETED, {"mode": "all_participants"}, WebhookEventType.MESSAGE_DELETED),
         (EventType.MESSAGE_DELETED, {"mode": "my_devices"}, None),
-        (EventType.PARTICIPANTS_ADDED, {}, WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED),
-        (EventType.CONVERSATION_LEFT, {}, WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED),
+        (EventType.PARTICIPANTS_ADDED, {}, None),
+        (EventType.CONVERSATION_LEFT, {}, None),
         (EventType.SESSION_REVOKED, {}, WebhookEventType.SESSION_ENDED),
         (EventType.IDENTITY_UPDATED, {}, None),
     ],
@@ -86,12 +86,38 @@ def test_back_off_is_jittered_around_the_schedule_and_ends() -> None:
         ("https:///nohost", False, "no host"),
         ("https://example.com:99999/", False, "not a valid URL"),
         (5, False, "expected a URL"),
+        ("https://example.com/hook#x", False, "fragment"),
+        ("https://example.com/hook#", False, "fragment"),
+        ("https://example.com/hook\r\nx-evil: 1", False, "control characters"),
+        ("https://example.com/a\tb", False, "control characters"),
+        ("https://example.com/a b", False, "control characters"),
+        ("https://10.0.0.1/hook", True, "public address"),
+        ("https://192.168.1.1/hook", True, "public address"),
+        ("https://169.254.169.254/latest", True, "public address"),
+        ("https://0.0.0.0/hook", False, "public address"),
+        ("https://127.0.0.1/hook", False, "public address"),
+        ("https://localhost/hook", False, "public address"),
+        ("https://2130706433/hook", False, "public address"),
+        ("https://0x7f000001/hook", False, "public address"),
+        ("https://127.1/hook", False, "public address"),
+        ("https://167772161/hook", True, "public address"),
+        ("https://1.2.3.999/hook", False, "not a valid URL"),
+        ("https://[::1]/hook", False, "public address"),
+        ("https://[::ffff:127.0.0.1]/hook", False, "public address"),
+        ("https://[::ffff:10.0.0.1]/hook", True, "public address"),
+        ("https://[fe80::1]/hook", True, "public address"),
+        ("https://[fd00::1]/hook", True, "public address"),
+        ("https://[::]/hook", True, "public address"),
+        ("https://[::1]/hook", True, None),
+        ("https://8.8.8.8/hook", False, None),
+        ("https://[2001:4860::8888]/hook", False, None),
+        ("https://hooks.example.com./hook", False, None),
     ],
 )
-def test_delivery_urls_must_be_https_without_credentials(
+def test_delivery_urls_must_be_public_https_without_credentials(
     url: object, dev: bool, problem: str | None
 ) -> None:
-    found = url_problem(url, allow_loopback_http=dev)
+    found = url_problem(url, allow_loopback=dev)
     if problem is None:
         assert found is None
     else:

@@ -5,13 +5,16 @@ Through nginx: sign-in (nonce from one node, session from the other: nginx alter
 a message sent over the WebSocket reaching a device whose two sockets nginx put on the
 two nodes, X-Forwarded-For believed only from the trusted proxy, and a JSON 503 when no
 node answers. nginx runs as the test's user in a directory of its own on a free port
-(Debian's package: ``apt-get install nginx``; .ci/run installs it).
+(Debian's package: ``apt-get install nginx``; scripts/system-packages installs it). The
+sample's timeouts are also held to chinwag's own (ping interval, shutdown bound, the SDK's
+timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import pwd
 import re
@@ -31,6 +34,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
 from chinwag.cli.runner import run_action
+from chinwag.client.connection import Api
 from chinwag.server.settings import Settings
 from tests.support import (
     AppFixture,
@@ -48,12 +52,28 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 AUTH_BURST = 20
 """Sign-in requests per client address in the (days-long) window these nodes run with."""
 
-pytestmark = [
-    pytest.mark.slow,  # ~20 s: two server processes and nginx
-    pytest.mark.postgres,
-    pytest.mark.redis,
-    pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx)"),
-]
+
+def _seconds(sample: str, location: str, directive: str) -> float:
+    """``directive``'s value in seconds (``30s``) inside ``location { … }`` (no nesting)."""
+    block = sample.split(f"    {location} {{\n", 1)[1].split("\n    }", 1)[0]
+    found = re.search(rf"^\s*{directive} (\d+)s;", block, re.MULTILINE)
+    assert found, f"{directive} missing from {location}: update this test"
+    return float(found.group(1))
+
+
+def test_the_sample_s_timeouts_fit_chinwag_s_own() -> None:
+    """The WebSocket location must outlast the node's ping interval (or nginx cuts healthy
+    idle sockets); the REST one must outlast a draining node's in-flight requests and end
+    before the SDK's own timeout, so a request nginx retries on another node still
+    answers in time (a frozen node stalled clients for 75 s before)."""
+    sample, settings = SAMPLE.read_text(), Settings()
+    ws = _seconds(sample, "location = /v1/websocket", "proxy_read_timeout")
+    assert ws >= settings.ws_ping_interval + 5
+    rest = _seconds(sample, "location /", "proxy_read_timeout")
+    sdk = inspect.signature(Api).parameters["timeout"].default
+    assert settings.shutdown_timeout < rest <= sdk / 2
+    assert re.search(r"^ +proxy_next_upstream error timeout http_503;$", sample, re.MULTILINE)
+    assert "non_idempotent" not in sample.replace("`non_idempotent`", "")
 
 
 def render(sample: str, listen: int, nodes: list[ServerProcess]) -> str:
@@ -231,6 +251,10 @@ async def nobody_answers(url: str) -> None:
     assert answer.headers["retry-after"] == "2"
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx)")
 async def test_two_nodes_behind_the_sample_nginx_config(tmp_path: Path) -> None:
     prefix = f"chinwag_test_{secrets.token_hex(6)}"
     env = {

@@ -73,6 +73,21 @@ async def test_sample_provider_flow_on_staging(
     assert session.status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("user_id", "al\x00ice"), ("user_id", "al\nice"), ("display_name", "A\tB")]
+)
+async def test_sample_provider_refuses_what_a_session_would(
+    server: RunningServer, client: httpx.AsyncClient, field: str, value: str
+) -> None:
+    """Not a 201 and a token that ``POST /v1/sessions`` then refuses as ``claim_invalid``."""
+    app = await make_app(server.services)
+    body = {"app_id": app.app_id, "user_id": "carol", "nonce": await get_nonce(client, app.app_id)}
+    refused = await client.post("/v1/dev/identity_tokens", json={**body, field: value})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert (error["id"], error["data"]["property"]) == ("invalid_request", field)
+
+
 async def test_sample_provider_refused_for_production(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:

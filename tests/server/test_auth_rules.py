@@ -248,7 +248,7 @@ async def test_signature_failures_share_one_answer(
         other.token(claims("A" * 55, now), kid=other.kid),  # a real kid, of another app
     ):
         bodies.append((await submit(client, app.app_id, token)).json())
-    await app_handlers.set_key_enabled(server.services, app.kid, False)
+    await app_handlers.set_key_enabled(server.services, app.app_id, app.kid, False)
     bodies.append((await submit(client, app.app_id, app.token(claims("A" * 55, now)))).json())
     assert all(b == bodies[0] for b in bodies), bodies
     assert bodies[0]["error"]["data"] == {"reason": "signature_invalid"}

@@ -130,3 +130,37 @@ async def test_rediss_urls_speak_tls_and_verify_the_server(tmp_path: Path) -> No
         base = f"rediss://:tls-pass@127.0.0.1:{tls_port}/0"
         assert await _rings(f"{base}?ssl_ca_certs={ca}")
         assert not await _rings(base, wait=2)  # the system's CAs do not know this server
+
+
+async def test_an_acl_without_the_channel_polls_the_store_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user whose ACL leaves out chinwag's channel: Redis refuses the SUBSCRIBE. The
+    receiver used to retry at once, forever (191 warnings and not one store poll in 2 s),
+    so the node neither heard doorbells nor read the store in their place."""
+    from chinwag.server.broker import Resync
+    from chinwag.server.broker.redis import RedisBroker
+
+    acl = tmp_path / "users.acl"
+    acl.write_text(
+        "user default off\n"
+        "user chinwag on >node-pass resetchannels &elsewhere:* "
+        "+subscribe +publish +ping +client|setname\n"
+    )
+    caplog.set_level(logging.WARNING, logger="chinwag.server.broker.redis")
+    with redis_server(tmp_path, "--aclfile", str(acl)) as redis:
+        url = f"redis://chinwag:node-pass@127.0.0.1:{redis.port}/0"
+        node = open_broker(url, prefix="chinwag", deployment_id="dep")
+        assert isinstance(node, RedisBroker)
+        node.poll_interval = 0.05
+        heard: asyncio.Queue[Doorbell] = asyncio.Queue()
+        await node.start(heard.put_nowait)
+        try:
+            for _ in range(10):
+                assert await asyncio.wait_for(heard.get(), 5) == Resync()
+            assert not node.connected
+        finally:
+            await node.close()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1, warnings
+    assert "permission" in warnings[0]

@@ -183,3 +183,5 @@ async def test_new_requests_are_refused_while_draining(tmp_path: Path) -> None:
     assert alive.status_code == 200
     assert ready.status_code == 503
     assert ready.json()["error"]["data"]["checks"]["draining"] == "yes"
+    # A probe on a kept-alive connection must see the node go: the next one reconnects.
+    assert alive.headers["connection"] == ready.headers["connection"] == "close"

@@ -370,6 +370,27 @@ async def test_http_urls_are_refused_without_the_development_flag(
     assert endpoint.hits == 0
 
 
+async def test_a_loopback_host_in_integer_form_is_refused_at_registration(
+    database_url: str,
+) -> None:
+    """``2130706433`` is 127.0.0.1 to every resolver: without the development flag it is
+    refused like the dotted form, before any fetch."""
+    settings = Settings(database_url=database_url)
+    async with run_server(settings, ManualClock(start=time.time())) as running:
+        app = await _make_app(running)
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            response = await client.put(
+                f"/v1/platform/apps/{app}/jwks",
+                json={"url": "https://2130706433/jwks"},
+                headers=PLATFORM,
+            )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["id"] == "invalid_request"
+    assert "public address" in error["message"]
+    assert error["data"]["property"] == "jwks_url"
+
+
 async def _make_app(running: RunningServer) -> str:
     from chinwag.server.handlers.apps import create_app
 

@@ -148,6 +148,8 @@ async def test_a_body_over_the_request_limit_is_413_not_500(
         {"id": str(uuid.uuid4()), "parts": [{"body": "x"}]},
         {"id": str(uuid.uuid4()), "parts": [{"mime_type": "", "body": "x"}]},
         {"id": str(uuid.uuid4()), "parts": [{"mime_type": "m" * 257, "body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "nope", "body": "x"}]},
+        {"id": str(uuid.uuid4()), "parts": [{"mime_type": "text/", "body": "x"}]},
         {"id": str(uuid.uuid4()), "parts": [{"mime_type": "t/p", "body": 5}]},
         {"id": str(uuid.uuid4()), "parts": [{"mime_type": "t/p", "body": "x", "extra": 1}]},
         {"id": str(uuid.uuid4()), "parts": ["text"]},
@@ -158,9 +160,12 @@ async def test_a_body_over_the_request_limit_is_413_not_500(
 async def test_bad_messages_are_422(
     client: httpx.AsyncClient, alice: Headers, conv: str, body: Any
 ) -> None:
+    """Whether the schema or the handler refuses it, ``data.property`` names the field."""
     answer = await post(client, alice, conv, body)
     assert answer.status_code == 422, answer.text
-    assert answer.json()["error"]["id"] == "invalid_request"
+    error = answer.json()["error"]
+    assert error["id"] == "invalid_request"
+    assert str(error["data"]["property"]).startswith(("parts", "id")), error
 
 
 async def test_a_lone_surrogate_in_a_body_is_422(

@@ -62,7 +62,7 @@ async def test_0002_leaves_sessions_unwiped_and_stored_secrets_work_as_printed(
         await db.migrate()
         async with db.read() as conn:
             session = await session_store.get_session(conn, SESSION)
-            key = await app_store.get_key(conn, "key_old")
+            key = await app_store.get_key(conn, APP, "key_old")
     finally:
         await db.close()
     assert session is not None

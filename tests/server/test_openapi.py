@@ -317,6 +317,7 @@ async def platform_messages_walk(walk: Walk, key: dict[str, str], app: AppFixtur
     send = {"id": str(uuid.uuid4()), "sender_id": "walkbot", "parts": parts}
     path = f"{base}/conversations/{{conversation_id}}/messages"
     await walk.call("POST", path, key, path_parameters=in_conv, body=send)
+    await platform_reads_walk(walk, key, at, in_conv)
     note = {"id": str(uuid.uuid4()), "user_ids": ["alice", "bob"], "parts": parts}
     await walk.call("POST", f"{base}/announcements", key, path_parameters=at, body=note)
     pair = {"user_id": "alice", "blocked": "mallory"}
@@ -327,6 +328,22 @@ async def platform_messages_walk(walk: Walk, key: dict[str, str], app: AppFixtur
     await walk.call(
         "POST", f"{base}/bots", key, path_parameters={"app_id": str(uuid.uuid4())}, body=bot
     )
+
+
+async def platform_reads_walk(
+    walk: Walk, key: dict[str, str], at: dict[str, str], in_conv: dict[str, str]
+) -> None:
+    base = "/v1/platform/apps/{app_id}/conversations"
+    await walk.call("GET", base + "/{conversation_id}", key, path_parameters=in_conv)
+    await walk.call("GET", base + "/{conversation_id}/messages", key, path_parameters=in_conv)
+    await walk.call("GET", base, key, path_parameters=at, query={"user_id": "alice", "limit": 1})
+    unknown = {**at, "conversation_id": str(uuid.uuid4())}
+    await walk.call("GET", base + "/{conversation_id}", key, path_parameters=unknown)  # 404
+    await walk.call(
+        "GET", base + "/{conversation_id}/messages", key, path_parameters=in_conv,
+        query={"limit": 501},
+    )  # fmt: skip
+    await walk.call("GET", base, key, path_parameters=at, query={"user_id": "ghost"})  # 404
 
 
 async def leave_walk(

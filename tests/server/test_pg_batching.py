@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -112,12 +113,18 @@ async def test_a_batch_waiting_on_a_lock_falls_back_to_one_transaction_per_job(
         return "job-touched"
 
     seen: list[Transaction] = []
+    reruns = _database_reruns()
     writes = asyncio.gather(
         db.write(writer("job-a", seen), key="k"),
         db.write(touch_held, key="k"),
         db.write(writer("job-b", seen), key="k"),
     )
-    await asyncio.sleep(0.5)  # past the batch's 200 ms lock_timeout: it has fallen back
+    # The lock is released only once the batch has given up on it (its 200 ms
+    # lock_timeout): a fixed half-second sleep was too short on a busy machine, the lock
+    # came free while the batch still waited, and it committed whole.
+    async with asyncio.timeout(30):
+        while _database_reruns() == reruns:
+            await asyncio.sleep(0.01)
     await held.rollback()
     await holder.close()
     assert list(await writes) == ["job-a", "job-touched", "job-b"]  # gather is typed as a tuple
@@ -212,3 +219,48 @@ async def test_concurrent_sends_to_shared_users_stay_dense_and_exactly_once(
         if e["event"]["type"] == "message.created"
     ]
     assert sorted(created) == sorted(a.json()["id"] for a in answers)
+
+
+async def test_warmed_lanes_are_connected_and_have_learned_the_array_types(
+    database_url: str,
+) -> None:
+    """``Database.warm`` (before the node serves) connects the lanes, and every connection
+    learns the array types when it connects: a node's first send binding them runs no
+    type lookup (three statements, 25-50 ms) in its transaction. The migration's DDL
+    makes asyncpg forget them on its connection, which a lane then takes over."""
+    async with migrated_database(database_url, pg_lanes=2) as db:
+        await db.warm()
+        async with db.read() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            warmed = {int(pid) for pid in found.scalars()}
+        queries: list[str] = []
+
+        def logged(record: Any) -> None:
+            queries.append(record.query)
+
+        async def binds_arrays(tx: Transaction) -> int:
+            sync = tx.conn.sync_connection
+            assert sync is not None
+            raw = sync.connection.driver_connection
+            assert raw is not None
+            raw.add_query_logger(logged)
+            try:
+                await tx.conn.execute(
+                    text("SELECT CAST(:pks AS BIGINT[]), CAST(:ids AS VARCHAR[])"),
+                    {"pks": [1, 2], "ids": ["a"]},
+                )
+            finally:
+                raw.remove_query_logger(logged)
+            return await _backend_pid(tx)
+
+        pids = {await db.write(binds_arrays, key=key) for key in ("a", "b", "c", "d")}
+        async with db.transaction() as tx:  # a pooled connection learnt them at connect
+            await binds_arrays(tx)
+    assert pids <= warmed
+    assert queries
+    assert not [q for q in queries if "pg_type" in q]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from chinwag.core.keys import Alg, generate_key_pair
 from tests.support import AppFixture, RunningServer, login, platform_key, sign
@@ -162,3 +163,73 @@ async def test_delete_and_a_key_of_another_app_is_not_found(
     await _ok(await client.delete(f"{keys}/{app.kid}", headers=admin), 204)
     again = await client.delete(f"{keys}/{app.kid}", headers=admin)
     assert again.status_code == 404
+
+
+async def test_two_apps_may_use_the_same_kid_and_each_reaches_only_its_own(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """Kids are per app: a second app's ``key-2024`` is no conflict (it was 409 and told
+    the second app the kid was taken elsewhere), a token verifies only with its own app's
+    key of that kid, and the other app's keys answer 404 like absent ones."""
+    admin = await platform_key(server.services)
+    other = (
+        await _ok(await client.post("/v1/platform/apps", json={"name": "o"}, headers=admin), 201)
+    )["app_id"]
+    pairs = {a: generate_key_pair(Alg.ES256) for a in (app.app_id, other)}
+    scoped = {a: await platform_key(server.services, "app", a) for a in pairs}
+    for a, pair in pairs.items():
+        body = {"public_key": pair.public_key_pem, "kid": "key-2024"}
+        made = await _ok(
+            await client.post(f"/v1/platform/apps/{a}/keys", json=body, headers=scoped[a]), 201
+        )
+        assert made["kid"] == "key-2024"
+        again = await client.post(f"/v1/platform/apps/{a}/keys", json=body, headers=scoped[a])
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["id"] == "id_in_use"
+    signer = {a: {"alg": Alg.ES256, "private_key_pem": p.private_key_pem} for a, p in pairs.items()}
+    assert await _signs_in(server, client, app.app_id, "key-2024", **signer[app.app_id]) == 201
+    assert await _signs_in(server, client, other, "key-2024", **signer[other]) == 201
+    assert await _signs_in(server, client, other, "key-2024", **signer[app.app_id]) == 401
+    assert await _signs_in(server, client, app.app_id, "key-2024", **signer[other]) == 401
+
+    mine = f"/v1/platform/apps/{app.app_id}/keys"
+    disabled = await _ok(await client.post(f"{mine}/key-2024/disable", headers=scoped[app.app_id]))
+    assert disabled["enabled"] is False
+    assert await _signs_in(server, client, app.app_id, "key-2024", **signer[app.app_id]) == 401
+    assert await _signs_in(server, client, other, "key-2024", **signer[other]) == 201
+    await _ok(await client.delete(f"{mine}/key-2024", headers=scoped[app.app_id]), 204)
+    assert await _signs_in(server, client, other, "key-2024", **signer[other]) == 201
+
+    theirs = f"/v1/platform/apps/{other}/keys"
+    await _ok(
+        await client.post(f"{theirs}/generate", json={"kind": "hmac_secret"}, headers=admin), 201
+    )
+    only_theirs = [k["kid"] for k in (await _ok(await client.get(theirs, headers=admin)))["keys"]]
+    for kid in [*only_theirs, "key-2024", "no-such-kid", "%00"]:
+        for answer in (
+            await client.post(f"{mine}/{kid}/disable", headers=scoped[app.app_id]),
+            await client.post(f"{mine}/{kid}/enable", headers=scoped[app.app_id]),
+            await client.delete(f"{mine}/{kid}", headers=scoped[app.app_id]),
+            await client.get(f"{mine}/{kid}/secret", headers=admin),
+        ):
+            assert answer.status_code == 404, (kid, answer.text)
+            assert answer.json()["error"]["id"] == "not_found"
+    listed = await _ok(await client.get(theirs, headers=admin))
+    assert all(k["enabled"] for k in listed["keys"])
+    assert "key-2024" in [k["kid"] for k in listed["keys"]]
+
+
+@pytest.mark.parametrize("kid", ["a/b/../c", "has space", "kid?x=1", "ключ"])
+async def test_an_uploaded_kid_outside_the_jwks_alphabet_is_422(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, kid: str
+) -> None:
+    """A token naming such a kid is refused before any key is looked up, and a ``/`` would
+    make the key's own URLs unreachable: such a key could be stored but never used."""
+    admin = await platform_key(server.services)
+    pem = generate_key_pair(Alg.ES256).public_key_pem
+    keys = f"/v1/platform/apps/{app.app_id}/keys"
+    answer = await client.post(keys, json={"public_key": pem, "kid": kid}, headers=admin)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["data"]["property"] == "kid"
+    listed = await _ok(await client.get(keys, headers=admin))
+    assert kid not in [k["kid"] for k in listed["keys"]]

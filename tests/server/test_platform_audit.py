@@ -4,8 +4,24 @@ secret or a token; read with an admin key, per app, since a time, a page at a ti
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.support import AppFixture, RunningServer, platform_key
+from chinwag.server.settings import Settings
+from tests.support import (
+    AppFixture,
+    Receiver,
+    RunningServer,
+    bearer,
+    hook_settings,
+    platform_key,
+    start,
+)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Loopback receivers are allowed, for the webhook and push gateway entries."""
+    return hook_settings(database_url)
 
 
 async def _entries(
@@ -80,3 +96,43 @@ async def test_filter_by_app_and_time_and_page_through(
     assert len(page["entries"]) == 2
     rest = await _entries(client, admin, before=page["next_before"], limit=2)
     assert [e["id"] for e in rest] == [page["next_before"] - 1, page["next_before"] - 2]
+
+
+async def test_webhook_and_push_gateway_changes_are_filed_under_their_app(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """With an admin key the caller names no app: the entry must take it from the target,
+    as key and agent changes do, or ``?app_id=`` hides who changed where events go."""
+    admin = await platform_key(server.services)
+    url = f"/v1/platform/apps/{app.app_id}"
+    alice = await bearer(client, app, "alice", server.clock.now())
+    async with Receiver() as receiver:
+        body = {"url": receiver.url, "event_types": ["conversation.created"]}
+        made = await client.post(f"{url}/webhooks", json=body, headers=admin)
+        assert made.status_code == 201, made.text
+        hook = f"{url}/webhooks/{made.json()['id']}"
+        await start(client, alice)
+        await receiver.wait_for(lambda: receiver.answered)
+        sent = await client.get(f"{hook}/deliveries", headers=admin)
+        [delivery] = sent.json()["deliveries"]
+        assert (await client.patch(hook, json={"description": "d"}, headers=admin)).is_success
+        assert (await client.post(f"{hook}/rotate-secret", headers=admin)).is_success
+        replay = f"{hook}/deliveries/{delivery['id']}/replay"
+        assert (await client.post(replay, headers=admin)).is_success
+        assert (await client.delete(hook, headers=admin)).is_success
+        gateway = {"url": receiver.url, "include_body": False, "enabled": True}
+        assert (await client.put(f"{url}/push-gateway", json=gateway, headers=admin)).is_success
+        assert (await client.post(f"{url}/push-gateway/rotate-secret", headers=admin)).is_success
+        assert (await client.delete(f"{url}/push-gateway", headers=admin)).is_success
+    entries = await _entries(client, admin, app_id=app.app_id)
+    assert [e["action"] for e in entries][::-1] == [
+        "webhook.create",
+        "webhook.update",
+        "webhook.rotate_secret",
+        "webhook.replay",
+        "webhook.delete",
+        "push_gateway.put",
+        "push_gateway.rotate_secret",
+        "push_gateway.delete",
+    ]
+    assert all(str(e["target"]).startswith(f"apps/{app.app_id}/") for e in entries)

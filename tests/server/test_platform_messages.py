@@ -130,6 +130,72 @@ async def test_a_bot_sends_messages_marked_as_a_bot(
     assert me.json()["user"]["bot"] is False
 
 
+async def test_creating_a_bot_again_changes_only_the_fields_given(
+    client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """A backend that only sets the avatar must not wipe the name it set before."""
+    url = f"{base(app)}/bots"
+    bot = {"user_id": "newbot", "display_name": "New"}
+    assert (await client.post(url, json=bot, headers=PLATFORM)).status_code == 201
+    avatar = {"user_id": "newbot", "avatar_url": "https://example.com/a.png"}
+    again = await client.post(url, json=avatar, headers=PLATFORM)
+    assert again.status_code == 200, again.text
+    assert (again.json()["display_name"], again.json()["avatar_url"]) == (
+        "New",
+        "https://example.com/a.png",
+    )
+    cleared = await client.post(url, json={**avatar, "display_name": None}, headers=PLATFORM)
+    assert (cleared.json()["display_name"], cleared.json()["avatar_url"]) == (
+        None,
+        "https://example.com/a.png",
+    )
+
+
+async def test_a_bot_profile_with_control_characters_is_refused_as_a_persons_is(
+    client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    url = f"{base(app)}/bots"
+    for field, value in (("display_name", "Help\nBot"), ("display_name", "\x1b[31mred")):
+        refused = await client.post(url, json={"user_id": "ctlbot", field: value}, headers=PLATFORM)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["data"]["property"] == field, refused.text
+    made = await client.post(
+        url, json={"user_id": "ctlbot", "display_name": "Help"}, headers=PLATFORM
+    )
+    assert made.status_code == 201
+    again = await client.post(
+        url, json={"user_id": "ctlbot", "display_name": "a\x00b"}, headers=PLATFORM
+    )
+    assert again.status_code == 422
+
+
+async def test_a_bots_new_profile_reaches_those_who_share_a_conversation_with_it(
+    client: httpx.AsyncClient, app: AppFixture, alice: Headers, bob: Headers
+) -> None:
+    """As a person's profile change does: else alice's device shows the old name."""
+    url = f"{base(app)}/bots"
+    bot = {"user_id": "helpbot", "display_name": "Help"}
+    assert (await client.post(url, json=bot, headers=PLATFORM)).status_code == 201
+    await client.post(
+        f"{base(app)}/conversations", json={"participants": ["alice", "helpbot"]}, headers=PLATFORM
+    )
+    same = await client.post(url, json=bot, headers=PLATFORM)
+    assert same.status_code == 200, same.text
+    changed = {**bot, "display_name": "Helper", "avatar_url": "https://example.com/h.png"}
+    assert (await client.post(url, json=changed, headers=PLATFORM)).status_code == 200
+    updates = [e for e in await events_of(client, alice) if e["type"] == "identity.updated"]
+    assert [e["data"]["user"] for e in updates] == [
+        {
+            "user_id": "helpbot",
+            "display_name": "Helper",
+            "avatar_url": "https://example.com/h.png",
+            "anonymous": False,
+            "bot": True,
+        }
+    ]
+    assert not [e for e in await events_of(client, bob) if e["type"] == "identity.updated"]
+
+
 async def test_only_a_participant_can_be_sent_as(
     client: httpx.AsyncClient, app: AppFixture, alice: Headers, bob: Headers
 ) -> None:

@@ -133,9 +133,10 @@ async def test_the_gateway_secret_is_shown_once_and_urls_are_checked(
     )
     assert changed["secret"] is None
     assert "secret" not in (await client.get(path, headers=ADMIN)).json()
-    bad = await client.put(path, json={"url": "http://push.example.com/"}, headers=ADMIN)
-    assert bad.status_code == 422
-    assert bad.json()["error"]["data"]["property"] == "url"
+    for url in ("http://push.example.com/", "https://10.0.0.1/", "https://[fd00::1]/"):
+        bad = await client.put(path, json={"url": url}, headers=ADMIN)
+        assert bad.status_code == 422
+        assert bad.json()["error"]["data"]["property"] == "url"
 
 
 async def test_a_push_token_needs_a_session_and_a_sane_kind(

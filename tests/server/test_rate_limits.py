@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +27,7 @@ import redis.asyncio as aioredis
 
 from chinwag.clock import ManualClock
 from chinwag.server.settings import Settings
+from tests.redis_server import redis_server
 from tests.server.test_websocket import (
     SignedIn,
     create_conversation,
@@ -204,6 +207,39 @@ async def test_websocket_request_rate_covers_every_method(
     await device.ws.close()
 
 
+@pytest.mark.parametrize("limited", [{"limit_requests_per_session": "3/second"}], indirect=True)
+async def test_http_requests_with_a_session_share_the_request_rate_with_the_websocket(
+    node: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Reads are counted too: before, one session's GET flood got no 429 at all."""
+    app = await make_app(node.services)
+    alice = await sign_in(http, app, "alice", node.clock.now())
+    bob = await sign_in(http, app, "bob", node.clock.now())
+    device = await open_device(node, alice.token)
+    assert (await http.get("/v1/me", headers=alice.headers)).status_code == 200
+    assert (await http.get("/v1/conversations", headers=alice.headers)).status_code == 200
+    assert (await device.request("ping", {}))["ok"]
+    _assert_refused(await http.get("/v1/me", headers=alice.headers), retry_after=1)
+    refused = await device.request("ping", {})
+    assert refused["error"]["id"] == "rate_limited"
+    assert (await http.get("/v1/me", headers=bob.headers)).status_code == 200
+    node.clock.advance(1)
+    assert (await http.get("/v1/me", headers=alice.headers)).status_code == 200
+    await device.ws.close()
+
+
+@pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)
+async def test_log_out_is_never_refused_by_the_request_limit(
+    node: RunningServer, http: httpx.AsyncClient
+) -> None:
+    app = await make_app(node.services)
+    alice = await sign_in(http, app, "alice", node.clock.now())
+    assert (await http.get("/v1/me", headers=alice.headers)).status_code == 200
+    _assert_refused(await http.get("/v1/me", headers=alice.headers))
+    assert (await http.delete("/v1/sessions/current", headers=alice.headers)).status_code == 204
+    assert (await http.get("/v1/me", headers=alice.headers)).status_code == 401
+
+
 @pytest.mark.parametrize(
     "limited",
     [{"limit_messages_per_user": "3/minute", "limit_messages_per_app": "5/minute"}],
@@ -313,7 +349,45 @@ async def test_limits_fail_open_with_a_warning_when_redis_is_down(
         node.clock.advance(node.services.rate_limits.recheck_after)
         assert (await _message(http, alice, conv)).status_code == 201  # tried again: still down
     warnings = [r for r in caplog.records if "rate limit storage failed" in r.getMessage()]
-    assert len(warnings) == 2  # one per outage check, not one per request
+    assert len(warnings) == 1  # one per outage, not one per request or per recheck
+
+
+async def test_a_hung_limit_storage_is_waited_for_once_then_skipped_until_it_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopped redis-server accepts connections and never answers: only the request
+    that finds it so waits (the counters' 0.5 s timeout); the rechecks go on beside the
+    requests, and the limits return with Redis."""
+    caplog.set_level(logging.WARNING, logger="chinwag.rate_limits")
+    with redis_server(tmp_path) as redis:
+        assert redis.process is not None
+        settings = _settings(
+            tmp_path, rate_limit_url=redis.url, limit_messages_per_session="4/hour"
+        )
+        async with run_server(settings) as node, httpx.AsyncClient(base_url=node.url) as http:
+            app = await make_app(node.services)
+            alice = await sign_in(http, app, "alice", node.clock.now())
+            conv = await create_conversation(http, alice, ["bob"])
+            assert (await _message(http, alice, conv)).status_code == 201  # counted: 1 of 4
+            os.kill(redis.process.pid, signal.SIGSTOP)
+            try:
+                assert (await _message(http, alice, conv)).status_code == 201  # waited, open
+                node.clock.advance(node.services.rate_limits.recheck_after)
+                started = time.perf_counter()
+                sent = await asyncio.gather(*(_message(http, alice, conv) for _ in range(5)))
+                assert time.perf_counter() - started < 0.4  # nobody waited for the recheck
+                assert {answer.status_code for answer in sent} == {201}
+            finally:
+                os.kill(redis.process.pid, signal.SIGCONT)
+            node.clock.advance(node.services.rate_limits.recheck_after)
+            async with asyncio.timeout(10):  # each request starts a recheck until one counts
+                while "limits are on" not in caplog.text:
+                    assert (await _message(http, alice, conv)).status_code == 201
+                    await asyncio.sleep(0.05)
+                while (await _message(http, alice, conv)).status_code == 201:
+                    pass  # counted again: the hour's 4 run out
+    warnings = [r for r in caplog.records if "rate limit storage failed" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 @pytest.mark.parametrize("limited", [{}], indirect=True)

@@ -184,22 +184,26 @@ async def revoked_alice(
 async def test_writes_over_a_socket_are_refused_at_once_after_a_revocation_without_doorbell(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
-    device, conversation_id = await revoked_alice(server, client)
-    # Before the sweep can notice (seconds): every write is refused by its own read.
+    """Before the sweep can notice (seconds), each write is refused by its own read, and
+    the socket is closed right behind that refusal, as the sweep would have closed it."""
     message_id = str(uuid.uuid4())
-    writes: dict[str, dict[str, Any]] = {
-        "message.send": {
-            "conversation_id": conversation_id,
-            "id": message_id,
-            "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
-        },
-        "receipt.mark": {"conversation_id": conversation_id, "type": "read", "position": 1},
-        "typing.update": {"conversation_id": conversation_id, "state": "started"},
-    }
-    for method, data in writes.items():
-        response = await device.request(method, data)
+    for method in ("message.send", "receipt.mark", "typing.update"):
+        device, conversation_id = await revoked_alice(server, client)
+        writes: dict[str, dict[str, Any]] = {
+            "message.send": {
+                "conversation_id": conversation_id,
+                "id": message_id,
+                "parts": [{"mime_type": "text/plain", "body": "after revocation"}],
+            },
+            "receipt.mark": {"conversation_id": conversation_id, "type": "read", "position": 1},
+            "typing.update": {"conversation_id": conversation_id, "state": "started"},
+        }
+        response = await device.request(method, writes[method])
         assert response["ok"] is False, (method, response)
         assert response["error"]["id"] == "authentication_required", method
+        assert response["error"]["data"] == {"reason": "revoked"}, method
+        assert await device.closed() == (4003, "session_revoked"), method
+        assert device.events[-1]["type"] == "session.revoked", method
     async with server.services.db.read() as db:
         assert await message_store.get_message(db, message_id) is None
 
@@ -221,6 +225,7 @@ async def test_a_write_refused_after_a_wiped_revocation_says_to_wipe(
     )
     assert response["error"]["id"] == "authentication_required"
     assert response["error"]["data"] == {"reason": "revoked", "wipe": True}
+    assert await device.closed() == (4003, "session_wiped")
 
 
 async def test_a_send_over_an_ended_session_is_refused_as_such_whatever_the_conversation(
@@ -229,8 +234,9 @@ async def test_a_send_over_an_ended_session_is_refused_as_such_whatever_the_conv
     """The session is checked before the conversation is looked up (on PostgreSQL with the
     conversation's row lock, in one statement): an ended session learns that it ended, not
     that a conversation is missing."""
-    device, conversation_id = await revoked_alice(server, client)
-    for target in (conversation_id, str(uuid.uuid4()), "not-a-conversation-id"):
+    for pick in range(3):  # its own conversation, an unknown one, a malformed id
+        device, conversation_id = await revoked_alice(server, client)
+        target = (conversation_id, str(uuid.uuid4()), "not-a-conversation-id")[pick]
         response = await device.request(
             "message.send",
             {

@@ -41,3 +41,14 @@ def test_a_full_pool_and_a_refused_connection_are_unavailable() -> None:
     assert is_storage_unavailable(PoolTimeout("QueuePool limit reached"))
     assert is_storage_unavailable(ConnectionRefusedError(111, "refused"))
     assert not is_storage_unavailable(ValueError("a bug"))
+
+
+def test_asyncpgs_own_error_for_a_connection_left_mid_protocol_is_unavailable() -> None:
+    """Raised unwrapped by SQLAlchemy's set-up of a new connection (its type codecs) when
+    the backend was terminated just after it started: the connection's fault, not the
+    request's. Any other unwrapped asyncpg error stays a bug."""
+    from asyncpg.exceptions import InternalClientError
+
+    midway = InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+    assert is_storage_unavailable(midway)
+    assert not is_storage_unavailable(InternalClientError("a bug in how it was called"))

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from chinwag.server.settings import Settings
+from tests.server import test_upgrade as upgrade
 from tests.support import (
     ADMIN,
     AppFixture,
@@ -240,6 +241,10 @@ async def test_a_replay_asked_for_while_the_delivery_is_in_flight_is_still_sent(
     [
         ({"url": "http://example.com/hook", "event_types": ["receipt"]}, "url"),
         ({"url": "https://u:p@example.com/hook", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://169.254.169.254/", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://167772161/", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://example.com/\r\nx: 1", "event_types": ["receipt"]}, "url"),
+        ({"url": "https://example.com/hook#part", "event_types": ["receipt"]}, "url"),
         ({"url": "https://example.com/hook", "event_types": ["message.exploded"]}, "event_types"),
     ],
 )
@@ -280,6 +285,8 @@ async def test_an_endpoint_is_listed_changed_and_deleted_without_its_secret(
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["event_types"] == ["receipt", "session.ended"]
+    nulled = await client.patch(f"{path}/{hook['id']}", json={"url": None}, headers=ADMIN)
+    assert (nulled.status_code, nulled.json()["error"]["data"]["property"]) == (422, "url")
     listed = (await client.get(path, headers=ADMIN)).json()["webhooks"]
     assert [w["url"] for w in listed] == ["https://example.com/b"]
     assert "secret" not in listed[0]
@@ -316,6 +323,88 @@ async def test_a_suspension_is_announced_as_user_suspended(
     assert event["type"] == "user.suspended"
     assert event["data"]["user_id"] == "alice"
     assert len(event["data"]["ended_session_ids"]) == 1
+
+
+async def test_each_participant_change_is_one_webhook_saying_what_changed(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture, alice: Headers, bob: Headers
+) -> None:
+    """Adding someone is not a second ``conversation.created``; a leave is one event, told
+    apart from a removal."""
+    types = ["conversation.created", "conversation.participants_changed"]
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, types)
+        conv = await start(client, alice, "bob")
+        path = f"/v1/conversations/{conv}"
+        added = await client.post(
+            f"{path}/participants", json={"user_ids": ["carol"]}, headers=alice
+        )
+        assert added.status_code == 200, added.text
+        assert (await client.post(f"{path}/leave", headers=bob)).status_code == 204
+        removed = await client.delete(f"{path}/participants/carol", headers=alice)
+        assert removed.status_code == 204, removed.text
+        await receiver.wait_for(lambda: len(receiver.answered) >= 4)
+        assert len(await recorded_deliveries(client, app.app_id, hook["id"])) == 4
+    events = verified(hook["secret"], receiver)
+    assert sorted(e["type"] for e in events) == ["conversation.created"] + [types[1]] * 3
+    changes = sorted(
+        (e["data"]["change"], e["data"]["user_ids"], e["data"]["participants"])
+        for e in events
+        if e["type"] == types[1]
+    )
+    assert changes == [
+        ("added", ["carol"], ["alice", "bob", "carol"]),
+        ("left", ["bob"], ["alice", "carol"]),
+        ("removed", ["carol"], ["alice"]),
+    ]
+
+
+async def test_an_upgrade_that_keeps_conversations_announces_who_came_and_went(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """Not a ``conversation.created`` for conversations that already existed (an app would
+    take each for a new one), nor a ``conversation.updated`` (nothing in the metadata
+    changed): in each one the identified user is added, unless already there, and the
+    anonymous user left, both carrying the participants after the upgrade."""
+    app = await make_app(server.services, allow_anonymous=True)
+    alice_before = await bearer(client, app, "alice", server.clock.now())
+    types = [
+        "conversation.created",
+        "conversation.participants_changed",
+        "conversation.updated",
+        "message.created",
+        "session.ended",
+    ]
+    async with Receiver() as receiver:
+        hook = await add_webhook(client, app.app_id, receiver.url, types)
+        anon = await upgrade.anonymous(client, app)
+        anon_id = anon["user"]["user_id"]
+        theirs = await start(client, upgrade.bearer(anon), "bob")
+        shared = await start(client, alice_before, anon_id)
+        await receiver.wait_for(lambda: len(receiver.answered) >= 2)
+        before = len(await recorded_deliveries(client, app.app_id, hook["id"]))
+        signed_in = await upgrade.sign_in(server, client, app, "alice", upgrade.bearer(anon))
+        assert signed_in.status_code == 201, signed_in.text
+        await send(client, upgrade.bearer(signed_in.json()), theirs, "fence")
+        await receiver.wait_for(
+            lambda: any(b'"fence"' in r.body for r in receiver.answered), timeout=20
+        )
+        after = len(await recorded_deliveries(client, app.app_id, hook["id"]))
+    events = verified(hook["secret"], receiver)
+    assert len(events) == after
+    changes = sorted(
+        (e["type"], e["data"].get("conversation_id"), e["data"].get("change"),
+         e["data"].get("user_ids"), e["data"].get("participants"))
+        for e in events[before:] if e["type"] not in ("message.created", "session.ended")
+    )  # fmt: skip
+    assert changes == sorted(
+        [
+            (types[1], theirs, "added", ["alice"], ["alice", "bob"]),
+            (types[1], theirs, "left", [anon_id], ["alice", "bob"]),
+            (types[1], shared, "left", [anon_id], ["alice"]),
+        ]
+    )
+    [ended] = [e["data"] for e in events if e["type"] == "session.ended"]
+    assert (ended["user_id"], ended["reason"]) == (anon_id, "upgraded")
 
 
 async def test_finished_deliveries_are_purged_after_the_retention(

@@ -149,6 +149,18 @@ async def close_of(server: RunningServer, query: str, **headers: str) -> tuple[i
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
+async def test_a_plain_get_of_the_websocket_path_says_to_upgrade(
+    client: httpx.AsyncClient,
+) -> None:
+    """Not 404 "No such endpoint" (the path is right, the request is not a WebSocket)."""
+    answer = await client.get("/v1/websocket")
+    assert answer.status_code == 426
+    assert answer.headers["upgrade"] == "websocket"
+    error = answer.json()["error"]
+    assert error["id"] == "invalid_request"
+    assert "WebSocket" in error["message"]
+
+
 async def test_missing_or_bad_session_is_closed_with_4001(server: RunningServer) -> None:
     assert await close_of(server, "") == (4001, "authentication_required")
     assert await close_of(server, "?session_token=nonsense") == (4001, "authentication_required")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from examples.identity_service.app import Config, create_service
+from examples.identity_service.page import CONTENT_SECURITY_POLICY
+from examples.identity_service.tokens import SigningKey
 from playwright.async_api import Browser, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +43,18 @@ def identity_service(app: AppFixture, page_origin: str, user_id: str) -> Starlet
     return Starlette(routes=[Route("/identity-token", token, methods=["POST", "OPTIONS"])])
 
 
+# Where a radio button is drawn against the words of its label (the text after it).
+RADIO_AND_WORDS = """(radio) => {
+  const words = document.createRange();
+  words.selectNodeContents(radio.parentElement);
+  words.setStartAfter(radio);
+  const text = words.getBoundingClientRect();
+  const box = radio.getBoundingClientRect();
+  return { sameLine: box.top < text.bottom && text.top < box.bottom,
+    before: box.right <= text.left };
+}"""
+
+
 @pytest.fixture
 async def production_app(server: RunningServer) -> AppFixture:
     return await make_app(server.services, production=True)
@@ -55,11 +71,45 @@ async def test_a_production_app_signs_in_through_its_identity_service(
 ) -> None:
     context, page, errors = await open_page(browser)
     await page.goto(f"{server.url}/?app={production_app.app_id}")
+    for radio in await page.locator("input[name=provider]").all():  # inline, as a choice reads
+        assert await radio.evaluate(RADIO_AND_WORDS) == {"sameLine": True, "before": True}
     await page.check("input[name=provider][value=service]")
     await page.fill("#identity-url", service_url)
     await page.click("#sign-in-button")
     await expect(page.locator("#status")).to_have_attribute("data-state", "online")
     await expect(page.locator("#whoami")).to_have_text("dana")
+    await context.close()
+    assert errors == []
+
+
+async def test_sign_in_on_the_example_identity_service_s_page_then_chat_through_it(
+    browser: Browser, server: RunningServer, production_app: AppFixture, tmp_path: Path
+) -> None:
+    """examples/identity_service serves the web client (README: "Use it with chinwag's web
+    client"): its page signs the person in with a cookie, chinwag's page fetches an identity
+    token with that cookie across origins (CORS for ``server.url`` only)."""
+    assert production_app.private_key_pem is not None
+    key = SigningKey(
+        production_app.app_id, production_app.kid, "ES256", production_app.private_key_pem
+    )
+    config = Config(key=key, database=tmp_path / "users.db", chat_origins=frozenset({server.url}))
+    context, page, errors = await open_page(browser)
+    async with run_asgi(create_service(config)) as identity:
+        shown = await page.goto(f"{identity}/")
+        assert shown is not None
+        assert shown.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        await page.fill("#username", "alice")
+        await page.fill("#password", "correct horse battery")
+        await page.fill("#display-name", "Alice")
+        await page.click("#sign-up-button")
+        await expect(page.locator("#status")).to_have_text("Signed in as Alice (alice).")
+
+        await page.goto(f"{server.url}/?app={production_app.app_id}")
+        await page.check("input[name=provider][value=service]")
+        await page.fill("#identity-url", f"{identity}/chat_token")
+        await page.click("#sign-in-button")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "online")
+        await expect(page.locator("#whoami")).to_have_text("Alice (alice)")
     await context.close()
     assert errors == []
 

@@ -48,6 +48,12 @@ def api_key_json(key: ApiKeyRecord) -> dict[str, Any]:
     }
 
 
+def _target(key: ApiKeyRecord) -> str:
+    """``apps/<app id>/api_keys/<id>`` for an app key, so reading the log per app shows
+    the key's revocation beside its creation."""
+    return (f"apps/{key.app_id}/" if key.app_id else "") + f"api_keys/{key.id}"
+
+
 @api_keys_app.command("create")
 def create(
     role: Annotated[str, typer.Option("--role", help="admin (every app) or app (one app).")],
@@ -68,7 +74,7 @@ def create(
         audited(
             lambda services: create_api_key(services, role, app_id=app_id, label=label),
             "api_key.create",
-            lambda made: (f"apps/{app_id}/" if app_id else "") + f"api_keys/{made[0].id}",
+            lambda made: _target(made[0]),
             {"role": role, "app_id": app_id, "label": label},
         ),
     )
@@ -125,7 +131,7 @@ def revoke(
         audited(
             lambda services: revoke_api_key(services, key_id),
             "api_key.revoke",
-            f"api_keys/{key_id}",
+            _target,
         ),
     )
     out.emit(

@@ -62,7 +62,12 @@ def chat(
         Path | None, typer.Option("--log-file", help="Write the SDK's log here (default: none).")
     ] = None,
 ) -> None:
-    """Chat in the terminal as USER (ctrl+n: new conversation, ctrl+o: sign out, ctrl+q: quit)."""
+    """Chat in the terminal as USER (ctrl+n: new conversation, ctrl+o: sign out, ctrl+r: sign
+    in again, ctrl+q: quit)."""
+    if not url.startswith(("http://", "https://")):  # else it fails only once the UI is up
+        raise typer.BadParameter(
+            f"expected http://host:port or https://host, not {url[:100]!r}", param_hint="--url"
+        )
     try:
         from chinwag.tui.app import ChatApp
     except ImportError as exc:  # textual is an optional extra
@@ -82,9 +87,12 @@ def chat(
     client = Client(
         url, app_id, store_dir=store or default_store(user), identity_token_provider=provider
     )
-    goodbye = ChatApp(client, user, url=url).run()
+    app = ChatApp(client, user, url=url)
+    goodbye = app.run()
     if goodbye:
-        typer.echo(goodbye)
+        typer.echo(goodbye, err=bool(app.return_code))
+    if app.return_code:
+        raise typer.Exit(app.return_code)
 
 
 def _route_logs(log_file: Path | None) -> None:

@@ -1,9 +1,10 @@
 """``chinwag demo``: a server, a staging app and two users chatting, in one command.
 
 The server runs in this process on SQLite (a temporary folder unless ``--database-url``
-says otherwise), exactly as ``chinwag serve`` would run it; the four clients are the SDK,
-signing in through the server's development sample provider. Ctrl-C (or ``--duration``)
-stops the script, closes the clients, and shuts the server down gracefully.
+says otherwise; ``CHINWAG_DATABASE_URL`` does not), exactly as ``chinwag serve`` would run
+it; the four clients are the SDK, signing in through the server's development sample
+provider. Ctrl-C (or ``--duration``) stops the script, closes the clients, and shuts the
+server down gracefully.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from chinwag.cli.options import DatabaseUrl
-
 __all__ = ["demo"]
+
+DemoDatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Where the demo's data goes (default: a temporary folder, deleted when it stops).",
+    ),
+]
+"""Not read from ``CHINWAG_DATABASE_URL`` as every other command's is: the demo creates an
+app and users, and one exported for real work would have it write them there for good."""
 
 
 def demo(
@@ -31,7 +40,7 @@ def demo(
         int, typer.Option(help="Where to listen; 0 picks a free port (also if 8000 is taken).")
     ] = 8000,
     host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
-    database_url: DatabaseUrl = None,
+    database_url: DemoDatabaseUrl = None,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
@@ -135,5 +144,5 @@ def _print_welcome(console: Console, url: str, app_id: str, database_url: str) -
     join = f"chinwag chat --app {app_id} --url {url} --user"
     console.print(f"  {join} alice", soft_wrap=True)  # one line, so it copies whole
     console.print(f"  {join} carol    (then: /new alice bob)", soft_wrap=True)
-    console.print(Text.assemble(("Join from a browser: ", "bold"), f"{url}/"))
+    console.print(Text.assemble(("Join from a browser: ", "bold"), f"{url}/?app={app_id}"))
     console.print("Ctrl-C stops the demo.\n", style="dim")

@@ -39,7 +39,7 @@ MAX_KEY_FILE_CHARS = 64 * 1024
 """A public key (even RSA-4096 as a JWK) is a few KiB; more is the wrong file."""
 
 AppId = Annotated[str, typer.Argument(help="The app's id.")]
-Kid = Annotated[str, typer.Argument(help="The key's id (kid).")]
+Kid = Annotated[str, typer.Argument(help="The key's id (kid); kids are unique per app only.")]
 ALG_HELP = "ES256, RS256, PS256 or EdDSA."
 
 
@@ -160,7 +160,9 @@ def add_secret(
 
 
 @keys_app.command("show-secret")
-def show_secret(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False) -> None:
+def show_secret(
+    app_id: AppId, kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False
+) -> None:
     """Print an HS256 key's secret again (an admin recovering the backend's copy)."""
     from chinwag.server.handlers import apps as handlers
 
@@ -169,7 +171,7 @@ def show_secret(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag 
         out,
         database_url,
         audited(
-            lambda services: handlers.get_secret(services, kid),
+            lambda services: handlers.get_secret(services, app_id, kid),
             "key.secret_read",
             lambda found: f"apps/{found.app_id}/keys/{found.kid}",
         ),
@@ -199,7 +201,9 @@ def list_(app_id: AppId, database_url: DatabaseUrl = None, json_mode: JsonFlag =
     out.emit({"keys": [key_json(k) for k in keys]}, human)
 
 
-def _set_enabled(kid: str, enabled: bool, database_url: str | None, json_mode: bool) -> None:
+def _set_enabled(
+    app_id: str, kid: str, enabled: bool, database_url: str | None, json_mode: bool
+) -> None:
     from chinwag.server.handlers import apps as handlers
 
     out = Output(json_mode)
@@ -207,7 +211,7 @@ def _set_enabled(kid: str, enabled: bool, database_url: str | None, json_mode: b
         out,
         database_url,
         audited(
-            lambda services: handlers.set_key_enabled(services, kid, enabled),
+            lambda services: handlers.set_key_enabled(services, app_id, kid, enabled),
             "key.enable" if enabled else "key.disable",
             lambda found: f"apps/{found.app_id}/keys/{found.kid}",
         ),
@@ -220,29 +224,34 @@ def _set_enabled(kid: str, enabled: bool, database_url: str | None, json_mode: b
 
 
 @keys_app.command("disable")
-def disable(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False) -> None:
-    """Stop accepting tokens signed with this key (reversible with ``enable``)."""
-    _set_enabled(kid, False, database_url, json_mode)
+def disable(
+    app_id: AppId, kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False
+) -> None:
+    """Stop accepting tokens signed with this key (reversible with 'keys enable')."""
+    _set_enabled(app_id, kid, False, database_url, json_mode)
 
 
 @keys_app.command("enable")
-def enable(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False) -> None:
+def enable(
+    app_id: AppId, kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False
+) -> None:
     """Accept tokens signed with this key again."""
-    _set_enabled(kid, True, database_url, json_mode)
+    _set_enabled(app_id, kid, True, database_url, json_mode)
 
 
 @keys_app.command("delete")
-def delete(kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False) -> None:
+def delete(
+    app_id: AppId, kid: Kid, database_url: DatabaseUrl = None, json_mode: JsonFlag = False
+) -> None:
     """Delete a key for good; tokens it signed stop verifying at once."""
     from chinwag.server.handlers import apps as handlers
 
     out = Output(json_mode)
 
     async def delete_and_name(services: Services) -> str:
-        """The deleted key's target path (read first: afterwards it is gone)."""
-        found = await handlers.get_key(services, kid)
-        await handlers.delete_key(services, kid)
-        return f"apps/{found.app_id}/keys/{kid}"
+        """The deleted key's target path."""
+        await handlers.delete_key(services, app_id, kid)
+        return f"apps/{app_id}/keys/{kid}"
 
     run_handler(out, database_url, audited(delete_and_name, "key.delete", lambda path: path))
     out.emit(
@@ -284,8 +293,9 @@ def jwks(
     database_url: DatabaseUrl = None,
     json_mode: JsonFlag = False,
 ) -> None:
-    """Verify tokens with keys your backend publishes at a URL (rotation needs no call to
-    chinwag). The set is fetched now; a URL chinwag cannot use is refused with the reason."""
+    """Verify tokens with keys your backend publishes at a URL (no call to rotate them).
+
+    The set is fetched now; a URL chinwag cannot use is refused with the reason."""
     from chinwag.server.handlers import jwks as handlers
     from chinwag.server.handlers.api_keys import CLI_CALLER
 

@@ -90,12 +90,25 @@ def serve(
         str | None,
         typer.Option("--log-format", envvar="CHINWAG_LOG_FORMAT", help="text (default) or json"),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="CHINWAG_PUBLIC_URL",
+            help="The URL clients reach the server at (behind a proxy), printed as the URL "
+            "to use; default: http://HOST:PORT.",
+        ),
+    ] = None,
 ) -> None:
     """Run the chinwag server (checks the port and the database first)."""
     from chinwag.cli.serve import bind_socket, check_workers, preflight, print_banner, serve_on
     from chinwag.server.database_location import describe_database
 
-    extra: dict[str, object] = {"workers": workers, "log_format": log_format}
+    extra: dict[str, object] = {
+        "workers": workers,
+        "log_format": log_format,
+        "public_url": public_url,
+    }
     settings = _serve_settings(host, port, database_url, broker_url, extra)
     metrics_directory = check_workers(settings)  # before the metrics are first imported
     _configure_logging(settings)
@@ -106,23 +119,33 @@ def serve(
         sock.close()
         raise
     bound_port = sock.getsockname()[1]  # the real one when --port 0
-    url = settings.public_url or f"http://{_url_host(settings.host)}:{bound_port}"
+    # Where this process listens, always: behind a proxy the public URL alone did not say
+    # which address and port a node had bound (an operator's first question).
+    listening = f"http://{_url_host(settings.host)}:{bound_port}"
+    url = settings.public_url or listening  # what clients use: the export line, the docs
     database = describe_database(settings.database_url)
     if settings.log_format == "json":  # every line on stdout is a JSON object
-        _log_banner(url, database, dev)
+        _log_banner(listening, settings.public_url, database, dev)
     else:
         print_banner(url, database, dev)
+        public = f"public URL {escape(url)}; " if settings.public_url else ""
         console.print(
-            f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(url)}[/] "
-            f"(docs: {escape(url)}/docs)",
+            f"[bold green]chinwag {__version__}[/] serving at [bold]{escape(listening)}[/] "
+            f"({public}docs: {escape(url)}/docs)",
             soft_wrap=True,
         )
     serve_on(settings, sock, metrics_directory)
 
 
-def _log_banner(url: str, database: str, dev: tuple[AppRecord, KeyRecord | None] | None) -> None:
+def _log_banner(
+    listening: str,
+    public_url: str | None,
+    database: str,
+    dev: tuple[AppRecord, KeyRecord | None] | None,
+) -> None:
     log = logging.getLogger("chinwag")
-    log.info("chinwag %s serving at %s (database %s)", __version__, url, database)
+    public = f"public URL {public_url}, " if public_url else ""
+    log.info("chinwag %s serving at %s (%sdatabase %s)", __version__, listening, public, database)
     if dev is not None:
         log.info("staging app %s (dev key %s)", dev[0].id, dev[1].kid if dev[1] else "none")
 

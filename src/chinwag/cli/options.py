@@ -19,7 +19,8 @@ DatabaseUrl = Annotated[
         envvar="CHINWAG_DATABASE_URL",
         help=(
             "sqlite+aiosqlite:///path.db or postgresql+asyncpg://… "
-            "(default: ~/.local/share/chinwag/chinwag.db)"
+            "(default: $XDG_DATA_HOME/chinwag/chinwag.db, "
+            "~/.local/share/chinwag/chinwag.db without it)"
         ),
     ),
 ]

@@ -116,12 +116,13 @@ def serve_on(settings: Settings, sock: socket.socket, metrics_directory: str | N
         return
     import chinwag.server.app
     import chinwag.server.serving  # noqa: F401 - imported once, before forking: shared
-    from chinwag.server.workers import run_workers
+    from chinwag.server.workers import exit_as, run_workers
 
     code = run_workers(
         settings.workers, lambda _index: _serve_one(settings, sock), cleanup=metrics_directory
     )
     sock.close()
+    exit_as(code)  # stopped by SIGTERM: die of it, as one process does (uvicorn re-raises)
     if code:
         raise typer.Exit(code)
 

@@ -17,6 +17,7 @@ from chinwag.client.errors import (
     OfflineError,
     ServerError,
     SessionRevoked,
+    Suspended,
     UsageError,
 )
 from chinwag.client.models import (
@@ -64,6 +65,7 @@ __all__ = [
     "ServerError",
     "SessionRevoked",
     "StopAuthentication",
+    "Suspended",
     "SyncPolicy",
     "SyncProgress",
     "TokenProvider",

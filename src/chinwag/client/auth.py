@@ -35,6 +35,7 @@ from chinwag.client.errors import (
     NotAuthenticated,
     ServerError,
     SessionRevoked,
+    Suspended,
     UsageError,
 )
 from chinwag.client.models import AnonymousData, User
@@ -45,6 +46,7 @@ from chinwag.core.client_states import (
     AuthState,
     Effects,
     LocalData,
+    OutboxRule,
     auth_transition,
 )
 
@@ -154,6 +156,10 @@ class Authenticator:
         new user's store here (wiping the previous user's first when they differ)."""
         self.on_wipe: Callable[[], Awaitable[None]] | None = None
         """Called when a move wipes local data: the client stops its tasks, deletes stores."""
+        self.on_hold: Callable[[], Awaitable[None]] | None = None
+        """Called when a suspension holds everything: the client stops its tasks."""
+        self.suspension: Suspended | None = None
+        """The refusal that suspended this device, raised again to every later request."""
         self.device_label: str | None = None
         """Sent at sign-in; the app's backend sees it in the user's session list."""
 
@@ -174,6 +180,12 @@ class Authenticator:
             self._signing_out.add(signing_out)
             signing_out.add_done_callback(self._signing_out.discard)
             await asyncio.shield(signing_out)
+            return effects
+        if effects.outbox is OutboxRule.HELD:  # a task of its own, as for a wipe (above)
+            holding = asyncio.get_running_loop().create_task(self._hold(effects))
+            self._signing_out.add(holding)
+            holding.add_done_callback(self._signing_out.discard)
+            await asyncio.shield(holding)
             return effects
         if effects.ask_provider:
             self._ensure_flight(nonce, needs_refresh=effects.needs_refresh)
@@ -200,6 +212,19 @@ class Authenticator:
         if effects.deauthenticated is not None:
             self._emit("deauthenticated", effects.deauthenticated)
 
+    async def _hold(self, effects: Effects) -> None:
+        """Suspended: the session is dead, but the user and their data stay this device's."""
+        self.session = None
+        if self.on_hold is not None:
+            await self.on_hold()
+        self._emit("deauthenticated", effects.deauthenticated)
+
+    def suspended_error(self) -> Suspended:
+        """What a request meets while the device is held by a suspension."""
+        if self.suspension is not None:
+            return self.suspension.copy()
+        return Suspended(403, "user_suspended", "This user is suspended.", {})
+
     @property
     def in_flight(self) -> bool:
         return self._flight is not None and not self._flight.done()
@@ -217,6 +242,8 @@ class Authenticator:
         """The session to send; waits for a flight in progress; raises when signed out."""
         if self.session is not None and self.state in _SIGNED_IN:
             return self.session
+        if self.state is AuthState.SUSPENDED:
+            raise self.suspended_error()
         if self.state is AuthState.REAUTHENTICATING and not self.in_flight:
             self._ensure_flight(None, needs_refresh=True)  # asked again at the next need
         if self._flight is not None and not self._flight.done():
@@ -244,6 +271,14 @@ class Authenticator:
         if self.in_flight:
             assert self._flight is not None
             await asyncio.shield(self._flight)
+
+    async def suspended(self, stale: SavedSession, error: Suspended) -> None:
+        """A request sent with ``stale`` was refused 403 ``user_suspended``/``app_suspended``:
+        hold everything (when ``stale`` is still this device's session). Signing in again
+        would only be refused again, and no message is to blame."""
+        if self.session is not None and self.session.session_id == stale.session_id:
+            self.suspension = error
+            await self.fire(AuthEvent.SUSPEND)
 
     # -- starting flights -----------------------------------------------------------------
 
@@ -273,7 +308,7 @@ class Authenticator:
             await self.fire(AuthEvent.UPGRADE)
             self._ensure_flight(None, needs_refresh=False)
         elif not self.in_flight:
-            if self.state in (AuthState.UNAUTHENTICATED, AuthState.CHALLENGED):
+            if self.state in (AuthState.UNAUTHENTICATED, AuthState.CHALLENGED, AuthState.SUSPENDED):
                 await self.fire(AuthEvent.CHALLENGE)
             else:
                 self._ensure_flight(None, needs_refresh=True)
@@ -329,6 +364,11 @@ class Authenticator:
             except StopAuthentication:
                 await self.fire(AuthEvent.STOP)
                 raise AuthenticationStopped("The token provider asked to stop.") from None
+            except Suspended as exc:  # asking again would be refused again: hold
+                _settle(outcome, exc)
+                self.suspension = exc
+                await self.fire(AuthEvent.SUSPEND)
+                raise
             except UsageError as exc:
                 _settle(outcome, exc)
                 await self.fire(AuthEvent.GIVE_UP)
@@ -383,8 +423,11 @@ class Authenticator:
             await self.fire(AuthEvent.ANSWER)
         try:
             session = await self._open_session(token, upgrade, anonymous)
-        except BaseException:
-            if not from_flight:
+        except BaseException as exc:
+            if not from_flight and isinstance(exc, Suspended):
+                self.suspension = exc
+                await self.fire(AuthEvent.SUSPEND)
+            elif not from_flight:
                 await self.fire(AuthEvent.GIVE_UP)
             raise
         previous_user, replaced = self.user, self.session if upgrade is None else upgrade[0]

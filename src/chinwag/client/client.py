@@ -40,8 +40,10 @@ from chinwag.client.errors import (
     AuthenticationStopped,
     NotAuthenticated,
     SessionRevoked,
+    Suspended,
     UsageError,
 )
+from chinwag.client.gate import Gate
 from chinwag.client.models import (
     Announcement,
     AnonymousData,
@@ -114,6 +116,7 @@ class Client:
         )
         self._auth.on_session = self._on_session
         self._auth.on_wipe = self._wipe
+        self._auth.on_hold = self._stop_background
         self._auth.device_label = device_label
         self._store: Store | None = None
         self._store_user: str | None = None
@@ -124,7 +127,8 @@ class Client:
         self._push_token: tuple[str, str] | None = None
         self._push_renewal: asyncio.Task[None] | None = None
         self._session_changed = asyncio.Event()
-        self._synced = asyncio.Event()
+        self._synced = Gate()
+        self._events.on(ClientEvent.DEAUTHENTICATED, self._sync_will_not_come)
 
     # -- events -----------------------------------------------------------------------
 
@@ -264,7 +268,7 @@ class Client:
         True while an ended session is being renewed (the user's data is still here); false
         once the device is signed out (log-out, provider said stop, wiped)."""
         user = self._auth.user
-        if user is None or user.anonymous or self._auth.state is AuthState.UNAUTHENTICATED:
+        if user is None or user.anonymous or self._auth.state in _SIGNED_OUT:
             return False
         if email is not None:
             return user.email == email
@@ -290,7 +294,9 @@ class Client:
         """
         auth = self._auth
         renewing = auth.state is AuthState.REAUTHENTICATING
-        if not renewing and auth.state not in (AuthState.AUTHENTICATED, AuthState.REFRESHING):
+        held = auth.state is AuthState.SUSPENDED  # its session is over: nothing to end
+        signed_in = auth.state in (AuthState.AUTHENTICATED, AuthState.REFRESHING)
+        if not (renewing or held or signed_in):
             raise NotAuthenticated("deauthenticate()")
         await self._api.call("GET", "/healthz")  # OfflineError: nothing touched
         if renewing and self._store is not None and await self._store.outbox():
@@ -300,7 +306,7 @@ class Client:
             )
         await auth.fire(AuthEvent.DEAUTHENTICATE)
         self._push_token = None
-        if not renewing:
+        if signed_in:
             try:
                 await self._end_session_on_server()
             except BaseException:
@@ -443,7 +449,10 @@ class Client:
     async def wait_until_synced(self) -> None:
         """Wait until this run has read everything the server held when it connected:
         the first download on a new device, then the stream up to the server's head.
-        Offline it waits for the server (wrap it in ``asyncio.timeout``)."""
+        Offline it waits for the server (wrap it in ``asyncio.timeout``). If the session
+        ends instead, it raises why: :class:`SessionRevoked` (wiped),
+        :class:`AuthenticationStopped` (the provider said stop), :class:`NotAuthenticated`
+        (signed out); after a new sign-in it waits for that one's sync."""
         await self._synced.wait()
 
     # -- plumbing ---------------------------------------------------------------------
@@ -470,7 +479,11 @@ class Client:
                 await self._auth.unauthorized(session, error_from(response).data)
                 continue
             if response.status_code >= 400:
-                raise error_from(response)
+                error = error_from(response)
+                if isinstance(error, Suspended):
+                    await self._auth.suspended(session, error)
+                    continue  # held now: current() raises it (or a renewal's answer)
+                raise error
             if not response.content:
                 return None
             return orjson.loads(response.content)
@@ -529,6 +542,8 @@ class Client:
     def _start_background(self) -> None:
         if self._tasks or self._store is None or self._auth.session is None:
             return
+        if self._synced.failed:  # a new sign-in after the last session ended
+            self._synced.clear()
         store = self._store
         self._outbox = Outbox(
             store,
@@ -544,6 +559,7 @@ class Client:
             store,
             self._request,
             on_result=self._on_result,
+            on_missing=self._fetch_conversations,
             on_connection=self._connection,
             backoff=self._backoff,
             rand=self._rand,
@@ -579,8 +595,8 @@ class Client:
                     self._request, store, me, self.sync_policy, self._progress
                 )
                 await store.mark_synced(head)
-            except (NotAuthenticated, AuthenticationStopped, SessionRevoked):
-                return  # signed out meanwhile: nothing to sync for
+            except (NotAuthenticated, AuthenticationStopped, SessionRevoked, Suspended):
+                return  # signed out (or held) meanwhile: nothing to sync for
             except Exception as exc:
                 self._emit(ClientEvent.ERROR, exc)
                 await asyncio.sleep(self._backoff.delay(attempt, self._rand()))
@@ -591,7 +607,7 @@ class Client:
     def _progress(self, progress: SyncProgress) -> None:
         self._emit(ClientEvent.SYNC_PROGRESS, progress)
 
-    async def _on_result(self, result: ApplyResult) -> None:
+    def _on_result(self, result: ApplyResult) -> None:
         if result.applied:
             self._emit(ClientEvent.CHANGES, result.applied)
         for message in result.messages:
@@ -602,13 +618,24 @@ class Client:
             self._emit(ClientEvent.ANNOUNCEMENT, announcement)
         for message in result.login_requests:
             self._emit(ClientEvent.LOGIN_REQUESTED, message)
-        for cid in result.missing_conversations:
+
+    async def _fetch_conversations(self, missing: set[str]) -> None:
+        """Conversations the stream mentioned before this device knew them."""
+        for cid in missing:
             try:
                 found = await self._request("GET", f"/v1/conversations/{cid}")
             except Exception as exc:
                 log.info("could not fetch conversation %s: %s", cid, exc)
                 continue
             await self._need_store().upsert_conversations([found])
+
+    def _sync_will_not_come(self, reason: str) -> None:
+        """Signed out: whoever waits for the sync gets the reason instead of waiting
+        forever. Subscribed first, so the waiters resume after every handler has run."""
+        if reason == "suspended":
+            self._synced.fail(self._auth.suspended_error)
+        else:
+            self._synced.fail(_SIGNED_OUT_ERRORS.get(reason, _signed_out))
 
     def _on_typing(self, typing: Typing) -> None:
         self._emit(ClientEvent.TYPING, typing)
@@ -621,6 +648,21 @@ class Client:
         if self._store is not None:
             store, self._store, self._store_user = self._store, None, None
             await store.destroy()
+
+
+_SIGNED_OUT = (AuthState.UNAUTHENTICATED, AuthState.SUSPENDED)
+
+
+def _signed_out() -> Exception:
+    return NotAuthenticated("wait_until_synced()")
+
+
+_SIGNED_OUT_ERRORS: dict[str, Callable[[], Exception]] = {
+    "wiped": lambda: SessionRevoked("The server ended this session; local data was wiped."),
+    "stopped": lambda: AuthenticationStopped("The token provider asked to stop."),
+}
+"""What ``wait_until_synced()`` raises after each ``deauthenticated`` reason: the error the
+SDK's other calls raise for it."""
 
 
 def _move_store(source: Path, target: Path) -> None:

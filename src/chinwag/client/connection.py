@@ -20,11 +20,15 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from chinwag.client.errors import OfflineError, ServerError
+from chinwag.client.errors import SUSPENSIONS, OfflineError, ServerError, Suspended
 
 __all__ = ["Api", "error_from", "open_websocket"]
 
 log = logging.getLogger("chinwag.client")
+
+_GATEWAY_DOWN = frozenset({502, 503, 504})
+"""Answers that mean the chinwag server is not there (a proxy with no node behind it, a
+node stopping): the server has not come back, whoever answered."""
 
 
 def error_from(response: httpx.Response) -> ServerError:
@@ -37,6 +41,8 @@ def error_from(response: httpx.Response) -> ServerError:
         data = dict(error.get("data") or {})
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
+    if response.status_code == 403 and error_id in SUSPENSIONS:
+        return Suspended(response.status_code, error_id, message, data)
     return ServerError(response.status_code, error_id, message, data)
 
 
@@ -88,7 +94,7 @@ class Api:
             raise OfflineError(
                 f"{method} {path}: the server could not be reached ({exc!r})"
             ) from exc
-        self._on_reachable(True)
+        self._on_reachable(response.status_code not in _GATEWAY_DOWN)
         return response
 
     def websocket_url(self, token: str, after: int) -> str:

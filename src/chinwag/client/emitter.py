@@ -21,7 +21,7 @@ class ClientEvent(StrEnum):
     DISCONNECTED = "disconnected"  # ()
     CHALLENGE = "challenge"  # (nonce)
     AUTHENTICATED = "authenticated"  # (user)
-    DEAUTHENTICATED = "deauthenticated"  # (reason: deauthenticated|stopped|wiped)
+    DEAUTHENTICATED = "deauthenticated"  # (reason: deauthenticated|stopped|wiped|suspended)
     SYNC_PROGRESS = "sync_progress"  # (SyncProgress)
     SYNCED = "synced"  # ()
     CHANGES = "changes"  # (list of applied events)

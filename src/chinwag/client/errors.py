@@ -11,7 +11,9 @@
     ├── AuthenticationStopped       the token provider said stop; the user is signed out
     ├── SessionRevoked              the server ended this session; local data was wiped
     └── ServerError                 the server answered with an error (status, id, data)
-        └── MessageRejected           a queued message can never be sent (permanent)
+        ├── MessageRejected           a queued message can never be sent (permanent)
+        └── Suspended                 403 user_suspended / app_suspended: the SDK holds
+                                      everything until the app calls authenticate() again
 
 ``OfflineError`` is the only one worth retrying as is. ``ServerError`` carries the stable
 error id from docs/protocol.md so apps can branch on it without parsing text.
@@ -33,6 +35,7 @@ __all__ = [
     "OfflineError",
     "ServerError",
     "SessionRevoked",
+    "Suspended",
     "UsageError",
 ]
 
@@ -80,6 +83,8 @@ class ServerError(ClientError):
     def __init__(self, status: int, error_id: str, message: str, data: dict[str, Any]) -> None:
         self.status = status
         self.error_id = error_id
+        self.message = message
+        """The server's own words, without the status and id in front."""
         self.data = data
         super().__init__(f"{status} {error_id}: {message}")
 
@@ -103,3 +108,20 @@ class ServerError(ClientError):
 
 class MessageRejected(ServerError):
     """The server refused a queued message for good; it left the outbox as failed."""
+
+
+SUSPENSIONS = frozenset({"user_suspended", "app_suspended"})
+"""The 403 ids that mean the app's backend (or an operator) suspended the user or the app."""
+
+
+class Suspended(ServerError):
+    """403 ``user_suspended`` / ``app_suspended``: the user (or the whole app) is suspended.
+
+    Not the fault of any one message or request, and not over until someone lifts it, so
+    the SDK stops signing in and sending, keeps the user's data and queue, reports
+    ``deauthenticated("suspended")``, and waits for the app to call ``authenticate()``.
+    """
+
+    def copy(self) -> Suspended:
+        """A fresh exception with the same answer, to raise again."""
+        return Suspended(self.status, self.error_id, self.message, self.data)

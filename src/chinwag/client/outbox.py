@@ -13,6 +13,7 @@ than 401/408/429) mark the message failed instead of leaving it pending forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from chinwag.client.errors import (
     NotAuthenticated,
     ServerError,
     SessionRevoked,
+    Suspended,
 )
 from chinwag.client.store import OutboxEntry, Store
 from chinwag.client.sync import Requester
@@ -71,19 +73,34 @@ class Outbox:
                 attempt = 0
             except (NotAuthenticated, AuthenticationStopped, SessionRevoked):
                 return  # signed out: the outbox went with the user's data
+            except Suspended:
+                return  # held, queue and all, until the app signs in again
             except Exception as exc:  # offline, server trouble, a renewal that gave up
                 log.debug("outbox: will retry (%s)", exc)
-                await asyncio.sleep(self._retry_delay(exc, attempt))
+                await self._back_off(exc, attempt)
                 attempt += 1
                 self._wake.set()
 
-    def _retry_delay(self, exc: Exception, attempt: int) -> float:
-        """Back-off, but never sooner than the server's ``retry_after`` (capped, so a wrong
-        answer cannot park the outbox for hours)."""
+    async def _back_off(self, exc: Exception, attempt: int) -> None:
+        """Wait before trying again: the back-off, and never less than the server's
+        ``retry_after`` (capped, so a wrong answer cannot park the outbox for hours).
+
+        The two parts differ. ``retry_after`` is the server's word, and the SDK promises
+        never to retry sooner: nothing shortens it. The back-off is only a guess at when the
+        server will be back (up to a minute), so a :meth:`wake` during it — the live
+        connection opened again, ``send_message`` — ends it: a device whose socket came back
+        seconds after an outage used to sit on its queue for the rest of the minute. A wake
+        from before this wait (the failed attempt's own answer) does not count.
+        """
         delay = self.backoff.delay(attempt, self.rand())
+        floor = 0.0
         if isinstance(exc, ServerError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
-        return delay
+            floor = min(exc.retry_after, MAX_RETRY_AFTER)
+        self._wake.clear()
+        await asyncio.sleep(floor)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, delay - floor)):
+                await self._wake.wait()
 
     async def flush(self) -> None:
         """Send everything queued, in order; returns when the outbox is empty.
@@ -118,6 +135,8 @@ class Outbox:
             message = await self.request(
                 "POST", path, json={"id": entry.message_id, "parts": entry.parts}
             )
+        except Suspended:
+            raise  # the user's suspension, not this message's fault: it stays queued
         except ServerError as exc:
             if exc.error_id == "id_in_use" and _same_parts(exc.data, entry.parts):
                 message = exc.data.get("message", exc.data)
@@ -126,7 +145,7 @@ class Outbox:
                 raise
             else:
                 await self.store.fail(entry.message_id)
-                rejected = MessageRejected(exc.status, exc.error_id, str(exc), exc.data)
+                rejected = MessageRejected(exc.status, exc.error_id, exc.message, exc.data)
                 self.emit("message_failed", entry.message_id, rejected)
                 return
         await self.store.acknowledge(message, self.me())

@@ -37,7 +37,9 @@ from chinwag.client.errors import (
     OfflineError,
     ServerError,
     SessionRevoked,
+    Suspended,
 )
+from chinwag.client.gate import Gate
 from chinwag.client.models import Typing
 from chinwag.client.signals import typing_from_frame, typing_request
 from chinwag.client.store import Store
@@ -155,11 +157,14 @@ async def historic_sync(
     return head
 
 
-ResultHandler = Callable[[ApplyResult], Awaitable[None]]
+ResultHandler = Callable[[ApplyResult], None]
+"""Announces what a batch changed (the app's events); synchronous, so nothing can come
+between a batch's commit and its announcement but the store call itself."""
+MissingHandler = Callable[[set[str]], Awaitable[None]]
 ConnectionHandler = Callable[[ConnectionEvent], None]
 
-_SIGNED_OUT = (NotAuthenticated, AuthenticationStopped, SessionRevoked)
-"""The device is signed out: the stream has nobody to sync for."""
+_SIGNED_OUT = (NotAuthenticated, AuthenticationStopped, SessionRevoked, Suspended)
+"""The device is signed out (or held, suspended): the stream has nobody to sync for."""
 
 
 class LiveSync:
@@ -180,6 +185,7 @@ class LiveSync:
         request: Requester,
         *,
         on_result: ResultHandler,
+        on_missing: MissingHandler,
         on_connection: ConnectionHandler,
         backoff: Backoff,
         rand: Callable[[], float] = random.random,
@@ -195,23 +201,32 @@ class LiveSync:
         self.store = store
         self.request = request
         self.on_result = on_result
+        self.on_missing = on_missing
         self.on_connection = on_connection
         self.backoff = backoff
         self.rand = rand
         self.use_websocket = use_websocket
         self.poll_interval = poll_interval
-        self.caught_up = asyncio.Event()
+        self.caught_up = Gate()
         """Set once this run has read the stream up to the server's head."""
         self._lock = asyncio.Lock()
 
     async def apply(
         self, batch: list[tuple[int, dict[str, Any]]], session: SavedSession
     ) -> ApplyResult:
-        result = await self.store.apply_events(batch, session.user.user_id, session.session_id)
-        await self.on_result(result)
+        result = await _finish_even_if_cancelled(self._store_and_announce(batch, session))
+        if result.missing_conversations:
+            await self.on_missing(result.missing_conversations)
         if result.revoked is not None:
             event = ending_event(result.revoked.get("reason"), result.revoked.get("wipe"))
             await self.auth.ended(session, event)
+        return result
+
+    async def _store_and_announce(
+        self, batch: list[tuple[int, dict[str, Any]]], session: SavedSession
+    ) -> ApplyResult:
+        result = await self.store.apply_events(batch, session.user.user_id, session.session_id)
+        self.on_result(result)
         return result
 
     async def catch_up(self) -> None:
@@ -370,6 +385,25 @@ _ENDINGS = {
     ClientAction.REVOKED: AuthEvent.REVOKE,
     ClientAction.WIPE: AuthEvent.WIPE,
 }
+
+
+async def _finish_even_if_cancelled(work: Awaitable[ApplyResult]) -> ApplyResult:
+    """Run ``work`` (a batch's commit and its announcement) to its end, then let a
+    cancellation that came meanwhile through.
+
+    The commit runs in the store's thread, which a cancellation cannot stop: cancelled
+    there (``close()`` mid-burst, a cancelled ``sync_now()``), the batch was stored but
+    its ``message`` events never raised — and never after, since on the next run those
+    messages are no longer new. Waiting out one transaction costs ``close()`` little.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what the caller gets
+        raise
 
 
 async def _read(ws: Any, queue: asyncio.Queue[ServerFrame | None]) -> None:

@@ -13,6 +13,8 @@ How a signed-in session can end, and what the device does (docs/sdk.md has the s
     expired (401, close 4004)        -> REAUTHENTICATING  provider asked (needs_refresh), data kept
     revoked by the server (4003)     -> REAUTHENTICATING  provider asked (needs_refresh), data kept
     revoked with wipe                -> UNAUTHENTICATED   data wiped at once, provider not asked
+    user or app suspended (403)      -> SUSPENDED         data and queue kept; nothing is sent or
+                                                          signed in until the app authenticates
     provider says STOP               -> UNAUTHENTICATED   data and session file wiped
     deauthenticate() / log_out()     -> DEAUTHENTICATING -> UNAUTHENTICATED (outbox, then wipe)
     answered as another user         -> AUTHENTICATED     the previous user's data wiped first
@@ -72,6 +74,10 @@ class AuthState(StrEnum):
     device while the provider is asked for a new token. Requests wait for the answer."""
     UPGRADING = "upgrading"
     DEAUTHENTICATING = "deauthenticating"
+    SUSPENDED = "suspended"
+    """The server refused the user (or app) with 403 ``user_suspended``/``app_suspended``.
+    Their data and queue stay; the SDK neither signs in nor sends until the app calls
+    ``authenticate()`` again (retrying would only repeat the refusal)."""
 
 
 class AuthEvent(StrEnum):
@@ -100,6 +106,8 @@ class AuthEvent(StrEnum):
     UPGRADE = "upgrade"
     DEAUTHENTICATE = "deauthenticate"
     FINISH = "finish"
+    SUSPEND = "suspend"
+    """A 403 ``user_suspended``/``app_suspended`` (at sign-in, or for a request)."""
 
 
 class LocalData(StrEnum):
@@ -112,6 +120,8 @@ class OutboxRule(StrEnum):
     RUNS = "sends"
     WAITS = "waits"
     DISCARDED = "discarded"
+    HELD = "held"
+    """Kept, and not tried again until the app signs in again (the SDK's tasks stop)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +150,9 @@ _SIGNED_OUT = Effects(
     local_data=LocalData.WIPE, outbox=OutboxRule.DISCARDED, deauthenticated="deauthenticated"
 )
 _SWITCHED = Effects(local_data=LocalData.WIPE_PREVIOUS)
+_HELD = Effects(outbox=OutboxRule.HELD, deauthenticated="suspended")
 
-_U, _C, _A, _OK, _F, _R, _UP, _D = (
+_U, _C, _A, _OK, _F, _R, _UP, _D, _S = (
     AuthState.UNAUTHENTICATED,
     AuthState.CHALLENGED,
     AuthState.AUTHENTICATING,
@@ -150,6 +161,7 @@ _U, _C, _A, _OK, _F, _R, _UP, _D = (
     AuthState.REAUTHENTICATING,
     AuthState.UPGRADING,
     AuthState.DEAUTHENTICATING,
+    AuthState.SUSPENDED,
 )
 _E = AuthEvent
 
@@ -161,17 +173,20 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], tuple[AuthState, Effects]
     (_U, _E.EXPIRE): (_U, _NONE),  # a close or 401 of a session no longer held: ignored
     (_U, _E.REVOKE): (_U, _NONE),
     (_U, _E.WIPE): (_U, _NONE),
+    (_U, _E.SUSPEND): (_U, _NONE),
     (_C, _E.CHALLENGE): (_C, _ASK),
     (_C, _E.ANSWER): (_A, _NONE),
     (_C, _E.FAIL): (_C, _NONE),
     (_C, _E.GIVE_UP): (_U, _NONE),
     (_C, _E.STOP): (_U, _STOPPED),
     (_C, _E.DEAUTHENTICATE): (_D, _NONE),
+    (_C, _E.SUSPEND): (_U, _NONE),  # a first sign-in refused: authenticate() raises it
     (_A, _E.SUCCEED): (_OK, _NONE),
     (_A, _E.SWITCH): (_OK, _SWITCHED),
     (_A, _E.FAIL): (_C, _NONE),
     (_A, _E.GIVE_UP): (_U, _NONE),
     (_A, _E.STOP): (_U, _STOPPED),
+    (_A, _E.SUSPEND): (_U, _NONE),
     # Signed in.
     (_OK, _E.EXPIRE): (_R, _REAUTH),
     (_OK, _E.REVOKE): (_R, _REAUTH),
@@ -179,6 +194,7 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], tuple[AuthState, Effects]
     (_OK, _E.REFRESH): (_F, Effects(ask_provider=True, needs_refresh=True)),
     (_OK, _E.UPGRADE): (_UP, _NONE),
     (_OK, _E.DEAUTHENTICATE): (_D, _NONE),
+    (_OK, _E.SUSPEND): (_S, _HELD),
     # Refreshing before expiry: the old session serves until the new one replaces it.
     (_F, _E.ANSWER): (_F, _NONE),
     (_F, _E.SUCCEED): (_OK, _NONE),
@@ -190,6 +206,7 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], tuple[AuthState, Effects]
     (_F, _E.REVOKE): (_R, _REAUTH),
     (_F, _E.WIPE): (_U, _WIPED),
     (_F, _E.DEAUTHENTICATE): (_D, _NONE),
+    (_F, _E.SUSPEND): (_S, _HELD),
     # The server ended the session; the user's data waits for the app's answer.
     (_R, _E.CHALLENGE): (_R, _REAUTH),
     (_R, _E.ANSWER): (_R, _KEEP_WAITING),
@@ -202,6 +219,7 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], tuple[AuthState, Effects]
     (_R, _E.REVOKE): (_R, _KEEP_WAITING),
     (_R, _E.WIPE): (_U, _WIPED),
     (_R, _E.DEAUTHENTICATE): (_D, _NONE),
+    (_R, _E.SUSPEND): (_S, _HELD),
     # Anonymous → identified.
     (_UP, _E.SUCCEED): (_OK, _NONE),
     (_UP, _E.SWITCH): (_OK, _NONE),  # the anonymous user's data moves to the new user
@@ -211,12 +229,22 @@ AUTH_TRANSITIONS: Mapping[tuple[AuthState, AuthEvent], tuple[AuthState, Effects]
     (_UP, _E.EXPIRE): (_R, _REAUTH),
     (_UP, _E.REVOKE): (_R, _REAUTH),
     (_UP, _E.WIPE): (_U, _WIPED),
+    (_UP, _E.SUSPEND): (_OK, _NONE),  # the identified user is refused; the anonymous one stays
+    # Suspended: held until the app asks to sign in again (then as after a revocation).
+    (_S, _E.CHALLENGE): (_R, _REAUTH),
+    (_S, _E.ANSWER): (_R, _KEEP_WAITING),
+    (_S, _E.SUSPEND): (_S, _NONE),
+    (_S, _E.EXPIRE): (_S, _NONE),
+    (_S, _E.REVOKE): (_S, _NONE),
+    (_S, _E.WIPE): (_U, _WIPED),
+    (_S, _E.DEAUTHENTICATE): (_D, _NONE),
     # Leaving: the server's own log-out echo (close 4003, session.revoked) is ours.
     (_D, _E.FINISH): (_U, _SIGNED_OUT),
     (_D, _E.FAIL): (_OK, _NONE),
     (_D, _E.EXPIRE): (_D, _NONE),
     (_D, _E.REVOKE): (_D, _NONE),
     (_D, _E.WIPE): (_D, _NONE),
+    (_D, _E.SUSPEND): (_D, _NONE),
 }
 
 

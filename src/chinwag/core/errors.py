@@ -147,6 +147,12 @@ class InvalidRequest(ChinwagError):
         super().__init__(message, data=data)
         self.status = status
 
+    @classmethod
+    def of_property(cls, prop: str, problem: str) -> InvalidRequest:
+        """422 naming the request property at fault (``data.property``), the shape every
+        handler's own refusal of a field takes (the schema's 422 names it too)."""
+        return cls(f"Invalid {prop}: {problem}.", status=422, data={"property": prop})
+
 
 class ProtocolViolation(InvalidRequest):
     """A WebSocket frame that does not follow :mod:`chinwag.core.protocol`.

@@ -33,6 +33,7 @@ __all__ = [
     "ParsedToken",
     "TokenKey",
     "TokenPolicy",
+    "is_http_url",
     "parse_identity_token",
     "verify_identity_token",
 ]
@@ -54,6 +55,13 @@ _PROFILE_LIMITS = {
     "avatar_url": 1024,
     "email": 254,
 }
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` may be a profile's ``avatar_url``: only http(s), so no client is
+    handed a ``javascript:`` or ``data:`` URL to put in an ``<img src>`` or a link. The
+    token's claim and the platform API's profile fields are held to this one rule."""
+    return value.startswith(("https://", "http://"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +396,7 @@ def _check_claims(claims: dict[str, Any], policy: TokenPolicy, now: float) -> Id
     if display_name is None:
         display_name = _optional_string(claims, "name", _PROFILE_LIMITS["display_name"])
     avatar_url = _optional_string(claims, "avatar_url", _PROFILE_LIMITS["avatar_url"])
-    if avatar_url is not None and not avatar_url.startswith(("https://", "http://")):
+    if avatar_url is not None and not is_http_url(avatar_url):
         raise _reject(
             TokenRejection.CLAIM_INVALID,
             "The 'avatar_url' claim must be an http(s) URL.",

@@ -4,45 +4,39 @@ and again before every fetch (a redirect is never followed, so no other URL is r
 - ``https`` only: the set decides whose tokens are believed, so it must not be readable or
   replaceable on the wire.
 - No credentials in the URL: they would be stored and shown in clear beside the app.
-- No host that is an IP literal outside the public internet (private, link-local, loopback,
-  ...): registering a URL must not let an app key holder make chinwag probe the network it
-  runs in. Host *names* are not resolved here; an operator who needs that guarantee for
-  names too sets it in the network (egress policy).
+- The host must be a public address: registering a URL must not let an app key holder make
+  chinwag probe the network it runs in. An IP literal outside the public internet
+  (private, link-local, loopback, ..., also written as one integer, in hex or short form
+  like ``2130706433`` or ``127.1``, which resolvers read as IPv4, or as IPv6 carrying such
+  an IPv4) is refused here, by the webhook targets' rule (``core.target_urls``), so the two
+  cannot drift apart. A host *name* cannot be judged here (it resolves differently over
+  time): the fetcher resolves it before each fetch and connects only to an address
+  :func:`~chinwag.core.target_urls.address_allowed` accepts (``server/jwks/fetcher.py``).
 - The one exception is development: with ``CHINWAG_ALLOW_INSECURE_JWKS=true`` a loopback
-  host (``127.0.0.0/8``, ``::1``, ``localhost``) may be fetched, over ``http`` too, so an
-  app's backend on the same laptop can serve its set.
+  host (``127.0.0.0/8``, ``::1``, ``localhost``, ``*.localhost``) may be fetched, over
+  ``http`` too, so an app's backend on the same laptop can serve its set. Private addresses
+  stay refused.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from chinwag.core.errors import InvalidRequest
+from chinwag.core.target_urls import (
+    address_allowed,
+    host_address,
+    is_loopback_address,
+    is_loopback_name,
+)
 
-__all__ = ["MAX_URL_LENGTH", "check_jwks_url", "is_loopback_host"]
+__all__ = ["MAX_URL_LENGTH", "check_jwks_url"]
 
 MAX_URL_LENGTH = 2048
 
 
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(message, data={"property": "jwks_url"}, status=422)
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 def check_jwks_url(url: object, *, allow_insecure: bool) -> str:
@@ -55,6 +49,9 @@ def check_jwks_url(url: object, *, allow_insecure: bool) -> str:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
+        # A numeric last label that is no IPv4 address (``1.2.3.4.5``, ``0x1g``) is no name
+        # either: every resolver would refuse or misread it.
+        address = host_address(host)
     except ValueError:
         raise _invalid("The JWKS URL does not parse.") from None
     if parts.scheme not in ("https", "http") or not host:
@@ -63,7 +60,7 @@ def check_jwks_url(url: object, *, allow_insecure: bool) -> str:
         raise _invalid("The JWKS URL must not carry credentials.")
     if parts.fragment:
         raise _invalid("The JWKS URL must not have a #fragment.")
-    loopback = is_loopback_host(host)
+    loopback = is_loopback_name(host) or (address is not None and is_loopback_address(address))
     if loopback and allow_insecure:
         return url
     if parts.scheme != "https":
@@ -71,7 +68,6 @@ def check_jwks_url(url: object, *, allow_insecure: bool) -> str:
             "The JWKS URL must use https:// (http:// is accepted only for a loopback host "
             "when the server runs with CHINWAG_ALLOW_INSECURE_JWKS=true)."
         )
-    literal = _ip_literal(host)
-    if loopback or (literal is not None and not literal.is_global):
+    if loopback or (address is not None and not address_allowed(address, allow_loopback=False)):
         raise _invalid("The JWKS URL's host must be a public address.")
     return url

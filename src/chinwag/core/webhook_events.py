@@ -2,7 +2,16 @@
 
 Webhook event types are the app-facing names (Standard Webhooks style ``noun.verb``); a
 stream event maps to at most one. Per-user-only changes (a message hidden on one user's
-devices) are not the app's business and map to none. Pure: no I/O, randomness passed in.
+devices) are not the app's business and map to none.
+
+Participant changes map to none as well: the stream tells each reader its own side (the
+newcomers get ``conversation.created``, the others ``participants_added``; the leaver
+``conversation.left``, the others ``participants_removed``), so mapping those events would
+announce one change two or three times, as kinds the app cannot tell apart. The handler
+announces each change once instead, with :func:`participants_changed`; and a
+``conversation.created`` written for a newcomer is appended without a webhook.
+
+Pure: no I/O, randomness passed in.
 """
 
 from __future__ import annotations
@@ -13,7 +22,14 @@ from typing import Any
 
 from chinwag.core.events import EventType
 
-__all__ = ["DEFAULT_RETRY_SCHEDULE", "WebhookEventType", "next_delay", "webhook_type"]
+__all__ = [
+    "DEFAULT_RETRY_SCHEDULE",
+    "ParticipantsChange",
+    "WebhookEventType",
+    "next_delay",
+    "participants_changed",
+    "webhook_type",
+]
 
 
 class WebhookEventType(StrEnum):
@@ -33,14 +49,32 @@ _FROM_STREAM: dict[str, WebhookEventType] = {
     EventType.MESSAGE_DELETED: WebhookEventType.MESSAGE_DELETED,
     EventType.RECEIPT: WebhookEventType.RECEIPT,
     EventType.CONVERSATION_CREATED: WebhookEventType.CONVERSATION_CREATED,
-    EventType.PARTICIPANTS_ADDED: WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED,
-    EventType.PARTICIPANTS_REMOVED: WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED,
-    EventType.CONVERSATION_LEFT: WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED,
     EventType.CONVERSATION_UPDATED: WebhookEventType.CONVERSATION_UPDATED,
     EventType.CONVERSATION_DELETED: WebhookEventType.CONVERSATION_DELETED,
     EventType.SESSION_REVOKED: WebhookEventType.SESSION_ENDED,
     "user.suspended": WebhookEventType.USER_SUSPENDED,
 }
+
+
+class ParticipantsChange(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    """Removed by another participant (or the platform API)."""
+    LEFT = "left"
+
+
+def participants_changed(
+    change: ParticipantsChange, conversation_id: str, user_ids: list[str], participants: list[str]
+) -> dict[str, Any]:
+    """The data of one ``conversation.participants_changed``: what happened to whom, and the
+    participants after it."""
+    return {
+        "conversation_id": conversation_id,
+        "change": change.value,
+        "user_ids": user_ids,
+        "participants": participants,
+    }
+
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 """Seconds after each failed attempt (the Standard Webhooks / Svix schedule): the last

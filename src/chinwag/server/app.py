@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             pg_pool_size=settings.pg_pool_size,
         )
         await db.migrate()
+        await db.warm()
         deployment_id = await load_deployment_id(db)
         broker = open_broker(
             settings.broker_url, prefix=settings.broker_prefix, deployment_id=deployment_id

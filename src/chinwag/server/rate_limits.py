@@ -1,4 +1,4 @@
-"""Rate limits on every write and every WebSocket request, per session, user and app.
+"""Rate limits on every write and every request with a session, per session, user and app.
 
 Each :class:`Action` has up to three rules (session, user, app), each a list of rates from
 the settings. A request charges its cost (1, or the number of participants named) to every
@@ -9,12 +9,19 @@ refused before it costs a millisecond of the database.
 
 Counters are fixed windows aligned to the clock (:class:`~chinwag.core.rate_limit.Rate`)
 kept in :mod:`~chinwag.server.rate_counters`, so every node sharing the Redis shares them.
-If that storage fails, limits are off (fail open) for :attr:`RateLimits.recheck_after`
-seconds with one warning: rate limiting must never take the service down.
+If that storage fails, limits are off (fail open) with one warning: rate limiting must
+never take the service down. While the storage is known to have failed no request waits
+for it: every :attr:`RateLimits.recheck_after` seconds one request's increments go to it in
+the background, and when they are counted limits are on again (a second warning says so).
+Before, each recheck was a request of its own: against a hung Redis it waited the whole
+timeout, the requests that arrived meanwhile queued behind it (``coalescing.py``) and
+waited another, and each failure warned again, twice per recheck.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from enum import StrEnum
@@ -87,10 +94,13 @@ class RateLimits:
         self._counters = counters
         self._rules = {action: _rules(settings, action) for action in Action}
         self._auth = _auth_rates(settings)
-        self._platform = (
-            parse_rates(settings.limit_platform_per_key) if settings.rate_limits else ()
-        )
+        on = settings.rate_limits
+        self._platform = parse_rates(settings.limit_platform_per_key) if on else ()
+        self._recipients = parse_rates(settings.limit_platform_recipients_per_key) if on else ()
         self._off_until = -math.inf
+        self._failed = False
+        """The storage failed and no recheck has succeeded since."""
+        self._recheck: asyncio.Task[None] | None = None
 
     @classmethod
     def disabled(cls) -> RateLimits:
@@ -115,6 +125,15 @@ class RateLimits:
         if self._platform:
             await self._charge("platform", [(f"key:{key_id}", self._platform)], 1)
 
+    async def charge_platform_recipients(self, key_id: str, cost: int) -> None:
+        """What a platform request fans out (``cost`` recipients), per API key.
+
+        The request limit counts an announcement to 1,000 users as one request; this budget
+        counts the 1,000 stream positions it writes, so one key cannot buy most of the
+        database's write time with a few cheap-looking requests."""
+        if self._recipients and cost > 0:
+            await self._charge("platform recipients", [(f"key:{key_id}", self._recipients)], cost)
+
     async def charge_address(self, address: str) -> None:
         """The sign-in endpoints' limit, per client address."""
         if self._auth:
@@ -135,6 +154,9 @@ class RateLimits:
             )
             for rate, owner in checks
         ]
+        if self._failed:
+            self._start_recheck(increments)
+            return
         try:
             totals = await self._counters.incr_many(increments)
         except Exception as exc:  # storage down: limits off for a while, never a 500
@@ -149,15 +171,39 @@ class RateLimits:
             )
 
     def _fail_open(self, exc: Exception, now: float) -> None:
-        log.warning(
-            "rate limit storage failed (%s: %s); limits are off for %.0f s",
-            type(exc).__name__,
-            str(exc)[:200],
-            self.recheck_after,
-        )
+        """Limits off until a recheck succeeds. Warn once per outage: the requests that
+        were waiting on the storage together all fail together."""
+        if not self._failed:
+            log.warning(
+                "rate limit storage failed (%s: %s); limits are off until it answers"
+                " (tried again every %.0f s)",
+                type(exc).__name__,
+                str(exc)[:200],
+                self.recheck_after,
+            )
+        self._failed = True
         self._off_until = now + self.recheck_after
 
+    def _start_recheck(self, increments: list[Increment]) -> None:
+        """Count this request's increments in the background (one recheck at a time);
+        the request itself goes on unlimited, as every request does while failed."""
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.create_task(self._rechecked(increments))
+
+    async def _rechecked(self, increments: list[Increment]) -> None:
+        try:
+            await self._counters.incr_many(increments)
+        except Exception:
+            self._off_until = self._clock.now() + self.recheck_after
+            return
+        self._failed = False
+        log.warning("rate limit storage answers again; limits are on")
+
     async def close(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recheck
         await self._counters.close()
 
 

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None
-    """The URL clients reach this server at (printed on start); defaults to http://host:port."""
+    """The URL clients reach this server at, behind a proxy (printed on start as the URL to
+    use, beside the address it listens on); defaults to http://host:port. Nothing else
+    reads it: links the server makes are relative."""
 
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
@@ -161,18 +163,25 @@ class Settings(BaseSettings):
     limit_typing_per_user: RateText = "40/second;1200/minute"
     limit_typing_per_app: RateText = "10000/second"
     limit_requests_per_session: RateText = "200/second;6000/minute"
-    """WebSocket requests of every method, ping included."""
+    """Every request with a session: HTTP (reads included) and WebSocket (every method,
+    ping included)."""
     limit_requests_per_user: RateText = "400/second;12000/minute"
     limit_requests_per_app: RateText = "50000/second"
     limit_platform_per_key: RateText = "500/second;20000/minute"
     """Platform API requests per API key (the app's servers): bounds what a leaked or
     runaway key can cost everyone else."""
+    limit_platform_recipients_per_key: RateText = "2000/second;60000/minute"
+    """What one API key's requests fan out: an announcement's recipients (one more each per
+    further 16 KiB of parts), a created conversation's participants, a platform send's
+    conversation members. Requests count the calls; this counts the work they cause."""
     typing_relay_interval: float = Field(default=0.3, ge=0)
     """At most one relayed typing change per typist per conversation per this many seconds."""
 
     dev_allow_http_loopback: bool = False
-    """Development only: let webhook endpoints and push gateways be plain-HTTP URLs on a
-    loopback host (a receiver on the developer's machine). Everything else must be https."""
+    """Development only: let webhook endpoints and push gateways be on a loopback host
+    (``127.0.0.0/8``, ``::1``, ``localhost``), over plain http too, and let deliveries
+    connect there (a receiver on the developer's machine). Off: https to a public address
+    only, checked at registration and at every connection (``core.target_urls``)."""
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )

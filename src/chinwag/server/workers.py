@@ -6,7 +6,10 @@ app (their own event loop, database pool, hub and broker subscription) on that s
 the kernel hands each new connection to whichever worker accepts first. The parent only
 supervises: a worker that dies is replaced; SIGTERM or SIGINT is passed on to every
 worker, each drains as a single server does (``serving.py``), and the parent exits when
-they all have.
+they all have, with the status a single server has: after SIGTERM it dies of SIGTERM
+(uvicorn re-raises the signal; the shell sees 143, and systemd counts it a clean stop,
+which it would not an ``exit(143)`` without ``SuccessExitStatus=``), after SIGINT it
+exits 0.
 
 Workers share nothing in memory, so a message sent through one worker reaches a socket
 held by another only through the broker: more than one worker needs ``redis://`` (the
@@ -31,7 +34,7 @@ import traceback
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["prepare_multiprocess_metrics", "run_workers"]
+__all__ = ["exit_as", "prepare_multiprocess_metrics", "run_workers"]
 
 log = logging.getLogger("chinwag.workers")
 
@@ -41,6 +44,9 @@ _QUICK_DEATH = 1.0
 stop replacing workers (a crash loop) and exit. A worker *killed* (SIGKILL, SIGTERM: the
 OOM killer, an operator) is replaced however young it was; it did not fail."""
 _KILLED = (-signal.SIGKILL, -signal.SIGTERM)
+_STOPS = (signal.SIGTERM, signal.SIGINT)
+_DRAINED = (0, -signal.SIGTERM)
+"""How a worker told to stop ends after a clean drain (uvicorn re-raises the SIGTERM)."""
 
 
 def prepare_multiprocess_metrics() -> str | None:
@@ -55,9 +61,11 @@ def prepare_multiprocess_metrics() -> str | None:
 
 def run_workers(count: int, serve: Callable[[int], None], *, cleanup: str | None = None) -> int:
     """Fork ``count`` workers running ``serve(index)``; supervise until told to stop and
-    every worker has exited. Returns the exit status for the parent."""
+    every worker has exited. Returns the exit status for the parent: negative when it
+    should die of that signal, as :func:`exit_as` does (a clean stop on SIGTERM), 1
+    when a worker failed at start or did not drain cleanly, 0 otherwise."""
     supervisor = _Supervisor(serve)
-    previous = {sig: signal.signal(sig, supervisor.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, supervisor.stop) for sig in _STOPS}
     try:
         for index in range(count):
             supervisor.spawn(index)
@@ -76,17 +84,31 @@ class _Supervisor:
         """pid → (worker index, start time)."""
         self._stopping = False
         self._status = 0
+        self._signal: int | None = None
+        """The signal that stopped the server (None: a worker's failure did)."""
 
     def spawn(self, index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns here (coverage of forks)
-            self._child(index)
-        self._children[pid] = (index, time.monotonic())
+        """Fork worker ``index``, unless told to stop already. The stop signals are held
+        from the fork until the worker is in ``_children``: a SIGTERM handled in between
+        (it came during start-up, as the workers were being forked) was passed on to
+        the workers known so far only, and the one being forked, or forked after it,
+        never heard it and the parent waited for it for ever."""
+        if self._stopping:
+            return
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child never returns here (coverage of forks)
+                self._child(index)
+            self._children[pid] = (index, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # a held one is handled now
         log.info("worker %d started (pid %d)", index, pid)
 
     def _child(self, index: int) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _STOPS:
             signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own when it starts
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # held by spawn() in the parent
         code = 0
         try:
             self._serve(index)
@@ -101,6 +123,7 @@ class _Supervisor:
         if self._stopping:
             return
         self._stopping = True
+        self._signal = signum
         for pid in self._children:
             _kill(pid, signal.SIGTERM)
 
@@ -109,17 +132,31 @@ class _Supervisor:
             pid, status = os.wait()
             index, started = self._children.pop(pid, (-1, 0.0))
             _mark_dead(pid)
-            if self._stopping or index < 0:
-                continue
             code = os.waitstatus_to_exitcode(status)
+            if self._stopping or index < 0:
+                if index >= 0 and code not in _DRAINED:
+                    log.error("worker %d (pid %d) stopped uncleanly (status %d)", index, pid, code)
+                    self._status = 1
+                continue
             if time.monotonic() - started < _QUICK_DEATH and code not in _KILLED:
                 log.error("worker %d exited at start (status %d); stopping", index, code)
                 self._status = 1
                 self.stop(signal.SIGTERM, None)
+                self._signal = None  # stopped by a failure, not by a signal
                 continue
             log.warning("worker %d (pid %d) exited (status %d); replacing it", index, pid, code)
             self.spawn(index)
+        if self._status == 0 and self._signal == signal.SIGTERM:
+            return -signal.SIGTERM
         return self._status
+
+
+def exit_as(status: int) -> None:
+    """For a negative ``status`` (from :func:`run_workers`), die of that signal with its
+    default action, as a single server does; otherwise return."""
+    if status < 0:
+        signal.signal(-status, signal.SIG_DFL)
+        signal.raise_signal(signal.Signals(-status))
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:

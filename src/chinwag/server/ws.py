@@ -298,13 +298,19 @@ async def _read(
         # Tracked: a stopping server waits for the answer, which is queued (with no await
         # in between when the queue has room) before the 1001 close is.
         with services.drain.track():
-            response = await asyncio.shield(_answer(services, caller, conn, request))
+            response, ended = await asyncio.shield(_answer(services, caller, conn, request))
         await conn.send(response)
+        if ended is not None:
+            # The write found its session ended in the store (a process that rang no
+            # doorbell here ended it): close now, behind this refusal, not at the sweep.
+            conn.revoke(ended[0], wipe=ended[1])
 
 
 async def _answer(
     services: Services, caller: Authenticated, conn: Connection, request: Request
-) -> bytes:
+) -> tuple[bytes, tuple[str, bool] | None]:
+    """The response frame; and, when the store said the session has ended, how (its
+    reason and wipe flag), for the caller to close the socket behind the refusal."""
     try:
         if conn.ending or caller.session.expires_at <= services.now():
             raise AuthenticationRequired("This session has ended.")
@@ -313,15 +319,21 @@ async def _answer(
         await services.rate_limits.charge(Action.REQUESTS, caller)
         result = await _METHODS[request.method](services, caller, request.data)
     except ChinwagError as error:
-        return error_response_frame(request.request_id, _error_json(error))
+        ended = None
+        reason = error.data.get("reason")
+        # Ended by time the sweep's own expiry handles (it records the ending).
+        if isinstance(error, AuthenticationRequired) and reason not in (None, "expired"):
+            ended = (str(reason), error.data.get("wipe") is True)
+        return error_response_frame(request.request_id, _error_json(error)), ended
     except Exception as failure:
         if is_storage_unavailable(failure):  # the socket lives; the device retries
             log.warning("database unavailable for %s: %s", request.method, type(failure).__name__)
-            return error_response_frame(request.request_id, _error_json(storage_unavailable()))
+            frame = error_response_frame(request.request_id, _error_json(storage_unavailable()))
+            return frame, None
         log.exception("WebSocket request %s failed", request.request_id)
         internal = {"id": str(ErrorId.INTERNAL_ERROR), "message": "Internal error.", "data": {}}
-        return error_response_frame(request.request_id, internal)
-    return ok_response_frame(request.request_id, result)
+        return error_response_frame(request.request_id, internal), None
+    return ok_response_frame(request.request_id, result), None
 
 
 def _error_json(error: ChinwagError) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from chinwag.client import (
     Message,
     OfflineError,
     Receipt,
+    Suspended,
     SyncProgress,
     Typing,
     TypingState,
@@ -58,6 +59,7 @@ class ChatApp(App[str]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_conversation", "New conversation"),
         Binding("ctrl+o", "sign_out", "Sign out (wipe)"),
+        Binding("ctrl+r", "sign_in_again", "Sign in again"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -78,6 +80,7 @@ class ChatApp(App[str]):
         self._dirty = asyncio.Event()
         self._typing_sent_at: float | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._signing_out = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -100,6 +103,7 @@ class ChatApp(App[str]):
             (ClientEvent.SYNCED, self._sdk_synced),
             (ClientEvent.ERROR, self._sdk_error),
             (ClientEvent.CONNECTED, self._sdk_connected),
+            (ClientEvent.DEAUTHENTICATED, self._sdk_deauthenticated),
         ):
             self._unsubscribe.append(self.client.on(event, handler))
         for event in (
@@ -157,7 +161,23 @@ class ChatApp(App[str]):
         self.note = ""  # whatever went wrong before, the server answers again
         self._dirty.set()
 
+    def _sdk_deauthenticated(self, reason: str) -> None:
+        """The session ended without this screen asking. The screen used to stay up showing
+        data the SDK had just deleted (a wipe), or a conversation nobody could write to (the
+        provider stopped), with no word of why. A suspension keeps the data and the queue:
+        the screen stays, says so, and ctrl+r asks again once the app lifts it."""
+        if self._signing_out:
+            return  # action_sign_out exits with its own words
+        if reason == "suspended":
+            self.note = "suspended: messages wait; ctrl+r to sign in again"
+            self._draw_status()
+            return
+        why = _ENDINGS.get(reason, f"the session ended ({reason})")
+        self.exit(f"Signed out {self.user_id}: {why}.", return_code=1)
+
     def _sdk_error(self, exc: BaseException) -> None:
+        if isinstance(exc, Suspended):
+            return  # ``deauthenticated("suspended")`` set a note that says what to do
         self.note = f"{type(exc).__name__}: {exc}"[:120]
         self._draw_status()
 
@@ -169,6 +189,13 @@ class ChatApp(App[str]):
             if not self.client.is_logged_in(user_id=self.user_id):
                 await self.client.authenticate(self.user_id)
         except (ClientError, OSError) as exc:
+            if self.client.user is None:
+                # Never signed in on this device: nothing to show offline, and the reason
+                # (a wrong app id, a production app, no server there) did not fit the
+                # status line. ``chinwag chat`` prints it whole and exits 1.
+                where = f" at {self.url}" if self.url else ""
+                self.exit(f"could not sign in as {self.user_id}{where}: {exc}", return_code=1)
+                return
             self.note = f"could not sign in: {exc}"[:200]
             self._draw_status()
             return
@@ -227,8 +254,9 @@ class ChatApp(App[str]):
         typists = self.typists.get(conversation.id, set())
         self.query_one("#typing", Static).update(render.typing_text(typists))
         if conversation.unread_count and conversation.last_position > conversation.read_position:
-            # Offline the mark is not sent; the next redraw after reconnecting tries again.
-            with contextlib.suppress(OfflineError):
+            # Offline (or suspended) the mark is not sent; the next redraw after
+            # reconnecting (or signing in again) tries again.
+            with contextlib.suppress(OfflineError, Suspended):
                 await self.client.mark_read(conversation.id, conversation.last_position)
 
     def _draw_status(self) -> None:
@@ -293,12 +321,29 @@ class ChatApp(App[str]):
         compose.cursor_position = len(compose.value)
         compose.focus()
 
+    def action_sign_in_again(self) -> None:
+        """After a suspension is lifted (or a sign-in failed), without restarting."""
+        if not self.client.is_logged_in(user_id=self.user_id):
+            self.note = "signing in…"
+            self._draw_status()
+            self.run_worker(self._sign_in(), exclusive=True, group="sign-in")
+
     async def action_sign_out(self) -> None:
         """Deliver the outbox, end the session, delete this user's data on the device."""
+        self._signing_out = True
         try:
             await self.client.deauthenticate()
         except ClientError as exc:
+            self._signing_out = False
             self.note = f"not signed out: {exc}"[:120]
             self._draw_status()
             return
         self.exit(f"Signed out {self.user_id}; the local data is deleted.")
+
+
+_ENDINGS = {
+    "wiped": "the app ended the session and this device's copy of the data is deleted",
+    "stopped": "the app ended the session and did not sign in again; the local data is deleted",
+    "deauthenticated": "the session ended; the local data is deleted",
+}
+"""What each ``deauthenticated`` reason means to the person at the terminal."""

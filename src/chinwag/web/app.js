@@ -11,7 +11,6 @@ const view = {
   client: null,
   conversations: new Map(), // id -> conversation as GET /v1/conversations shows it
   current: null, // the open conversation's id
-  readBy: new Map(), // conversation id -> Map(user id -> read position), from receipt events
   typists: new Map(), // conversation id -> Set(user id)
   lastTyping: 0,
 };
@@ -130,19 +129,21 @@ function renderList() {
   }));
 }
 
+/** A refusal is shown beside the form, not as the input's custom validity: a custom
+ *  validity message makes the browser block every later submit until it is cleared, so one
+ *  refused chat would have stopped the form for good. */
 async function onNewConversation(event) {
   event.preventDefault();
+  $("new-conversation-error").textContent = "";
   const ids = $("new-participants").value.split(",").map((s) => s.trim()).filter(Boolean);
   if (!ids.length) return;
   let conversation;
   try {
     conversation = await view.client.createConversation(ids);
   } catch (error) {
-    $("new-participants").setCustomValidity(error.message);
-    $("new-participants").reportValidity();
+    $("new-conversation-error").textContent = error.message;
     return;
   }
-  $("new-participants").setCustomValidity("");
   $("new-participants").value = "";
   view.conversations.set(conversation.id, conversation);
   await openConversation(conversation.id);
@@ -173,11 +174,12 @@ function showMessage(message) {
   const node = element("li", mine ? "message mine" : "message theirs");
   node.dataset.id = message.id;
   node.dataset.position = String(message.position);
+  if (message.sender_id) node.dataset.sender = message.sender_id;
   node.append(element("span", "sender", message.sender_id || ""),
     element("span", "body", textOf(message)), element("span", "receipt", mine ? "sent" : ""));
   const old = messageNode(message.id);
   if (old) { old.replaceWith(node); } else { insertInOrder(node, message.position); }
-  if (mine) showReceipts(message.conversation_id);
+  showReceipts(message.conversation_id);
 }
 
 function insertInOrder(node, position) {
@@ -205,10 +207,15 @@ function onOutbox({ failed }) {
   }
 }
 
+/** "read" once anyone else has read that far: by the receipts seen (kept across a reload
+ *  by the SDK) or by a later message of theirs, since sending marks everything up to it read
+ *  for the sender (the server's rule), which a new tab can see without any receipt. A
+ *  message with no sender (the app's own) says nothing about who has read what. */
 function showReceipts(conversationId) {
   if (conversationId !== view.current) return;
-  const readers = view.readBy.get(conversationId) || new Map();
-  const furthest = Math.max(0, ...readers.values());
+  const replies = [...$("messages").querySelectorAll("li.theirs[data-sender]")]
+    .map((li) => Number(li.dataset.position));
+  const furthest = Math.max(view.client.othersRead(conversationId), ...replies);
   for (const node of $("messages").querySelectorAll("li.mine:not(.pending)")) {
     const read = Number(node.dataset.position) <= furthest;
     node.querySelector(".receipt").textContent = read ? "read" : "sent";
@@ -281,9 +288,7 @@ function onReceipt(data) {
     }
     return;
   }
-  if (!view.readBy.has(data.conversation_id)) view.readBy.set(data.conversation_id, new Map());
-  view.readBy.get(data.conversation_id).set(data.user_id, data.read_position);
-  showReceipts(data.conversation_id);
+  showReceipts(data.conversation_id); // the SDK has recorded it (othersRead)
 }
 
 function onTyping({ conversation_id: id, user_id: user, state }) {

@@ -8,6 +8,8 @@
 //             an event whose cursor is not cursor+1 is a gap, and a gap means "resume again".
 //   outbox:   messages carry client-chosen ids, so a send retried after a drop is never a
 //             duplicate; sends made while offline wait and go when the socket is back.
+//   receipts: how far others have read each conversation, from the receipt events seen,
+//             saved with the cursor (the REST API tells a user only their own read position).
 //
 // Events (client.addEventListener): "event" {cursor, event}, "typing" {conversation_id,
 // user_id, state}, "status" {online}, "outbox" {pending}, "signed-out" {reason}.
@@ -96,6 +98,9 @@ export function backoffDelay(attempt, random = Math.random) {
 export class Client extends EventTarget {
   constructor(state) {
     super();
+    // Keyed by conversation id, which the API lets a client choose: no prototype, so an id
+    // like "__proto__" is a key like any other.
+    state.othersRead = Object.assign(Object.create(null), state.othersRead);
     this.state = state;
     this.socket = null;
     this.online = false;
@@ -129,6 +134,13 @@ export class Client extends EventTarget {
 
   get user() {
     return this.state.user;
+  }
+
+  /** The furthest position anyone else has read in a conversation (0 if unknown), from the
+   *  receipt events this tab has seen. It is saved with the cursor, so a reload, which
+   *  resumes after that cursor, keeps it; a new tab starts live and knows none. */
+  othersRead(conversationId) {
+    return this.state.othersRead[conversationId] || 0;
   }
 
   emit(type, detail) {
@@ -244,10 +256,17 @@ export class Client extends EventTarget {
       return;
     }
     this.state.cursor = frame.cursor;
+    this.noteReceipt(frame.event);
     this.save();
     this.emit("event", { cursor: frame.cursor, event: frame.event });
     if (frame.event.type === "session.revoked"
         && frame.event.data.session_id === this.state.sessionId) this.end("revoked");
+  }
+
+  noteReceipt({ type, data }) {
+    if (type !== "receipt" || data.user_id === this.state.user.user_id) return;
+    const marks = this.state.othersRead;
+    marks[data.conversation_id] = Math.max(marks[data.conversation_id] || 0, data.read_position);
   }
 
   onResponse(frame) {

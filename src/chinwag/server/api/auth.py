@@ -11,6 +11,7 @@ from starlette.responses import Response
 from chinwag.server.api.deps import (
     Caller,
     ServicesDep,
+    SessionCaller,
     bearer_token,
     client_address,
     json_body,
@@ -154,8 +155,8 @@ async def me(caller: Caller) -> JSON:
 
 
 @router.delete("/sessions/current", status_code=204, responses=errors(401))
-async def delete_current_session(caller: Caller, services: ServicesDep) -> Response:
-    """Log out: the token is dead at once."""
+async def delete_current_session(caller: SessionCaller, services: ServicesDep) -> Response:
+    """Log out: the token is dead at once (never refused by the request limit)."""
     await auth.end_session(services, caller)
     return Response(status_code=204)
 

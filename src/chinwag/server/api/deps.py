@@ -13,10 +13,12 @@ from chinwag.core.client_address import client_address as resolve_address
 from chinwag.core.client_address import trusted_networks
 from chinwag.server.api.openapi import session_auth
 from chinwag.server.handlers.auth import Authenticated, authenticate
+from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 
 __all__ = [
     "Caller",
+    "SessionCaller",
     "bearer_token",
     "client_address",
     "get_services",
@@ -82,18 +84,31 @@ def client_address(request: Request) -> str:
     return resolve_address(request.client.host if request.client else None, forwarded, trusted)
 
 
-async def current_caller(
+async def session_caller(
     request: Request,
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(session_auth)],
 ) -> Authenticated:
-    """The session's caller (else 401). Going through ``session_auth`` puts the ``session``
-    security scheme on every endpoint that takes a ``Caller``."""
+    """The session's caller (else 401), not charged: for log-out, which a client over its
+    request limit must still be able to do. Going through ``session_auth`` puts the
+    ``session`` security scheme on every endpoint that takes a caller."""
     token = credentials.credentials.strip() if credentials else None
     return await authenticate(
         services, token or None, app_hint=request.headers.get("chinwag-app-id")
     )
 
 
+async def current_caller(
+    caller: Annotated[Authenticated, Depends(session_caller)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Authenticated:
+    """The session's caller, charged one ``requests`` (else 429), as a WebSocket request
+    is: reads cost the server too, and without it one session could ask as fast as its
+    connections allow."""
+    await services.rate_limits.charge(Action.REQUESTS, caller)
+    return caller
+
+
 Caller = Annotated[Authenticated, Depends(current_caller)]
+SessionCaller = Annotated[Authenticated, Depends(session_caller)]
 ServicesDep = Annotated[Services, Depends(get_services)]

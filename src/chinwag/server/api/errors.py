@@ -57,7 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return plain_error(400, ErrorId.INVALID_REQUEST, "The body is not valid JSON.")
         first = details[0] if details else {"field": None, "problem": "invalid"}
         message = f"Invalid {first['field'] or 'request'}: {first['problem']}"
-        return plain_error(422, ErrorId.INVALID_REQUEST, message, {"errors": details})
+        data: dict[str, Any] = {"errors": details}
+        if first["field"]:  # as the handlers' own 422s name it: one place for a client to look
+            data["property"] = first["field"]
+        return plain_error(422, ErrorId.INVALID_REQUEST, message, data)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -86,6 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_storage_unavailable(exc):  # asyncpg's own, unwrapped (``storage/failures.py``)
+            return await _database(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return plain_error(
             500, ErrorId.INTERNAL_ERROR, "Something went wrong on the server; it has been logged."

@@ -34,6 +34,7 @@ __all__ = [
     "PublicUser",
     "Session",
     "SharedConversation",
+    "SharedConversationPage",
     "StreamEvent",
     "User",
 ]
@@ -186,6 +187,13 @@ class Conversation(SharedConversation):
 
 class ConversationPage(_Answer):
     conversations: list[Conversation]
+    next_cursor: str | None = Field(description="Opaque; null on the last page")
+
+
+class SharedConversationPage(_Answer):
+    """A user's conversations as every participant sees them (the platform API's)."""
+
+    conversations: list[SharedConversation]
     next_cursor: str | None = Field(description="Opaque; null on the last page")
 
 

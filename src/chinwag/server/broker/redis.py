@@ -5,10 +5,17 @@ described (and distrusted) in :mod:`chinwag.server.broker.wire`.
 
 Redis is optional at every moment, including start-up:
 
-* **Deaf** (never connected yet, or the subscription dropped): the receiver retries every
-  ``poll_interval`` seconds and, each time, hands the listener a local :class:`Resync`, so
-  every live connection on this node reads the store about as often; once subscribed again
-  it hands one more, for whatever was announced in between. One warning per outage.
+* **Deaf** (never connected yet, the subscription dropped, or Redis stopped answering):
+  the receiver retries every ``poll_interval`` seconds and, each time, hands the listener
+  a local :class:`Resync`, so every live connection on this node reads the store about as
+  often; once subscribed again it hands one more, for whatever was announced in between.
+  One warning per outage.
+* **Hung** Redis (a stopped process, a frozen machine): the TCP connection stays open and
+  nothing arrives, which a blocking read cannot tell from a quiet channel, so ``/readyz``
+  said ``connected`` through a whole hang. The subscription's reads are therefore bounded:
+  after ``health_interval`` quiet seconds a PING goes on the subscription's own connection,
+  and no answer within ``health_timeout`` counts as a lost subscription (deaf). One PING
+  per quiet interval per node, nothing per request.
 * **Mute** (a publish failed, or the bounded queue overflowed): the sender remembers it and,
   once Redis takes a publish again, publishes a :class:`Resync` so every other node reads
   its live connections' streams; the doorbells queued meanwhile are then redundant and
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 
 import redis.asyncio as aioredis
@@ -45,6 +53,11 @@ CLOSE_TIMEOUT = 5.0
 class RedisBroker:
     poll_interval = 1.5
     """Seconds between store checks (and reconnection attempts) while deaf."""
+    health_interval = 5.0
+    """Quiet seconds on the subscription before it is PINGed."""
+    health_timeout = 2.0
+    """Seconds Redis has to answer that PING, or to confirm a subscription, or to take a
+    new connection's set-up, before it counts as gone (a PING answers in microseconds)."""
 
     def __init__(
         self, url: str, *, prefix: str, deployment_id: str, queue_size: int = 10_000
@@ -67,7 +80,8 @@ class RedisBroker:
 
     @property
     def state(self) -> str:
-        """``connected`` while subscribed, ``deaf`` while resubscribing (for ``/readyz``)."""
+        """``connected`` while subscribed and answering, ``deaf`` while resubscribing or
+        once Redis left a PING unanswered (for ``/readyz``)."""
         return "connected" if self._connected else "deaf"
 
     @property
@@ -84,6 +98,10 @@ class RedisBroker:
             self._url,
             client_name=self.client_name,
             socket_connect_timeout=2,
+            # A command to a hung Redis (a publish, a new connection's set-up) fails
+            # rather than waiting for ever; redis-py then drops the connection itself,
+            # which cancelling it from outside (asyncio.wait_for) did not do cleanly.
+            socket_timeout=self.health_timeout,
             socket_keepalive=True,
             health_check_interval=10,
         )
@@ -95,64 +113,92 @@ class RedisBroker:
     # -- receiving -------------------------------------------------------------------------
 
     async def _receive(self, listener: Listener) -> None:
-        first = True
-        while True:
-            self._stop_if_closing()
-            pubsub, waited = await self._subscribe(listener, warn=first)
-            try:
-                await self._listen(pubsub, listener, resync=waited or not first)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._stop_if_closing()
-                log.warning(
-                    "doorbell subscription lost (%s); serving from the store, polling every"
-                    " %.1f s until Redis is back", type(exc).__name__, self.poll_interval,
-                )  # fmt: skip
-            finally:
-                first = False
-                self._connected = False
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Subscribe and listen; after a failure, try again every ``poll_interval`` with a
+        store check in between. One warning per outage.
 
-    async def _subscribe(
-        self, listener: Listener, *, warn: bool
-    ) -> tuple[aioredis.client.PubSub, bool]:
-        """Subscribe, retrying every ``poll_interval`` with a store check in between;
-        whether it had to wait. ``warn``: log the first failure (a lost subscription was
-        logged already)."""
+        An outage ends only when Redis *confirms* a subscription: one that fails before its
+        confirmation is part of the outage already warned of, and is followed by the same
+        wait as a refused connection. Without that wait, an endpoint that takes SUBSCRIBE
+        and hangs up (or refuses it: an ACL without the channel) was retried in a tight
+        loop, and every turn logged "subscription lost" (a fault test saw two in one 10 s
+        outage). Only a subscription that was confirmed and lasted ``poll_interval`` (an
+        idle connection dropped, say) is tried again at once."""
         assert self._client is not None
-        waited = False
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        warned = False  # the outage under way has been logged
+        again_at_once = False
         while True:
             self._stop_if_closing()
+            if attempts and not again_at_once:
+                await asyncio.sleep(self.poll_interval)
+                _safely(listener, Resync())
             pubsub = self._client.pubsub()
+            started = loop.time()
             try:
+                # Bounded by socket_timeout: a hung Redis accepts the TCP connection and
+                # never answers its set-up, and the store checks must go on.
                 await pubsub.subscribe(self._channel)
-                return pubsub, waited
+                await self._listen(pubsub, listener, resync=attempts > 0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._stop_if_closing()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                if warn and not waited:
+                confirmed = self._connected
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if confirmed:
+                    log.warning(
+                        "doorbell subscription lost (%s); serving from the store, polling"
+                        " every %.1f s until Redis is back", why, self.poll_interval,
+                    )  # fmt: skip
+                elif not warned:
                     log.warning(
                         "Redis unreachable (%s); serving from the store, polling every %.1f s",
-                        type(exc).__name__, self.poll_interval,
+                        why, self.poll_interval,
                     )  # fmt: skip
-                waited = True
-            await asyncio.sleep(self.poll_interval)
-            _safely(listener, Resync())
+                warned = True
+                again_at_once = confirmed and loop.time() - started >= self.poll_interval
+            finally:
+                attempts += 1
+                self._connected = False
+                await self._discard(pubsub)
+
+    async def _discard(self, pubsub: aioredis.client.PubSub) -> None:
+        """Close a subscription's connection, bounded: the peer may be hung."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pubsub.aclose(), self.health_timeout)  # type: ignore[no-untyped-call]
 
     async def _listen(
         self, pubsub: aioredis.client.PubSub, listener: Listener, *, resync: bool
     ) -> None:
-        """Deliver doorbells until the subscription ends. Connected only once Redis has
-        confirmed the subscription; then, after an outage, one :class:`Resync` (earlier,
-        a doorbell could still fall between the re-read and the subscription)."""
-        async for item in pubsub.listen():
+        """Deliver doorbells until the subscription ends or Redis stops answering.
+        Connected only once Redis has confirmed the subscription; then, after an outage,
+        one :class:`Resync` (earlier, a doorbell could still fall between the re-read and
+        the subscription).
+
+        Every read is bounded (the module docstring says why): anything from Redis proves
+        it alive; after ``health_interval`` seconds of nothing, a PING; no answer to it (or
+        no confirmation of the subscription) within ``health_timeout`` raises
+        :class:`TimeoutError`, which the caller treats as a lost subscription."""
+        loop = asyncio.get_running_loop()
+        answer_by = loop.time() + self.health_timeout  # the subscription's confirmation
+        ping_at = math.inf
+        while True:
             self._stop_if_closing()
+            wait = max(0.0, min(answer_by, ping_at) - loop.time())
+            item = await pubsub.get_message(timeout=wait)  # read first: a stalled loop
+            if item is None:  # must not take an answer waiting in the buffer for silence
+                now = loop.time()
+                if now >= answer_by:
+                    raise TimeoutError(f"Redis did not answer for {self.health_timeout:g} s")
+                if now >= ping_at:
+                    await asyncio.wait_for(pubsub.ping(), self.health_timeout)
+                    answer_by, ping_at = now + self.health_timeout, math.inf
+                continue
+            answer_by, ping_at = math.inf, loop.time() + self.health_interval
             kind = item.get("type")
+            if kind == "unsubscribe":
+                raise ConnectionError("the subscription ended")
             if kind == "subscribe":
                 self._connected = True
                 if resync:
@@ -168,7 +214,6 @@ class RedisBroker:
                 continue
             if node != self._node:
                 _safely(listener, message)
-        raise ConnectionError("the subscription ended")
 
     def _refuse(self, exc: WireError) -> None:
         """Count refused doorbells; log the first and then every thousandth (a flood of

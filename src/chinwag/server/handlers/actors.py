@@ -19,7 +19,15 @@ from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.records import UserRecord
 
-__all__ = ["Actor", "AuditHook", "ServerActor", "audited", "server_actor"]
+__all__ = [
+    "Actor",
+    "AuditHook",
+    "FanoutCharge",
+    "ServerActor",
+    "audited",
+    "charged",
+    "server_actor",
+]
 
 AuditHook = Callable[[Transaction], Awaitable[None]]
 """Writes the platform API's audit entry for a change, in the change's own transaction
@@ -29,6 +37,17 @@ AuditHook = Callable[[Transaction], Awaitable[None]]
 async def audited(tx: Transaction, audit: AuditHook | None) -> None:
     if audit is not None:
         await audit(tx)
+
+
+FanoutCharge = Callable[[int], Awaitable[None]]
+"""Counts what a platform request fans out (recipients) against its API key's budget,
+raising 429 when over; called after the request is checked and before any write, so a
+refused request costs nothing. None on the client API (its own limits apply)."""
+
+
+async def charged(charge: FanoutCharge | None, cost: int) -> None:
+    if charge is not None:
+        await charge(cost)
 
 
 class Actor(Protocol):

@@ -19,7 +19,7 @@ import orjson
 from chinwag.core.errors import IdInUse
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.actors import AuditHook, audited
+from chinwag.server.handlers.actors import AuditHook, FanoutCharge, audited, charged
 from chinwag.server.handlers.conversations import check_user_ids, emit, invalid
 from chinwag.server.handlers.messages import check_parts
 from chinwag.server.services import Services
@@ -28,12 +28,23 @@ from chinwag.server.storage import events as event_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.announcements import AnnouncementRow
 
-__all__ = ["MAX_RECIPIENTS", "announce"]
+__all__ = ["COST_BYTES", "MAX_RECIPIENTS", "announce", "fanout_cost"]
 
 MAX_RECIPIENTS = 1000
 """Recipients per announcement: each costs a stream position written in one transaction,
 so the bound keeps one request's transaction (and its row locks) short. Announce to more
 users in several requests, each with its own id."""
+
+
+COST_BYTES = 16 * 1024
+"""Each full 16 KiB of an announcement's parts counts every recipient once more: the
+payload is sent to each connected recipient and read back by each one syncing, so 1,000
+recipients of 60 KiB cost far more than 1,000 of a line of text."""
+
+
+def fanout_cost(recipients: int, size: int) -> int:
+    """What an announcement of ``size`` bytes to ``recipients`` users is charged."""
+    return recipients * (1 + size // COST_BYTES)
 
 
 def _json(row: AnnouncementRow) -> dict[str, Any]:
@@ -48,8 +59,11 @@ async def announce(
     recipients: object,
     *,
     audit: AuditHook | None = None,
+    charge: FanoutCharge | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Append the announcement to each known recipient's stream; returns (answer, created)."""
+    """Append the announcement to each known recipient's stream; returns (answer, created).
+
+    ``charge`` is told its cost before any work: :func:`fanout_cost` recipients."""
     if not is_valid_uuid(announcement_id):
         raise invalid("id", "expected a lower-case UUID chosen by the caller")
     clean = check_parts(parts, services.settings.max_message_bytes)
@@ -57,6 +71,7 @@ async def announce(
     if not user_ids:
         raise invalid("user_ids", "expected at least one user id")
     encoded = orjson.dumps(clean).decode()
+    await charged(charge, fanout_cost(len(user_ids), len(encoded)))
     now = services.now()
     async with services.db.transaction() as tx:
         found = await user_store.find_users(tx.conn, app_id, user_ids)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chinwag.core.errors import AppNotFound, IdInUse, InvalidRequest, NotFound
-from chinwag.core.ids import is_valid_uuid, unstorable, user_id_problem
+from chinwag.core.ids import is_valid_kid, is_valid_uuid, unstorable, user_id_problem
 from chinwag.core.keys import (
     Alg,
     generate_hmac_secret,
@@ -25,6 +25,8 @@ from chinwag.server.storage.records import AppRecord, KeyRecord
 __all__ = [
     "DEFAULT_MAX_TOKEN_AGE",
     "DEFAULT_SESSION_LIFETIME",
+    "MAX_AGENTS",
+    "MAX_SIGNING_KEYS",
     "NewKey",
     "add_public_key",
     "add_secret",
@@ -49,6 +51,11 @@ DEFAULT_MAX_TOKEN_AGE = 15 * 60
 MAX_TOKEN_AGE_LIMIT = 24 * 3600
 ENVIRONMENTS = ("staging", "production")
 MAX_KID_LENGTH = 128
+MAX_SIGNING_KEYS = 100
+"""Per app, as for a JWKS document: every key is listed, loaded and tried by kid."""
+MAX_AGENTS = 1000
+"""Per app: each agent may be added to conversations under the ``agents`` policy, and the
+list is answered whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +215,16 @@ async def set_agents(
             raise InvalidRequest(f"Every agent user id {problem}.", data={"property": "agent"})
     await get_app(services, app_id)
     async with services.db.transaction() as tx:
+        await app_store.lock_app(tx.conn, app_id)
         await conversation_store.ensure_users(tx.conn, app_id, add, services.now())
         await user_store.set_agent(tx.conn, app_id, add, True)
         await user_store.set_agent(tx.conn, app_id, remove, False)
-        return await user_store.list_agents(tx.conn, app_id)
+        agents = await user_store.list_agents(tx.conn, app_id)
+        if len(agents) > MAX_AGENTS:  # raised in the transaction: nothing is kept
+            raise InvalidRequest.of_property(
+                "agents_add", f"an app may have at most {MAX_AGENTS} agents"
+            )
+        return agents
 
 
 async def list_agents(services: Services, app_id: str) -> list[str]:
@@ -230,9 +243,17 @@ async def _insert_key(services: Services, record: KeyRecord) -> None:
     async with services.db.transaction() as tx:
         if await app_store.get_app(tx.conn, record.app_id) is None:
             raise AppNotFound(data={"app_id": record.app_id[:64]})
-        if await app_store.get_key(tx.conn, record.kid) is not None:
-            # kids are global (tokens name only the kid), so a chosen kid may clash.
-            raise IdInUse("A key with that kid already exists.", data={"kid": record.kid[:128]})
+        await app_store.lock_app(tx.conn, record.app_id)
+        if await app_store.count_keys(tx.conn, record.app_id) >= MAX_SIGNING_KEYS:
+            raise InvalidRequest.of_property(
+                "keys", f"an app may have at most {MAX_SIGNING_KEYS} signing keys"
+            )
+        if await app_store.get_key(tx.conn, record.app_id, record.kid) is not None:
+            # Only this app's kids can clash (0009): another app's are neither refused
+            # nor revealed, since the answer would tell this app they exist.
+            raise IdInUse(
+                "This app already has a key with that kid.", data={"kid": record.kid[:128]}
+            )
         await app_store.insert_key(tx.conn, record)
 
 
@@ -252,6 +273,13 @@ def _parse_alg(alg: str) -> Alg:
 async def generate_key(services: Services, app_id: str, alg: str) -> NewKey:
     """Generate a key pair; the private key is returned once and never stored."""
     chosen = _parse_alg(alg)
+    if chosen is Alg.HS256:  # checked here, not in core.keys, to answer 422 with the field
+        raise InvalidRequest(
+            "HS256 is a shared secret, not a key pair: ask for an HMAC secret instead "
+            "(platform API: kind 'hmac_secret'; CLI: chinwag keys add-secret).",
+            data={"property": "alg"},
+            status=422,
+        )
     pair = generate_key_pair(chosen)
     record = KeyRecord(
         kid=_new_kid(services),
@@ -271,9 +299,11 @@ async def generate_key(services: Services, app_id: str, alg: str) -> NewKey:
 async def add_public_key(
     services: Services, app_id: str, key_text: str, alg: str | None = None, kid: str | None = None
 ) -> NewKey:
-    if kid is not None and not (1 <= len(kid) <= MAX_KID_LENGTH and kid.isprintable()):
+    # A token's kid must have this shape to be verified at all, and a kid is a path
+    # segment of the key's URLs: a kid outside it could be stored but never used or managed.
+    if kid is not None and not is_valid_kid(kid):
         raise InvalidRequest(
-            f"A kid must be 1 to {MAX_KID_LENGTH} printable characters.",
+            f"A kid must be 1 to {MAX_KID_LENGTH} of A-Z a-z 0-9 . _ : - (as in a JWKS).",
             data={"property": "kid"},
             status=422,
         )
@@ -310,23 +340,37 @@ async def add_secret(services: Services, app_id: str) -> NewKey:
     return NewKey(record=record, secret=secret)
 
 
-async def get_key(services: Services, kid: str) -> KeyRecord:
-    """A key by kid (any app), or ``not_found``."""
-    async with services.db.read() as conn:
-        record = await app_store.get_key(conn, kid)
+async def _no_key(services: Services, app_id: str, kid: str) -> Exception:
+    """``app_not_found`` if there is no such app, else ``not_found``, which is also the
+    answer for another app's kid: as absent as no key, so nothing tells an app (or a
+    platform key scoped to it) what kids other apps use."""
+    await get_app(services, app_id)
+    return NotFound("No key with that kid in this app.", data={"kid": kid[:128]})
+
+
+def _could_exist(app_id: str, kid: str) -> bool:
+    """Ids no database can hold are refused before SQL: a NUL in a kid from a URL would
+    be a PostgreSQL error, not a 404. Not the kid alphabet: keys uploaded before it was
+    enforced may have other kids, and must stay manageable (deletable at least)."""
+    return is_valid_uuid(app_id) and not unstorable(kid)
+
+
+async def get_key(services: Services, app_id: str, kid: str) -> KeyRecord:
+    """The app's key ``kid``, or ``not_found``."""
+    record = None
+    if _could_exist(app_id, kid):
+        async with services.db.read() as conn:
+            record = await app_store.get_key(conn, app_id, kid)
     if record is None:
-        raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+        raise await _no_key(services, app_id, kid)
     return record
 
 
-async def get_secret(services: Services, kid: str) -> KeyRecord:
+async def get_secret(services: Services, app_id: str, kid: str) -> KeyRecord:
     """An HS256 key with its secret, for an admin. Unlike a private key, chinwag must keep
     the secret to verify with, and the app's backend needs the very same one to sign, so
     showing it again is how a lost copy is recovered without rotating the key."""
-    async with services.db.read() as conn:
-        record = await app_store.get_key(conn, kid)
-    if record is None:
-        raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+    record = await get_key(services, app_id, kid)
     if record.alg != Alg.HS256.value or record.secret is None:
         raise InvalidRequest(
             f"Key {kid[:128]!r} is {record.alg}; only HS256 keys have a secret to show.",
@@ -336,16 +380,21 @@ async def get_secret(services: Services, kid: str) -> KeyRecord:
     return record
 
 
-async def set_key_enabled(services: Services, kid: str, enabled: bool) -> KeyRecord:
-    async with services.db.transaction() as tx:
-        if not await app_store.set_key_enabled(tx.conn, kid, enabled):
-            raise NotFound("No key with that kid.", data={"kid": kid[:128]})
-        record = await app_store.get_key(tx.conn, kid)
-    assert record is not None
+async def set_key_enabled(services: Services, app_id: str, kid: str, enabled: bool) -> KeyRecord:
+    record = None
+    if _could_exist(app_id, kid):
+        async with services.db.transaction() as tx:
+            if await app_store.set_key_enabled(tx.conn, app_id, kid, enabled):
+                record = await app_store.get_key(tx.conn, app_id, kid)
+    if record is None:
+        raise await _no_key(services, app_id, kid)
     return record
 
 
-async def delete_key(services: Services, kid: str) -> None:
-    async with services.db.transaction() as tx:
-        if not await app_store.delete_key(tx.conn, kid):
-            raise NotFound("No key with that kid.", data={"kid": kid[:128]})
+async def delete_key(services: Services, app_id: str, kid: str) -> None:
+    deleted = False
+    if _could_exist(app_id, kid):
+        async with services.db.transaction() as tx:
+            deleted = await app_store.delete_key(tx.conn, app_id, kid)
+    if not deleted:
+        raise await _no_key(services, app_id, kid)

@@ -23,6 +23,7 @@ from chinwag.core.errors import (
     AuthenticationRequired,
     ChinwagError,
     InvalidIdentityToken,
+    InvalidRequest,
     SampleProviderForbidden,
     TokenRejection,
     UserSuspended,
@@ -35,7 +36,7 @@ from chinwag.core.identity_tokens import (
     parse_identity_token,
     verify_identity_token,
 )
-from chinwag.core.ids import is_valid_uuid
+from chinwag.core.ids import has_control, is_valid_uuid, user_id_problem
 from chinwag.core.keys import Alg, sign_identity_token
 from chinwag.core.nonces import IssuedNonce, check_nonce, issue_nonce
 from chinwag.core.session_tokens import new_session_token, parse_session_token, secret_matches
@@ -450,7 +451,22 @@ async def end_session(services: Services, caller: Authenticated, *, reason: str 
 async def sample_identity_token(
     services: Services, app_id: str, user_id: str, nonce: str, display_name: str | None = None
 ) -> str:
-    """The development-only sample identity provider: signs for anyone, so staging only."""
+    """The development-only sample identity provider: signs for anyone, so staging only.
+
+    It refuses what ``POST /v1/sessions`` would refuse in the token it signs (a user id
+    or display name with control characters): signed anyway, the caller got a 201 and a
+    token that then failed as ``claim_invalid``, far from the mistake."""
+    for prop, problem in (
+        ("user_id", user_id_problem(user_id)),
+        (
+            "display_name",
+            "must not contain control characters"
+            if display_name and has_control(display_name)
+            else None,
+        ),
+    ):
+        if problem is not None:
+            raise InvalidRequest.of_property(prop, problem)
     app = await get_app(services, app_id)
     if app.production:
         raise SampleProviderForbidden()

@@ -26,7 +26,11 @@ from chinwag.server.services import Services
 from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage.records import UserRecord
 
-__all__ = ["block", "list_blocks", "unblock"]
+__all__ = ["MAX_BLOCKS", "block", "list_blocks", "unblock"]
+
+MAX_BLOCKS = 1000
+"""Users one user may block: every block is a filter on the blocker's message pages and
+a check on each conversation they create, and the list is answered whole."""
 
 
 def _other(blocker: UserRecord, other: str) -> str:
@@ -44,6 +48,10 @@ async def block(
     """Block ``other`` (a user id, existing or not); True when the block is new."""
     other = _other(blocker, other)
     async with services.db.transaction() as tx:
+        if await block_store.count_blocks_locked(tx.conn, blocker.pk) >= MAX_BLOCKS:
+            if await block_store.has_blocked(tx.conn, blocker.pk, other):
+                return False  # blocking twice is not an error, even at the cap
+            raise invalid("user_id", f"a user may block at most {MAX_BLOCKS} users")
         added = await block_store.add_block(
             tx.conn,
             app_id=blocker.app_id,

@@ -15,6 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import NotFound, ParticipantsBlocked
 from chinwag.core.events import EventType
 from chinwag.core.ids import user_id_problem
+from chinwag.core.webhook_events import (
+    ParticipantsChange,
+    WebhookEventType,
+    participants_changed,
+)
 from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.conversation_policy import participant_pks
 from chinwag.server.handlers.conversations import (
@@ -23,7 +28,7 @@ from chinwag.server.handlers.conversations import (
     invalid,
     load,
     require_active,
-    shared_json,
+    shared_view,
     view,
 )
 from chinwag.server.handlers.metadata import apply_patch, check_budget, parse_patch
@@ -31,7 +36,7 @@ from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
-from chinwag.server.storage import messages as message_store
+from chinwag.server.storage import outbox as outbox_store
 from chinwag.server.storage import users as user_store
 from chinwag.server.storage.conversations import ConversationRow
 from chinwag.server.storage.database import Transaction
@@ -39,6 +44,7 @@ from chinwag.server.storage.database import Transaction
 __all__ = [
     "CONVERSATION_DELETE_MODES",
     "add_participants",
+    "announce_participants_changed",
     "delete_conversation",
     "depart",
     "leave",
@@ -73,13 +79,6 @@ async def update_metadata(
         return await view(tx.conn, conv, member)
 
 
-async def _shared(tx: Transaction, conv: ConversationRow) -> dict[str, Any]:
-    last = None
-    if conv.last_message_id is not None:
-        last = await message_store.get_message(tx.conn, conv.last_message_id)
-    return await shared_json(tx.conn, conv, last)
-
-
 async def add_participants(
     services: Services, caller: Authenticated, conversation_id: str, user_ids: object
 ) -> dict[str, Any]:
@@ -105,10 +104,10 @@ async def add_participants(
             await store.add_members(tx.conn, conv.id, new, now=now, position=conv.last_position)
             await store.clear_distinct(tx.conn, conv.id)
             conv, member = await load(tx.conn, caller, conversation_id)
-            shared = await _shared(tx, conv)
+            shared = await shared_view(tx.conn, conv)
             await append(
                 services, tx, conv.id, caller.app_id, EventType.CONVERSATION_CREATED,
-                {"conversation": shared}, new,
+                {"conversation": shared}, new, webhook=False,
             )  # fmt: skip
             added = [u for u in named if pks[u] in new]
             data = {
@@ -117,8 +116,15 @@ async def add_participants(
                 "participants": shared["participants"],
             }
             await append(
-                services, tx, conv.id, caller.app_id, EventType.PARTICIPANTS_ADDED, data, before
-            )
+                services, tx, conv.id, caller.app_id, EventType.PARTICIPANTS_ADDED, data, before,
+                webhook=False,
+            )  # fmt: skip
+            await announce_participants_changed(
+                services, tx, caller.app_id,
+                participants_changed(
+                    ParticipantsChange.ADDED, conv.public_id, added, shared["participants"]
+                ),
+            )  # fmt: skip
         return await view(tx.conn, conv, member)
 
 
@@ -134,11 +140,31 @@ async def _refuse_blocked(
         raise ParticipantsBlocked()
 
 
+async def announce_participants_changed(
+    services: Services, tx: Transaction, app_id: str, data: dict[str, Any]
+) -> None:
+    """The one ``conversation.participants_changed`` webhook of a change (the stream events
+    are each reader's side of it: ``core.webhook_events``); ``data`` from
+    :func:`~chinwag.core.webhook_events.participants_changed`."""
+    written = await outbox_store.write_webhook(
+        tx.conn, app_id=app_id, event_type=WebhookEventType.CONVERSATION_PARTICIPANTS_CHANGED,
+        data=data, now=services.now(),
+    )  # fmt: skip
+    if written:
+        tx.after_commit(services.outbox_written)
+
+
 async def depart(
-    services: Services, tx: Transaction, conv: ConversationRow, user_pk: int, user_id: str
+    services: Services,
+    tx: Transaction,
+    conv: ConversationRow,
+    user_pk: int,
+    user_id: str,
+    change: ParticipantsChange,
 ) -> None:
     """``user_pk`` stops being a participant; they keep the history up to now, and the
-    metadata and participants as they are now (``left_snapshot``), never what comes later."""
+    metadata and participants as they are now (``left_snapshot``), never what comes later.
+    ``change``: how, for the app's webhook (left, or removed by someone else)."""
     people = await store.member_user_ids(tx.conn, conv.id)
     remaining = [(pk, u) for pk, u in people if pk != user_pk]
     others = [u for _, u in remaining]
@@ -148,12 +174,18 @@ async def depart(
     # written before those locks could deadlock against a merge of their stream. The
     # conversation is locked, so its log ends at last_position either way.
     left = {"conversation_id": conv.public_id, "position": conv.last_position}
-    await append(services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk])
+    await append(
+        services, tx, conv.id, conv.app_id, EventType.CONVERSATION_LEFT, left, [user_pk],
+        webhook=False,
+    )  # fmt: skip
     data = {"conversation_id": conv.public_id, "user_ids": [user_id], "participants": others}
     await append(
         services, tx, conv.id, conv.app_id, EventType.PARTICIPANTS_REMOVED, data,
-        [pk for pk, _ in remaining],
+        [pk for pk, _ in remaining], webhook=False,
     )  # fmt: skip
+    await announce_participants_changed(
+        services, tx, conv.app_id, participants_changed(change, conv.public_id, [user_id], others)
+    )
     await store.mark_left(
         tx.conn, conv.id, user_pk, now=services.now(), position=conv.last_position,
         snapshot=snapshot,
@@ -173,14 +205,19 @@ async def remove_participant(
         gone = await store.get_member(tx.conn, conv.id, target.pk) if target else None
         if target is None or gone is None or not gone.active:
             raise NotFound("No participant with that user id in this conversation.")
-        await depart(services, tx, conv, target.pk, target.user_id)
+        # Removing oneself is leaving, whichever call said it.
+        own = target.pk == caller.user.pk
+        change = ParticipantsChange.LEFT if own else ParticipantsChange.REMOVED
+        await depart(services, tx, conv, target.pk, target.user_id, change)
 
 
 async def leave(services: Services, caller: Authenticated, conversation_id: str) -> None:
     async with services.db.transaction() as tx:
         conv, member = await load(tx.conn, caller, conversation_id, lock=True)
         require_active(member)
-        await depart(services, tx, conv, caller.user.pk, caller.user.user_id)
+        await depart(
+            services, tx, conv, caller.user.pk, caller.user.user_id, ParticipantsChange.LEFT
+        )
 
 
 async def delete_conversation(

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.core.errors import Conflict, IdInUse, ParticipantsBlocked
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
-from chinwag.server.handlers.actors import Actor, AuditHook, audited
+from chinwag.server.handlers.actors import Actor, AuditHook, FanoutCharge, audited, charged
 from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.conversation_policy import participant_pks
 from chinwag.server.handlers.conversations import (
@@ -35,6 +35,7 @@ from chinwag.server.handlers.conversations import (
     check_user_ids,
     invalid,
     shared_json,
+    shared_view,
     view,
 )
 from chinwag.server.handlers.metadata import check_budget, check_metadata
@@ -42,7 +43,6 @@ from chinwag.server.rate_limits import Action
 from chinwag.server.services import Services
 from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
-from chinwag.server.storage import messages as message_store
 from chinwag.server.storage.conversations import ConversationRow
 
 __all__ = ["NewConversation", "create_conversation", "create_for", "distinct_key"]
@@ -87,12 +87,15 @@ async def create_for(
     *,
     shared: bool = False,
     audit: AuditHook | None = None,
+    charge: FanoutCharge | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Create ``wanted`` in ``app_id``, by ``creator`` or (None) by the app itself.
 
     The answer is the conversation as the creator sees it, or (``shared``, and always
-    without a creator) as every participant does."""
+    without a creator) as every participant does. ``charge`` is told the participants
+    (each gets the event) before any work."""
     user_ids, meta = _checked(services, creator, wanted)
+    await charged(charge, len(user_ids))
     now = services.now()
     new_id = str(uuid.UUID(bytes=services.random(16), version=4))
     public_id = str(wanted.conversation_id or new_id)
@@ -182,10 +185,7 @@ async def _answer(
             return None
     if member is not None and not seen.shared:
         return await view(conn, conv, member)
-    last = None
-    if conv.last_message_id is not None:
-        last = await message_store.get_message(conn, conv.last_message_id)
-    return await shared_json(conn, conv, last)
+    return await shared_view(conn, conv)
 
 
 async def _existing(

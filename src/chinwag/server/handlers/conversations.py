@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.messages import MessageRow, Visibility
 
 __all__ = [
+    "Render",
     "active_participant_pks",
     "append",
     "check_metadata",
@@ -48,6 +50,7 @@ __all__ = [
     "message_json",
     "require_active",
     "shared_json",
+    "shared_view",
     "view",
     "visibility",
 ]
@@ -56,7 +59,7 @@ SORTS = ("last_message", "created_at")
 
 
 def invalid(prop: str, problem: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid {prop}: {problem}.", status=422, data={"property": prop})
+    return InvalidRequest.of_property(prop, problem)
 
 
 async def append(
@@ -67,7 +70,10 @@ async def append(
     event_type: EventType,
     data: dict[str, Any],
     user_pks: list[int],
+    *,
+    webhook: bool = True,
 ) -> None:
+    """``webhook``: as in :func:`~chinwag.server.storage.events.append_event`."""
     appended = await event_store.append_event(
         tx.conn,
         app_id=app_id,
@@ -76,6 +82,7 @@ async def append(
         user_pks=user_pks,
         now=services.now(),
         conversation_id=conv_id,
+        webhook=webhook,
     )
     emit(services, tx, appended)
 
@@ -214,6 +221,16 @@ async def shared_json(
     }
 
 
+async def shared_view(conn: AsyncConnection, conv: ConversationRow) -> dict[str, Any]:
+    """:func:`shared_json` with the conversation's newest message as stored (a deleted one
+    shows as deleted): no one user reads it, so no one user's blocks or hides apply. The
+    platform API's answers, and what newcomers are told of a conversation."""
+    last = None
+    if conv.last_message_id is not None:
+        last = await message_store.get_message(conn, conv.last_message_id)
+    return await shared_json(conn, conv, last)
+
+
 async def view(conn: AsyncConnection, conv: ConversationRow, member: MemberRow) -> dict[str, Any]:
     """The conversation as ``member`` sees it, with their watermarks and unread count."""
     seen = visibility(member)
@@ -274,9 +291,22 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[float, str]:
     return float(value), str(last_id)
 
 
+Render = Callable[[AsyncConnection, ConversationRow, MemberRow], Awaitable[dict[str, Any]]]
+"""How a listed conversation is shown: as its member sees it (:func:`view`), or as every
+participant does (the platform API)."""
+
+
 async def list_conversations(
-    services: Services, caller: Authenticated, *, sort: str, limit: int, cursor: str | None
+    services: Services,
+    caller: Actor,
+    *,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    render: Render = view,
 ) -> dict[str, Any]:
+    """The conversations ``caller``'s own list shows, newest first, one page; the platform
+    API pages a user's list by the same cursors with a different ``render``."""
     if sort not in SORTS:
         raise invalid("sort", "expected last_message or created_at")
     after = _decode_cursor(cursor, sort) if cursor else None
@@ -284,7 +314,7 @@ async def list_conversations(
         rows = await store.list_for_user(
             conn, caller.app_id, caller.user.pk, sort=sort, limit=limit + 1, after=after
         )
-        items = [await view(conn, conv, member) for conv, member, _ in rows[:limit]]
+        items = [await render(conn, conv, member) for conv, member, _ in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last_conv, _, last_value = rows[limit - 1]

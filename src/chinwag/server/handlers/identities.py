@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from chinwag.core.errors import InvalidRequest, NotFound
 from chinwag.core.events import EventType
+from chinwag.core.identity_tokens import is_http_url
 from chinwag.core.ids import has_control, user_id_problem
+from chinwag.server.handlers.actors import FanoutCharge
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.handlers.emit import emit
 from chinwag.server.services import Services
@@ -18,7 +20,13 @@ from chinwag.server.storage import users as user_store
 from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.records import UserRecord
 
-__all__ = ["apply_profile", "get_identity", "update_identity", "user_json"]
+__all__ = [
+    "apply_profile",
+    "charge_profile_change",
+    "get_identity",
+    "update_identity",
+    "user_json",
+]
 
 
 def user_json(user: UserRecord, *, private: bool = True) -> dict[str, object]:
@@ -60,6 +68,25 @@ async def apply_profile(
     return refreshed
 
 
+async def charge_profile_change(
+    services: Services,
+    user: UserRecord | None,
+    profile: dict[str, str | None],
+    charge: FanoutCharge | None,
+) -> None:
+    """Charge a platform request's profile change to its key's recipients budget: one per
+    device stream it will write (the user and everyone sharing a conversation), before
+    the write. Without it, a key flipping a well-connected user's name back and forth wrote
+    thousands of events per request, counted as one request. Read outside the write's
+    transaction, as a send's members are: no write lock is held while the budget is asked.
+    Nothing to change (or a user not yet made), nothing charged."""
+    if charge is None or user is None or all(getattr(user, k) == v for k, v in profile.items()):
+        return
+    async with services.db.read() as conn:
+        audience = await user_store.identity_audience(conn, user.pk)
+    await charge(len(audience))
+
+
 async def get_identity(services: Services, app_id: str, user_id: str) -> UserRecord:
     """A user of the app (with private fields: for the app's backend), or ``not_found``."""
     await get_app(services, app_id)
@@ -73,10 +100,16 @@ async def get_identity(services: Services, app_id: str, user_id: str) -> UserRec
 
 
 async def update_identity(
-    services: Services, app_id: str, user_id: str, profile: dict[str, str | None]
+    services: Services,
+    app_id: str,
+    user_id: str,
+    profile: dict[str, str | None],
+    *,
+    charge: FanoutCharge | None = None,
 ) -> UserRecord:
     """Set identity fields from the app's backend (``None`` clears one); announced like a
-    change at sign-in. A later sign-in whose token carries a field sets it again."""
+    change at sign-in. A later sign-in whose token carries a field sets it again.
+    ``charge``: the platform key's recipients budget (:func:`charge_profile_change`)."""
     for name, value in profile.items():
         if value is not None and has_control(value):
             raise InvalidRequest(
@@ -84,7 +117,14 @@ async def update_identity(
                 data={"property": name},
                 status=422,
             )
-    await get_identity(services, app_id, user_id)
+    avatar_url = profile.get("avatar_url")
+    if avatar_url is not None and not is_http_url(avatar_url):
+        raise InvalidRequest(
+            "avatar_url must be an http(s) URL.", data={"property": "avatar_url"}, status=422
+        )
+    await charge_profile_change(
+        services, await get_identity(services, app_id, user_id), profile, charge
+    )
     async with services.db.transaction() as tx:
         user = await user_store.get_user(tx.conn, app_id, user_id)
         if user is None:  # pragma: no cover - users are never deleted

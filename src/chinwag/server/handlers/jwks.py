@@ -87,7 +87,7 @@ async def set_jwks_url(
         if await app_store.get_app(tx.conn, app_id) is None:
             raise AppNotFound(data={"app_id": app_id[:64]})
         await jwks_store.set_jwks_url(tx.conn, app_id, url, now)
-        await audit.record(tx, caller, "app.jwks.set", app_id, address)
+        await audit.record(tx, caller, "app.jwks.set", f"apps/{app_id}/jwks", address)
     source = JwksSource(url, now)
     return _status(app_id, source, services.jwks.store(app_id, source, fetched, now=now))
 
@@ -115,6 +115,6 @@ async def remove_jwks_url(
     async with services.db.transaction() as tx:
         removed = await jwks_store.delete_jwks_url(tx.conn, app_id)
         if removed:
-            await audit.record(tx, caller, "app.jwks.remove", app_id, address)
+            await audit.record(tx, caller, "app.jwks.remove", f"apps/{app_id}/jwks", address)
     services.jwks.forget(app_id)
     return removed

@@ -11,6 +11,7 @@ message, so a new message costs no lookup.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
 from chinwag.server import metrics
 from chinwag.server.broker import ConversationAdvanced
-from chinwag.server.handlers.actors import Actor, AuditHook, audited
+from chinwag.server.handlers.actors import Actor, AuditHook, FanoutCharge, audited
 from chinwag.server.handlers.auth import Authenticated
 from chinwag.server.handlers.conversations import (
     append,
@@ -65,6 +66,10 @@ __all__ = [
 MAX_PARTS = 1000
 MAX_MIME_TYPE = 256
 DELETE_MODES = ("all_participants", "my_devices")
+_MEDIA_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+_MIME_TYPE = re.compile(rf"{_MEDIA_NAME}/{_MEDIA_NAME}(?:[ \t]*;[^\x00-\x1f\x7f]*)?")
+"""RFC 6838's ``type/subtype`` (then parameters, unchecked): a receiving client picks how
+to show a part by it, so "nope" would be a part no client can ever render."""
 
 
 def check_parts(parts: object, max_bytes: int) -> list[dict[str, str]]:
@@ -79,6 +84,8 @@ def check_parts(parts: object, max_bytes: int) -> list[dict[str, str]]:
         mime, body = part["mime_type"], part["body"]
         if not isinstance(mime, str) or not 1 <= len(mime) <= MAX_MIME_TYPE:
             raise invalid("parts", f"mime_type must be a string of 1 to {MAX_MIME_TYPE} characters")
+        if _MIME_TYPE.fullmatch(mime) is None:
+            raise invalid("parts", "mime_type must be a media type: type/subtype[; parameters]")
         if not isinstance(body, str):
             raise invalid("parts", "body must be a string")
         try:
@@ -127,10 +134,17 @@ async def send_as(
     parts: object,
     *,
     audit: AuditHook | None = None,
+    charge: FanoutCharge | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """What :func:`send_message` does, for a user (or bot) the app's server speaks as
-    (the platform API): the same rules and idempotence, no session to check."""
+    (the platform API): the same rules and idempotence, no session to check.
+
+    ``charge`` is told the conversation's participants (each stream gets the message)
+    before the write, from a read of its row; an unknown conversation costs nothing (the
+    write answers 404)."""
     checked = _checked(services, message_id, parts)
+    if charge is not None:
+        await charge(await _members(services, actor.app_id, str(conversation_id)))
 
     async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
         found, created = await store_message(services, tx, actor, str(conversation_id), checked)
@@ -139,6 +153,16 @@ async def send_as(
         return found, created
 
     return await services.db.write(write_message, key=str(conversation_id), leaves_work=True)
+
+
+async def _members(services: Services, app_id: str, conversation_id: str) -> int:
+    """The conversation's participant count (0 if none), read before the send's write."""
+
+    async def read(conn: AsyncConnection) -> int:
+        conv = await store.get_conversation(conn, app_id, conversation_id=conversation_id)
+        return conv.participant_count if conv is not None else 0
+
+    return await services.db.quick_read(read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +244,15 @@ async def store_message(
         )
         if existing is None:
             raise IdInUse("That message id is already in use.")
-        return _repeat(existing, sender, conv, msg.encoded), False
+        repeated = _repeat(existing, sender, conv, msg.encoded)
+        # A retry is what a sender does when the first try's answer never came: perhaps
+        # its node died between the commit and the doorbell, and the message is stored
+        # but no other node heard of it. Ring again, as a prompt to read the store: every
+        # node checks its members of the conversation connected there (``live_merge``), a
+        # read for those behind and nothing for the others.
+        again = ConversationAdvanced(conv.id, existing.position)
+        tx.after_commit(lambda: services.publish(again))
+        return repeated, False
     position = inserted.position
     if body is None:
         body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)

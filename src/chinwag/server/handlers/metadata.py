@@ -34,8 +34,7 @@ Patch = dict[str, Any]
 """``{"set": {"a.b": value}, "delete": ["c"]}``: sets first, then deletes."""
 
 
-def _invalid(prop: str, problem: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid {prop}: {problem}.", status=422, data={"property": prop})
+_invalid = InvalidRequest.of_property
 
 
 def check_metadata(value: object, prop: str = "metadata", depth: int = 0) -> dict[str, Any]:

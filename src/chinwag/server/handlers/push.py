@@ -49,6 +49,12 @@ def gateway_json(row: GatewayRow) -> dict[str, Any]:
     }
 
 
+def _target(app_id: str) -> str:
+    """The audit target: ``apps/<app id>/…``, not the bare id, so the entry carries the
+    app even when the caller (an admin key) names none."""
+    return f"apps/{app_id}/push-gateway"
+
+
 async def get_gateway(services: Services, app_id: str) -> dict[str, Any]:
     await get_app(services, app_id)
     async with services.db.read() as conn:
@@ -78,7 +84,7 @@ async def put_gateway(
             secret = new_secret(services.random)
             values.update(secret=secret, created_at=now)
         await store.put_gateway(tx.conn, app_id, values)
-        await audit.record(tx, caller, "push_gateway.put", app_id, address)
+        await audit.record(tx, caller, "push_gateway.put", _target(app_id), address)
     return await get_gateway(services, app_id), secret
 
 
@@ -96,7 +102,7 @@ async def rotate_gateway_secret(
             {"secret": secret, "previous_secret": row.secret,
              "previous_secret_until": now + ROTATION_OVERLAP, "updated_at": now},
         )  # fmt: skip
-        await audit.record(tx, caller, "push_gateway.rotate_secret", app_id, address)
+        await audit.record(tx, caller, "push_gateway.rotate_secret", _target(app_id), address)
     return await get_gateway(services, app_id), secret
 
 
@@ -105,7 +111,7 @@ async def delete_gateway(services: Services, caller: Any, app_id: str, address: 
     async with services.db.transaction() as tx:
         if not await store.delete_gateway(tx.conn, app_id):
             raise NotFound("This app has no push gateway.")
-        await audit.record(tx, caller, "push_gateway.delete", app_id, address)
+        await audit.record(tx, caller, "push_gateway.delete", _target(app_id), address)
 
 
 async def register_push_token(

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from chinwag.core.errors import AuthenticationRequired
 from chinwag.core.events import EventType
+from chinwag.core.webhook_events import ParticipantsChange, participants_changed
 from chinwag.server.broker import SessionsRevoked
 from chinwag.server.handlers.auth import Authenticated, authenticate
-from chinwag.server.handlers.conversation_changes import depart
+from chinwag.server.handlers.conversation_changes import announce_participants_changed, depart
 from chinwag.server.handlers.conversations import emit, invalid, shared_json
 from chinwag.server.services import Services
 from chinwag.server.storage import conversations as store
@@ -98,38 +99,39 @@ async def _discard(services: Services, tx: Transaction, anon: UserRecord) -> Non
             tx.conn, anon.app_id, key=member.conversation_id, lock=True
         )
         if conv is not None and member.active:
-            await depart(services, tx, conv, anon.pk, anon.user_id)
+            await depart(services, tx, conv, anon.pk, anon.user_id, ParticipantsChange.LEFT)
 
 
 async def _move(services: Services, tx: Transaction, anon: UserRecord, user: UserRecord) -> None:
     """Memberships, sent messages, watermarks and hidden messages pass to ``user``."""
-    moved = []
+    moved: list[tuple[str, bool]] = []
     for theirs in await store.memberships_of(tx.conn, anon.pk):
         conv = await store.get_conversation(
             tx.conn, anon.app_id, key=theirs.conversation_id, lock=True
         )
         if conv is None:
             continue
-        await _take_over(tx, theirs, anon, user, services.now())
+        joined = await _take_over(tx, theirs, anon, user, services.now())
         await message_store.reassign_sender(tx.conn, conv.id, anon.pk, user.pk)
         if conv.created_by_pk == anon.pk:
             await store.update_conversation(tx.conn, conv.id, created_by_pk=user.pk)
         await store.clear_distinct(tx.conn, conv.id)
         if theirs.active:
-            moved.append(conv.id)
+            moved.append((conv.id, joined))
     await message_store.reassign_hidden(tx.conn, anon.pk, user.pk)
-    for conversation_id in moved:
-        await _announce(services, tx, conversation_id, user)
+    for conversation_id, joined in moved:
+        await _announce(services, tx, conversation_id, anon, user, joined=joined)
 
 
 async def _take_over(
     tx: Transaction, theirs: MemberRow, anon: UserRecord, user: UserRecord, now: float
-) -> None:
+) -> bool:
+    """Whether ``user`` became an active participant by it (was not one before)."""
     conv_id = theirs.conversation_id
     mine = await store.get_member(tx.conn, conv_id, user.pk)
     if mine is None:
         await store.reassign_member(tx.conn, conv_id, anon.pk, user.pk)
-        return
+        return theirs.active
     await store.delete_member(tx.conn, conv_id, anon.pk)
     if theirs.active and not mine.active:
         await store.add_members(tx.conn, conv_id, [user.pk], now=now, position=mine.joined_position)
@@ -138,12 +140,26 @@ async def _take_over(
         tx.conn, conv_id, user.pk, read_position=read,
         delivered_position=max(mine.delivered_position, theirs.delivered_position, read),
     )  # fmt: skip
+    return theirs.active and not mine.active
 
 
 async def _announce(
-    services: Services, tx: Transaction, conversation_id: str, user: UserRecord
+    services: Services,
+    tx: Transaction,
+    conversation_id: str,
+    anon: UserRecord,
+    user: UserRecord,
+    *,
+    joined: bool,
 ) -> None:
-    """``conversation.created`` to the identified user; the others see it updated."""
+    """``conversation.created`` to the identified user; the others see it updated.
+
+    Those are the readers' sides. The app hears of the change the way it hears of any
+    change of participants (``core.webhook_events``): ``user`` was added (unless already a
+    participant: ``joined``) and ``anon`` left, each a ``participants_changed`` with the
+    participants after the upgrade. Not ``conversation.created`` (the conversation is not
+    new) nor ``conversation.updated`` (its metadata did not change).
+    """
     conv = await store.get_conversation(tx.conn, user.app_id, key=conversation_id)
     assert conv is not None
     last = None
@@ -161,7 +177,13 @@ async def _announce(
         (EventType.CONVERSATION_UPDATED, changed, others),
     ):
         appended = await event_store.append_event(
-            tx.conn, app_id=user.app_id, event_type=event_type,
-            data=data, user_pks=readers, now=services.now(), conversation_id=conv.id,
+            tx.conn, app_id=user.app_id, event_type=event_type, data=data, user_pks=readers,
+            now=services.now(), conversation_id=conv.id, webhook=False,
         )  # fmt: skip
         emit(services, tx, appended)
+    came = [(ParticipantsChange.ADDED, user.user_id)] if joined else []
+    for change, user_id in (*came, (ParticipantsChange.LEFT, anon.user_id)):
+        await announce_participants_changed(
+            services, tx, user.app_id,
+            participants_changed(change, conv.public_id, [user_id], shared["participants"]),
+        )  # fmt: skip

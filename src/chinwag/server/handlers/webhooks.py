@@ -43,7 +43,9 @@ MAX_ENDPOINTS = 20
 
 
 def check_url(services: Services, url: object) -> str:
-    problem = url_problem(url, allow_loopback_http=services.settings.dev_allow_http_loopback)
+    """The URL if deliveries may go there (``core.target_urls``), else 422 on ``url``.
+    A host name passes here; what it resolves to is checked at each delivery."""
+    problem = url_problem(url, allow_loopback=services.settings.dev_allow_http_loopback)
     if problem is not None:
         raise invalid("url", problem)
     assert isinstance(url, str)
@@ -89,6 +91,12 @@ def delivery_json(row: DeliveryRow) -> dict[str, Any]:
     }
 
 
+def _target(app_id: str, endpoint_id: str) -> str:
+    """The audit target: under ``apps/<app id>`` so the entry carries the app even when
+    the caller (an admin key) names none, and ``?app_id=`` lists it."""
+    return f"apps/{app_id}/webhooks/{endpoint_id}"
+
+
 async def create_endpoint(
     services: Services, caller: Any, app_id: str, fields: dict[str, Any], address: str
 ) -> tuple[dict[str, Any], str]:
@@ -103,10 +111,10 @@ async def create_endpoint(
         "enabled": fields["enabled"], "secret": secret, "created_at": now, "updated_at": now,
     }  # fmt: skip
     async with services.db.transaction() as tx:
-        if len(await store.list_endpoints(tx.conn, app_id)) >= MAX_ENDPOINTS:
+        if await store.count_endpoints_locked(tx.conn, app_id) >= MAX_ENDPOINTS:
             raise invalid("url", f"an app may have at most {MAX_ENDPOINTS} webhook endpoints")
         await store.insert_endpoint(tx.conn, values, types)
-        await audit.record(tx, caller, "webhook.create", endpoint_id, address)
+        await audit.record(tx, caller, "webhook.create", _target(app_id, endpoint_id), address)
         row = await store.get_endpoint(tx.conn, app_id, endpoint_id)
     assert row is not None
     return endpoint_json(row), secret
@@ -154,7 +162,7 @@ async def update_endpoint(
     types = _check_types(changes["event_types"]) if "event_types" in changes else None
     async with services.db.transaction() as tx:
         await store.update_endpoint(tx.conn, row, values, types)
-        await audit.record(tx, caller, "webhook.update", endpoint_id, address)
+        await audit.record(tx, caller, "webhook.update", _target(app_id, endpoint_id), address)
     return await get_endpoint(services, app_id, endpoint_id)
 
 
@@ -164,7 +172,7 @@ async def delete_endpoint(
     await _require(services, app_id, endpoint_id)
     async with services.db.transaction() as tx:
         await store.delete_endpoint(tx.conn, endpoint_id)
-        await audit.record(tx, caller, "webhook.delete", endpoint_id, address)
+        await audit.record(tx, caller, "webhook.delete", _target(app_id, endpoint_id), address)
 
 
 async def rotate_secret(
@@ -179,7 +187,8 @@ async def rotate_secret(
     }  # fmt: skip
     async with services.db.transaction() as tx:
         await store.update_endpoint(tx.conn, row, values, None)
-        await audit.record(tx, caller, "webhook.rotate_secret", endpoint_id, address)
+        target = _target(app_id, endpoint_id)
+        await audit.record(tx, caller, "webhook.rotate_secret", target, address)
     return await get_endpoint(services, app_id, endpoint_id), secret
 
 
@@ -212,7 +221,8 @@ async def replay_delivery(
         if found is None:
             raise NotFound("No delivery with that id.", data={"delivery_id": delivery_id[:64]})
         await store.replay(tx.conn, found.id, now=services.now())
-        await audit.record(tx, caller, "webhook.replay", f"{endpoint_id}/{found.id}", address)
+        target = f"{_target(app_id, endpoint_id)}/deliveries/{found.id}"
+        await audit.record(tx, caller, "webhook.replay", target, address)
         replayed = await store.get_delivery(tx.conn, endpoint_id, found.id)
     assert replayed is not None
     services.outbox_written()

@@ -11,6 +11,14 @@
   nobody checked. The error says to register the final URL.
 - **Scheme and host**: checked again before every fetch, so a URL stored under a laxer
   rule (or a server restarted without the development flag) is not fetched.
+- **Where it connects**: a host name can resolve anywhere, and differently on every lookup
+  (DNS rebinding), so each fetch resolves it itself, keeps only the addresses
+  :func:`~chinwag.core.target_urls.address_allowed` accepts (``server.target_addresses``,
+  shared with the webhook sender) and connects to one of those: the URL asked for names
+  the address, the ``Host`` header and TLS (SNI and certificate check) name the host. The
+  address checked is the address connected to, with no second lookup in between. A name
+  with no allowed address fails with one message whether it resolved to a private address
+  or to nothing, so the error does not tell an app which internal names exist.
 
 The error message is safe to log and to show the person registering the URL: it names the
 status or the limit, never the body.
@@ -20,12 +28,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import urlsplit
 
 import httpx
 
 from chinwag.core.errors import InvalidRequest
 from chinwag.core.jwks import JwkSet, cache_lifetime, parse_jwks
 from chinwag.core.jwks_url import check_jwks_url
+from chinwag.core.target_urls import address_allowed, host_address
+from chinwag.server.target_addresses import resolve_allowed
 
 __all__ = ["FetchedSet", "JwksFetchError", "JwksFetcher"]
 
@@ -44,7 +56,7 @@ class FetchedSet:
 
 
 class JwksFetcher:
-    """One pooled HTTP client for every app's set; opened on first use, closed at shutdown."""
+    """One HTTP client for every app's set; opened on first use, closed at shutdown."""
 
     def __init__(self, *, allow_insecure: bool, timeout: float, max_bytes: int) -> None:
         self.allow_insecure = allow_insecure
@@ -61,6 +73,13 @@ class JwksFetcher:
                 # and an inherited proxy would see (and could answer) every fetch.
                 trust_env=False,
                 headers={"accept": _ACCEPT, "accept-encoding": "identity"},
+                # Requests go to an address (see _get), and the pool keys connections by
+                # it: a kept-alive connection whose TLS was verified for one app's host
+                # could carry another app's fetch for a different host on the same
+                # address. So none is kept; sets are cached, fetches are rare.
+                limits=httpx.Limits(max_keepalive_connections=0),
+                # Nor are cookies: one app's endpoint must not set what another's receives.
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
         return self._client
 
@@ -84,7 +103,45 @@ class JwksFetcher:
         return FetchedSet(keys=keys, max_age=cache_lifetime(cache_control))
 
     async def _get(self, url: str) -> tuple[bytes, str | None]:
-        async with self._http().stream("GET", url) as response:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        literal = host_address(host)
+        if literal is None:
+            allowed = await resolve_allowed(
+                host, port, allow_loopback=self.allow_insecure, unencodable_is_unresolved=True
+            )
+        elif address_allowed(literal, allow_loopback=self.allow_insecure):
+            allowed = [str(literal)]
+        else:
+            allowed = []
+        if not allowed:  # one message whether it resolved to nothing or to a private address
+            kind = "a public or loopback" if self.allow_insecure else "a public"
+            raise JwksFetchError(f"{host[:100]} does not resolve to {kind} address")
+        named = httpx.URL(url)
+        headers = {"host": f"[{host}]" if ":" in host else host}
+        if parts.port is not None:
+            headers["host"] += f":{parts.port}"
+        # TLS checks the certificate for the name the URL gives (an IP literal is checked
+        # as the address it is).
+        extensions = {"sni_hostname": host} if tls and literal is None else {}
+        failure: httpx.ConnectError | None = None
+        for address in allowed:
+            pinned = named.copy_with(host=address)
+            try:
+                return await self._exchange(pinned, headers, extensions)
+            except httpx.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def _exchange(
+        self, url: httpx.URL, headers: dict[str, str], extensions: dict[str, str]
+    ) -> tuple[bytes, str | None]:
+        async with self._http().stream(
+            "GET", url, headers=headers, extensions=extensions
+        ) as response:
             if response.is_redirect:
                 raise JwksFetchError(
                     f"the endpoint redirected ({response.status_code}); redirects are not "

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.engines import locked
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.records import AppRecord, KeyRecord
 from chinwag.server.storage.schema import app_keys, apps
 
 __all__ = [
+    "count_keys",
     "delete_key",
     "get_app",
     "get_app_and_key",
@@ -21,6 +23,7 @@ __all__ = [
     "insert_key",
     "list_apps",
     "list_keys",
+    "lock_app",
     "set_key_enabled",
     "update_app",
 ]
@@ -104,6 +107,19 @@ async def get_app_and_key(
     return _app(row[:split]), key
 
 
+async def lock_app(conn: AsyncConnection, app_id: str) -> None:
+    """Hold the app's row until the transaction ends (PostgreSQL; SQLite's one writer
+    already excludes the others), so a count-capped resource of the app (webhook
+    endpoints, signing keys, agents) is counted and added by one transaction at a time:
+    without it, 40 concurrent creations each counted 19 and all inserted."""
+    await conn.execute(locked(conn, select(apps.c.id).where(apps.c.id == app_id)))
+
+
+async def count_keys(conn: AsyncConnection, app_id: str) -> int:
+    found = select(func.count()).select_from(app_keys).where(app_keys.c.app_id == app_id)
+    return int(await conn.scalar(found) or 0)
+
+
 async def get_conversation_policy(conn: AsyncConnection, app_id: str) -> str:
     """The app's ``conversation_policy`` (``open`` for an app that does not exist)."""
     row = await _GET_POLICY.first(conn, {"app_id": app_id})
@@ -123,11 +139,10 @@ async def insert_key(conn: AsyncConnection, record: KeyRecord) -> None:
     await conn.execute(insert(app_keys).values({f: getattr(record, f) for f in record.__slots__}))
 
 
-async def get_key(conn: AsyncConnection, kid: str, app_id: str | None = None) -> KeyRecord | None:
-    if app_id is not None:
-        row = await _GET_APP_KEY.first(conn, {"kid": kid, "app_id": app_id})
-    else:
-        row = (await conn.execute(select(*_KEY_COLUMNS).where(app_keys.c.kid == kid))).first()
+async def get_key(conn: AsyncConnection, app_id: str, kid: str) -> KeyRecord | None:
+    """The app's key ``kid``; a kid is unique only within its app (0009), so every key
+    call names the app, and none can reach another app's key of the same kid."""
+    row = await _GET_APP_KEY.first(conn, {"kid": kid, "app_id": app_id})
     return _key(row) if row else None
 
 
@@ -138,13 +153,17 @@ async def list_keys(conn: AsyncConnection, app_id: str) -> list[KeyRecord]:
     return [_key(r) for r in rows]
 
 
-async def set_key_enabled(conn: AsyncConnection, kid: str, enabled: bool) -> bool:
+def _app_key(app_id: str, kid: str) -> ColumnElement[bool]:
+    return (app_keys.c.app_id == app_id) & (app_keys.c.kid == kid)
+
+
+async def set_key_enabled(conn: AsyncConnection, app_id: str, kid: str, enabled: bool) -> bool:
     result = await conn.execute(
-        update(app_keys).where(app_keys.c.kid == kid).values(enabled=enabled)
+        update(app_keys).where(_app_key(app_id, kid)).values(enabled=enabled)
     )
     return bool(result.rowcount)
 
 
-async def delete_key(conn: AsyncConnection, kid: str) -> bool:
-    result = await conn.execute(delete(app_keys).where(app_keys.c.kid == kid))
+async def delete_key(conn: AsyncConnection, app_id: str, kid: str) -> bool:
+    result = await conn.execute(delete(app_keys).where(_app_key(app_id, kid)))
     return bool(result.rowcount)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage import engines
@@ -20,6 +20,7 @@ __all__ = [
     "any_block",
     "blocked_sender_filter",
     "blockers_of",
+    "count_blocks_locked",
     "has_blocked",
     "list_blocked",
     "remove_block",
@@ -45,6 +46,14 @@ async def add_block(
         .on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)
+
+
+async def count_blocks_locked(conn: AsyncConnection, blocker_pk: int) -> int:
+    """How many users ``blocker_pk`` blocks, counted under the blocker's row lock, so
+    concurrent blocks by one user are counted one at a time (the per-user cap)."""
+    await conn.execute(engines.locked(conn, select(users.c.pk).where(users.c.pk == blocker_pk)))
+    found = select(func.count()).select_from(blocks).where(blocks.c.blocker_pk == blocker_pk)
+    return int(await conn.scalar(found) or 0)
 
 
 async def remove_block(conn: AsyncConnection, *, blocker_pk: int, blocked_user_id: str) -> bool:

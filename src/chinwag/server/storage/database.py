@@ -188,6 +188,12 @@ class Database:
         elif moved is not None:
             log.info("database schema upgraded from revision %s to %s", *moved)
 
+    async def warm(self) -> None:
+        """Open the PostgreSQL write lanes' connections (``pg_batching.py``) before the node
+        serves; nothing elsewhere."""
+        if self._lanes is not None:
+            await self._lanes.open()
+
     @staticmethod
     def _refuse_nested() -> None:
         if _HOLDING.get():

@@ -377,7 +377,10 @@ async def append_event(
     user_pks: Sequence[int],
     now: float,
     conversation_id: str | None = None,
+    webhook: bool = True,
 ) -> Appended:
+    """``webhook``: False when the app is told of this change another way (the stream
+    event is one reader's side of it: ``core.webhook_events``)."""
     payload = event_payload(event_type, data, now)
     readers = sorted(set(user_pks))
     if not readers:
@@ -393,7 +396,7 @@ async def append_event(
     await _INSERT_USER_EVENTS.many(
         conn, [{"user_pk": pk, "pos": pos, "event_id": event_id} for pk, pos in targets]
     )
-    outbox = await write_outbox(
+    outbox = webhook and await write_outbox(
         conn, app_id=app_id, event_type=event_type, data=data, now=now,
         conversation_id=conversation_id, readers=readers,
     )  # fmt: skip

@@ -60,6 +60,7 @@ _DROPPED_TEXTS = (
     "connection is closed",  # asyncpg, on a connection the server had already dropped
     "connection was closed",
     "another operation is in progress",  # asyncpg left mid-protocol by a dropped backend
+    "cannot switch to state",  # the same, met as a statement starts
     "protocol state",
 )
 _TRANSIENT_TEXTS = (
@@ -122,11 +123,15 @@ def is_transient(exc: DBAPIError) -> bool:
 
 def is_storage_unavailable(exc: BaseException) -> bool:
     """Any failure of the database itself, not of the request: a transient driver error,
-    a full pool (waited ``pool_timeout``), or a refused or reset connection attempt
-    (raised by the driver before SQLAlchemy could wrap it)."""
+    a full pool (waited ``pool_timeout``), a refused or reset connection attempt, or
+    asyncpg's own error for a dropped connection (both raised by the driver before
+    SQLAlchemy could wrap them: SQLAlchemy's set-up of a new connection runs statements
+    that a backend terminated just after it started fails)."""
     if isinstance(exc, DBAPIError):
         return is_transient(exc)
-    return isinstance(exc, PoolTimeout | ConnectionError)
+    if isinstance(exc, PoolTimeout | ConnectionError):
+        return True
+    return type(exc).__module__.startswith("asyncpg.") and is_dropped(exc)
 
 
 def storage_unavailable() -> ServiceUnavailable:

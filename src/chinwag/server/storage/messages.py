@@ -190,10 +190,14 @@ def _row(row: Any) -> MessageRow:
     )
 
 
-def _visible(query: Select[Any], conversation_id: str, seen: Visibility) -> Select[Any]:
+def _visible(query: Select[Any], conversation_id: str, seen: Visibility | None) -> Select[Any]:
+    """``seen`` None: the whole conversation, as the app's own server reads it (it is no
+    participant, so no one user's hides, blocks or leaving narrow it)."""
+    query = query.where(messages.c.conversation_id == conversation_id)
+    if seen is None:
+        return query
     hidden = select(hidden_messages.c.message_id).where(hidden_messages.c.user_pk == seen.user_pk)
     query = query.where(
-        messages.c.conversation_id == conversation_id,
         messages.c.position > seen.above,
         messages.c.id.not_in(hidden),
         blocked_sender_filter(seen.user_pk),
@@ -242,13 +246,14 @@ async def get_message_by_public_id(
 async def page(
     conn: AsyncConnection,
     conversation_id: str,
-    seen: Visibility,
+    seen: Visibility | None,
     *,
     after: int | None,
     before: int | None,
     limit: int,
 ) -> tuple[list[MessageRow], bool]:
-    """Up to ``limit`` visible messages, ascending, and whether more lie in that direction.
+    """Up to ``limit`` visible messages (``seen`` None: all of them, as in :func:`_visible`),
+    ascending, and whether more lie in that direction.
 
     With ``after`` the page starts just above it; otherwise it ends just below ``before``
     (or at the newest message).

@@ -29,7 +29,7 @@ from chinwag.server.storage.engines import is_postgres
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import push_jobs, webhook_outbox
 
-__all__ = ["message_outbox", "webhook_body", "write_outbox"]
+__all__ = ["message_outbox", "webhook_body", "write_outbox", "write_webhook"]
 
 
 def webhook_body(event_type: str, app_id: str, data: dict[str, Any], now: float) -> str:
@@ -38,6 +38,22 @@ def webhook_body(event_type: str, app_id: str, data: dict[str, Any], now: float)
     return orjson.dumps(
         {"type": event_type, "timestamp": stamp, "data": {"app_id": app_id, **data}}
     ).decode()
+
+
+async def write_webhook(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    event_type: WebhookEventType,
+    data: dict[str, Any],
+    now: float,
+) -> bool:
+    """A webhook that no single stream event says (``core.webhook_events``: participant
+    changes); whether a row was written (the app has endpoints for it)."""
+    return await webhook_store.enqueue(
+        conn, app_id=app_id, event_type=event_type,
+        payload=webhook_body(event_type, app_id, data, now), now=now,
+    )  # fmt: skip
 
 
 async def write_outbox(

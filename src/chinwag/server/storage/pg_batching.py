@@ -44,6 +44,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.server.storage.batching import Job, WriteBatcher
+from chinwag.server.storage.engines.postgres import ARRAY_TYPES
 
 if TYPE_CHECKING:
     from chinwag.server.storage.database import Database, Transaction
@@ -52,6 +53,7 @@ __all__ = ["BATCH_LOCK_TIMEOUT", "DEFAULT_LANES", "LanedBatcher"]
 
 BATCH_LOCK_TIMEOUT = "200ms"
 _LIMIT_LOCK_WAITS = text(f"SET lock_timeout = '{BATCH_LOCK_TIMEOUT}'")
+_LEARN_ARRAY_TYPES = text(ARRAY_TYPES)
 
 T = TypeVar("T")
 
@@ -67,20 +69,26 @@ class _Lane(WriteBatcher):
         super().__init__(db, max_batch=max_batch)
         self._conn: AsyncConnection | None = None
 
-    @asynccontextmanager
-    async def _batch_transaction(self) -> AsyncIterator[Transaction]:
+    async def connection(self) -> AsyncConnection:
+        """The lane's connection, connected afresh if it has none or it was dropped, with
+        its lock timeout set and the array types learnt."""
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             self._conn = None
             conn = await self._db.engine.connect()
             try:
                 await conn.execute(_LIMIT_LOCK_WAITS)
+                await conn.execute(_LEARN_ARRAY_TYPES)  # (again: ``engines/postgres.py``)
                 await conn.commit()
             except BaseException:
                 await _discard(conn)
                 raise
             self._conn = conn
-        async with self._db.transaction_on(conn) as tx:
+        return conn
+
+    @asynccontextmanager
+    async def _batch_transaction(self) -> AsyncIterator[Transaction]:
+        async with self._db.transaction_on(await self.connection()) as tx:
             yield tx
 
     async def close(self) -> None:
@@ -106,6 +114,12 @@ class LanedBatcher:
 
     async def run(self, job: Job[T], *, key: str | None = None, leaves_work: bool = False) -> T:
         return await self._lane(key).run(job, leaves_work=leaves_work)
+
+    async def open(self) -> None:
+        """Connect every lane now, so a node's first sends do not pay for it (a backend's
+        start, asyncpg's type lookups: ``engines/postgres.py``)."""
+        for lane in self._lanes:
+            await lane.connection()
 
     async def close(self) -> None:
         """Give the lanes' connections back (``Database.close``, after the writes drained)."""

@@ -93,6 +93,8 @@ class DueJob:
     attempts: int
     kind: str
     token: str
+    lease_until: float
+    """The claim's lease: what is recorded of this try counts only while the job holds it."""
 
 
 def enqueue_statement(*only_if: ColumnElement[bool]) -> Insert:
@@ -309,8 +311,9 @@ async def claim_due(
     ids = [int(r[0]) for r in await conn.execute(_CLAIMABLE, params)]
     if not ids:
         return []
+    lease_until = now + lease  # one value: the outcome is recorded only under it
     await conn.execute(
-        update(push_jobs).where(push_jobs.c.id.in_(ids)).values(lease_until=now + lease)
+        update(push_jobs).where(push_jobs.c.id.in_(ids)).values(lease_until=lease_until)
     )
     rows = await conn.execute(
         select(
@@ -330,29 +333,49 @@ async def claim_due(
         .order_by(push_jobs.c.id)
     )
     return [
-        DueJob(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8], r[9])
+        DueJob(
+            int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8], r[9], lease_until
+        )
         for r in rows
     ]
 
 
-async def delete_jobs(conn: AsyncConnection, ids: list[int]) -> None:
+def _held(ids: list[int], lease_until: float) -> ColumnElement[bool]:
+    """Jobs ``ids``, only those still under the claim's lease ``lease_until``.
+
+    A worker records a try's outcome only while its claim holds: a try that outlived its
+    lease (the process stalled) may have been claimed and posted again by another worker,
+    and its late "retry" would clear that worker's lease, so a third worker would post the
+    notification once more, and its attempts would be counted twice."""
+    return push_jobs.c.id.in_(ids) & (push_jobs.c.lease_until == lease_until)
+
+
+async def delete_jobs(conn: AsyncConnection, ids: list[int], *, lease_until: float) -> None:
     if ids:
-        await conn.execute(delete(push_jobs).where(push_jobs.c.id.in_(ids)))
+        await conn.execute(delete(push_jobs).where(_held(ids, lease_until)))
 
 
-async def max_attempts(conn: AsyncConnection, ids: list[int]) -> int:
+async def max_attempts(conn: AsyncConnection, ids: list[int], *, lease_until: float) -> int | None:
+    """The most attempts among the jobs still under ``lease_until``; None if none is."""
     found = await conn.execute(
-        select(func.max(push_jobs.c.attempts)).where(push_jobs.c.id.in_(ids))
+        select(func.count(), func.max(push_jobs.c.attempts)).where(_held(ids, lease_until))
     )
-    return int(found.scalar() or 0)
+    held, most = found.one()
+    return int(most or 0) if held else None
 
 
 async def retry_jobs(
-    conn: AsyncConnection, ids: list[int], *, attempts: int, next_attempt_at: float, error: str
+    conn: AsyncConnection,
+    ids: list[int],
+    *,
+    lease_until: float,
+    attempts: int,
+    next_attempt_at: float,
+    error: str,
 ) -> None:
     await conn.execute(
         update(push_jobs)
-        .where(push_jobs.c.id.in_(ids))
+        .where(_held(ids, lease_until))
         .values(
             attempts=attempts,
             next_attempt_at=next_attempt_at,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -94,7 +95,7 @@ apps = Table(
 app_keys = Table(
     "app_keys",
     metadata,
-    Column("kid", String(128), primary_key=True),
+    Column("kid", String(128), nullable=False),
     Column("app_id", String(36), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
     Column("alg", String(8), nullable=False),
     Column("public_key_pem", Text),
@@ -103,7 +104,10 @@ app_keys = Table(
     Column("development", Boolean, nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
-    Index("ix_app_keys_app_id", "app_id"),
+    # Per app (0009): each app picks its own kids, and a kid taken in one app must not
+    # be refused in, or even visible to, another. Leading with app_id, it also serves
+    # listing an app's keys.
+    PrimaryKeyConstraint("app_id", "kid", name="pk_app_keys"),
 )
 
 # An app's published key set (0005): fetched and cached per process by server.jwks; the

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Float, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chinwag.server.storage.apps import lock_app
 from chinwag.server.storage.schema import (
     webhook_deliveries,
     webhook_endpoints,
@@ -143,6 +144,14 @@ async def _set_types(conn: AsyncConnection, endpoint: str, app_id: str, types: l
             insert(webhook_event_types),
             [{"endpoint_id": endpoint, "app_id": app_id, "event_type": t} for t in types],
         )
+
+
+async def count_endpoints_locked(conn: AsyncConnection, app_id: str) -> int:
+    """The app's endpoints, counted under its row lock (``apps.lock_app``), so a creation
+    that counts and then inserts is never interleaved with another (the per-app cap)."""
+    await lock_app(conn, app_id)
+    count = select(func.count()).select_from(webhook_endpoints)
+    return int(await conn.scalar(count.where(webhook_endpoints.c.app_id == app_id)) or 0)
 
 
 async def insert_endpoint(conn: AsyncConnection, values: dict[str, Any], types: list[str]) -> None:

@@ -67,17 +67,21 @@ class PushWorker(Poller):
             gateway = await store.get_gateway(conn, app_id)
             if gateway is not None and gateway.enabled:
                 notes = await _notifications(conn, app_id, jobs, gateway.include_body)
+        lease = jobs[0].lease_until  # one claim, one lease
         if gateway is None or not gateway.enabled:
             async with self._services.db.transaction() as tx:
-                await store.delete_jobs(tx.conn, [j.id for j in jobs])
+                await store.delete_jobs(tx.conn, [j.id for j in jobs], lease_until=lease)
             return
         for start in range(0, len(notes), MAX_BATCH):
             batch = notes[start : start + MAX_BATCH]
-            await self._post(gateway, [n for n, _ in batch], [i for _, ids in batch for i in ids])
+            ids = [i for _, ids in batch for i in ids]
+            await self._post(gateway, [n for n, _ in batch], ids, lease)
 
     async def _post(
-        self, gateway: store.GatewayRow, notes: list[dict[str, Any]], ids: list[int]
+        self, gateway: store.GatewayRow, notes: list[dict[str, Any]], ids: list[int], lease: float
     ) -> None:
+        """Post ``notes`` and record the outcome of jobs ``ids``, while they hold ``lease``
+        (``store.max_attempts``): a claim that lapsed belongs to the worker that took it."""
         now = self._services.now()
         body = orjson.dumps({"type": "push.notifications", "notifications": notes})
         msg_id = "push_" + secrets.token_urlsafe(18)
@@ -85,18 +89,22 @@ class PushWorker(Poller):
         outcome = await self._sender.post(gateway.url, body, signed)
         async with self._services.db.transaction() as tx:
             if outcome.ok:
-                await store.delete_jobs(tx.conn, ids)
+                await store.delete_jobs(tx.conn, ids, lease_until=lease)
                 return
-            attempts = await store.max_attempts(tx.conn, ids) + 1
+            held = await store.max_attempts(tx.conn, ids, lease_until=lease)
+            if held is None:
+                return
+            attempts = held + 1
             schedule = self._services.settings.webhook_retry_schedule
             delay = next_delay(attempts, schedule, self._jitter)
             if delay is None:
                 reason = f"disabled after {attempts} failed attempts; last: {outcome.error}"
                 await store.disable_gateway(tx.conn, gateway.app_id, reason=reason, now=now)
-                await store.delete_jobs(tx.conn, ids)
+                await store.delete_jobs(tx.conn, ids, lease_until=lease)
                 return
             await store.retry_jobs(
-                tx.conn, ids, attempts=attempts, next_attempt_at=now + delay,  # from the start
+                tx.conn, ids, lease_until=lease, attempts=attempts,
+                next_attempt_at=now + delay,  # from the start
                 error=outcome.error or "failed",
             )  # fmt: skip
 

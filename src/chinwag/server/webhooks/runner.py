@@ -18,7 +18,10 @@ class Delivery:
     """One webhook worker and one push worker per process, plus the online-lease renewal."""
 
     def __init__(self, services: Services) -> None:
-        self._sender = Sender(timeout=services.settings.webhook_timeout)
+        self._sender = Sender(
+            timeout=services.settings.webhook_timeout,
+            allow_loopback=services.settings.dev_allow_http_loopback,
+        )
         self.webhooks = WebhookWorker(services, self._sender)
         self.push = PushWorker(services, self._sender)
         self._tasks: list[asyncio.Task[None]] = [asyncio.create_task(renew_forever(services))]

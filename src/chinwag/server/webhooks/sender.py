@@ -12,6 +12,16 @@ generality cost about half a millisecond of CPU per request on the event loop th
 serves chat traffic (``bench/webhooks.py``). This speaks just enough HTTP/1.1 over
 asyncio streams, keeps one idle connection per origin for the next delivery, and treats
 anything unexpected as a failed attempt.
+
+Where it connects: the URL was checked when registered (``core.target_urls``), but a host
+name can resolve anywhere, and differently on every lookup (DNS rebinding). So each new
+connection resolves the name itself, keeps only the addresses
+:func:`~chinwag.core.target_urls.address_allowed` accepts (``server.target_addresses``,
+shared with the JWKS fetcher), and connects to one of those addresses (TLS still verifies
+the certificate for the name): the address checked is the address connected to, with no
+second lookup in between. A name with no allowed address fails the attempt with one
+message whether it resolved to a private address or to nothing, so the deliveries list
+does not tell an app which internal names exist.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ import contextlib
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from chinwag.server.target_addresses import resolve_allowed
 
 __all__ = ["MAX_HEAD_BYTES", "MAX_RESPONSE_BYTES", "Outcome", "Sender"]
 
@@ -42,9 +54,16 @@ class _BadAnswer(Exception):
     pass
 
 
+class _Refused(Exception):
+    pass
+
+
 class Sender:
-    def __init__(self, *, timeout: float, max_idle: int = 64) -> None:
+    def __init__(self, *, timeout: float, allow_loopback: bool = False, max_idle: int = 64) -> None:
+        """``allow_loopback``: the development flag (``dev_allow_http_loopback``) letting
+        deliveries reach this machine; private addresses are never connected to."""
         self._timeout = timeout
+        self._allow_loopback = allow_loopback
         self._idle: dict[tuple[str, str, int], list[Streams]] = {}
         self._max_idle = max_idle
         self._tls = ssl.create_default_context()
@@ -57,6 +76,8 @@ class Sender:
             return Outcome(False, None, f"no answer within {self._timeout:g} seconds")
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return Outcome(False, None, "request failed: connection error")
+        except _Refused as exc:
+            return Outcome(False, None, f"refused: {exc}")
         except (_BadAnswer, ValueError) as exc:
             return Outcome(False, None, f"request failed: {exc}")
 
@@ -92,9 +113,20 @@ class Sender:
                 return reader, writer
             writer.close()
         _, host, port = origin
-        return await asyncio.open_connection(
-            host, port, ssl=self._tls if tls else None, limit=MAX_HEAD_BYTES
-        )
+        allowed = await resolve_allowed(host, port, allow_loopback=self._allow_loopback)
+        if not allowed:  # one message whether it resolved to nothing or to a private address
+            raise _Refused(f"{host[:100]} does not resolve to a public address")
+        failure: OSError | None = None
+        for address in allowed:
+            try:
+                return await asyncio.open_connection(
+                    address, port, ssl=self._tls if tls else None,
+                    server_hostname=host if tls else None, limit=MAX_HEAD_BYTES,
+                )  # fmt: skip
+            except OSError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def _release(self, origin: tuple[str, str, int], streams: Streams, reusable: bool) -> None:
         pool = self._idle.setdefault(origin, [])

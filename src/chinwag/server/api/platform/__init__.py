@@ -19,11 +19,12 @@ def platform_router() -> APIRouter:
         keys,
         messages,
         push,
+        reads,
         users,
         webhooks,
     )
 
     router = APIRouter()
-    for module in (apps, keys, messages, blocks, users, audit, jwks, webhooks, push):
+    for module in (apps, keys, messages, reads, blocks, users, audit, jwks, webhooks, push):
         router.include_router(module.router)
     return router

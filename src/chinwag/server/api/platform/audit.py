@@ -21,7 +21,9 @@ async def read_audit(
     caller: Platform,
     services: ServicesDep,
     app_id: str | None = Query(default=None, max_length=64),
-    since: float | None = Query(default=None, description="Only entries at or after"),
+    since: float | None = Query(
+        default=None, allow_inf_nan=False, description="Only entries at or after"
+    ),
     before: int | None = Query(
         default=None, ge=1, le=2**63 - 1, description="`next_before` of a page"
     ),

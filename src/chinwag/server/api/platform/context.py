@@ -11,12 +11,12 @@ from fastapi import Depends, Request
 from chinwag.server.api.deps import client_address, services_of
 from chinwag.server.api.platform.auth import PlatformCaller, platform_caller, require_app_access
 from chinwag.server.handlers import audit
-from chinwag.server.handlers.actors import AuditHook
+from chinwag.server.handlers.actors import AuditHook, FanoutCharge
 from chinwag.server.handlers.apps import get_app
 from chinwag.server.services import Services
 from chinwag.server.storage.database import Transaction
 
-__all__ = ["AppAccess", "PlatformApp"]
+__all__ = ["AppAccess", "PlatformApp", "fanout_charge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,22 @@ class AppAccess:
             await audit.record(tx, self.caller, action, target, self.address, now=now)
 
         return write
+
+    @property
+    def fanout(self) -> FanoutCharge:
+        return fanout_charge(self.services, self.caller)
+
+
+def fanout_charge(services: Services, caller: PlatformCaller) -> FanoutCharge:
+    """The key's ``limit_platform_recipients_per_key`` budget, for a handler to charge
+    what the request fans out once it knows (429 before any write when over)."""
+    key_id = caller.key_id
+    limits = services.rate_limits
+
+    async def charge(cost: int) -> None:
+        await limits.charge_platform_recipients(key_id, cost)
+
+    return charge
 
 
 async def app_access(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from chinwag.core.errors import NotFound
 from chinwag.server.api.deps import ServicesDep
 from chinwag.server.api.platform.auth import Platform, require_admin, require_app_access
 from chinwag.server.api.platform.common import PREFIX, READ_ERRORS, WRITE_ERRORS, audited
@@ -27,19 +26,10 @@ from chinwag.server.api.platform.models import (
 from chinwag.server.api.responses import JSON
 from chinwag.server.handlers import apps as handlers
 from chinwag.server.services import Services
-from chinwag.server.storage.records import KeyRecord
 
 __all__ = ["router"]
 
 router = APIRouter(prefix=f"{PREFIX}/apps/{{app_id}}/keys", tags=["platform: keys"])
-
-
-async def _key(services: Services, app_id: str, kid: str) -> KeyRecord:
-    """The app's key, or 404 (another app's key is as absent as no key)."""
-    for key in await handlers.list_keys(services, app_id):
-        if key.kid == kid:
-            return key
-    raise NotFound("No key with that kid in this app.", data={"kid": kid[:128]})
 
 
 @router.get("", response_model=KeyList, responses=READ_ERRORS)
@@ -83,8 +73,7 @@ async def read_secret(
     """An HS256 key's secret (admin key only; every read is in the audit log)."""
     require_app_access(caller, app_id)
     require_admin(caller, "Reading an HMAC secret")
-    await _key(services, app_id, kid)
-    record = await handlers.get_secret(services, kid)
+    record = await handlers.get_secret(services, app_id, kid)
     await audited(request, caller, "key.secret_read", f"apps/{app_id}/keys/{kid}")
     return JSON({"kid": record.kid, "alg": record.alg, "secret": record.secret})
 
@@ -93,8 +82,7 @@ async def _set_enabled(
     app_id: str, kid: str, enabled: bool, caller: Platform, services: Services, request: Request
 ) -> JSON:
     require_app_access(caller, app_id)
-    await _key(services, app_id, kid)
-    record = await handlers.set_key_enabled(services, kid, enabled)
+    record = await handlers.set_key_enabled(services, app_id, kid, enabled)
     action = "key.enable" if enabled else "key.disable"
     await audited(request, caller, action, f"apps/{app_id}/keys/{kid}")
     return JSON(key_view(record))
@@ -120,7 +108,6 @@ async def delete_key(
     app_id: str, kid: str, caller: Platform, services: ServicesDep, request: Request
 ) -> Response:
     require_app_access(caller, app_id)
-    await _key(services, app_id, kid)
-    await handlers.delete_key(services, kid)
+    await handlers.delete_key(services, app_id, kid)
     await audited(request, caller, "key.delete", f"apps/{app_id}/keys/{kid}")
     return Response(status_code=204)

@@ -121,7 +121,7 @@ async def create_conversation(body: CreateConversation, access: PlatformApp) -> 
     wanted = NewConversation(named, body.distinct, body.metadata, body.id)
     found, created = await create_for(
         services, access.app_id, creator, wanted, shared=True,
-        audit=access.audit("conversation.create", "conversations"),
+        audit=access.audit("conversation.create", "conversations"), charge=access.fanout,
     )  # fmt: skip
     return _created(found, created)
 
@@ -139,6 +139,7 @@ async def send_message(conversation_id: str, body: SendAs, access: PlatformApp) 
     found, created = await messages.send_as(
         access.services, actor, conversation_id, body.id, body.parts,
         audit=access.audit("message.send", f"conversations/{conversation_id[:64]}/messages"),
+        charge=access.fanout,
     )  # fmt: skip
     return _created(found, created)
 
@@ -150,11 +151,12 @@ async def send_message(conversation_id: str, body: SendAs, access: PlatformApp) 
     responses=_again("The bot existed: its profile, updated", PublicUser),
 )
 async def put_bot(body: PutBot, access: PlatformApp) -> JSON:
-    """Create a bot identity (201) or update its profile (200)."""
+    """Create a bot identity (201) or update the profile fields given (200; ``null``
+    clears one, a field left out stays)."""
+    profile = body.model_dump(exclude_unset=True, exclude={"user_id"})
     found, created = await bots.put_bot(
-        access.services, access.app_id, body.user_id,
-        display_name=body.display_name, avatar_url=body.avatar_url,
-        audit=access.audit("bot.put", f"users/{body.user_id[:256]}/bot"),
+        access.services, access.app_id, body.user_id, profile,
+        audit=access.audit("bot.put", f"users/{body.user_id[:256]}/bot"), charge=access.fanout,
     )  # fmt: skip
     return _created(found, created)
 
@@ -170,5 +172,6 @@ async def announce(body: Announce, access: PlatformApp) -> JSON:
     found, created = await announcements.announce(
         access.services, access.app_id, body.id, body.parts, body.user_ids,
         audit=access.audit("announcement.create", f"announcements/{body.id[:64]}"),
+        charge=access.fanout,
     )  # fmt: skip
     return _created(found, created)

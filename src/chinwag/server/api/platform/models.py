@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chinwag.server.handlers.app_views import app_json, key_json
 from chinwag.server.handlers.identities import user_json
@@ -37,6 +37,7 @@ __all__ = [
     "app_view",
     "audit_view",
     "key_view",
+    "not_null",
     "session_view",
     "user_view",
 ]
@@ -46,12 +47,27 @@ Policy = Literal["open", "existing_users", "anonymous_to_agents"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "wipe": "yes" or "enabled": 1 is a client's mistake, not a yes (as the
+    # webhook and message bodies already hold)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
     """A request example for Swagger UI's "Try it out" (schemathesis tries it first)."""
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]})
+
+
+def _not_null(cls: type[BaseModel], value: object) -> object:
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep its value")
+    return value
+
+
+def not_null(*fields: str) -> Any:
+    """A validator refusing an explicit ``null`` for ``fields``: in a PATCH body whose
+    fields are optional only so they can be left out, ``null`` would otherwise be taken as
+    "unchanged" and a client that meant to clear the value would get 200 and no change."""
+    return field_validator(*fields, mode="before")(_not_null)
 
 
 class AppCreate(_Body):
@@ -79,6 +95,16 @@ class AppUpdate(_Body):
     agents_add: list[str] = Field(default_factory=list, max_length=1000)
     agents_remove: list[str] = Field(default_factory=list, max_length=1000)
 
+    _no_null = not_null(
+        "name",
+        "environment",
+        "allow_anonymous",
+        "require_nonce",
+        "session_lifetime",
+        "max_token_age",
+        "conversation_policy",
+    )
+
 
 class App(_Body):
     app_id: str
@@ -104,7 +130,12 @@ class AppList(_Body):
 class KeyRegister(_Body):
     public_key: str = Field(min_length=1, max_length=16384, description="PEM or JWK (JSON)")
     alg: str | None = Field(default=None, max_length=16)
-    kid: str | None = Field(default=None, min_length=1, max_length=128)
+    kid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="1 to 128 of `A-Z a-z 0-9 . _ : -` (default: a new `key_…`)",
+    )
 
 
 class KeyGenerate(_Body):
@@ -199,7 +230,9 @@ class EndSessions(_Body):
     session_id: str | None = Field(default=None, min_length=1, max_length=64)
     user_id: str | None = Field(default=None, min_length=1, max_length=256)
     issued_before: float | None = Field(
-        default=None, description="Every session of the app opened before this time"
+        default=None,
+        allow_inf_nan=False,  # 1e400 parses as infinity: "before forever" ends them all
+        description="Every session of the app opened before this time",
     )
     wipe: bool = Field(default=False, description="Devices also delete their local data")
 

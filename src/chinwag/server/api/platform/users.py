@@ -15,6 +15,7 @@ from chinwag.core.errors import InvalidRequest
 from chinwag.server.api.deps import ServicesDep
 from chinwag.server.api.platform.auth import Platform, require_app_access
 from chinwag.server.api.platform.common import PREFIX, READ_ERRORS, WRITE_ERRORS, audited
+from chinwag.server.api.platform.context import fanout_charge
 from chinwag.server.api.platform.models import (
     EndedSessions,
     EndSessions,
@@ -127,7 +128,8 @@ async def update_user(
     user and of everyone sharing a conversation get ``identity.updated``."""
     require_app_access(caller, app_id)
     profile = body.model_dump(exclude_unset=True)
-    user = await identities.update_identity(services, app_id, user_id, profile)
+    charge = fanout_charge(services, caller)
+    user = await identities.update_identity(services, app_id, user_id, profile, charge=charge)
     target = f"apps/{app_id}/users/{user_id}"
     await audited(request, caller, "user.update", target, {"fields": sorted(profile)})
     return JSON(user_view(user))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chinwag.server.api.platform.models import not_null
+
 __all__ = [
     "Delivery",
     "DeliveryPage",
@@ -44,6 +46,8 @@ class WebhookPatch(BaseModel):
     event_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None
+
+    _no_null = not_null("url", "event_types", "description", "enabled")
 
 
 class Webhook(BaseModel):

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -32,6 +32,7 @@ from chinwag.server.storage.failures import discard_dropped_connections
 
 __all__ = [
     "ADAPTED_ERRORS",
+    "ARRAY_TYPES",
     "DRIVER_NAME",
     "POOL_SIZE",
     "PingOnceDialect",
@@ -137,6 +138,37 @@ POOL_SIZE = 20
 """Connections a process keeps open by default (``Settings.pg_pool_size``)."""
 
 
+ARRAY_TYPES = "SELECT CAST(NULL AS BIGINT[]), CAST(NULL AS VARCHAR[])"
+"""A statement whose results are each array type chinwag's statements bind (``spans.py``):
+preparing it has asyncpg learn them (:func:`_learn_array_types`)."""
+
+
+def _learn_array_types(dbapi_connection: Any, _record: Any) -> None:
+    """Pool ``connect`` hook: have asyncpg learn the array types on a new connection.
+
+    Why: asyncpg knows only a few array types by heart and looks the others up on each
+    connection, the first time a statement binds or returns one: three more statements
+    (``jit`` off, the ``pg_type`` lookup, ``jit`` back), 25-50 ms here, paid by the first
+    send on every new connection (its merge binds ``BIGINT[]`` and ``VARCHAR[]``).
+    Preparing :data:`ARRAY_TYPES` moves that cost to the connect.
+
+    SQLAlchemy has asyncpg forget what it learnt on a connection older than the last DDL
+    it ran (a migration), so the write lanes, whose connections may be that old, run
+    :data:`ARRAY_TYPES` again through SQLAlchemy when they connect (``pg_batching.py``),
+    before the node says it is ready (``Database.warm``).
+
+    The statement cannot fail for any reason but the connection's: a backend ended just
+    after it started (``pg_terminate_backend``, a restart) fails it with whatever state
+    asyncpg was left in, raised here outside SQLAlchemy's error handling, so it is raised
+    as the failed connection attempt it is (503 ``service_unavailable``, not a 500)."""
+    try:
+        dbapi_connection.run_async(lambda raw: raw.fetchrow(ARRAY_TYPES))
+    except Exception as error:
+        raise ConnectionResetError(
+            f"PostgreSQL dropped a new connection ({type(error).__name__}: {error})"
+        ) from error
+
+
 def create_engine(url: str, *, pool_size: int = POOL_SIZE) -> AsyncEngine:
     """``hide_parameters`` keeps message bodies, token hashes and secrets out of database
     errors' text, which gets logged. ``pool_pre_ping`` and the ``handle_error`` hook of
@@ -156,6 +188,7 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE) -> AsyncEngine:
         hide_parameters=True,
     )
     discard_dropped_connections(engine)
+    event.listen(engine.sync_engine, "connect", _learn_array_types)
     return engine
 
 
