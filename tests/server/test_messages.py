@@ -199,6 +199,47 @@ async def test_paging_forwards_and_backwards(
     assert await bodies(client, alice, conv, "?after=5&limit=3") == (["6", "7"], False)
 
 
+async def test_a_page_stops_at_a_mebibyte_of_bodies_and_paging_on_loses_nothing(
+    client: httpx.AsyncClient, alice: Headers, conv: str
+) -> None:
+    """Without the bound one ``limit=500`` page of 64 KiB messages was 32 MiB in memory.
+    Small and large messages alternate: the statement carries the small ones' parts and the
+    large ones are read after, by id; each must land on its own message."""
+    sent = [f"{i:02d}" + ("x" * 60_000 if i % 2 else "") for i in range(1, 41)]
+    for body in sent:
+        assert (await post(client, alice, conv, text(body))).status_code == 201
+
+    def cut(bodies: list[str]) -> list[str]:
+        """The bound's rule, nearest the anchor first: stop before 1 MiB, keep at least one."""
+        kept: list[str] = []
+        total = 0
+        for body in bodies:
+            total += len(body.encode())
+            if kept and total > 1024 * 1024:
+                break
+            kept.append(body)
+        return kept
+
+    forwards, after = [], 0
+    while True:
+        page = (
+            await client.get(
+                f"/v1/conversations/{conv}/messages?after={after}&limit=500", headers=alice
+            )
+        ).json()
+        got = [m["parts"][0]["body"] for m in page["messages"]]
+        assert got == cut(sent[len(forwards) :])
+        forwards += got
+        if not page["has_more"]:
+            break
+        after = page["messages"][-1]["position"]
+    assert forwards == sent
+    assert len(cut(sent)) < len(sent)  # the bound did cut: several pages
+    newest, has_more = await bodies(client, alice, conv, "?limit=500")
+    assert newest == cut(sent[::-1])[::-1]
+    assert has_more is True
+
+
 @pytest.mark.parametrize(
     "query", ["?limit=0", "?limit=501", "?after=-1", "?before=x", "?after=1e99"]
 )

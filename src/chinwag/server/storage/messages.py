@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Select, bindparam, func, select, update
+from sqlalchemy import BigInteger, Float, Select, bindparam, case, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +24,7 @@ from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import conversations, hidden_messages, messages, users
 
 __all__ = [
+    "MAX_PAGE_BYTES",
     "MessageRow",
     "Visibility",
     "get_message",
@@ -71,6 +72,12 @@ class Visibility:
     up_to: int | None
     """A former participant sees nothing after the position at which they left."""
 
+
+MAX_PAGE_BYTES = 1024 * 1024
+"""A page of messages stops before the message that would take its bodies (``size``, as
+counted for ``max_message_bytes``) past this many bytes; a single larger message still
+comes alone. Without it one ``limit=500`` page of 64 KiB messages held 32 MiB in memory
+(more as JSON), and a client may ask for pages hundreds of times a second."""
 
 _JOINED = {"sender_id": users.c.user_id, "sender_bot": users.c.bot}
 """``MessageRow`` fields read from the sender's ``users`` row."""
@@ -172,7 +179,8 @@ def _select() -> Select[Any]:
     ).outerjoin(users, users.c.pk == messages.c.sender_pk)
 
 
-def _row(row: Any) -> MessageRow:
+def _row(row: Any, parts: dict[str, str] | None = None) -> MessageRow:
+    """``parts``: bodies read apart from the row (``page``), by message id."""
     m = row._mapping
     return MessageRow(
         id=m["id"],
@@ -182,7 +190,7 @@ def _row(row: Any) -> MessageRow:
         position=int(m["position"]),
         sender_pk=m["sender_pk"],
         sender_id=m["sender_id"],
-        parts=m["parts"],
+        parts=m["parts"] if m["parts"] is not None else (parts or {})[m["id"]],
         size=int(m["size"]),
         sent_at=float(m["sent_at"]),
         deleted_at=m["deleted_at"],
@@ -251,22 +259,44 @@ async def page(
     after: int | None,
     before: int | None,
     limit: int,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> tuple[list[MessageRow], bool]:
     """Up to ``limit`` visible messages (``seen`` None: all of them, as in :func:`_visible`),
     ascending, and whether more lie in that direction.
 
     With ``after`` the page starts just above it; otherwise it ends just below ``before``
-    (or at the newest message).
-    """
-    query = _visible(_select(), conversation_id, seen)
+    (or at the newest message). The page also ends before the message that would take it
+    past ``max_bytes`` (at least one comes). So that the bound holds in memory too, the
+    statement returns the parts only of messages small enough that a whole page of them
+    fits (as ``events.read_stream_page`` does); the larger ones the page keeps are read
+    after, by id."""
+    share = max_bytes // (limit + 1)
+    small_parts = case((messages.c.size <= share, messages.c.parts), else_=null())
+    columns = [small_parts.label("parts") if c.name == "parts" else c for c in messages.c]
+    query: Select[Any] = select(
+        *columns, users.c.user_id.label("sender_id"), users.c.bot.label("sender_bot")
+    ).outerjoin(users, users.c.pk == messages.c.sender_pk)
+    query = _visible(query, conversation_id, seen)
     if after is not None:
         query = query.where(messages.c.position > after)
     if before is not None:
         query = query.where(messages.c.position < before)
     order = messages.c.position.asc() if after is not None else messages.c.position.desc()
-    rows = [_row(r) for r in await conn.execute(query.order_by(order).limit(limit + 1))]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    found = list(await conn.execute(query.order_by(order).limit(limit + 1)))
+    kept: list[Any] = []
+    total = 0
+    for row in found[:limit]:  # nearest the anchor first
+        total += int(row.size)
+        if kept and total > max_bytes:
+            break
+        kept.append(row)
+    has_more = len(found) > len(kept)
+    missing = [row.id for row in kept if row.parts is None]
+    parts: dict[str, str] = {}
+    if missing:
+        read = select(messages.c.id, messages.c.parts).where(messages.c.id.in_(missing))
+        parts = {message_id: body for message_id, body in await conn.execute(read)}
+    rows = [_row(row, parts) for row in kept]
     if after is None:
         rows.reverse()
     return rows, has_more
