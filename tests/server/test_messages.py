@@ -220,7 +220,8 @@ async def test_a_page_stops_at_a_mebibyte_of_bodies_and_paging_on_loses_nothing(
             kept.append(body)
         return kept
 
-    forwards, after = [], 0
+    forwards: list[str] = []
+    after = 0
     while True:
         page = (
             await client.get(
