@@ -48,7 +48,8 @@ MINUTE_START = 1_800_000_000.0
 """A clock reading at the start of a minute (and of every shorter window)."""
 
 OFF: dict[str, Any] = {f"limit_{a}_per_{s}": "" for a in (
-    "messages", "conversations", "participants", "metadata", "receipts", "typing", "requests"
+    "messages", "conversations", "participants", "metadata", "receipts", "typing", "requests",
+    "read_kib",
 ) for s in ("session", "user", "app")}  # fmt: skip
 """Every per-session/user/app limit off: each test turns on the ones it is about."""
 
@@ -226,6 +227,32 @@ async def test_http_requests_with_a_session_share_the_request_rate_with_the_webs
     node.clock.advance(1)
     assert (await http.get("/v1/me", headers=alice.headers)).status_code == 200
     await device.ws.close()
+
+
+@pytest.mark.parametrize("limited", [{"limit_read_kib_per_session": "200/minute"}], indirect=True)
+async def test_message_pages_are_charged_by_the_bodies_they_serve(
+    node: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Before, a user could ask for 200 pages of 1 MiB a second (the request limit) and
+    hold the server's CPU. A page's size is known only after the read, so the page that
+    spends the budget is served and the next is refused, before any work."""
+    app = await make_app(node.services)
+    alice = await sign_in(http, app, "alice", node.clock.now())
+    conv = await create_conversation(http, alice, ["bob"])
+    for _ in range(3):
+        await send_rest(http, alice, conv, "x" * 60_000)  # 3 x 59 KiB: 176 KiB a page
+    path = f"/v1/conversations/{conv}/messages?limit=10"
+    for _ in range(2):  # 176, then 352 KiB: the second page starts within the budget
+        page = await http.get(path, headers=alice.headers)
+        assert page.status_code == 200, page.text
+        assert len(page.json()["messages"]) == 3
+    _assert_refused(await http.get(path, headers=alice.headers))
+    small = await http.get(f"{path}&after=3", headers=alice.headers)  # even an empty page
+    _assert_refused(small)
+    other_device = await sign_in(http, app, "alice", node.clock.now())
+    assert (await http.get(path, headers=other_device.headers)).status_code == 200
+    node.clock.advance(60)
+    assert (await http.get(path, headers=alice.headers)).status_code == 200
 
 
 @pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)

@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     ping included)."""
     limit_requests_per_user: RateText = "400/second;12000/minute"
     limit_requests_per_app: RateText = "50000/second"
+    limit_read_kib_per_session: RateText = "4096/second;65536/minute"
+    """KiB of message bodies served in pages (a full page is up to 1 MiB): 4 MiB in a
+    second, about 1 MiB a second sustained, is a device catching up on a long history."""
+    limit_read_kib_per_user: RateText = "8192/second;131072/minute"
+    limit_read_kib_per_app: RateText = "262144/second"
     limit_platform_per_key: RateText = "500/second;20000/minute"
     """Platform API requests per API key (the app's servers): bounds what a leaked or
     runaway key can cost everyone else."""

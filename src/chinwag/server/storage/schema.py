@@ -243,10 +243,11 @@ messages = Table(
     ),
     Column("position", BigInteger, nullable=False),
     Column("sender_pk", BigId),
-    Column("parts", Text, nullable=False),
     Column("size", Integer, nullable=False),
     Column("sent_at", Float, nullable=False),
     Column("deleted_at", Float),
+    # Last (0010): on SQLite the columns after a 64 KiB body lie in its overflow pages.
+    Column("parts", Text, nullable=False),
     UniqueConstraint("conversation_id", "position", name="uq_messages_conversation_position"),
     Index("uq_messages_public_id", "app_id", "public_id", unique=True),
 )

@@ -1,0 +1,86 @@
+"""Attack family 9: the largest pages of the largest messages, asked at full speed.
+
+Documented (docs/protocol.md "Limits" and "Rate limits"): a page of messages holds at most
+``limit`` (500) messages and stops before the one that would take its bodies past 1 MiB,
+and the bodies a user is served are charged to its read budget (``read_kib``: 4 MiB a
+second per session, 8 per user), refused with 429 once spent.
+
+Measured on one SQLite node, eight readers of one user: before the byte bound a page was
+500 x 60 KB = 30 MB read and held at once. With it, and before the budget, the request
+limit let ~50 pages a second through, each ~18 ms of CPU (SQLite walked every body's
+overflow pages to reach the columns stored after it, fixed by migration 0010): the server
+held a core and a legitimate pair's p50 was ~1 s. With both, ~12 pages a second pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+
+from tests.abuse.conftest import Figures, LegitChat, Target, User
+
+BODY = "x" * 60_000  # under the 64 KiB a message may carry
+MESSAGES = 500  # a whole page's worth, the most ``limit`` allows
+READERS = 8
+ATTACK_SECONDS = 4.0
+PAGE_BYTES = 1024 * 1024
+
+
+async def _fill(http: httpx.AsyncClient, writers: list[User], conversation_id: str) -> None:
+    """MESSAGES large messages, sent as fast as the message rate limit lets them in."""
+    path = f"/v1/conversations/{conversation_id}/messages"
+    ids = iter([str(uuid.uuid4()) for _ in range(MESSAGES)])
+
+    async def send(writer: User) -> None:
+        for message_id in ids:
+            body = {"id": message_id, "parts": [{"mime_type": "text/plain", "body": BODY}]}
+            while True:
+                sent = await http.post(path, json=body, headers=writer.headers)
+                if sent.status_code != 429:
+                    break
+                await asyncio.sleep(float(sent.json()["error"]["data"]["retry_after"]))
+            assert sent.status_code == 201, sent.text
+
+    await asyncio.gather(*(send(w) for w in writers for _ in range(2)))
+
+
+async def test_pages_of_the_largest_messages_at_full_speed(
+    target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
+) -> None:
+    sessions = [await target.sign_in(http, "mallory") for _ in range(READERS // 2)]
+    conversation_id = await target.conversation(http, sessions[0], ["mallory-alt"])
+    await _fill(http, sessions, conversation_id)
+    path = f"/v1/conversations/{conversation_id}/messages?after=0&limit={MESSAGES}"
+    statuses: dict[int, int] = {}
+    biggest = 0
+
+    async def read(reader: User) -> None:
+        nonlocal biggest
+        async with httpx.AsyncClient(base_url=target.url, timeout=60) as own:
+            start = time.monotonic()
+            while time.monotonic() - start < ATTACK_SECONDS:
+                got = await own.get(path, headers=reader.headers)
+                statuses[got.status_code] = statuses.get(got.status_code, 0) + 1
+                if got.status_code == 429:
+                    assert got.json()["error"]["id"] == "rate_limited"
+                    continue
+                assert got.status_code == 200, got.text[:300]
+                page = got.json()
+                positions = [m["position"] for m in page["messages"]]
+                assert positions == list(range(1, len(positions) + 1))
+                assert page["has_more"] is True
+                bodies = sum(len(p["body"]) for m in page["messages"] for p in m["parts"])
+                assert bodies <= PAGE_BYTES
+                biggest = max(biggest, bodies)
+
+    async with chat.during():
+        await asyncio.gather(*(read(sessions[n % len(sessions)]) for n in range(READERS)))
+    figures.attacker_sent = sum(statuses.values())
+    figures.refused("429", statuses.get(429, 0))
+    assert statuses.get(200, 0) > 0
+    assert statuses.get(429, 0) > 0  # the read budget bit, not only the request limit
+    assert biggest > PAGE_BYTES - len(BODY)  # the pages were as full as the bound allows
+    chat.assert_unharmed()
