@@ -249,10 +249,15 @@ async def test_message_pages_are_charged_by_the_bodies_they_serve(
     _assert_refused(await http.get(path, headers=alice.headers))
     small = await http.get(f"{path}&after=3", headers=alice.headers)  # even an empty page
     _assert_refused(small)
+    _assert_refused(await http.get("/v1/events", headers=alice.headers))  # one budget
     other_device = await sign_in(http, app, "alice", node.clock.now())
     assert (await http.get(path, headers=other_device.headers)).status_code == 200
     node.clock.advance(60)
     assert (await http.get(path, headers=alice.headers)).status_code == 200
+    events = await http.get("/v1/events?limit=1000", headers=alice.headers)
+    assert events.status_code == 200  # 3 x 59 KiB of events: 177 of 200 KiB, then 354
+    assert len(events.content) > 3 * 60_000
+    _assert_refused(await http.get("/v1/events", headers=alice.headers))
 
 
 @pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)

@@ -57,11 +57,8 @@ class Action(StrEnum):
     TYPING = "typing"
     REQUESTS = "requests"
     READ_KIB = "read_kib"
-    """KiB of message bodies served in pages. A page's size is known only once it is
-    read, so a page is charged one KiB up front, refused with 429 before any work once a
-    window's budget is spent, and the rest after the read with ``refuse=False`` (the work
-    is done; the next request pays). The request limit alone let one user ask for 200
-    pages of 1 MiB a second, each ~10 ms of the server's CPU."""
+    """KiB served in pages (message bodies, event JSON): :meth:`RateLimits.before_read`
+    and :meth:`RateLimits.after_read`."""
 
 
 SCOPES = ("session", "user", "app")
@@ -129,6 +126,20 @@ class RateLimits:
         }
         charged = [(f"{s}:{owners[s]}", rates) for s, rates in rules]
         await self._charge(str(action), charged, cost, refuse=refuse)
+
+    async def before_read(self, caller: Authenticated) -> None:
+        """A page's first KiB of the caller's read budget: 429, before any work, once a
+        window's budget is spent.
+
+        A page's size is known only once it is read, so the rest is charged after
+        (:meth:`after_read`), never refused: the work is done, and the next request pays.
+        The request limit alone let one user ask for 200 pages of 1 MiB a second, each
+        ~10 ms of the server's CPU."""
+        await self.charge(Action.READ_KIB, caller)
+
+    async def after_read(self, caller: Authenticated, served: int) -> None:
+        """The rest of a page of ``served`` bytes (:meth:`before_read` counted one KiB)."""
+        await self.charge(Action.READ_KIB, caller, -(-served // 1024) - 1, refuse=False)
 
     async def charge_platform(self, key_id: str) -> None:
         """A platform API request, per API key."""

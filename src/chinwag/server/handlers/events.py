@@ -36,12 +36,19 @@ async def read_events(
     services: Services, caller: Authenticated, *, after: int, limit: int
 ) -> StreamPage:
     """Events ``after+1 …`` (at most ``limit``). The head is read first, in the same
-    connection, so every event up to it is already committed (see storage/events.py)."""
+    connection, so every event up to it is already committed (see storage/events.py).
+
+    Charged to the caller's read budget by the event JSON it serves, as message pages
+    are (``Action.READ_KIB``): a page of large messages' events is as costly to read."""
+    limits = services.rate_limits
+    await limits.before_read(caller)
     async with merged_read(services, caller.user.pk) as conn:
         me = await user_store.get_user_by_pk(conn, caller.user.pk)
         head = me.stream_head if me else 0
         found = await event_store.read_stream(conn, caller.user.pk, after=after, limit=limit)
-    return StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
+    page = StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
+    await limits.after_read(caller, sum(len(e.event_json) for e in page.events))
+    return page
 
 
 async def merge_pending(services: Services, user_pk: int) -> bool:

@@ -321,14 +321,13 @@ async def list_messages(
 ) -> dict[str, Any]:
     """A page, charged to the caller's read budget (``Action.READ_KIB``) by its bodies."""
     limits = services.rate_limits
-    await limits.charge(Action.READ_KIB, caller)
+    await limits.before_read(caller)
     async with services.db.read() as conn:
         conv, member = await load(conn, caller, conversation_id)
         rows, has_more = await message_store.page(
             conn, conv.id, visibility(member), after=after, before=before, limit=limit
         )
-    served = sum(row.size for row in rows)
-    await limits.charge(Action.READ_KIB, caller, -(-served // 1024) - 1, refuse=False)
+    await limits.after_read(caller, sum(row.size for row in rows))
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 

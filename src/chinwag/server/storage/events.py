@@ -218,10 +218,25 @@ def _page(dialect: str, requests: FromClause | None = None) -> Select[Any]:
         .where(entries.c.last_pos.is_not(None))
         .correlate(requests)
     )
-    found = union_all(singles, spans).subquery("found")
     share = bindparam("max_bytes", type_=Integer) // func.count().over()
-    capped = case((found.c.size <= share, found.c.payload), else_=null())
-    return select(found.c.at, found.c.id, found.c.size, capped).order_by(found.c.at)
+    if dialect == "postgresql":
+        found = union_all(singles, spans).subquery("found")
+        capped = case((found.c.size <= share, found.c.payload), else_=null())
+        return select(found.c.at, found.c.id, found.c.size, capped).order_by(found.c.at)
+    # SQLite computes the window over a materialized copy of its rows: with the payloads
+    # in them, a page of 500 events of 60 KB copied 30 MB into a temporary table (~80 ms
+    # of CPU a page). The window runs over (position, id, size) only, and the payloads a
+    # page may carry are read after it, by rowid.
+    found = union_all(
+        *(part.with_only_columns(*part.selected_columns[:3]) for part in (singles, spans))
+    ).subquery("found")
+    sized = select(*found.c, share.label("share")).subquery("sized")
+    capped = case((sized.c.size <= sized.c.share, events.c.payload), else_=null())
+    return (
+        select(sized.c.at, sized.c.id, sized.c.size, capped)
+        .join_from(sized, events, events.c.id == sized.c.id)
+        .order_by(sized.c.at)
+    )
 
 
 def _pages() -> Select[Any]:
