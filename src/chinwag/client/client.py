@@ -39,6 +39,7 @@ from chinwag.client.errors import (
     AlreadyAuthenticated,
     AuthenticationStopped,
     NotAuthenticated,
+    ServerError,
     SessionRevoked,
     Suspended,
     UsageError,
@@ -52,7 +53,7 @@ from chinwag.client.models import (
     Typing,
     User,
 )
-from chinwag.client.outbox import Outbox
+from chinwag.client.outbox import MAX_RETRY_AFTER, Outbox
 from chinwag.client.refresh import refresh_forever
 from chinwag.client.store import Store, remove_store_files, store_path
 from chinwag.client.sync import LiveSync, SyncProgress, historic_sync
@@ -488,6 +489,24 @@ class Client:
                 return None
             return orjson.loads(response.content)
 
+    async def _sync_request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """:meth:`_request` for sync's reads: a 429 waits the server's ``retry_after``
+        (capped) and asks again.
+
+        Pages are charged to the session's read budget (``read_kib``), so a device
+        downloading a long history of large messages is refused now and then by design.
+        Raised, a refusal restarted the whole download: a history larger than the budget
+        of a minute could never finish, and each restart spent the budget again."""
+        while True:
+            try:
+                return await self._request(method, path, json=json, params=params)
+            except ServerError as exc:
+                if exc.status != 429:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 1.0, MAX_RETRY_AFTER))
+
     async def _prepare_upgrade(self, anonymous_data: AnonymousData | None) -> AnonymousData:
         """Before an anonymous user logs in: stop sync (the server will close the anonymous
         socket) and try to deliver what the anonymous user queued."""
@@ -557,7 +576,7 @@ class Client:
             self._api,
             self._auth,
             store,
-            self._request,
+            self._sync_request,
             on_result=self._on_result,
             on_missing=self._fetch_conversations,
             on_connection=self._connection,
@@ -592,7 +611,7 @@ class Client:
             try:
                 me = (await self._auth.current()).user.user_id
                 head = await historic_sync(
-                    self._request, store, me, self.sync_policy, self._progress
+                    self._sync_request, store, me, self.sync_policy, self._progress
                 )
                 await store.mark_synced(head)
             except (NotAuthenticated, AuthenticationStopped, SessionRevoked, Suspended):
