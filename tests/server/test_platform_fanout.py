@@ -1,6 +1,7 @@
 """The platform API charges what a request fans out (``limit_platform_recipients_per_key``),
 not only that it was made: one key's announcements to 1,000 users each once slowed every
-other app's users ~100-fold while its request count stayed far under its limit."""
+other app's users ~100-fold while its request count stayed far under its limit. Its message
+pages are charged by the bodies they serve (``limit_platform_read_kib_per_key``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         auth_rate_per_second=0,
         limit_platform_recipients_per_key="10/minute",
+        limit_platform_read_kib_per_key="200/minute",
     )
 
 
@@ -105,3 +107,27 @@ async def test_a_profile_change_costs_everyone_it_is_announced_to(
     assert (await client.post(f"{base}/bots", json=renamed, headers=key)).status_code == 200
     refused(await client.post(f"{base}/bots", json={**bot, "display_name": "3"}, headers=key))
     assert (await client.post(f"{base}/bots", json=renamed, headers=key)).status_code == 200
+
+
+async def test_a_platform_message_page_costs_the_bodies_it_serves(
+    server: RunningServer, client: httpx.AsyncClient, app: AppFixture
+) -> None:
+    """The page that spends the key's read budget is served, the next refused before any
+    work; each key has its own."""
+    key = await platform_key(server.services, "app", app.app_id)
+    base = f"/v1/platform/apps/{app.app_id}/conversations"
+    made = await client.post(base, json={"participants": ["a", "b"]}, headers=key)
+    assert made.status_code == 201, made.text
+    url = f"{base}/{made.json()['id']}/messages"
+    for _ in range(3):  # 3 x 59 KiB: 176 KiB a page
+        send = {"id": str(uuid.uuid4()), "sender_id": "a", "parts": text("x" * 60_000)}
+        assert (await client.post(url, json=send, headers=key)).status_code == 201
+    for _ in range(2):  # 176, then 352 of 200 KiB
+        page = await client.get(url, headers=key)
+        assert page.status_code == 200, page.text[:200]
+        assert len(page.json()["messages"]) == 3
+    refused(await client.get(url, headers=key))
+    other = await platform_key(server.services, "app", app.app_id)
+    assert (await client.get(url, headers=other)).status_code == 200
+    server.clock.advance(61)
+    assert (await client.get(url, headers=key)).status_code == 200

@@ -100,6 +100,7 @@ class RateLimits:
         on = settings.rate_limits
         self._platform = parse_rates(settings.limit_platform_per_key) if on else ()
         self._recipients = parse_rates(settings.limit_platform_recipients_per_key) if on else ()
+        self._platform_read = parse_rates(settings.limit_platform_read_kib_per_key) if on else ()
         self._off_until = -math.inf
         self._failed = False
         """The storage failed and no recheck has succeeded since."""
@@ -140,6 +141,17 @@ class RateLimits:
     async def after_read(self, caller: Authenticated, served: int) -> None:
         """The rest of a page of ``served`` bytes (:meth:`before_read` counted one KiB)."""
         await self.charge(Action.READ_KIB, caller, -(-served // 1024) - 1, refuse=False)
+
+    async def before_platform_read(self, key_id: str) -> None:
+        """:meth:`before_read` for a platform API page, per API key."""
+        if self._platform_read:
+            await self._charge("platform read_kib", [(f"key:{key_id}", self._platform_read)], 1)
+
+    async def after_platform_read(self, key_id: str, served: int) -> None:
+        """:meth:`after_read` for a platform API page, per API key."""
+        if self._platform_read:
+            owners = [(f"key:{key_id}", self._platform_read)]
+            await self._charge("platform read_kib", owners, -(-served // 1024) - 1, refuse=False)
 
     async def charge_platform(self, key_id: str) -> None:
         """A platform API request, per API key."""

@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     limit_requests_per_user: RateText = "400/second;12000/minute"
     limit_requests_per_app: RateText = "50000/second"
     limit_read_kib_per_session: RateText = "4096/second;65536/minute"
-    """KiB of message bodies served in pages (a full page is up to 1 MiB): 4 MiB in a
+    """KiB served in pages, message bodies and event JSON (a page is up to 1 MiB): 4 MiB in a
     second, about 1 MiB a second sustained, is a device catching up on a long history."""
     limit_read_kib_per_user: RateText = "8192/second;131072/minute"
     limit_read_kib_per_app: RateText = "262144/second"
@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     """What one API key's requests fan out: an announcement's recipients (one more each per
     further 16 KiB of parts), a created conversation's participants, a platform send's
     conversation members. Requests count the calls; this counts the work they cause."""
+    limit_platform_read_kib_per_key: RateText = "16384/second;262144/minute"
+    """KiB of message bodies one API key is served in platform API pages (up to 1 MiB
+    each), as ``limit_read_kib_per_*`` counts a device's."""
     typing_relay_interval: float = Field(default=0.3, ge=0)
     """At most one relayed typing change per typist per conversation per this many seconds."""
 

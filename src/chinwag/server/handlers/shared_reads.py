@@ -44,6 +44,7 @@ async def get_shared(services: Services, app_id: str, conversation_id: str) -> d
 async def page_shared(
     services: Services,
     app_id: str,
+    key_id: str,
     conversation_id: str,
     *,
     after: int | None,
@@ -51,12 +52,15 @@ async def page_shared(
     limit: int,
 ) -> dict[str, Any]:
     """The client API's message page (``handlers.messages.list_messages``) over the whole
-    conversation."""
+    conversation, charged to the API key's read budget as a device's page is to its own."""
+    limits = services.rate_limits
+    await limits.before_platform_read(key_id)
     async with services.db.read() as conn:
         conv = await _load(conn, app_id, conversation_id)
         rows, has_more = await message_store.page(
             conn, conv.id, None, after=after, before=before, limit=limit
         )
+    await limits.after_platform_read(key_id, sum(row.size for row in rows))
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 

@@ -65,6 +65,12 @@ async def list_messages(
 ) -> JSON:
     """Pages as the client API's do, over every message: no one user's hides or blocks."""
     page = await shared_reads.page_shared(
-        access.services, access.app_id, conversation_id, after=after, before=before, limit=limit
+        access.services,
+        access.app_id,
+        access.caller.key_id,
+        conversation_id,
+        after=after,
+        before=before,
+        limit=limit,
     )
     return JSON(page)
