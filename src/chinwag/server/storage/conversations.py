@@ -299,8 +299,14 @@ async def ensure_users(
 async def user_ids_by_pk(conn: AsyncConnection, pks: Sequence[int]) -> dict[int, str]:
     if not pks:
         return {}
+    if len(pks) == 1:  # a conversation's creator, once per conversation listed: prepared
+        row = await _USER_ID_BY_PK.first(conn, {"pk": pks[0]})
+        return {int(pks[0]): row[0]} if row else {}
     rows = await conn.execute(select(users.c.pk, users.c.user_id).where(users.c.pk.in_(pks)))
     return {int(r.pk): r.user_id for r in rows}
+
+
+_USER_ID_BY_PK = Prepared(select(users.c.user_id).where(users.c.pk == bindparam("pk")))
 
 
 async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> bool:

@@ -173,6 +173,28 @@ _UNREAD_COUNT = _unread_count(left=False)
 _UNREAD_COUNT_LEFT = _unread_count(left=True)
 
 
+def _last_visible(*, left: bool) -> Prepared:
+    """The newest message a reader sees (``last_visible``), as :func:`_visible` filters;
+    prepared, as building it per conversation was half the cost of a conversation list."""
+    query = _MESSAGE.where(
+        messages.c.conversation_id == bindparam("conversation_id"),
+        messages.c.position > bindparam("above", type_=BigInteger),
+        messages.c.id.not_in(
+            select(hidden_messages.c.message_id).where(
+                hidden_messages.c.user_pk == bindparam("user_pk")
+            )
+        ),
+        blocked_sender_filter(bindparam("user_pk")),
+    )
+    if left:
+        query = query.where(messages.c.position <= bindparam("up_to", type_=BigInteger))
+    return Prepared(query.order_by(messages.c.position.desc()).limit(1))
+
+
+_LAST_VISIBLE = _last_visible(left=False)
+_LAST_VISIBLE_LEFT = _last_visible(left=True)
+
+
 def _select() -> Select[Any]:
     return select(
         messages, users.c.user_id.label("sender_id"), users.c.bot.label("sender_bot")
@@ -305,9 +327,17 @@ async def page(
 async def last_visible(
     conn: AsyncConnection, conversation_id: str, seen: Visibility
 ) -> MessageRow | None:
-    query = _visible(_select(), conversation_id, seen).order_by(messages.c.position.desc())
-    row = (await conn.execute(query.limit(1))).first()
-    return _row(row) if row else None
+    params: dict[str, object] = {
+        "conversation_id": conversation_id,
+        "user_pk": seen.user_pk,
+        "above": seen.above,
+    }
+    query = _LAST_VISIBLE
+    if seen.up_to is not None:
+        params["up_to"] = seen.up_to
+        query = _LAST_VISIBLE_LEFT
+    row = await query.first(conn, params)
+    return _from_tuple(row) if row else None
 
 
 async def unread_count(
