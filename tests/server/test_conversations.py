@@ -329,6 +329,32 @@ async def test_listing_pages_by_last_message_with_a_cursor(
     assert len(seen) == 5
 
 
+async def test_a_listing_page_stops_at_a_mebibyte_and_paging_on_loses_nothing(
+    server: RunningServer, client: httpx.AsyncClient, alice: Headers
+) -> None:
+    """Each conversation may carry a 64 KiB last message (and 16 KiB of metadata and 1,000
+    participants): 100 to a page were up to ~9 MB held and rendered at once."""
+    ids = []
+    for i in range(20):
+        server.clock.advance(1)
+        conv = (await create(client, alice, participants=[f"p{i}"])).json()["id"]
+        await send(client, alice, conv, f"{i:02d}" + "x" * 60_000)
+        ids.append(conv)
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        query = "/v1/conversations?limit=100" + (f"&cursor={cursor}" if cursor else "")
+        answer = await client.get(query, headers=alice)
+        assert answer.status_code == 200, answer.text[:200]
+        assert len(answer.content) <= 1024 * 1024 + 100  # the list's own braces besides
+        pages.append([c["id"] for c in answer.json()["conversations"]])
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(pages) == 2  # 20 x 60 KB: the bound cut the first page
+    assert [c for page in pages for c in page] == ids[::-1]
+
+
 async def test_listing_by_created_at_is_newest_first(
     server: RunningServer, client: httpx.AsyncClient, alice: Headers
 ) -> None:

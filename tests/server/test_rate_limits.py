@@ -260,6 +260,26 @@ async def test_message_pages_are_charged_by_the_bodies_they_serve(
     _assert_refused(await http.get("/v1/events", headers=alice.headers))
 
 
+@pytest.mark.parametrize("limited", [{"limit_read_kib_per_session": "100/minute"}], indirect=True)
+async def test_conversation_lists_are_charged_by_what_they_render(
+    node: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Each conversation counts 8 KiB besides its bytes (four statements to build it): a
+    page of 100 was ~13 ms of CPU however small, and the request limit allows 200 a
+    second."""
+    app = await make_app(node.services)
+    alice = await sign_in(http, app, "alice", node.clock.now())
+    for n in range(5):
+        await create_conversation(http, alice, [f"u{n}"])
+    for _ in range(3):  # 5 x (8 KiB + their bytes): ~42, ~84, then ~126 KiB
+        listed = await http.get("/v1/conversations?limit=100", headers=alice.headers)
+        assert listed.status_code == 200, listed.text
+        assert len(listed.json()["conversations"]) == 5
+    _assert_refused(await http.get("/v1/conversations", headers=alice.headers))
+    node.clock.advance(60)
+    assert (await http.get("/v1/conversations", headers=alice.headers)).status_code == 200
+
+
 @pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)
 async def test_log_out_is_never_refused_by_the_request_limit(
     node: RunningServer, http: httpx.AsyncClient

@@ -138,20 +138,28 @@ class RateLimits:
         ~10 ms of the server's CPU."""
         await self.charge(Action.READ_KIB, caller)
 
-    async def after_read(self, caller: Authenticated, served: int) -> None:
-        """The rest of a page of ``served`` bytes (:meth:`before_read` counted one KiB)."""
-        await self.charge(Action.READ_KIB, caller, -(-served // 1024) - 1, refuse=False)
+    async def after_read(
+        self, caller: Authenticated, served: int, items: int, *, item_cost: int = 1024
+    ) -> None:
+        """The rest of a page of ``served`` bytes holding ``items`` items, each of which
+        also counts ``item_cost`` bytes (:meth:`before_read` counted one KiB).
+
+        The floor is for pages of many small items: 500 one-line messages are 128 KB but
+        ~7 ms of CPU, so by bytes alone a user could ask for 64 such pages a second."""
+        cost = -(-(served + items * item_cost) // 1024) - 1
+        await self.charge(Action.READ_KIB, caller, cost, refuse=False)
 
     async def before_platform_read(self, key_id: str) -> None:
         """:meth:`before_read` for a platform API page, per API key."""
         if self._platform_read:
             await self._charge("platform read_kib", [(f"key:{key_id}", self._platform_read)], 1)
 
-    async def after_platform_read(self, key_id: str, served: int) -> None:
+    async def after_platform_read(self, key_id: str, served: int, items: int) -> None:
         """:meth:`after_read` for a platform API page, per API key."""
         if self._platform_read:
             owners = [(f"key:{key_id}", self._platform_read)]
-            await self._charge("platform read_kib", owners, -(-served // 1024) - 1, refuse=False)
+            cost = -(-(served + items * 1024) // 1024) - 1
+            await self._charge("platform read_kib", owners, cost, refuse=False)
 
     async def charge_platform(self, key_id: str) -> None:
         """A platform API request, per API key."""

@@ -47,7 +47,8 @@ async def read_events(
         head = me.stream_head if me else 0
         found = await event_store.read_stream(conn, caller.user.pk, after=after, limit=limit)
     page = StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
-    await limits.after_read(caller, sum(len(e.event_json) for e in page.events))
+    served = sum(len(e.event_json) for e in page.events)
+    await limits.after_read(caller, served, len(page.events))
     return page
 
 

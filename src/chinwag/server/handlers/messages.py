@@ -327,7 +327,7 @@ async def list_messages(
         rows, has_more = await message_store.page(
             conn, conv.id, visibility(member), after=after, before=before, limit=limit
         )
-    await limits.after_read(caller, sum(row.size for row in rows))
+    await limits.after_read(caller, sum(row.size for row in rows), len(rows))
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 

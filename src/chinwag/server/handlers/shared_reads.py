@@ -60,7 +60,7 @@ async def page_shared(
         rows, has_more = await message_store.page(
             conn, conv.id, None, after=after, before=before, limit=limit
         )
-    await limits.after_platform_read(key_id, sum(row.size for row in rows))
+    await limits.after_platform_read(key_id, sum(row.size for row in rows), len(rows))
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 
