@@ -280,6 +280,32 @@ async def test_conversation_lists_are_charged_by_what_they_render(
     assert (await http.get("/v1/conversations", headers=alice.headers)).status_code == 200
 
 
+@pytest.mark.parametrize("limited", [{"limit_read_kib_per_session": "100/second"}], indirect=True)
+async def test_a_socket_replay_waits_for_the_read_budget(
+    node: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A socket asks for nothing, so its replay is never refused: it waits until the
+    budget has room. Before, reopening sockets at ``after=0`` read the stream unlimited."""
+    app = await make_app(node.services)
+    alice = await sign_in(http, app, "alice", node.clock.now())
+    conv = await create_conversation(http, alice, ["bob"])
+    for _ in range(3):
+        await send_rest(http, alice, conv, "x" * 60_000)
+    first = await open_device(node, alice.token, after=0)
+    kinds: list[str] = []
+    while not kinds or kinds[-1] != "caught_up":  # one page: served, and the budget spent
+        kinds.append(orjson.loads(await asyncio.wait_for(first.ws.recv(), 10))["type"])
+    assert kinds.count("event") == 4  # conversation.created and three messages
+    second = await open_device(node, alice.token, after=0)
+    with pytest.raises(TimeoutError):  # paced: nothing until the window passes
+        await asyncio.wait_for(second.ws.recv(), 0.5)
+    node.clock.advance(1)
+    replayed = orjson.loads(await asyncio.wait_for(second.ws.recv(), 10))
+    assert (replayed["type"], replayed["cursor"]) == ("event", 1)
+    for device in (first, second):
+        await device.ws.close()
+
+
 @pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)
 async def test_log_out_is_never_refused_by_the_request_limit(
     node: RunningServer, http: httpx.AsyncClient

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Send
 
@@ -46,6 +46,20 @@ ReadPage = Callable[[int, int, bool], Awaitable[StoredPage]]
 """``read_page(after, limit, merge)``: the user's stored events after a position,
 ascending, and whether that was all of them; ``merge``: merge what is pending for the user
 first (``handlers/events.py``), which a replay and a resync need and a hint does not."""
+
+
+
+class ReplayBudget(Protocol):
+    """Paces a socket's replay (the pages up to its ``caught_up``) by its user's read
+    budget (``rate_limits.ReplayPacer``). Live events after ``caught_up`` are not paced:
+    they are what the user is sent, not what the user asks for."""
+
+    async def before(self) -> None:
+        """Return once the budget has room for a page (waiting, never refusing)."""
+
+    async def after(self, page: StoredPage) -> None:
+        """Count what the page served."""
+
 
 _ANY = sys.maxsize
 """``_recheck`` for a resync: read once more whatever the cursor."""
@@ -95,6 +109,7 @@ class Connection:
         "_read_page",
         "_reader",
         "_recheck",
+        "_replay_budget",
         "_room",
         "_send",
         "_wanted",
@@ -118,6 +133,7 @@ class Connection:
         read_page: ReadPage,
         send: Send,
         page_size: int = 500,
+        replay_budget: ReplayBudget | None = None,
     ) -> None:
         self.app_id = app_id
         self.user_pk = user_pk
@@ -126,6 +142,7 @@ class Connection:
         self._cursor = cursor
         self._wanted = cursor
         self._read_page = read_page
+        self._replay_budget = replay_budget
         self._page_size = page_size
         self._send = send
         # The writer runs in the driver's context, as if the driver had started it.
@@ -387,10 +404,15 @@ class Connection:
 
     async def _read_until_current(self, *, announce: bool) -> None:
         while True:
+            budget = self._replay_budget if announce else None
+            if budget is not None:  # a replay: a socket reopened at cursor 0 over and over
+                await budget.before()  # was ~20 ms of CPU a page nobody else could charge
             # Shielded: cancelling the connection must not cut a database read in half.
             merge, self._merge = self._merge, False
             read = self._read_page(self._cursor, self._page_size, merge)
             page = await asyncio.shield(read)
+            if budget is not None:
+                await budget.after(page)
             progressed = False
             whole = page.complete
             for stored in page.events:

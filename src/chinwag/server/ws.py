@@ -55,7 +55,7 @@ from chinwag.server.handlers.auth import (
 from chinwag.server.handlers.events import merged_head, merged_read
 from chinwag.server.handlers.session_activity import touch_connected
 from chinwag.server.handlers.sessions import end_sessions, purge_spent_records
-from chinwag.server.rate_limits import Action
+from chinwag.server.rate_limits import Action, ReplayPacer
 from chinwag.server.services import Services
 from chinwag.server.storage import events as event_store
 from chinwag.server.storage import sessions as session_store
@@ -245,6 +245,7 @@ def _connect(services: Services, caller: Authenticated, cursor: int, send: Send)
         queue_bytes=services.settings.connection_queue_bytes,
         read_page=partial(_read_page, services, caller.user.pk),
         send=send,
+        replay_budget=ReplayPacer(services.rate_limits, caller),
     )
 
 
