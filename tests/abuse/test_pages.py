@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
+from websockets.asyncio.client import connect
 
 from tests.abuse.conftest import Figures, LegitChat, Target, User
 
@@ -175,3 +176,41 @@ async def test_full_conversation_lists_at_full_speed(
         return f"/v1/conversations?limit={CONVERSATIONS}"
 
     await _attack(target, http, chat, figures, setup, _conversation_page, full=10_000)
+
+
+async def test_sockets_reopened_to_replay_the_stream_at_full_speed(
+    target: Target, http: httpx.AsyncClient, chat: LegitChat, figures: Figures
+) -> None:
+    """A socket opened at ``after=0`` replays the stream: it asks for nothing, so there is
+    nothing to refuse, but its replay pages were read unlimited, in the queue live
+    deliveries are read through. Eight readers reopening sockets and reading 20 frames of
+    60 KB events each opened 42-57 in 4 s and put the pair's p50 at 1.4-1.9 s. A replay
+    now waits for its user's read budget (``ReplayPacer``), and a user's pages take turns:
+    paced alone, the eight woke together each second and read 8 MiB back to back, the
+    pair's p99 201-260 ms (241-650 on busier runs); in turns 43-57 ms."""
+    sessions = [await target.sign_in(http, "mallory") for _ in range(READERS // 2)]
+    await _large_messages(target, "")(http, sessions)
+    opened = 0
+    frames = 0
+
+    async def replay(reader: User) -> None:
+        nonlocal opened, frames
+        url = f"{target.ws_url}/v1/websocket?after=0"
+        start = time.monotonic()
+        while time.monotonic() - start < ATTACK_SECONDS:
+            async with connect(url, additional_headers=reader.headers, max_size=None) as ws:
+                opened += 1
+                hello = orjson.loads(await ws.recv())
+                assert hello["type"] == "hello"
+                for _ in range(20):  # the first of the replay, as fast as it comes
+                    try:
+                        await asyncio.wait_for(ws.recv(), ATTACK_SECONDS)
+                    except TimeoutError:
+                        break  # paced: this socket waits for the budget
+                    frames += 1
+
+    async with chat.during():
+        await asyncio.gather(*(replay(sessions[n % len(sessions)]) for n in range(READERS)))
+    figures.attacker_sent = opened
+    assert frames > 0
+    chat.assert_unharmed()

@@ -10,6 +10,7 @@ clock, so a ManualClock at a minute's start makes every ``retry_after`` exactly 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chinwag.clock import ManualClock
+from chinwag.server.rate_limits import Turns
 from chinwag.server.settings import Settings
 from tests.redis_server import redis_server
 from tests.server.test_websocket import (
@@ -304,6 +306,37 @@ async def test_a_socket_replay_waits_for_the_read_budget(
     assert (replayed["type"], replayed["cursor"]) == ("event", 1)
     for device in (first, second):
         await device.ws.close()
+
+
+async def test_one_users_reads_take_turns_in_arrival_order_and_leave_no_lock_behind() -> None:
+    """Eight sockets waiting for their user's read budget all woke when a second began and
+    read 8 MiB back to back, ~200 ms in which the node served nobody else. Turns are per
+    key, so another user is never held up, and a waiter that gives up takes no turn."""
+    turns = Turns()
+    order: list[str] = []
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def read(name: str, key: str) -> None:
+        async with turns.turn(key):
+            order.append(f"{name} in")
+            if name == "a":
+                holding.set()
+                await release.wait()
+            order.append(f"{name} out")
+
+    a = asyncio.create_task(read("a", "user:1"))
+    await holding.wait()
+    b, c = (asyncio.create_task(read(name, "user:1")) for name in "bc")
+    await read("x", "user:2")  # meanwhile b and c queue behind a
+    c.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await c
+    assert order == ["a in", "x in", "x out"]
+    assert len(turns) == 1
+    release.set()
+    await asyncio.gather(a, b)
+    assert order[3:] == ["a out", "b in", "b out"]
+    assert len(turns) == 0
 
 
 @pytest.mark.parametrize("limited", [{"limit_requests_per_session": "1/minute"}], indirect=True)

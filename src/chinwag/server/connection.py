@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from starlette.types import Send
@@ -48,17 +49,15 @@ ascending, and whether that was all of them; ``merge``: merge what is pending fo
 first (``handlers/events.py``), which a replay and a resync need and a hint does not."""
 
 
-
 class ReplayBudget(Protocol):
     """Paces a socket's replay (the pages up to its ``caught_up``) by its user's read
     budget (``rate_limits.ReplayPacer``). Live events after ``caught_up`` are not paced:
     they are what the user is sent, not what the user asks for."""
 
-    async def before(self) -> None:
-        """Return once the budget has room for a page (waiting, never refusing)."""
-
-    async def after(self, page: StoredPage) -> None:
-        """Count what the page served."""
+    async def paced(self, read: Callable[[], Awaitable[StoredPage]]) -> StoredPage:
+        """``read()`` once the budget has room for a page (waiting, never refusing),
+        counted by what it served."""
+        ...
 
 
 _ANY = sys.maxsize
@@ -402,17 +401,18 @@ class Connection:
             if self._catch_up_task is asyncio.current_task():
                 self._catch_up_task = None  # an idle socket keeps no finished task
 
+    async def _read_shielded(self, after: int, merge: bool) -> StoredPage:
+        """Shielded: cancelling the connection must not cut a database read in half."""
+        return await asyncio.shield(self._read_page(after, self._page_size, merge))
+
     async def _read_until_current(self, *, announce: bool) -> None:
         while True:
-            budget = self._replay_budget if announce else None
-            if budget is not None:  # a replay: a socket reopened at cursor 0 over and over
-                await budget.before()  # was ~20 ms of CPU a page nobody else could charge
-            # Shielded: cancelling the connection must not cut a database read in half.
             merge, self._merge = self._merge, False
-            read = self._read_page(self._cursor, self._page_size, merge)
-            page = await asyncio.shield(read)
-            if budget is not None:
-                await budget.after(page)
+            read = partial(self._read_shielded, self._cursor, merge)
+            budget = self._replay_budget if announce else None
+            # A replay (a socket reopened at cursor 0 over and over) waits for its budget:
+            # it was ~20 ms of CPU a page that nobody else could charge.
+            page = await (read() if budget is None else budget.paced(read))
             progressed = False
             whole = page.complete
             for stored in page.events:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from chinwag.server.handlers.actors import Actor
 from chinwag.server.handlers.auth import Authenticated, refuse_ended, require_live_session
 from chinwag.server.handlers.emit import emit
 from chinwag.server.handlers.metadata import check_metadata
+from chinwag.server.rate_limits import ReadPage
 from chinwag.server.services import Services
 from chinwag.server.storage import blocks as block_store
 from chinwag.server.storage import conversations as store
@@ -324,26 +326,24 @@ async def list_conversations(
     if sort not in SORTS:
         raise invalid("sort", "expected last_message or created_at")
     after = _decode_cursor(cursor, sort) if cursor else None
-    device = caller if isinstance(caller, Authenticated) else None
-    if device is not None:
-        await services.rate_limits.before_read(device)
+    reading: AbstractAsyncContextManager[ReadPage] = (
+        services.rate_limits.reading(caller, item_cost=CONVERSATION_COST)
+        if isinstance(caller, Authenticated)
+        else nullcontext(ReadPage())  # the platform's list: charged per request by its key
+    )
     items: list[dict[str, Any]] = []
-    served = 0
-    async with services.db.read() as conn:
+    async with reading as served, services.db.read() as conn:
         rows = await store.list_for_user(
             conn, caller.app_id, caller.user.pk, sort=sort, limit=limit + 1, after=after
         )
         for conv, member, _ in rows[:limit]:
             item = await render(conn, conv, member)
             size = len(orjson.dumps(item))
-            if items and served + size > MAX_PAGE_BYTES:
+            if items and served.served + size > MAX_PAGE_BYTES:
                 break
             items.append(item)
-            served += size
-    if device is not None:
-        await services.rate_limits.after_read(
-            device, served, len(items), item_cost=CONVERSATION_COST
-        )
+            served.served += size
+        served.items = len(items)
     next_cursor = None
     if len(rows) > len(items):
         last_conv, _, last_value = rows[len(items) - 1]

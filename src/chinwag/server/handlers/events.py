@@ -40,15 +40,14 @@ async def read_events(
 
     Charged to the caller's read budget by the event JSON it serves, as message pages
     are (``Action.READ_KIB``): a page of large messages' events is as costly to read."""
-    limits = services.rate_limits
-    await limits.before_read(caller)
-    async with merged_read(services, caller.user.pk) as conn:
-        me = await user_store.get_user_by_pk(conn, caller.user.pk)
-        head = me.stream_head if me else 0
-        found = await event_store.read_stream(conn, caller.user.pk, after=after, limit=limit)
-    page = StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
-    served = sum(len(e.event_json) for e in page.events)
-    await limits.after_read(caller, served, len(page.events))
+    async with services.rate_limits.reading(caller) as served:
+        async with merged_read(services, caller.user.pk) as conn:
+            me = await user_store.get_user_by_pk(conn, caller.user.pk)
+            head = me.stream_head if me else 0
+            found = await event_store.read_stream(conn, caller.user.pk, after=after, limit=limit)
+        page = StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
+        served.served = sum(len(e.event_json) for e in page.events)
+        served.items = len(page.events)
     return page
 
 

@@ -320,14 +320,12 @@ async def list_messages(
     limit: int,
 ) -> dict[str, Any]:
     """A page, charged to the caller's read budget (``Action.READ_KIB``) by its bodies."""
-    limits = services.rate_limits
-    await limits.before_read(caller)
-    async with services.db.read() as conn:
+    async with services.rate_limits.reading(caller) as served, services.db.read() as conn:
         conv, member = await load(conn, caller, conversation_id)
         rows, has_more = await message_store.page(
             conn, conv.id, visibility(member), after=after, before=before, limit=limit
         )
-    await limits.after_read(caller, sum(row.size for row in rows), len(rows))
+        served.served, served.items = sum(row.size for row in rows), len(rows)
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 

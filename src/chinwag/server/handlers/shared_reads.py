@@ -53,14 +53,13 @@ async def page_shared(
 ) -> dict[str, Any]:
     """The client API's message page (``handlers.messages.list_messages``) over the whole
     conversation, charged to the API key's read budget as a device's page is to its own."""
-    limits = services.rate_limits
-    await limits.before_platform_read(key_id)
-    async with services.db.read() as conn:
+    reading = services.rate_limits.platform_reading(key_id)
+    async with reading as served, services.db.read() as conn:
         conv = await _load(conn, app_id, conversation_id)
         rows, has_more = await message_store.page(
             conn, conv.id, None, after=after, before=before, limit=limit
         )
-    await limits.after_platform_read(key_id, sum(row.size for row in rows), len(rows))
+        served.served, served.items = sum(row.size for row in rows), len(rows)
     return {"messages": [message_json(r, conv.public_id) for r in rows], "has_more": has_more}
 
 
