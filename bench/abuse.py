@@ -75,13 +75,20 @@ def table(rows: dict[str, dict[str, Any]], failed: dict[str, int], runs: int) ->
     return "\n".join(lines)
 
 
+def _label(name: str) -> str:
+    """Short enough for the axis, keeping the engine of an attack run on both."""
+    text, _, engine = name.replace("_", " ").partition("[")
+    suffix = f" [{engine}" if engine else ""
+    return text[: 38 - len(suffix)].rstrip() + suffix
+
+
 def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n.replace("_", " ")[:38] for n in rows]
+    names = [_label(n) for n in rows]
     p50 = [r["legit_p50_ms"] for r in rows.values()]
     p99 = [r["legit_p99_ms"] for r in rows.values()]
     rss = [r["peak_rss_mib"] for r in rows.values()]
