@@ -27,6 +27,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chinwag.clock import ManualClock
+from chinwag.core.errors import RateLimited
 from chinwag.server.rate_limits import Turns
 from chinwag.server.settings import Settings
 from tests.redis_server import redis_server
@@ -336,6 +337,36 @@ async def test_one_users_reads_take_turns_in_arrival_order_and_leave_no_lock_beh
     release.set()
     await asyncio.gather(a, b)
     assert order[3:] == ["a out", "b in", "b out"]
+    assert len(turns) == 0
+
+
+async def test_a_turn_rests_its_share_before_the_next_and_a_full_queue_is_refused() -> None:
+    """Readers of one user at once were refused only once their second's budget was
+    spent, so they read it back to back; paced, a 1 MiB page rests 125 ms first. The
+    queue is bounded: waiting is not a way around the budget."""
+    turns = Turns(max_waiting=2)
+    loop = asyncio.get_running_loop()
+    holding, release = asyncio.Event(), asyncio.Event()
+    started: list[float] = []
+
+    async def read(rest: float) -> None:
+        async with turns.turn("user:1") as turn:
+            started.append(loop.time())
+            holding.set()
+            await release.wait()
+            turn.rest(rest)
+
+    first = asyncio.create_task(read(0.2))
+    await holding.wait()
+    second = asyncio.create_task(read(0.0))
+    await asyncio.sleep(0)  # second queues behind first
+    with pytest.raises(RateLimited) as refused:
+        async with turns.turn("user:1"):
+            pytest.fail("a third reader got a turn past max_waiting")
+    assert refused.value.retry_after > 0
+    release.set()
+    await asyncio.gather(first, second)
+    assert started[1] - started[0] >= 0.2
     assert len(turns) == 0
 
 
