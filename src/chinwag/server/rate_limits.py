@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -39,7 +39,7 @@ from chinwag.server.settings import Settings
 
 if TYPE_CHECKING:
     from chinwag.server.handlers.auth import Authenticated
-    from chinwag.server.storage.events import StoredPage
+    from chinwag.server.storage.events import StoredEvent, StoredPage
 
 __all__ = [
     "Action",
@@ -133,6 +133,8 @@ class RateLimits:
         """One page read per user (or platform key) at a time on this node."""
         self._user_read_rate = _per_second(dict(self._rules[Action.READ_KIB]).get("user", ()))
         """KiB a second a user's reads are paced at (:meth:`reading`)."""
+        self._platform_read_rate = _per_second(self._platform_read)
+        """The same per platform key (:meth:`platform_reading`)."""
 
     @classmethod
     def disabled(cls) -> RateLimits:
@@ -182,7 +184,7 @@ class RateLimits:
             await self.charge(Action.READ_KIB, caller)
             page = ReadPage()
             yield page
-            cost = -(-(page.served + page.items * item_cost) // 1024)
+            cost = page.kib(item_cost)
             await self.charge(Action.READ_KIB, caller, cost - 1, refuse=False)
             turn.rest(_rest(cost, self._user_read_rate))
 
@@ -196,9 +198,9 @@ class RateLimits:
             page = ReadPage()
             yield page
             if owners:
-                cost = -(-(page.served + page.items * 1024) // 1024)
+                cost = page.kib(1024)
                 await self._charge("platform read_kib", owners, cost - 1, refuse=False)
-                turn.rest(_rest(cost, _per_second(self._platform_read)))
+                turn.rest(_rest(cost, self._platform_read_rate))
 
     async def charge_platform(self, key_id: str) -> None:
         """A platform API request, per API key."""
@@ -301,6 +303,15 @@ class ReadPage:
     served: int = 0
     items: int = 0
 
+    def of_events(self, events: Sequence[StoredEvent]) -> None:
+        """A page of the user's stream: its event JSON, each event an item."""
+        self.served = sum(len(event.event_json) for event in events)
+        self.items = len(events)
+
+    def kib(self, item_cost: int) -> int:
+        """What the page costs: its bytes and ``item_cost`` per item, in KiB rounded up."""
+        return -(-(self.served + self.items * item_cost) // 1024)
+
 
 @dataclass(slots=True)
 class _Queue:
@@ -395,8 +406,7 @@ class ReplayPacer:
             try:
                 async with self._limits.reading(self._caller) as served:
                     page = await read()
-                    served.served = sum(len(event.event_json) for event in page.events)
-                    served.items = len(page.events)
+                    served.of_events(page.events)
                 return page
             except RateLimited as refused:
                 await asyncio.sleep(max(refused.retry_after, 0.05))

@@ -46,8 +46,7 @@ async def read_events(
             head = me.stream_head if me else 0
             found = await event_store.read_stream(conn, caller.user.pk, after=after, limit=limit)
         page = StreamPage(events=[e for e in found if e.pos <= head], head=int(head))
-        served.served = sum(len(e.event_json) for e in page.events)
-        served.items = len(page.events)
+        served.of_events(page.events)
     return page
 
 
