@@ -19,13 +19,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chinwag.core.errors import AccessDenied, IdInUse, MessageTooLarge, NotFound
+from chinwag.core.errors import AccessDenied, ChinwagError, IdInUse, MessageTooLarge, NotFound
 from chinwag.core.events import EventType
 from chinwag.core.ids import is_valid_uuid
 from chinwag.server import metrics
 from chinwag.server.broker import ConversationAdvanced
 from chinwag.server.handlers.actors import Actor, AuditHook, FanoutCharge, audited
-from chinwag.server.handlers.auth import Authenticated
+from chinwag.server.handlers.auth import Authenticated, refuse_ended
 from chinwag.server.handlers.conversations import (
     append,
     emit,
@@ -46,7 +46,13 @@ from chinwag.server.storage.conversations import ConversationRow, MemberRow
 from chinwag.server.storage.database import Transaction
 from chinwag.server.storage.events import event_payload
 from chinwag.server.storage.member_fanout import EAGER_MEMBERS, MergesAtCommit, append_message
-from chinwag.server.storage.message_send import SentEvent, joins_event, store_sent
+from chinwag.server.storage.message_send import (
+    SentEvent,
+    Stored,
+    joins_event,
+    store_sent,
+    store_sent_together,
+)
 from chinwag.server.storage.messages import MessageRow
 from chinwag.server.storage.outbox import message_outbox
 from chinwag.server.storage.spans import ReadMarks
@@ -113,17 +119,83 @@ async def send_message(
     repeated."""
     await services.rate_limits.charge(Action.MESSAGES, caller)
     checked = _checked(services, message_id, parts)
+    job = _Send(services, caller, str(conversation_id), checked)
+    return await services.db.write(job, key=str(conversation_id), leaves_work=True)
 
-    async def write_message(tx: Transaction) -> tuple[dict[str, Any], bool]:
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A user's send as a write job: alone (called), or with the other sends of its batch
+    (``together``, on a PostgreSQL lane: ``storage/batching.py``)."""
+
+    services: Services
+    caller: Authenticated
+    conversation_id: str
+    checked: CheckedMessage
+
+    async def __call__(self, tx: Transaction) -> tuple[dict[str, Any], bool]:
         # Every refusal below comes before the first write: sends share transactions
         # (``Database.write``), and a refusal must leave nothing behind for the others.
         # The session is checked first, with the conversation's lock (``load``).
-        live = (caller.session.id, services.now())
+        live = (self.caller.session.id, self.services.now())
         return await store_message(
-            services, tx, caller, str(conversation_id), checked, live_session=live
+            self.services, tx, self.caller, self.conversation_id, self.checked, live_session=live
         )
 
-    return await services.db.write(write_message, key=str(conversation_id), leaves_work=True)
+    @staticmethod
+    async def together(
+        tx: Transaction, jobs: list[_Send]
+    ) -> list[tuple[dict[str, Any], bool]] | None:
+        return await _send_together(tx, jobs)
+
+
+async def _send_together(
+    tx: Transaction, jobs: list[_Send]
+) -> list[tuple[dict[str, Any], bool]] | None:
+    """A batch of sends in four round trips however many there are, where one by one
+    each costs two (its lock with the session check, its insert): the locks of all their
+    conversations (the first alone, which begins the transaction, then the rest
+    together), then every insert together (``store_sent_together``). Each is what
+    :func:`store_message` does for a new message in a small conversation, in the same
+    order; the merges into members' streams stay the batch's (``MergesAtCommit``).
+
+    Only the common case: None, having written nothing but taken locks, when anything
+    needs the one-by-one path's care (a refusal to answer, a big conversation, an engine
+    that writes the event apart). A send that then inserts nothing (a repeated id, a
+    member who just left) fails the batch, which reruns its sends alone, each answered
+    as it would have been."""
+    if not joins_event(tx.conn) or any(not is_valid_uuid(j.conversation_id) for j in jobs):
+        return None
+    services = jobs[0].services
+    now = services.now()
+    keys = [
+        {"app_id": j.caller.app_id, "conversation_id": j.conversation_id,
+         "session_id": j.caller.session.id}
+        for j in jobs
+    ]  # fmt: skip
+    locked = await store.get_locked_with_sessions(tx.conn, keys)
+    if locked is None:
+        return None
+    last: dict[str, int] = {}
+    pending: list[_Pending] = []
+    for job, (conv, session) in zip(jobs, locked, strict=True):
+        try:
+            refuse_ended(session, now)
+        except ChinwagError:
+            return None
+        if conv.participant_count > EAGER_MEMBERS:
+            return None
+        position = last.get(conv.id, conv.last_position) + 1
+        last[conv.id] = position
+        sent = _pending(services, job.caller, conv, job.checked, now, position)
+        if sent.event.outbox is None:
+            return None
+        pending.append(sent)
+    stored = await store_sent_together(tx.conn, [(p.values, p.event) for p in pending])
+    return [
+        _merged_at_commit(services, tx, job.caller, p, inserted)
+        for job, p, inserted in zip(jobs, pending, stored, strict=True)
+    ]
 
 
 async def send_as(
@@ -201,40 +273,25 @@ async def store_message(
             tx.conn, sender, conversation_id, lock=True, live_session=live_session
         )
         require_active(member)
-    size = sum(len(p["body"].encode()) for p in msg.parts)
-    internal_id = str(uuid.UUID(bytes=services.random(16), version=4))
-    values = {
-        "id": internal_id,
-        "app_id": sender.app_id,
-        "public_id": msg.message_id,
-        "conversation_id": conv.id,
-        "sender_pk": sender.user.pk,
-        "parts": msg.encoded,
-        "size": size,
-        "sent_at": now,
-        "deleted_at": None,
-    }
     # On PostgreSQL the event is written with the message, so it is built first, for the
     # position the message will take (the conversation's row lock makes it the next one).
     body: dict[str, Any] | None = None
     stored: bytes | None = None
     eager = conv.participant_count <= EAGER_MEMBERS
     at_commit = False
+    pending: _Pending | None = None
     if joins_event(tx.conn):
-        expected = conv.last_position + 1
-        body = message_json(_sent_row(values, sender, expected), conv.public_id, parts=msg.parts)
-        data = {"message": body}
-        stored = event_payload(EventType.MESSAGE_CREATED, data, now)
-        outbox = message_outbox(sender.app_id, data, conv.id, now)
+        pending = _pending(services, sender, conv, msg, now, conv.last_position + 1)
+        values, body, stored = pending.values, pending.body, pending.event.payload
         # Merged with the batch's other sends just before the commit (``MergesAtCommit``)
         # when its rows are all written here; else the merges left by the sends before it
         # are done first, or this send's merge would take their positions.
-        at_commit = eager and outbox is not None
+        at_commit = eager and pending.event.outbox is not None
         if not at_commit:
             await tx.settle()
-        sent = SentEvent(EventType.MESSAGE_CREATED, stored, expected, outbox)
-        inserted = await store_sent(tx.conn, values, sent)
+        inserted = await store_sent(tx.conn, values, pending.event)
     else:
+        values = _new_values(services, sender, conv, msg, now)
         inserted = await store_sent(tx.conn, values)
     if inserted is None:
         if member is None:  # refused by the insert, or the id is taken: which one
@@ -253,17 +310,12 @@ async def store_message(
         again = ConversationAdvanced(conv.id, existing.position)
         tx.after_commit(lambda: services.publish(again))
         return repeated, False
+    if at_commit and pending is not None:
+        return _merged_at_commit(services, tx, sender, pending, inserted)
     position = inserted.position
     if body is None:
         body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
     tx.after_commit(metrics.messages_stored)
-    if at_commit and stored is not None:
-        tx.before_commit(MergesAtCommit).add(
-            app_id=sender.app_id, conversation_id=conv.id, position=position, stored=stored,
-            marks=ReadMarks(sender.user.pk, position), outbox=bool(inserted.outbox),
-            announce=lambda appended: emit(services, tx, appended),
-        )  # fmt: skip
-        return body, True
     # Sending marks the conversation read and received for the sender: written with the
     # merge, which locks users' rows before participants' (spans.py).
     appended = await append_message(
@@ -276,6 +328,66 @@ async def store_message(
         advanced = ConversationAdvanced(conv.id, position)
         tx.after_commit(lambda: services.publish(advanced))
     return body, True
+
+
+def _new_values(
+    services: Services, sender: Actor, conv: ConversationRow, msg: CheckedMessage, now: float
+) -> dict[str, Any]:
+    """The message's row, but its position (the insert takes the next one)."""
+    return {
+        "id": str(uuid.UUID(bytes=services.random(16), version=4)),
+        "app_id": sender.app_id,
+        "public_id": msg.message_id,
+        "conversation_id": conv.id,
+        "sender_pk": sender.user.pk,
+        "parts": msg.encoded,
+        "size": sum(len(p["body"].encode()) for p in msg.parts),
+        "sent_at": now,
+        "deleted_at": None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A new message on PostgreSQL, built for the position it will take, with its event
+    (and its outbox rows, if any are owed) to write in the insert's own statement."""
+
+    conv: ConversationRow
+    values: dict[str, Any]
+    body: dict[str, Any]
+    event: SentEvent
+
+
+def _pending(
+    services: Services,
+    sender: Actor,
+    conv: ConversationRow,
+    msg: CheckedMessage,
+    now: float,
+    position: int,
+) -> _Pending:
+    values = _new_values(services, sender, conv, msg, now)
+    body = message_json(_sent_row(values, sender, position), conv.public_id, parts=msg.parts)
+    data = {"message": body}
+    stored = event_payload(EventType.MESSAGE_CREATED, data, now)
+    outbox = message_outbox(sender.app_id, data, conv.id, now)
+    return _Pending(
+        conv, values, body, SentEvent(EventType.MESSAGE_CREATED, stored, position, outbox)
+    )
+
+
+def _merged_at_commit(
+    services: Services, tx: Transaction, sender: Actor, sent: _Pending, inserted: Stored
+) -> tuple[dict[str, Any], bool]:
+    """A new message whose rows are all written: merged into its members' streams with the
+    batch's other sends just before the commit, announced after it."""
+    tx.after_commit(metrics.messages_stored)
+    tx.before_commit(MergesAtCommit).add(
+        app_id=sender.app_id, conversation_id=sent.conv.id, position=inserted.position,
+        stored=sent.event.payload, marks=ReadMarks(sender.user.pk, inserted.position),
+        outbox=bool(inserted.outbox), announce=lambda appended: emit(services, tx, appended),
+    )  # fmt: skip
+    return sent.body, True
 
 
 def _sent_row(values: dict[str, Any], sender: Actor, position: int) -> MessageRow:

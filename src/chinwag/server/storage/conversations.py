@@ -10,7 +10,7 @@ when they left (see :func:`sort_key`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "ensure_users",
     "get_conversation",
     "get_locked_with_session",
+    "get_locked_with_sessions",
     "get_member",
     "get_membership",
     "insert_conversation",
@@ -331,6 +332,32 @@ async def get_locked_with_session(
     width = len(_CONV_COLUMNS)
     session = session_from_row(row[width:]) if row[width] is not None else None
     return _conversation(row[:width]), session
+
+
+async def get_locked_with_sessions(
+    conn: AsyncConnection, keys: Sequence[Mapping[str, str]]
+) -> list[tuple[ConversationRow, SessionRecord | None]] | None:
+    """:func:`get_locked_with_session` for each of ``keys`` (``app_id``,
+    ``conversation_id``, ``session_id``), in order, as a batch of sends takes them: the
+    first alone (it begins the transaction), the rest in one round trip
+    (``Prepared.each``). None when any conversation is missing: the sends then run one by
+    one, each told why."""
+    if not keys:
+        return []
+    first = await _GET_CONVERSATION_LOCKED_WITH_SESSION.first(conn, keys[0])
+    if first is None:
+        return None
+    rows = [first, *await _GET_CONVERSATION_LOCKED_WITH_SESSION.each(conn, keys[1:])]
+    if len(rows) != len(keys):  # each set returns one row or none: all are there, in order
+        return None
+    width = len(_CONV_COLUMNS)
+    return [
+        (
+            _conversation(row[:width]),
+            session_from_row(row[width:]) if row[width] is not None else None,
+        )
+        for row in rows
+    ]
 
 
 async def get_conversation(

@@ -163,6 +163,25 @@ class Prepared:
         found = (await conn.execute(self._for(conn), dict(params))).first()
         return tuple(found) if found is not None else None
 
+    async def each(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """The statement once per parameter set, in order, and every row they returned, in
+        one list. On PostgreSQL's fast path that is one round trip (asyncpg's
+        ``fetchmany`` sends every set before it waits), which is why a batch of sends
+        locks its conversations and inserts its messages with it (``send_together``).
+        Elsewhere the sets run one after another."""
+        if not rows:
+            return []
+        fast = self._on_asyncpg(conn) if raw_sqlite(conn) is None else None
+        if fast is None:
+            return [row for params in rows for row in await self.all(conn, params)]
+        pg, compiled = fast
+        args = [compiled.args(params) for params in rows]
+        try:
+            records = await pg.fetchmany(compiled.sql, args)
+        except BaseException as exc:
+            await fail(conn, pg, compiled.sql, args, exc, many=True)
+        return [tuple(r) for r in records]
+
     async def rowcount(self, conn: AsyncConnection, params: Mapping[str, Any]) -> int:
         """Rows changed by an INSERT, UPDATE or DELETE without RETURNING."""
         raw = raw_sqlite(conn)
