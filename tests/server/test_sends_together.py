@@ -47,6 +47,14 @@ class Lane:
     def queued(self) -> int:
         return len(self._lane._queue)
 
+    async def wait_queued(self, count: int) -> None:
+        """Until ``count`` jobs wait in the lane (bounded: 10 s): requests reach it as
+        the server reads them."""
+        deadline = time.monotonic() + 10
+        while self.queued() < count:
+            assert time.monotonic() < deadline, f"{self.queued()} of {count} queued"
+            await asyncio.sleep(0.01)
+
     @asynccontextmanager
     async def held_until(self, count: int) -> AsyncIterator[None]:
         """Hold the lane while the block runs, and after it until ``count`` jobs have
@@ -65,10 +73,7 @@ class Lane:
         raw: asyncpg.Connection = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         try:
             yield
-            deadline = time.monotonic() + 10
-            while self.queued() < count:  # requests reach the lane as the server reads them
-                assert time.monotonic() < deadline, f"{self.queued()} of {count} queued"
-                await asyncio.sleep(0.01)
+            await self.wait_queued(count)
             raw.add_query_logger(self._log)
         finally:
             release.set()
@@ -139,7 +144,8 @@ async def test_a_batch_of_sends_takes_its_locks_and_inserts_in_few_round_trips(
     for conv in convs:
         positions = [a.json()["position"] for a in answers if a.json()["conversation_id"] == conv]
         assert sorted(positions) == list(range(1, len(positions) + 1))  # in the order queued
-    assert lane.count("INSERT INTO messages") == 1  # every insert in one round trip
+    # A round trip per send to one conversation: eight inserts in three.
+    assert lane.count("INSERT INTO messages") == 3
     # The first lock begins the transaction through SQLAlchemy (which asyncpg may not
     # log); the rest are one round trip.
     assert 1 <= lane.count("FOR NO KEY UPDATE OF conversations") <= 2, lane.statements
@@ -148,27 +154,42 @@ async def test_a_batch_of_sends_takes_its_locks_and_inserts_in_few_round_trips(
         assert sorted(await created_for(client, who)) == sent  # each event once
 
 
-async def test_a_repeated_id_in_a_batch_is_answered_as_a_repeat_and_the_rest_stored(
+async def in_order(
+    lane: Lane, client: httpx.AsyncClient, sends: list[tuple[Headers, str, dict[str, Any]]]
+) -> list[asyncio.Future[httpx.Response]]:
+    """Start each send once the one before has queued: the batch holds them in this order."""
+    started = []
+    for who, conv, body in sends:
+        started.append(await start_send(client, who, conv, body))
+        await lane.wait_queued(len(started))
+    return started
+
+
+async def test_a_retry_in_a_batch_is_answered_as_a_repeat_and_costs_the_others_nothing(
     server: RunningServer, client: httpx.AsyncClient, alice: Headers, bob: Headers, carol: Headers
 ) -> None:
-    (conv,) = await conversations(client, alice, 1)
-    first = text("first")
-    assert (await (await start_send(client, alice, conv, first))).status_code == 201
+    a, b, c = await conversations(client, alice, 3)
+    first, twice = text("first"), text("twice")
+    assert (await (await start_send(client, alice, a, first))).status_code == 201
     reruns = refusal_reruns()
     lane = Lane(server)
-    async with lane.held_until(4):
-        sends = [
-            await start_send(client, alice, conv, text("before")),
-            await start_send(client, alice, conv, first),  # a retry whose answer was lost
-            await start_send(client, bob, conv, text("after")),
-            await start_send(client, bob, conv, text("last")),
-        ]
+    async with lane.held_until(6):
+        sends = await in_order(lane, client, [
+            (alice, b, text("b1")),
+            (alice, a, first),  # a retry whose answer was lost
+            (bob, c, text("c1")),
+            (bob, a, text("a2")),
+            (alice, b, twice),
+            (alice, b, twice),  # retried before the first try was answered
+        ])  # fmt: skip
     answers = [await send for send in sends]
-    assert [a.status_code for a in answers] == [201, 200, 201, 201], [a.text for a in answers]
-    assert answers[1].json()["position"] == 1
-    assert sorted(a.json()["position"] for a in answers if a.status_code == 201) == [2, 3, 4]
-    assert refusal_reruns() == reruns + 1  # inserted, found short, rolled back, run alone
-    stream = await created_for(client, bob)
+    assert [a.status_code for a in answers] == [201, 200, 201, 201, 201, 200], [
+        a.text for a in answers
+    ]
+    assert [a.json()["position"] for a in answers] == [1, 1, 1, 2, 2, 2]
+    assert refusal_reruns() == reruns  # answered in the batch, not by running it again
+    assert lane.count("INSERT INTO messages") == 3  # b: three sends, so three rounds
+    stream = await created_for(client, carol)
     assert sorted(stream) == sorted({a.json()["id"] for a in answers})
 
 
@@ -183,17 +204,16 @@ async def test_a_sender_who_left_or_whose_session_ended_is_refused_alone(
     convs = await conversations(client, alice, 2)
     left = await client.post(f"/v1/conversations/{convs[1]}/leave", headers=carol)
     assert left.status_code == 204, left.text
+    reruns = refusal_reruns()
     lane = Lane(server)
     async with lane.held_until(4):
-        sends = [
-            await start_send(client, alice, convs[0], text("kept")),
-            await start_send(client, carol, convs[1], text("gone")),  # she left
-            await start_send(client, bob, convs[0], text("ended")),
-            await start_send(client, alice, convs[1], text("also kept")),
-        ]
-        while lane.queued() < 4:  # queued before bob's session ends under them
-            await asyncio.sleep(0.01)
-        await pg_admin.execute(
+        sends = await in_order(lane, client, [
+            (alice, convs[0], text("kept")),
+            (carol, convs[1], text("gone")),  # she left
+            (bob, convs[0], text("ended")),
+            (alice, convs[1], text("also kept")),
+        ])  # fmt: skip
+        await pg_admin.execute(  # bob's session ends while his send waits in the lane
             "UPDATE sessions SET revoked_at = $1, revoked_reason = 'revoked'"
             " WHERE user_pk = (SELECT pk FROM users WHERE user_id = 'bob')",
             time.time(),
@@ -201,6 +221,7 @@ async def test_a_sender_who_left_or_whose_session_ended_is_refused_alone(
     answers = [await send for send in sends]
     assert [a.status_code for a in answers] == [201, 403, 401, 201], [a.text for a in answers]
     assert [a.json()["position"] for a in (answers[0], answers[3])] == [1, 1]
+    assert refusal_reruns() == reruns
     assert sorted(await created_for(client, alice)) == sorted(
         answers[i].json()["id"] for i in (0, 3)
     )

@@ -143,27 +143,28 @@ class _Send:
         )
 
     @staticmethod
-    async def together(
-        tx: Transaction, jobs: list[_Send]
-    ) -> list[tuple[dict[str, Any], bool]] | None:
+    async def together(tx: Transaction, jobs: list[_Send]) -> list[Sent | ChinwagError] | None:
         return await _send_together(tx, jobs)
 
 
-async def _send_together(
-    tx: Transaction, jobs: list[_Send]
-) -> list[tuple[dict[str, Any], bool]] | None:
-    """A batch of sends in four round trips however many there are, where one by one
-    each costs two (its lock with the session check, its insert): the locks of all their
-    conversations (the first alone, which begins the transaction, then the rest
-    together), then every insert together (``store_sent_together``). Each is what
-    :func:`store_message` does for a new message in a small conversation, in the same
-    order; the merges into members' streams stay the batch's (``MergesAtCommit``).
+Sent = tuple[dict[str, Any], bool]
+"""A send's answer: the message, and whether this send created it (not a retry's)."""
 
-    Only the common case: None, having written nothing but taken locks, when anything
-    needs the one-by-one path's care (a refusal to answer, a big conversation, an engine
-    that writes the event apart). A send that then inserts nothing (a repeated id, a
-    member who just left) fails the batch, which reruns its sends alone, each answered
-    as it would have been."""
+
+async def _send_together(tx: Transaction, jobs: list[_Send]) -> list[Sent | ChinwagError] | None:
+    """A batch of sends in a few round trips where one by one each costs two (its lock
+    with the session check, its insert): the locks of all their conversations (the first
+    alone, which begins the transaction, then the rest together), then the inserts
+    together, a round per send to the same conversation (``store_sent_together``: each
+    event is built for its conversation's next position). Each send is what
+    :func:`store_message` does in a small conversation, in the same order; the merges
+    into members' streams stay the batch's (``MergesAtCommit``).
+
+    A send refused before it writes (its session ended) or that inserts nothing (a retry
+    of a stored id, a sender who left) is answered as one by one, and costs the others
+    nothing: a retrying client cannot make its neighbours' batches run again. None,
+    having written nothing but taken locks, when the batch needs the one-by-one path (a
+    conversation not found, a big one, an engine that writes the event apart)."""
     if not joins_event(tx.conn) or any(not is_valid_uuid(j.conversation_id) for j in jobs):
         return None
     services = jobs[0].services
@@ -174,28 +175,45 @@ async def _send_together(
         for j in jobs
     ]  # fmt: skip
     locked = await store.get_locked_with_sessions(tx.conn, keys)
-    if locked is None:
+    if locked is None or any(c.participant_count > EAGER_MEMBERS for c, _ in locked):
         return None
-    last: dict[str, int] = {}
-    pending: list[_Pending] = []
-    for job, (conv, session) in zip(jobs, locked, strict=True):
+    answers: list[Sent | ChinwagError | None] = [None] * len(jobs)
+    waiting: list[int] = []
+    for index, (_, session) in enumerate(locked):
         try:
             refuse_ended(session, now)
-        except ChinwagError:
-            return None
-        if conv.participant_count > EAGER_MEMBERS:
-            return None
-        position = last.get(conv.id, conv.last_position) + 1
-        last[conv.id] = position
-        sent = _pending(services, job.caller, conv, job.checked, now, position)
-        if sent.event.outbox is None:
-            return None
-        pending.append(sent)
-    stored = await store_sent_together(tx.conn, [(p.values, p.event) for p in pending])
-    return [
-        _merged_at_commit(services, tx, job.caller, p, inserted)
-        for job, p, inserted in zip(jobs, pending, stored, strict=True)
-    ]
+            waiting.append(index)
+        except ChinwagError as refusal:
+            answers[index] = refusal
+    last = {conv.id: conv.last_position for conv, _ in locked}
+    not_inserted: list[int] = []
+    while waiting:
+        turn: dict[str, int] = {}  # a conversation's first waiting send
+        for index in waiting:
+            turn.setdefault(locked[index][0].id, index)
+        sends = [
+            _pending(services, jobs[i].caller, locked[i][0], jobs[i].checked, now, last[c] + 1)
+            for c, i in turn.items()
+        ]
+        stored = await store_sent_together(tx.conn, [(p.values, p.event) for p in sends])
+        for index, sent, inserted in zip(turn.values(), sends, stored, strict=True):
+            if inserted is None:
+                not_inserted.append(index)
+                continue
+            last[sent.conv.id] = inserted.position
+            answers[index] = _merged_at_commit(services, tx, jobs[index].caller, sent, inserted)
+        taken = set(turn.values())
+        waiting = [index for index in waiting if index not in taken]
+    for index in not_inserted:  # read-only: what one by one answers them
+        job, conv = jobs[index], locked[index][0]
+        try:
+            answers[index] = await _not_inserted(services, tx, job.caller, conv, job.checked)
+        except ChinwagError as refusal:
+            answers[index] = refusal
+    answered = [answer for answer in answers if answer is not None]
+    if len(answered) != len(jobs):
+        raise RuntimeError("a send of the batch went unanswered")
+    return answered
 
 
 async def send_as(
@@ -294,22 +312,7 @@ async def store_message(
         values = _new_values(services, sender, conv, msg, now)
         inserted = await store_sent(tx.conn, values)
     if inserted is None:
-        if member is None:  # refused by the insert, or the id is taken: which one
-            require_active(await membership(tx.conn, conv, sender))
-        existing = await message_store.get_message_by_public_id(
-            tx.conn, sender.app_id, msg.message_id
-        )
-        if existing is None:
-            raise IdInUse("That message id is already in use.")
-        repeated = _repeat(existing, sender, conv, msg.encoded)
-        # A retry is what a sender does when the first try's answer never came: perhaps
-        # its node died between the commit and the doorbell, and the message is stored
-        # but no other node heard of it. Ring again, as a prompt to read the store: every
-        # node checks its members of the conversation connected there (``live_merge``), a
-        # read for those behind and nothing for the others.
-        again = ConversationAdvanced(conv.id, existing.position)
-        tx.after_commit(lambda: services.publish(again))
-        return repeated, False
+        return await _not_inserted(services, tx, sender, conv, msg, member)
     if at_commit and pending is not None:
         return _merged_at_commit(services, tx, sender, pending, inserted)
     position = inserted.position
@@ -328,6 +331,33 @@ async def store_message(
         advanced = ConversationAdvanced(conv.id, position)
         tx.after_commit(lambda: services.publish(advanced))
     return body, True
+
+
+async def _not_inserted(
+    services: Services,
+    tx: Transaction,
+    sender: Actor,
+    conv: ConversationRow,
+    msg: CheckedMessage,
+    member: MemberRow | None = None,
+) -> Sent:
+    """The answer to a send whose insert wrote nothing: the sender is not an active
+    member (``member``, when already read: it is), or its id is taken, by a message it
+    repeats or by another (409)."""
+    if member is None:  # refused by the insert, or the id is taken: which one
+        require_active(await membership(tx.conn, conv, sender))
+    existing = await message_store.get_message_by_public_id(tx.conn, sender.app_id, msg.message_id)
+    if existing is None:
+        raise IdInUse("That message id is already in use.")
+    repeated = _repeat(existing, sender, conv, msg.encoded)
+    # A retry is what a sender does when the first try's answer never came: perhaps its
+    # node died between the commit and the doorbell, and the message is stored but no
+    # other node heard of it. Ring again, as a prompt to read the store: every node
+    # checks its members of the conversation connected there (``live_merge``), a read for
+    # those behind and nothing for the others.
+    again = ConversationAdvanced(conv.id, existing.position)
+    tx.after_commit(lambda: services.publish(again))
+    return repeated, False
 
 
 def _new_values(

@@ -36,13 +36,15 @@ __all__ = ["Job", "RerunAlone", "Together", "WriteBatcher"]
 
 T = TypeVar("T")
 Job = Callable[["Transaction"], Awaitable[T]]
-Together = Callable[["Transaction", list[Any]], Awaitable[list[T] | None]]
+Together = Callable[["Transaction", list[Any]], Awaitable[list[T | ChinwagError] | None]]
 """A job's optional ``together`` attribute: runs a whole batch of such jobs (in order, in
 the batch's transaction) with fewer statements than one by one, and answers each job's
-result in order; or None, having written nothing, when this batch does not suit it (the
-jobs then run one by one in the same transaction). A failure after it wrote reruns every
-job alone, as any failure does. Only lanes use it (``pg_batching.py``): a statement that
-covers several jobs saves a round trip on PostgreSQL and nothing on SQLite."""
+result in order, or its refusal (a :class:`ChinwagError` returned, not raised: that job
+wrote nothing, and the others stand); or None, having written nothing, when this batch
+does not suit it (the jobs then run one by one in the same transaction). A failure after
+it wrote reruns every job alone, as any failure does. Only lanes use it
+(``pg_batching.py``): a statement that covers several jobs saves a round trip on
+PostgreSQL and nothing on SQLite."""
 
 
 @dataclass(slots=True)
@@ -117,9 +119,10 @@ class WriteBatcher:
                 results = await together(tx, [q.job for q in batch]) if together else None
                 if results is not None:
                     outcomes = [
-                        (queued, result, None)
+                        (queued, None, result) if isinstance(result, ChinwagError)
+                        else (queued, result, None)
                         for queued, result in zip(batch, results, strict=True)
-                    ]
+                    ]  # fmt: skip
                 for queued in batch if results is None else ():
                     if not queued.leaves_work:
                         await tx.settle()  # what the jobs before left: done before this one

@@ -29,11 +29,12 @@ merge of that sender's stream (a read on their other device). So they are writte
 the merge, in its own update of the sender's row (``spans.ReadMarks``).
 
 A PostgreSQL lane's batch of sends runs this statement once per send but in one round trip
-(:func:`store_sent_together`, asyncpg's ``fetchmany``): each execution still sees the ones
-before it, so two sends to one conversation take consecutive positions, and one that
-inserts nothing fails the batch, which then runs its sends one by one to answer each
-(``handlers/messages._send_together``). With batches of eight that took a send's round
-trips from 2.6 to 1.0 and its CPU in chinwag by a third (``bench/README.md``).
+per conversation's turn (:func:`store_sent_together`, asyncpg's ``fetchmany``): each
+send's event is built for its conversation's next position, so a round holds one send per
+conversation, and a send that inserts nothing (a retry of a stored id) wrote nothing and
+costs the others nothing (``handlers/messages._send_together``). With batches of eight
+that took a send's round trips from 2.6 to 1.0 and its CPU in chinwag by a third
+(``bench/README.md``).
 
 The insert is also the send's membership check: it inserts only while the sender is an
 active participant (``WHERE EXISTS`` on their ``participants`` row). The caller holds the
@@ -136,7 +137,7 @@ def _in_one_statement(*, with_event: bool = False, with_outbox: bool = False) ->
             .scalar_subquery()
         )
         query = query.add_columns(written)
-    return Prepared(query)
+    return Prepared(query.add_columns(inserted.c.id))  # last: which send a row is
 
 
 _STORE_SENT = _in_one_statement()
@@ -218,27 +219,29 @@ def _with_event(values: dict[str, Any], event: SentEvent) -> dict[str, Any]:
 
 
 class NotAllStored(RerunAlone):
-    """A send of :func:`store_sent_together` wrote nothing or took another position than
-    its event's: the batch must be rolled back and its sends run one by one."""
+    """A send of :func:`store_sent_together` took another position than its event's: the
+    caller's locks did not hold, and the batch must be rolled back."""
 
 
 async def store_sent_together(
     conn: AsyncConnection, sends: list[tuple[dict[str, Any], SentEvent]]
-) -> list[Stored]:
+) -> list[Stored | None]:
     """:func:`store_sent` of each ``(values, event)``, in order, in one round trip on
-    PostgreSQL (``Prepared.each``); every event has its ``outbox``. The statement is
-    :func:`store_sent`'s, so each insert sees the ones before it (a second send to one
-    conversation takes the next position). Raises :class:`NotAllStored` when any send
-    inserted nothing (a repeated id, a sender no longer a member) or a position differs,
-    after the others were written: the caller's transaction must not commit."""
+    PostgreSQL (``Prepared.each``); every event has its ``outbox``, and no two sends are to
+    one conversation (each event's position is its conversation's next). None for a send
+    that inserted nothing (a repeated id, a sender no longer a member): like
+    :func:`store_sent`, it wrote nothing, and the others stand. Raises
+    :class:`NotAllStored` when a message took another position than its event's."""
     if not all(joins_event(conn) and event.outbox is not None for _, event in sends):
         raise ValueError("store_sent_together writes each message with its event and outbox")
+    if len({values["conversation_id"] for values, _ in sends}) != len(sends):
+        raise ValueError("store_sent_together takes one send per conversation")
     rows = await _STORE_SENT_WITH_OUTBOX.each(conn, [_with_event(v, e) for v, e in sends])
-    if len(rows) != len(sends):
-        raise NotAllStored(f"{len(sends) - len(rows)} of {len(sends)} sends inserted nothing")
-    stored = []
-    for row, (_, event) in zip(rows, sends, strict=True):
-        if int(row[0]) != event.position:
+    by_id = {str(row[2]): row for row in rows}
+    stored: list[Stored | None] = []
+    for values, event in sends:
+        row = by_id.get(values["id"])
+        if row is not None and int(row[0]) != event.position:
             raise NotAllStored(f"message took position {row[0]}, not {event.position}")
-        stored.append(Stored(event.position, int(row[1]) > 0))
+        stored.append(Stored(event.position, int(row[1]) > 0) if row is not None else None)
     return stored
