@@ -32,7 +32,7 @@ from chinwag.server.storage.prepared import raw_sqlite
 if TYPE_CHECKING:
     from chinwag.server.storage.database import Database, Transaction
 
-__all__ = ["Job", "RerunAlone", "Together", "WriteBatcher"]
+__all__ = ["Job", "Together", "WriteBatcher"]
 
 T = TypeVar("T")
 Job = Callable[["Transaction"], Awaitable[T]]
@@ -69,13 +69,8 @@ class _Refused(Exception):
         self.refusal = refusal
 
 
-class RerunAlone(Exception):
-    """Raised by a :data:`Together` that wrote, then found a job it cannot answer (a
-    refusal): the batch is rolled back and every job runs alone, answered on its own."""
-
-
 def _rerun_reason(failure: Exception) -> str:
-    if isinstance(failure, _RefusalWrote | RerunAlone):
+    if isinstance(failure, _RefusalWrote):
         return "refusal"
     return "database" if is_storage_unavailable(failure) else "error"
 

@@ -327,8 +327,12 @@ async def get_locked_with_session(
     row = await _GET_CONVERSATION_LOCKED_WITH_SESSION.first(
         conn, {"app_id": app_id, "conversation_id": conversation_id, "session_id": session_id}
     )
-    if row is None:
-        return None
+    return _locked_with_session(row) if row is not None else None
+
+
+def _locked_with_session(row: Sequence[Any]) -> tuple[ConversationRow, SessionRecord | None]:
+    """A row of ``_GET_CONVERSATION_LOCKED_WITH_SESSION``: the conversation, then the
+    session's columns (all NULL when there is no such session)."""
     width = len(_CONV_COLUMNS)
     session = session_from_row(row[width:]) if row[width] is not None else None
     return _conversation(row[:width]), session
@@ -350,14 +354,7 @@ async def get_locked_with_sessions(
     rows = [first, *await _GET_CONVERSATION_LOCKED_WITH_SESSION.each(conn, keys[1:])]
     if len(rows) != len(keys):  # each set returns one row or none: all are there, in order
         return None
-    width = len(_CONV_COLUMNS)
-    return [
-        (
-            _conversation(row[:width]),
-            session_from_row(row[width:]) if row[width] is not None else None,
-        )
-        for row in rows
-    ]
+    return [_locked_with_session(row) for row in rows]
 
 
 async def get_conversation(

@@ -58,7 +58,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chinwag.server.storage import messages as message_store
 from chinwag.server.storage import push as push_store
 from chinwag.server.storage import webhook_outbox as webhook_store
-from chinwag.server.storage.batching import RerunAlone
 from chinwag.server.storage.engines import is_postgres
 from chinwag.server.storage.prepared import Prepared
 from chinwag.server.storage.schema import (
@@ -71,7 +70,6 @@ from chinwag.server.storage.schema import (
 )
 
 __all__ = [
-    "NotAllStored",
     "SentEvent",
     "Stored",
     "joins_event",
@@ -218,11 +216,6 @@ def _with_event(values: dict[str, Any], event: SentEvent) -> dict[str, Any]:
     return params
 
 
-class NotAllStored(RerunAlone):
-    """A send of :func:`store_sent_together` took another position than its event's: the
-    caller's locks did not hold, and the batch must be rolled back."""
-
-
 async def store_sent_together(
     conn: AsyncConnection, sends: list[tuple[dict[str, Any], SentEvent]]
 ) -> list[Stored | None]:
@@ -230,8 +223,9 @@ async def store_sent_together(
     PostgreSQL (``Prepared.each``); every event has its ``outbox``, and no two sends are to
     one conversation (each event's position is its conversation's next). None for a send
     that inserted nothing (a repeated id, a sender no longer a member): like
-    :func:`store_sent`, it wrote nothing, and the others stand. Raises
-    :class:`NotAllStored` when a message took another position than its event's."""
+    :func:`store_sent`, it wrote nothing, and the others stand. A message that took
+    another position than its event's means the caller's locks did not hold: raised, as
+    :func:`store_sent` raises it, so the batch is rolled back."""
     if not all(joins_event(conn) and event.outbox is not None for _, event in sends):
         raise ValueError("store_sent_together writes each message with its event and outbox")
     if len({values["conversation_id"] for values, _ in sends}) != len(sends):
@@ -242,6 +236,6 @@ async def store_sent_together(
     for values, event in sends:
         row = by_id.get(values["id"])
         if row is not None and int(row[0]) != event.position:
-            raise NotAllStored(f"message took position {row[0]}, not {event.position}")
+            raise RuntimeError(f"message took position {row[0]}, not {event.position}")
         stored.append(Stored(event.position, int(row[1]) > 0) if row is not None else None)
     return stored

@@ -167,7 +167,8 @@ class Prepared:
         """The statement once per parameter set, in order, and every row they returned, in
         one list. On PostgreSQL's fast path that is one round trip (asyncpg's
         ``fetchmany`` sends every set before it waits), which is why a batch of sends
-        locks its conversations and inserts its messages with it (``send_together``).
+        locks its conversations and inserts its messages with it
+        (``handlers/messages._send_together``).
         Elsewhere the sets run one after another."""
         if not rows:
             return []
